@@ -1,0 +1,201 @@
+"""The snapshot-callback family of the Live API, declared once.
+
+    >>> action = resolve("add-live-snapshot-notify-config")
+    >>> action.validate({"DomainName": "live.example.com", "NotifyUrl": "https://cb.example.com/s"})
+    {'DomainName': 'live.example.com', 'NotifyUrl': 'https://cb.example.com/s'}
+
+Every other module (input checks, the client, the simulator, plan and verify)
+reads parameters, constraints and response shapes from this catalogue, so the
+documented rules live in exactly one place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import urlsplit
+
+__all__ = [
+    "API_VERSION",
+    "ACTIONS",
+    "Action",
+    "InvalidParams",
+    "Kind",
+    "Param",
+    "resolve",
+]
+
+API_VERSION = "2016-11-01"
+
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$"
+)
+_KEY = re.compile(r"^[A-Za-z0-9]{16,32}$")
+_URL_MAX = 500
+
+
+class InvalidParams(ValueError):
+    """A row's parameters break the action's documented rules.
+
+    ``code`` is the service's own error code for the same mistake
+    (MissingParam or MalformedParam), so the simulator can answer with it.
+    The message never contains a secret value.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Kind(Enum):
+    DOMAIN = "domain"
+    URL = "url"
+    YESNO = "yes/no"
+    KEY = "key"
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    kind: Kind
+    required: bool = False
+    secret: bool = False
+
+    def check(self, value: str) -> str | None:
+        """Return why ``value`` is malformed, or None when it is fine."""
+        if self.kind is Kind.DOMAIN:
+            return None if _DOMAIN.match(value) else "is not a valid domain name"
+        if self.kind is Kind.URL:
+            if len(value) > _URL_MAX:
+                return f"is longer than {_URL_MAX} characters"
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+                return "is not a valid http(s) URL"
+            return None
+        if self.kind is Kind.YESNO:
+            return None if value in ("yes", "no") else "must be yes or no"
+        # Never echo the key itself: it is a secret.
+        return None if _KEY.match(value) else "must be 16 to 32 letters or digits"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One API operation: its parameters, rules and response fields."""
+
+    name: str
+    params: tuple[Param, ...]
+    idempotent: bool
+    read_only: bool = False
+    #: fields a successful response carries (besides RequestId)
+    returns: tuple[str, ...] = ()
+    #: (switch, key): the key is required when the switch is "yes"
+    auth_pair: tuple[str, str] | None = None
+
+    @property
+    def kebab(self) -> str:
+        return re.sub(r"(?<!^)(?=[A-Z])", "-", self.name).lower()
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.params if p.secret)
+
+    def validate(self, row: Mapping[str, object]) -> dict[str, str]:
+        """Check a row and return the parameters to send, in catalogue order.
+
+        Empty values count as absent; unknown columns are an error, since a
+        misspelt column would otherwise be silently dropped.
+        """
+        known = {p.name: p for p in self.params}
+        unknown = sorted(k for k, v in row.items() if k not in known and k != "RegionId" and _present(v))
+        if unknown:
+            raise InvalidParams("MalformedParam", f"unknown parameter(s) for {self.name}: {', '.join(unknown)}")
+        out: dict[str, str] = {}
+        for p in self.params:
+            raw = row.get(p.name)
+            if not _present(raw):
+                if p.required:
+                    raise InvalidParams("MissingParam", f"{p.name} is required")
+                continue
+            if not isinstance(raw, str):
+                raise InvalidParams("MalformedParam", f"{p.name} must be a string")
+            value = raw.strip()
+            problem = p.check(value)
+            if problem:
+                raise InvalidParams("MalformedParam", f"{p.name} {problem}")
+            out[p.name] = value
+        if self.auth_pair:
+            switch, key = self.auth_pair
+            if out.get(switch) == "yes" and key not in out:
+                raise InvalidParams("MissingParam", f"{key} is required when {switch} is yes")
+        return out
+
+    def read(self, body: Mapping[str, object]) -> dict[str, str]:
+        """The fields this action returns, as strings ('' when absent)."""
+        return {f: str(body.get(f) or "") for f in self.returns}
+
+
+def _present(value: object) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+_DOMAIN_P = Param("DomainName", Kind.DOMAIN, required=True)
+_NOTIFY = (
+    _DOMAIN_P,
+    Param("NotifyUrl", Kind.URL, required=True),
+    Param("NotifyReqAuth", Kind.YESNO),
+    Param("NotifyAuthKey", Kind.KEY, secret=True),
+)
+_NOTIFY_FIELDS = ("DomainName", "NotifyUrl", "NotifyReqAuth", "NotifyAuthKey")
+_CALLBACK_FIELDS = ("DomainName", "CallbackReqAuth", "CallbackAuthKey")
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        Action(
+            "AddLiveSnapshotNotifyConfig", _NOTIFY, idempotent=False,
+            auth_pair=("NotifyReqAuth", "NotifyAuthKey"),
+        ),
+        Action(
+            "UpdateLiveSnapshotNotifyConfig", _NOTIFY, idempotent=True,
+            auth_pair=("NotifyReqAuth", "NotifyAuthKey"),
+        ),
+        Action(
+            "DescribeLiveSnapshotNotifyConfig", (_DOMAIN_P,), idempotent=True,
+            read_only=True, returns=_NOTIFY_FIELDS,
+        ),
+        Action("DeleteLiveSnapshotNotifyConfig", (_DOMAIN_P,), idempotent=True),
+        Action(
+            "SetSnapshotCallbackAuth",
+            (
+                _DOMAIN_P,
+                Param("CallbackReqAuth", Kind.YESNO, required=True),
+                Param("CallbackAuthKey", Kind.KEY, required=True, secret=True),
+            ),
+            idempotent=True,
+        ),
+        Action(
+            "QuerySnapshotCallbackAuth", (_DOMAIN_P,), idempotent=True,
+            read_only=True, returns=_CALLBACK_FIELDS,
+        ),
+        Action("DeleteSnapshotCallbackAuth", (_DOMAIN_P,), idempotent=True),
+    )
+}
+
+#: every parameter name that holds a secret, across the family
+SECRET_PARAMS: frozenset[str] = frozenset().union(*(a.secret_names for a in ACTIONS.values()))
+
+
+def resolve(name: str) -> Action:
+    """Find an action by its API name or a kebab/snake form, case-insensitively."""
+    wanted = name.replace("-", "").replace("_", "").lower()
+    for action in ACTIONS.values():
+        if action.name.lower() == wanted:
+            return action
+    names = ", ".join(ACTIONS)
+    raise KeyError(f"unknown action {name!r}; expected one of: {names}")
