@@ -12,7 +12,7 @@ documented rules live in exactly one place.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit
@@ -24,6 +24,7 @@ __all__ = [
     "InvalidParams",
     "Kind",
     "Param",
+    "SECRET_PARAMS",
     "resolve",
 ]
 
@@ -92,6 +93,9 @@ class Action:
     returns: tuple[str, ...] = ()
     #: (switch, key): the key is required when the switch is "yes"
     auth_pair: tuple[str, str] | None = None
+    #: the read-only action that shows this one's effect, and what it should show
+    readback: str | None = None
+    expect: Callable[[Mapping[str, str]], dict[str, str]] | None = None
 
     @property
     def kebab(self) -> str:
@@ -139,6 +143,15 @@ class Action:
         """The fields this action returns, as strings ('' when absent)."""
         return {f: str(body.get(f) or "") for f in self.returns}
 
+    def differences(self, params: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
+        """Fields where the live state (read with ``readback``) differs from what ``params`` set.
+
+        Only names are returned, never values: some of them are secrets.
+        """
+        if self.expect is None:
+            raise ValueError(f"{self.name} has no read-back")
+        return [f for f, want in self.expect(params).items() if current.get(f, "") != want]
+
 
 def _present(value: object) -> bool:
     return value is not None and not (isinstance(value, str) and not value.strip())
@@ -154,22 +167,41 @@ _NOTIFY = (
 _NOTIFY_FIELDS = ("DomainName", "NotifyUrl", "NotifyReqAuth", "NotifyAuthKey")
 _CALLBACK_FIELDS = ("DomainName", "CallbackReqAuth", "CallbackAuthKey")
 
+
+def _notify_set(p: Mapping[str, str]) -> dict[str, str]:
+    auth = p.get("NotifyReqAuth", "no")
+    # NotifyUrl is absent when a rotation keeps each domain's current one.
+    out = {"NotifyUrl": p["NotifyUrl"]} if "NotifyUrl" in p else {}
+    out["NotifyReqAuth"] = auth
+    if auth == "yes" or "NotifyAuthKey" in p:
+        out["NotifyAuthKey"] = p.get("NotifyAuthKey", "")
+    return out
+
+
+def _callback_set(p: Mapping[str, str]) -> dict[str, str]:
+    return {"CallbackReqAuth": p["CallbackReqAuth"], "CallbackAuthKey": p["CallbackAuthKey"]}
+
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
         Action(
             "AddLiveSnapshotNotifyConfig", _NOTIFY, idempotent=False,
             auth_pair=("NotifyReqAuth", "NotifyAuthKey"),
+            readback="DescribeLiveSnapshotNotifyConfig", expect=_notify_set,
         ),
         Action(
             "UpdateLiveSnapshotNotifyConfig", _NOTIFY, idempotent=True,
             auth_pair=("NotifyReqAuth", "NotifyAuthKey"),
+            readback="DescribeLiveSnapshotNotifyConfig", expect=_notify_set,
         ),
         Action(
             "DescribeLiveSnapshotNotifyConfig", (_DOMAIN_P,), idempotent=True,
             read_only=True, returns=_NOTIFY_FIELDS,
         ),
-        Action("DeleteLiveSnapshotNotifyConfig", (_DOMAIN_P,), idempotent=True),
+        Action(
+            "DeleteLiveSnapshotNotifyConfig", (_DOMAIN_P,), idempotent=True,
+            readback="DescribeLiveSnapshotNotifyConfig", expect=lambda p: {"NotifyUrl": ""},
+        ),
         Action(
             "SetSnapshotCallbackAuth",
             (
@@ -178,12 +210,16 @@ ACTIONS: dict[str, Action] = {
                 Param("CallbackAuthKey", Kind.KEY, required=True, secret=True),
             ),
             idempotent=True,
+            readback="QuerySnapshotCallbackAuth", expect=_callback_set,
         ),
         Action(
             "QuerySnapshotCallbackAuth", (_DOMAIN_P,), idempotent=True,
             read_only=True, returns=_CALLBACK_FIELDS,
         ),
-        Action("DeleteSnapshotCallbackAuth", (_DOMAIN_P,), idempotent=True),
+        Action(
+            "DeleteSnapshotCallbackAuth", (_DOMAIN_P,), idempotent=True,
+            readback="QuerySnapshotCallbackAuth", expect=lambda p: {"CallbackAuthKey": ""},
+        ),
     )
 }
 

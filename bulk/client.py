@@ -1,0 +1,165 @@
+"""An async client for the Live API's RPC endpoint, one signed call at a time.
+
+    async with LiveClient(credentials=source, endpoint="http://127.0.0.1:8787") as client:
+        outcome = await client.call("DescribeLiveSnapshotNotifyConfig", {"DomainName": "a.example.com"})
+        if outcome.ok:
+            print(outcome.request_id, outcome.body["NotifyUrl"])
+
+Every call is signed afresh (new nonce and time) and ends in a typed
+outcome, never an exception: ``Success`` or ``Failure``, the latter
+classified ``transient`` (worth retrying) or permanent. One aiohttp session
+with keep-alive serves the whole run. Pacing and retries are the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from .actions import SECRET_PARAMS
+from .credentials import CredentialSource, CredentialsError, fingerprint
+from .signing import sign
+
+__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_REGION", "Failure", "LiveClient", "Outcome", "Success", "is_transient"]
+
+DEFAULT_ENDPOINT = "https://live.aliyuncs.com"
+DEFAULT_REGION = "cn-shanghai"
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    request_id: str
+    body: dict[str, Any] = field(repr=False)
+    status: int
+    latency: float
+    ok: bool = field(default=True, init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    code: str
+    message: str
+    status: int | None
+    request_id: str | None
+    transient: bool
+    latency: float
+    ok: bool = field(default=False, init=False)
+
+    @property
+    def throttled(self) -> bool:
+        return self.code.startswith("Throttling")
+
+
+Outcome = Success | Failure
+
+
+def is_transient(status: int | None, code: str) -> bool:
+    """5xx and any Throttling* code (whatever the status) are worth retrying."""
+    return code.startswith("Throttling") or status is None or status >= 500
+
+
+class LiveClient:
+    __slots__ = ("_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit")
+
+    def __init__(
+        self,
+        *,
+        credentials: CredentialSource,
+        endpoint: str = DEFAULT_ENDPOINT,
+        region: str | None = DEFAULT_REGION,
+        signature: str = "v3",
+        timeout: float = 10.0,
+        connections: int = 100,
+    ) -> None:
+        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
+        if signature not in ("v3", "v1"):
+            raise ValueError(f"signature must be v3 or v1, got {signature!r}")
+        self._credentials = credentials
+        self._base = f"{parts.scheme}://{parts.netloc}/"
+        self._host = parts.netloc
+        self._region = region
+        self._scheme = signature
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._limit = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> LiveClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # Created lazily so the session binds to the loop that uses it.
+            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    async def access_key_id(self) -> str:
+        """The AccessKey calls are signed with: pacing is kept per account."""
+        return (await self._credentials.get()).access_key_id
+
+    async def call(self, action: str, params: Mapping[str, str]) -> Outcome:
+        """Sign and send one call; classify whatever comes back."""
+        full = dict(params)
+        if self._region and "RegionId" not in full:
+            full["RegionId"] = self._region
+        try:
+            creds = await self._credentials.get()
+        except CredentialsError as exc:
+            return Failure("InvalidCredentials", str(exc), None, None, False, 0.0)
+        request = sign(self._scheme, action, full, creds, host=self._host)
+        url = URL(self._base + ("?" + request.query if request.query else ""), encoded=True)
+        started = time.monotonic()
+        try:
+            async with self._get_session().request(
+                request.method, url, headers=request.headers, data=request.body or None
+            ) as response:
+                raw = await response.read()
+                status = response.status
+        except (asyncio.TimeoutError, TimeoutError):
+            return Failure("Timeout", "no response within the timeout", None, None, True, time.monotonic() - started)
+        except aiohttp.ClientError as exc:
+            kind = type(exc).__name__
+            return Failure("ConnectionError", f"{kind}: {exc}", None, None, True, time.monotonic() - started)
+        return _classify(status, raw, time.monotonic() - started, full)
+
+
+def _classify(status: int, raw: bytes, latency: float, sent: Mapping[str, str]) -> Outcome:
+    try:
+        body = orjson.loads(raw)
+        if not isinstance(body, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        return Failure("BadResponse", f"HTTP {status} with a body that is not a JSON object", status, None, True, latency)
+    request_id = str(body.get("RequestId") or "") or None
+    if status < 300:
+        return Success(request_id or "", body, status, latency)
+    code = str(body.get("Code") or f"HTTP{status}")
+    message = _redact(str(body.get("Message") or ""), sent)
+    return Failure(code, message, status, request_id, is_transient(status, code), latency)
+
+
+def _redact(message: str, sent: Mapping[str, str]) -> str:
+    """Services sometimes echo parameters back; never let a secret through."""
+    for name in SECRET_PARAMS:
+        value = sent.get(name)
+        if value and value in message:
+            message = message.replace(value, fingerprint(value))
+    return message

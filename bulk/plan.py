@@ -1,0 +1,107 @@
+"""Plans: what a change would do to each domain, decided from its live state.
+
+    kind, fields, send = classify(resolve("AddLiveSnapshotNotifyConfig"), row.params, current)
+    # ("update", ("NotifyUrl",), "UpdateLiveSnapshotNotifyConfig")
+
+``bulk plan`` reads every domain's current config (an engine run in plan
+mode), classifies each row as ``create``, ``update``, ``noop`` or
+``conflict`` and writes a plan file: one JSON header line (action, input
+digest, time) and one line per row. ``bulk run --plan`` sends only the
+``create`` and ``update`` rows, each with the action the plan chose. Field
+names are compared and listed, never their values: keys are secrets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .actions import Action
+
+__all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "classify", "read_plan", "write_plan"]
+
+KINDS = ("create", "update", "noop", "conflict", "invalid")
+_NOTIFY = ("AddLiveSnapshotNotifyConfig", "UpdateLiveSnapshotNotifyConfig")
+_CALLBACK = ("SetSnapshotCallbackAuth", "SetSnapshotCallbackAuth")
+
+
+class PlanError(Exception):
+    """The plan file cannot be applied (too old, another input, unreadable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanHeader:
+    action: str
+    input_path: str
+    input_sha256: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    line: int
+    domain: str
+    kind: str
+    fields: tuple[str, ...] = ()
+    send: str | None = None
+    reason: str = ""
+
+
+def classify(
+    action: Action, params: Mapping[str, str], current: Mapping[str, str]
+) -> tuple[str, tuple[str, ...], str | None]:
+    """(kind, differing fields, action to send) for a row and the live state it would change."""
+    exists = _exists(current)
+    if action.name.startswith("Delete"):
+        return ("update", ("deleted",), action.name) if exists else ("noop", (), None)
+    create, update = _NOTIFY if action.readback == "DescribeLiveSnapshotNotifyConfig" else _CALLBACK
+    diffs = tuple(action.differences(params, current))
+    if not exists:
+        return "create", diffs, create
+    if not diffs:
+        return "noop", (), None
+    return "update", diffs, update
+
+
+def _exists(current: Mapping[str, str]) -> bool:
+    return bool(current.get("NotifyUrl") or current.get("CallbackAuthKey") or current.get("CallbackReqAuth") == "yes")
+
+
+def write_plan(path: Path, header: PlanHeader, entries: list[PlanEntry]) -> None:
+    with path.open("wb") as out:
+        out.write(orjson.dumps({"plan": 1, **_asdict(header)}) + b"\n")
+        for entry in entries:
+            out.write(orjson.dumps(_asdict(entry)) + b"\n")
+
+
+def read_plan(path: Path, *, max_age: float, now: float | None = None) -> tuple[PlanHeader, dict[int, PlanEntry]]:
+    """Read a plan, refusing one older than ``max_age`` seconds."""
+    try:
+        lines = path.read_bytes().splitlines()
+        head = orjson.loads(lines[0])
+        if head.get("plan") != 1:
+            raise ValueError("not a bulk plan")
+        header = PlanHeader(head["action"], head["input_path"], head["input_sha256"], float(head["created"]))
+        entries = {}
+        for raw in lines[1:]:
+            item = orjson.loads(raw)
+            entries[item["line"]] = PlanEntry(
+                item["line"], item["domain"], item["kind"], tuple(item["fields"]), item["send"], item["reason"]
+            )
+    except (OSError, IndexError, KeyError, TypeError, ValueError) as exc:
+        raise PlanError(f"cannot read plan {path}: {exc}") from None
+    age = (now if now is not None else time.time()) - header.created
+    if age > max_age:
+        raise PlanError(
+            f"plan {path} is {age / 60:.0f} min old (limit {max_age / 60:.0f} min); make a new one with bulk plan"
+        )
+    return header, entries
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}

@@ -1,0 +1,164 @@
+"""What happened to each row, for people and for the next run.
+
+    with Checkpoint.open_readonly(Path("domains.csv.add-live-snapshot-notify-config.ckpt")) as ckpt:
+        write_report(ckpt, Path("report.csv"))                 # one line per row, with RequestId
+        write_failures(ckpt, Path("failures.csv"))             # failed rows in the input's own format
+
+Both read only the checkpoint (and, for the failures file, the input file it
+names), so they can be produced at any time, also for a run still going.
+Neither ever holds a secret: the checkpoint has none, and secret columns of
+the input are left out of the failures file.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.table import Table
+
+from .actions import resolve
+from .checkpoint import Checkpoint, CheckpointError
+from .inputs import Format, InputError, read_rows, write_rows
+from .plan import PlanEntry, PlanHeader, write_plan
+
+__all__ = [
+    "REPORT_COLUMNS",
+    "failures_path",
+    "plan_from_checkpoint",
+    "report_rows",
+    "summary_table",
+    "write_failures",
+    "write_report",
+]
+
+REPORT_COLUMNS = (
+    "line", "domain", "action", "outcome", "attempts", "error_code", "error_message", "request_id", "finished_at",
+)
+_FAILED = ("failed", "invalid")
+
+
+def report_rows(ckpt: Checkpoint, *, failed_only: bool = False) -> Iterator[dict[str, Any]]:
+    meta = ckpt.meta() or {}
+    for r in ckpt.rows(states=_FAILED if failed_only else None):
+        yield {
+            "line": r["line"],
+            "domain": r["domain"] or "",
+            "action": r["action"] or meta.get("action", ""),
+            "outcome": "pending" if r["state"] == "sending" else r["state"],
+            "attempts": r["attempts"],
+            "error_code": r["code"] or "",
+            "error_message": r["message"] or "",
+            "request_id": r["request_id"] or "",
+            "finished_at": _iso(r["finished"]),
+        }
+
+
+def write_report(ckpt: Checkpoint, path: Path | None, *, fmt: str = "csv", failed_only: bool = False) -> int:
+    """Write the per-row report to ``path`` (stdout when None); return the row count."""
+    if fmt not in ("csv", "jsonl"):
+        raise ValueError("report format must be csv or jsonl")
+    out = path.open("w", encoding="utf-8", newline="") if path else sys.stdout
+    count = 0
+    try:
+        if fmt == "csv":
+            writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS)
+            writer.writeheader()
+            for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
+                writer.writerow(row)
+        else:
+            for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
+                out.write(orjson.dumps(row).decode() + "\n")
+    finally:
+        if path:
+            out.close()
+    return count
+
+
+def failures_path(checkpoint: Path, fmt: Format) -> Path:
+    """``x.ckpt`` -> ``x.failures.csv`` (or .jsonl / .txt, as the input was)."""
+    ext = {Format.CSV: ".csv", Format.JSONL: ".jsonl", Format.LIST: ".txt"}[fmt]
+    return checkpoint.with_name(checkpoint.stem + ".failures" + ext)
+
+
+def write_failures(ckpt: Checkpoint, path: Path) -> int:
+    """Write failed and invalid rows in the input's own format, ready to be fed back.
+
+    Secret columns are left out; give them again with --set, or resume the
+    original input with ``--retry-failed``.
+    """
+    meta = ckpt.meta()
+    if not meta:
+        raise CheckpointError(f"{ckpt.path} holds no run")
+    lines = {r["line"] for r in ckpt.rows(states=_FAILED)}
+    if not lines:
+        return 0
+    action = resolve(meta["action"])
+    fmt = Format(meta["format"])
+    input_path = Path(meta["input_path"])
+    try:
+        items = read_rows(input_path, action)
+        rows = [_public(item.raw, action.secret_names) for item in items if item.line in lines and item.raw]
+    except (InputError, OSError) as exc:
+        raise CheckpointError(f"cannot read the input {input_path} for the failures file: {exc}") from None
+    write_rows(path, fmt, rows, columns=_columns(rows) or None)
+    return len(rows)
+
+
+def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
+    """Write the plan file of a finished plan run; return the count of rows per kind."""
+    meta = ckpt.meta()
+    if not meta:
+        raise CheckpointError(f"{ckpt.path} holds no run")
+    entries = []
+    for r in ckpt.rows():
+        if r["state"] == "invalid":
+            entries.append(PlanEntry(r["line"], r["domain"] or "", "invalid", reason=r["message"] or ""))
+        elif r["state"] == "done":
+            kind = r["code"]
+            fields = tuple(f for f in (r["message"] or "").split(",") if f) if kind != "conflict" else ()
+            reason = (r["message"] or "") if kind == "conflict" else ""
+            entries.append(PlanEntry(r["line"], r["domain"], kind, fields, r["action"], reason))
+    # The plan is as old as its first read, not as its file.
+    header = PlanHeader(meta["action"], meta["input_path"], meta["input_sha256"], meta["created"])
+    write_plan(path, header, entries)
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.kind] = counts.get(entry.kind, 0) + 1
+    return counts
+
+
+def summary_table(counts: Mapping[str, int], errors: Mapping[str, int], *, elapsed: float, calls: int) -> Table:
+    table = Table(title="bulk: summary", show_header=True, header_style="bold")
+    table.add_column("outcome")
+    table.add_column("rows", justify="right")
+    for state in ("done", "skipped", "failed", "invalid"):
+        table.add_row(state, str(counts.get(state, 0)))
+    pending = counts.get("pending", 0) + counts.get("sending", 0)
+    if pending:
+        table.add_row("pending", str(pending))
+    for code, n in errors.items():
+        table.add_row(f"  error {code}", str(n))
+    pace = calls / elapsed if elapsed > 0 else 0.0
+    table.caption = f"{calls} calls in {elapsed:.1f} s, {pace:.1f} calls/s"
+    return table
+
+
+def _public(raw: Mapping[str, str], secrets: frozenset[str]) -> dict[str, str]:
+    return {k: v for k, v in raw.items() if k not in secrets}
+
+
+def _columns(rows: list[dict[str, str]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
+def _iso(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else ""

@@ -1,0 +1,32 @@
+"""Shared test set-up: explicit test credentials, no metadata service, loopback only."""
+
+from __future__ import annotations
+
+import os
+
+# Set before anything imports the credential chain: it must never reach the
+# ECS metadata address, and it must find these explicit test credentials.
+os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"] = "LTAItestAccessKey"
+os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = "testSecretValue0123456789abcdef"
+os.environ.pop("ALIBABA_CLOUD_SECURITY_TOKEN", None)
+os.environ.pop("ALIBABA_CLOUD_PROFILE", None)
+
+TEST_AK_ID = os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"]
+TEST_AK_SECRET = os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
+
+
+import pytest_asyncio  # noqa: E402  (after the environment set-up above)
+
+
+@pytest_asyncio.fixture
+async def sim():
+    """A running simulator that accepts the test AccessKey, with the service's quota of 30/s."""
+    from bulk.simulator import SimConfig, Simulator
+
+    simulator = Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=30))
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()

@@ -1,0 +1,102 @@
+"""The checkpoint: locking, batching, and what survives kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bulk.checkpoint import Checkpoint, CheckpointBusy, CheckpointError, RowResult
+
+
+def test_rows_move_through_states(tmp_path: Path) -> None:
+    with Checkpoint.open(tmp_path / "c.ckpt") as ckpt:
+        ckpt.set_meta({"action": "AddLiveSnapshotNotifyConfig", "overrides": {"NotifyUrl": "http://x.example.com"}})
+        ckpt.add_rows([(2, "a.example.com", "pending", None), (3, None, "invalid", "DomainName is required")])
+        ckpt.claim([2])
+        assert dict((l, s) for l, s, _ in ckpt.states()) == {2: "sending", 3: "invalid"}
+        ckpt.record(RowResult(line=2, state="done", attempts=2, action="AddLiveSnapshotNotifyConfig", request_id="R1"))
+        ckpt.flush()
+        assert ckpt.counts()["done"] == 1
+        assert ckpt.error_counts() == {"InvalidRow": 1}
+        done = next(ckpt.rows(states=["done"]))
+        assert done["request_id"] == "R1" and done["attempts"] == 2 and done["finished"]
+        assert ckpt.meta()["overrides"] == {"NotifyUrl": "http://x.example.com"}
+    assert oct((tmp_path / "c.ckpt").stat().st_mode & 0o777) == "0o600"
+
+
+def test_reopen_failed_only_transient_unless_all(tmp_path: Path) -> None:
+    with Checkpoint.open(tmp_path / "c.ckpt") as ckpt:
+        ckpt.add_rows([(i, f"d{i}.example.com", "pending", None) for i in (2, 3)])
+        ckpt.record(RowResult(2, "failed", 8, code="InternalError", transient=True))
+        ckpt.record(RowResult(3, "failed", 1, code="MalformedParam", transient=False))
+        ckpt.flush()
+        assert ckpt.reopen_failed(all_failed=False) == 1
+        assert ckpt.counts()["failed"] == 1
+        assert ckpt.reopen_failed(all_failed=True) == 1
+        assert ckpt.counts()["pending"] == 2
+
+
+def test_second_writer_is_refused_while_first_holds_it(tmp_path: Path) -> None:
+    path = tmp_path / "c.ckpt"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from pathlib import Path
+            from bulk.checkpoint import Checkpoint
+            c = Checkpoint.open(Path({str(path)!r}))
+            print("held", flush=True)
+            time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(CheckpointBusy):
+            Checkpoint.open(path)
+        # Readers are welcome while a run writes.
+        with Checkpoint.open_readonly(path) as reader:
+            assert reader.counts()["pending"] == 0
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # The kernel dropped the dead holder's lock.
+    Checkpoint.open(path).close()
+
+
+def test_claims_survive_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "c.ckpt"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from bulk.checkpoint import Checkpoint, RowResult
+        c = Checkpoint.open(Path({str(path)!r}))
+        c.add_rows([(i, f"d{{i}}.example.com", "pending", None) for i in range(2, 12)])
+        c.claim([2, 3, 4])
+        c.record(RowResult(2, "done", 1, request_id="R"))
+        c.flush()
+        c.record(RowResult(3, "done", 1, request_id="R"))  # buffered, never committed
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script])
+    assert proc.returncode == -signal.SIGKILL
+    with Checkpoint.open(path) as ckpt:
+        states = {line: state for line, state, _ in ckpt.states()}
+    assert states[2] == "done"
+    # The lost result is still 'sending': it will be read back, not lost or re-applied blindly.
+    assert states[3] == "sending" and states[4] == "sending"
+    assert [states[i] for i in range(5, 12)] == ["pending"] * 7
+
+
+def test_not_a_checkpoint(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(os.urandom(4096))
+    with pytest.raises(CheckpointError):
+        Checkpoint.open(junk)
+    with pytest.raises(CheckpointError):
+        Checkpoint.open_readonly(tmp_path / "missing.ckpt")

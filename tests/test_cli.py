@@ -1,0 +1,158 @@
+"""The `bulk` command as operators run it: real processes, real signals, the simulator over sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import orjson
+
+from bulk.checkpoint import Checkpoint
+from bulk.simulator import SimConfig, Simulator
+from conftest import TEST_AK_ID, TEST_AK_SECRET
+
+ADD = "AddLiveSnapshotNotifyConfig"
+URL = "https://callback.example.com/snapshots"
+
+
+async def bulk(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulk", *args, env=env or dict(os.environ),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def start_bulk(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulk", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+
+def csv_of(path: Path, n: int) -> Path:
+    path.write_text("DomainName\n" + "".join(f"d{i:04d}.example.com\n" for i in range(n)))
+    return path
+
+
+def run_args(src: Path, sim: Simulator, *more: str) -> list[str]:
+    return ["run", str(src), "--action", "add-live-snapshot-notify-config", "--set", f"NotifyUrl={URL}",
+            "--endpoint", sim.url, *more]
+
+
+async def wait_for_applied(sim: Simulator, count: int, limit: float = 20.0) -> None:
+    for _ in range(int(limit / 0.05)):
+        if len(sim.applied) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {len(sim.applied)} applied")
+
+
+async def test_kill_9_then_resume_applies_every_row_exactly_once(tmp_path: Path) -> None:
+    src = csv_of(tmp_path / "d.csv", 300)
+    # Latency keeps many calls in flight at the moment of the kill.
+    config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=150, latency_ms=80, seed=3,
+                       error_rate=0.1, fault_kinds=("internal_after", "drop"))
+    async with Simulator(config) as sim:
+        proc = await start_bulk(*run_args(src, sim, "--qps", "150", "--quiet"))
+        await wait_for_applied(sim, 100)
+        proc.kill()
+        await proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        applied_before = len(sim.applied)
+        assert applied_before < 300
+        code, out, err = await bulk(*run_args(src, sim, "--qps", "150", "--quiet"))
+        assert code == 0, err
+        assert len(sim.notify_configs) == 300
+        assert set(sim.applied.values()) == {1}
+        assert all(a == ADD for a, _ in sim.applied)
+    code, out, _ = await bulk("status", str(src) + ".add-live-snapshot-notify-config.ckpt", "--json")
+    status = orjson.loads(out)
+    assert code == 0
+    assert status["total"] == 300 and status["done"] == 300 and status["pending"] == 0 and status["failed"] == 0
+
+
+async def test_sigint_stops_gracefully_exit_3_and_resume_finishes(tmp_path: Path) -> None:
+    src = csv_of(tmp_path / "d.csv", 200)
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=30)) as sim:
+        proc = await start_bulk(*run_args(src, sim))
+        await wait_for_applied(sim, 20)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 15)
+        assert proc.returncode == 3, err.decode()
+        assert "resume" in err.decode()
+        ckpt = src.with_name(src.name + ".add-live-snapshot-notify-config.ckpt")
+        with Checkpoint.open_readonly(ckpt) as c:
+            counts = c.counts()
+        assert 20 <= counts["done"] < 200
+        assert counts["done"] == len(sim.applied)  # everything applied was recorded
+        code, _, err = await bulk(*run_args(src, sim, "--qps", "200", "--quiet"))
+        assert code == 0, err
+        assert len(sim.applied) == 200 and set(sim.applied.values()) == {1}
+
+
+async def test_second_run_on_a_checkpoint_in_use_exits_4(tmp_path: Path) -> None:
+    src = csv_of(tmp_path / "d.csv", 3)
+    ckpt = tmp_path / "held.ckpt"
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
+        with Checkpoint.open(ckpt):
+            code, _, err = await bulk(*run_args(src, sim, "--checkpoint", str(ckpt)))
+        assert code == 4 and "in use" in err
+        assert sim.stats()["total"] == 0
+
+
+async def test_missing_credentials_exit_2_before_any_call(tmp_path: Path) -> None:
+    src = csv_of(tmp_path / "d.csv", 3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_ACCESS_KEY")}
+    env["HOME"] = str(tmp_path)  # no aliyun CLI profile either
+    env["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
+        code, _, err = await bulk(*run_args(src, sim), env=env)
+        assert sim.stats()["total"] == 0
+    assert code == 2
+    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in err and "ALIBABA_CLOUD_ACCESS_KEY_SECRET" in err
+
+
+async def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    src = csv_of(tmp_path / "d.csv", 3)
+    code, _, err = await bulk("run", str(src), "--action", "NoSuchAction")
+    assert code == 2 and "unknown action" in err
+    code, _, err = await bulk("run", str(src), "--action", ADD, "--set", "Bogus=1")
+    assert code == 2
+    code, _, err = await bulk("run", str(tmp_path / "missing.csv"), "--action", ADD, "--set", f"NotifyUrl={URL}")
+    assert code == 2 and "does not exist" in err
+
+
+async def test_validate_and_dry_run_send_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "d.csv"
+    src.write_text("DomainName\na.example.com\nnot a domain\nb.example.com\n")
+    code, out, _ = await bulk("validate", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}")
+    assert code == 1 and "line 3" in out
+    code, out, _ = await bulk("validate", str(csv_of(tmp_path / "ok.csv", 5)), "--action", ADD, "--set", f"NotifyUrl={URL}")
+    assert code == 0
+    code, out, _ = await bulk("run", str(tmp_path / "ok.csv"), "--action", ADD, "--set", f"NotifyUrl={URL}",
+                              "--dry-run", "--endpoint", "http://127.0.0.1:9")
+    assert code == 0 and "5 AddLiveSnapshotNotifyConfig call(s) to send" in out
+    assert not (tmp_path / "ok.csv.add-live-snapshot-notify-config.ckpt").exists()
+
+
+async def test_report_command_and_log_file(tmp_path: Path) -> None:
+    src = csv_of(tmp_path / "d.csv", 4)
+    log = tmp_path / "log.jsonl"
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, missing_domains=("d0002.*",))) as sim:
+        code, _, err = await bulk(*run_args(src, sim, "--log-file", str(log), "--report", str(tmp_path / "r.jsonl")))
+    assert code == 1, err
+    ckpt = str(src) + ".add-live-snapshot-notify-config.ckpt"
+    code, out, _ = await bulk("report", ckpt, "--failed-only", "--format", "jsonl")
+    rows = [orjson.loads(line) for line in out.splitlines()]
+    assert [r["domain"] for r in rows] == ["d0002.example.com"]
+    assert rows[0]["error_code"] == "InvalidDomain.NotFound" and rows[0]["request_id"]
+    full = [orjson.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert len(full) == 4 and all(r["request_id"] for r in full)
+    failures = src.with_name(src.name + ".add-live-snapshot-notify-config.failures.csv")
+    assert failures.read_text().splitlines() == ["DomainName", "d0002.example.com"]
+    assert len(log.read_text().splitlines()) == 4
+    assert TEST_AK_SECRET not in err + out + log.read_text()

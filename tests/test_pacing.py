@@ -1,0 +1,79 @@
+"""Pacing: the quota holds in every one-second window, from the very first call."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bulk.pacing import Pacer, Pacers
+
+
+def _max_in_window(times: list[float], window: float = 1.0) -> int:
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def _acquire_times(pacer: Pacer, n: int, *, tasks: int = 1) -> list[float]:
+    times: list[float] = []
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            await pacer.acquire()
+            times.append(time.monotonic())
+
+    await asyncio.gather(*(worker(n // tasks) for _ in range(tasks)))
+    return sorted(times)
+
+
+async def test_no_burst_at_start_and_never_above_rate() -> None:
+    # 20 concurrent callers racing for a 20/s pacer: a bucket that starts full
+    # would let 20 through at once on top of the rate.
+    times = await _acquire_times(Pacer(20), 60, tasks=20)
+    assert _max_in_window(times) <= 20
+    first_second = [t for t in times if t - times[0] < 1.0]
+    assert len(first_second) <= 20
+    # Spacing, not bursts: consecutive grants are at least one interval apart.
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= (1.02 / 20) * 0.95
+
+
+async def test_margin_leaves_room_for_jitter() -> None:
+    times = await _acquire_times(Pacer(25, margin=0.04), 50)
+    # Any rate+1 consecutive grants span at least 1 + margin seconds.
+    spans = [times[i + 25] - times[i] for i in range(len(times) - 25)]
+    assert min(spans) >= 1.04 * 0.99
+
+
+async def test_throttled_slows_then_recovers() -> None:
+    now = [0.0]
+    pacer = Pacer(30, recovery=10.0, clock=lambda: now[0])
+    assert pacer.factor == 1.0
+    pacer.throttled()
+    assert pacer.factor == 0.5
+    pacer.throttled()
+    assert pacer.factor == 0.25
+    now[0] = 5.0
+    assert 0.25 < pacer.factor < 1.0
+    now[0] = 10.0
+    assert pacer.factor == 1.0
+
+
+async def test_slowed_pacer_spends_extra_slots() -> None:
+    pacer = Pacer(40, recovery=60.0)
+    pacer.throttled()  # half pace for the whole test
+    times = await _acquire_times(pacer, 20)
+    elapsed = times[-1] - times[0]
+    # 19 gaps at half of 40/1.02 per second take about 0.97 s; full pace would be 0.48 s.
+    assert elapsed >= 0.9
+
+
+def test_pacers_are_per_account_and_action() -> None:
+    pacers = Pacers(30)
+    a = pacers.get("AK1", "AddLiveSnapshotNotifyConfig")
+    assert pacers.get("AK1", "AddLiveSnapshotNotifyConfig") is a
+    assert pacers.get("AK1", "DescribeLiveSnapshotNotifyConfig") is not a
+    assert pacers.get("AK2", "AddLiveSnapshotNotifyConfig") is not a
