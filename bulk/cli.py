@@ -23,13 +23,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import engine
+from . import callback, engine
 from .actions import Action, resolve
 from .checkpoint import Checkpoint, CheckpointBusy, CheckpointError
 from .client import DEFAULT_ENDPOINT, DEFAULT_REGION, LiveClient
 from .credentials import CredentialsError, load_credentials
 from .inputs import InputError, Row, detect_format, file_sha256, parse_overrides, read_rows, validate_file
-from .keys import KEY_COLUMNS, KeysFileError, load_or_create_keys
+from .keys import KEY_COLUMNS, KeysFileError, load_or_create_keys, read_keys_file
 from .plan import KINDS, PlanEntry, PlanError, PlanHeader, read_plan
 from .progress import show_progress
 from .report import failures_path, plan_from_checkpoint, summary_table, write_failures, write_report
@@ -190,7 +190,7 @@ async def _execute(
     *,
     report: Path | None,
     quiet: bool,
-    summary: Callable[[engine.RunResult], None] | None = None,
+    summary: Callable[[engine.RunResult], int] | None = None,
 ) -> int:
     """Credentials, client, progress and the engine; then the report and the summary."""
     if not options.input_path.is_file():
@@ -211,10 +211,12 @@ async def _execute(
         _fail(str(exc), EXIT_BUSY)
     except (CheckpointError, InputError) as exc:
         _fail(str(exc))
+    if result.fatal:
+        _fail(f"the service refused the credentials ({result.fatal}); nothing more was sent. "
+              "Fix them and run the same command again to resume.")
     if summary is not None:
-        summary(result)
-    else:
-        _finish(result, options, report=report, quiet=quiet)
+        return summary(result)
+    _finish(result, options, report=report, quiet=quiet)
     return result.exit_code
 
 
@@ -378,6 +380,8 @@ def sim_serve(
         asyncio.run(serve_forever(config, host=host, port=port, on_ready=ready))
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
 
 
 @app.command("plan")
@@ -401,15 +405,17 @@ def plan_cmd(
     """Read every domain's current state and write what ACTION would change: create, update, noop, conflict."""
     act = _action(action)
     plan_path = output or input.with_name(f"{input.name}.{act.kebab}.plan.jsonl")
-    ckpt = checkpoint or plan_path.with_name(plan_path.name + ".ckpt")
+    # Not PLAN.ckpt: that one belongs to `bulk run --plan PLAN`.
+    ckpt = checkpoint or plan_path.with_name(plan_path.name + ".reads.ckpt")
     _drop_finished(ckpt)
     options = _options(act, input, set_, ckpt, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
                        timeout=timeout, log_file=log_file, mode="plan")
 
-    def summary(result: engine.RunResult) -> None:
+    def summary(result: engine.RunResult) -> int:
+        """A plan that was made exits 0, conflicts or not: they are in it for the operator."""
         if result.interrupted:
             err.print(f"bulk: interrupted; run the same command again to finish the plan (checkpoint {ckpt})")
-            return
+            return EXIT_INTERRUPTED
         with Checkpoint.open_readonly(ckpt) as c:
             kinds = plan_from_checkpoint(c, plan_path)
         table = Table(title=f"bulk plan: {act.name}", header_style="bold")
@@ -419,6 +425,7 @@ def plan_cmd(
             table.add_row(kind, str(kinds.get(kind, 0)))
         out.print(table)
         out.print(f"plan written to {plan_path}; apply it with: bulk run --plan {plan_path}")
+        return EXIT_OK
 
     connection = _Connection(endpoint, region, signature, profile)
     code = _run_async(lambda stop: _execute(options, stop, connection, report=None, quiet=quiet, summary=summary))
@@ -475,7 +482,7 @@ def verify_cmd(
     except ValueError as exc:
         _fail(str(exc))
 
-    def summary(result: engine.RunResult) -> None:
+    def summary(result: engine.RunResult) -> int:
         with Checkpoint.open_readonly(verify_ckpt) as c:
             drift = list(c.rows(states=["failed"]))
             if report:
@@ -483,6 +490,7 @@ def verify_cmd(
         for row in drift:
             out.print(f"line {row['line']}: {row['domain']}: {row['code']}: {row['message']}", soft_wrap=True)
         out.print(f"verified {result.counts['done'] + len(drift)} row(s): {result.counts['done']} in sync, {len(drift)} drifted or unreadable")
+        return result.exit_code
 
     connection = _Connection(endpoint, region, signature, profile)
     code = _run_async(lambda stop: _execute(options, stop, connection, report=None, quiet=quiet, summary=summary))
@@ -577,3 +585,44 @@ def _rotation_domains(path: Path) -> list[str]:
     if not domains:
         _fail(f"no domains in {path}")
     return domains
+
+
+callback_app = typer.Typer(no_args_is_help=True, help="Snapshot callback signatures: check a receiver, make test headers.")
+app.add_typer(callback_app, name="callback")
+
+
+@callback_app.command("verify")
+def callback_verify(
+    host: Annotated[str, typer.Option(help="Host part of the NotifyUrl.")],
+    timestamp: Annotated[str, typer.Option(help="ALI-LIVE-TIMESTAMP value.")],
+    signature: Annotated[str, typer.Option(help="ALI-LIVE-SIGNATURE value.")],
+    key: Annotated[list[str] | None, typer.Option(help="A key to accept (repeatable).", envvar="BULK_CALLBACK_KEY")] = None,
+    keys_file: Annotated[list[Path] | None, typer.Option(help="A keys file whose keys to accept (repeatable).")] = None,
+    max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off.")] = 300,
+) -> None:
+    """Exit 0 when the signature is valid for one of the keys; 1 with the reason otherwise."""
+    keys = list(key or [])
+    try:
+        for path in keys_file or []:
+            keys.extend(read_keys_file(path)[1].values())
+    except KeysFileError as exc:
+        _fail(str(exc))
+    if not keys:
+        _fail("give --key or --keys-file")
+    verdict = callback.verify(callback.host_of(host), timestamp, signature, keys, max_skew=max_skew)
+    if verdict.ok:
+        out.print("valid")
+        return
+    err.print(f"invalid: {verdict.reason}")
+    raise typer.Exit(EXIT_FAILED)
+
+
+@callback_app.command("sign")
+def callback_sign(
+    host: Annotated[str, typer.Option(help="Host part of the NotifyUrl.")],
+    key: Annotated[str, typer.Option(help="The key.", envvar="BULK_CALLBACK_KEY")],
+    timestamp: Annotated[int | None, typer.Option(help="Unix seconds (default: now).")] = None,
+) -> None:
+    """Print the two headers a callback to HOST would carry, for testing a receiver."""
+    for name, value in callback.sign(callback.host_of(host), key, timestamp=timestamp).items():
+        out.print(f"{name}: {value}")

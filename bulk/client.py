@@ -28,7 +28,15 @@ from .actions import SECRET_PARAMS
 from .credentials import CredentialSource, CredentialsError, fingerprint
 from .signing import sign
 
-__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_REGION", "Failure", "LiveClient", "Outcome", "Success", "is_transient"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "DEFAULT_REGION",
+    "Failure",
+    "LiveClient",
+    "Outcome",
+    "Success",
+    "is_transient",
+]
 
 DEFAULT_ENDPOINT = "https://live.aliyuncs.com"
 DEFAULT_REGION = "cn-shanghai"
@@ -57,8 +65,16 @@ class Failure:
     def throttled(self) -> bool:
         return self.code.startswith("Throttling")
 
+    @property
+    def fatal(self) -> bool:
+        """The account or the credentials are refused: every other call would fail the same way."""
+        return self.code in _FATAL or self.code.startswith(("InvalidAccessKeyId", "InvalidSecurityToken"))
+
 
 Outcome = Success | Failure
+
+
+_FATAL = frozenset({"SignatureDoesNotMatch", "IncompleteSignature", "InvalidCredentials", "Forbidden.AccessKeyDisabled"})
 
 
 def is_transient(status: int | None, code: str) -> bool:

@@ -152,6 +152,8 @@ class RunResult:
     elapsed: float
     interrupted: bool
     checkpoint: Path
+    #: why the run stopped early when the service refused the credentials themselves
+    fatal: str | None = None
 
     @property
     def pace(self) -> float:
@@ -159,6 +161,8 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
+        if self.fatal:
+            return 2
         if self.interrupted:
             return 3
         return 1 if self.counts.get("failed", 0) or self.counts.get("invalid", 0) else 0
@@ -200,13 +204,15 @@ async def run(
         sender = _Sender(options, ckpt, client, stats, stop, retry or RetryPolicy(max_attempts=options.max_attempts))
         await sender.send_all()
         ckpt.flush()
+        fatal = sender.fatal
         return RunResult(
             counts=ckpt.counts(),
             errors=ckpt.error_counts(),
             calls=stats.calls,
             elapsed=stats.elapsed,
-            interrupted=stop.is_set(),
+            interrupted=stop.is_set() and not fatal,
             checkpoint=options.checkpoint_path,
+            fatal=f"{fatal.code}: {fatal.message}" if fatal else None,
         )
 
 
@@ -316,6 +322,7 @@ class _Sender:
         self.pacers = Pacers(options.qps)
         self.account = ""
         self.log: IO[bytes] | None = None
+        self.fatal: Failure | None = None
 
     async def send_all(self) -> None:
         if self.stats.to_send == 0:
@@ -520,6 +527,11 @@ class _Sender:
             outcome = await self.client.call(name, params)
             self.stats.calls += 1
             self._log(row, name, attempt, outcome)
+            if isinstance(outcome, Failure) and outcome.fatal:
+                # Wrong key or secret: stop the whole run rather than fail every row alike.
+                self.fatal = self.fatal or outcome
+                self.stop.set()
+                return None, attempt
             if isinstance(outcome, Success) or not self.retry.should_retry(outcome, attempt):
                 return outcome, attempt
             if outcome.throttled:

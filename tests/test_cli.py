@@ -156,3 +156,14 @@ async def test_report_command_and_log_file(tmp_path: Path) -> None:
     assert failures.read_text().splitlines() == ["DomainName", "d0002.example.com"]
     assert len(log.read_text().splitlines()) == 4
     assert TEST_AK_SECRET not in err + out + log.read_text()
+
+
+async def test_rejected_credentials_stop_the_run_at_once(tmp_path: Path) -> None:
+    src = csv_of(tmp_path / "d.csv", 50)
+    env = {**os.environ, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "a-wrong-secret-value"}
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
+        code, out, err = await bulk(*run_args(src, sim, "--quiet"), env=env)
+        calls = sim.stats()["calls"][ADD]
+    assert code == 2 and "SignatureDoesNotMatch" in err
+    assert sum(calls.values()) < 5  # not one failure per row
+    assert "a-wrong-secret-value" not in out + err

@@ -1,0 +1,93 @@
+"""plan / run --plan / verify against a simulator seeded with a mixed fleet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from bulk.simulator import SimConfig, Simulator
+from conftest import TEST_AK_ID, TEST_AK_SECRET
+from test_cli import bulk
+
+NEW_URL = "https://new.cb.example.com/snap"
+KEY, OLD_KEY = "NewKey0123456789abcdef", "OldKey0123456789abcdef"
+
+
+def fleet(sim: Simulator) -> None:
+    def config(domain: str, url: str, key: str) -> None:
+        sim.notify_configs[domain] = {"DomainName": domain, "NotifyUrl": url, "NotifyReqAuth": "yes",
+                                      "NotifyAuthKey": key}
+
+    config("same.example.com", NEW_URL, KEY)
+    config("url.example.com", "https://old.cb.example.com/snap", KEY)
+    config("key.example.com", NEW_URL, OLD_KEY)
+
+
+def fleet_csv(path: Path) -> Path:
+    rows = ["DomainName,NotifyUrl,NotifyReqAuth,NotifyAuthKey"]
+    for d in ("new", "same", "url", "key", "gone.missing"):
+        rows.append(f"{d}.example.com,{NEW_URL},yes,{KEY}")
+    rows.append("bad domain,x,yes,short")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+async def test_plan_then_apply_then_verify(tmp_path: Path) -> None:
+    src = fleet_csv(tmp_path / "fleet.csv")
+    plan = tmp_path / "fleet.plan.jsonl"
+    sim_config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200, missing_domains=("*.missing.example.com",))
+    async with Simulator(sim_config) as sim:
+        fleet(sim)
+        code, out, err = await bulk("plan", str(src), "--action", "AddLiveSnapshotNotifyConfig", "-o", str(plan),
+                                    "--endpoint", sim.url, "--qps", "200")
+        assert code == 0, err
+        lines = [orjson.loads(line) for line in plan.read_bytes().splitlines()]
+        header, entries = lines[0], {e["domain"]: e for e in lines[1:]}
+        assert header["action"] == "AddLiveSnapshotNotifyConfig"
+        assert {d: e["kind"] for d, e in entries.items()} == {
+            "new.example.com": "create", "same.example.com": "noop", "url.example.com": "update",
+            "key.example.com": "update", "gone.missing.example.com": "conflict", "bad domain": "invalid",
+        }
+        assert entries["url.example.com"]["fields"] == ["NotifyUrl"]
+        assert entries["key.example.com"]["fields"] == ["NotifyAuthKey"]
+        assert entries["url.example.com"]["send"] == "UpdateLiveSnapshotNotifyConfig"
+        assert entries["new.example.com"]["send"] == "AddLiveSnapshotNotifyConfig"
+        assert "InvalidDomain.NotFound" in entries["gone.missing.example.com"]["reason"]
+        assert KEY.encode() not in plan.read_bytes() and OLD_KEY.encode() not in plan.read_bytes()
+        assert "create" in out and "conflict" in out
+
+        # Only what the plan says is sent: one Add, two Updates, nothing else.
+        before = {a: sum(c.values()) for a, c in sim.stats()["calls"].items()}
+        code, out, err = await bulk("run", "--plan", str(plan), "--endpoint", sim.url, "--qps", "200", "--quiet")
+        after = {a: sum(c.values()) for a, c in sim.stats()["calls"].items()}
+        sent = {a: after[a] - before.get(a, 0) for a in after if after[a] != before.get(a, 0)}
+        assert sent == {"AddLiveSnapshotNotifyConfig": 1, "UpdateLiveSnapshotNotifyConfig": 2}
+        assert code == 1, err  # the conflict and the invalid row are reported
+        for d in ("new", "same", "url", "key"):
+            config = sim.notify_configs[f"{d}.example.com"]
+            assert config["NotifyUrl"] == NEW_URL and config["NotifyAuthKey"] == KEY
+
+        # A change behind bulk's back is found by verify.
+        ckpt = plan.with_name(plan.name + ".ckpt")
+        code, out, err = await bulk("verify", str(ckpt), "--endpoint", sim.url, "--qps", "200", "--quiet")
+        assert code == 0, out + err
+        sim.notify_configs["url.example.com"]["NotifyUrl"] = "https://hand-edited.example.com/x"
+        code, out, err = await bulk("verify", str(ckpt), "--endpoint", sim.url, "--qps", "200", "--quiet")
+        assert code == 1
+        assert "url.example.com" in out and "NotifyUrl" in out and "hand-edited" not in out
+
+
+async def test_old_plan_or_changed_input_is_refused(tmp_path: Path) -> None:
+    src = fleet_csv(tmp_path / "fleet.csv")
+    plan = tmp_path / "p.jsonl"
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200)) as sim:
+        code, _, err = await bulk("plan", str(src), "--action", "AddLiveSnapshotNotifyConfig", "-o", str(plan),
+                                  "--endpoint", sim.url, "--qps", "200", "--quiet")
+        assert code == 0, err
+        code, _, err = await bulk("run", "--plan", str(plan), "--endpoint", sim.url, "--max-plan-age", "0")
+        assert code == 2 and "old" in err
+        src.write_text(src.read_text() + "extra.example.com," + NEW_URL + ",no,\n")
+        code, _, err = await bulk("run", "--plan", str(plan), "--endpoint", sim.url)
+        assert code == 2 and "changed" in err
+        assert sim.stats()["calls"].keys() == {"DescribeLiveSnapshotNotifyConfig"}
