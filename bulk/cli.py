@@ -537,9 +537,14 @@ def rotate_cmd(
     timeout: TimeoutOpt = 10.0,
     report: ReportOpt = None,
     log_file: LogOpt = None,
+    prepare: Annotated[bool, typer.Option(help="Only write the keys file and the checkpoint; send nothing. Run again without it to apply.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Give every domain a new callback auth key: keys file first, then the calls."""
+    """Give every domain a new callback auth key: keys file first, then the calls.
+
+    Safe order: `--prepare`, give the receiver the new keys file, run the same
+    command without `--prepare`, check with `bulk verify`, then retire the old keys.
+    """
     if via not in _VIA:
         _fail(f"--via must be one of {', '.join(_VIA)}")
     if keys_out.suffix != ".csv":
@@ -567,6 +572,16 @@ def rotate_cmd(
         )
     except ValueError as exc:
         _fail(str(exc))
+    if prepare:
+        try:
+            with Checkpoint.open(ckpt) as c:
+                engine.prepare(c, options)
+        except CheckpointBusy as exc:
+            _fail(str(exc), EXIT_BUSY)
+        except CheckpointError as exc:
+            _fail(str(exc))
+        out.print(f"prepared: give the receiver {keys_out}, then run this command again without --prepare")
+        raise typer.Exit(EXIT_OK)
     connection = _Connection(endpoint, region, signature, profile)
     raise typer.Exit(_run_async(lambda stop: _execute(options, stop, connection, report=report, quiet=quiet)))
 

@@ -89,8 +89,8 @@ def failures_path(checkpoint: Path, fmt: Format) -> Path:
 def write_failures(ckpt: Checkpoint, path: Path) -> int:
     """Write failed and invalid rows in the input's own format, ready to be fed back.
 
-    Secret columns are left out; give them again with --set, or resume the
-    original input with ``--retry-failed``.
+    Only the action's non-secret parameters are kept; give secrets again with
+    --set, or resume the original input with ``--retry-failed``.
     """
     meta = ckpt.meta()
     if not meta:
@@ -103,7 +103,8 @@ def write_failures(ckpt: Checkpoint, path: Path) -> int:
     input_path = Path(meta["input_path"])
     try:
         items = read_rows(input_path, action)
-        rows = [_public(item.raw, action.secret_names) for item in items if item.line in lines and item.raw]
+        public = [n for n in (*action.param_names, "RegionId") if n not in action.secret_names]
+        rows = [_only(item.raw, public) for item in items if item.line in lines and item.raw]
     except (InputError, OSError) as exc:
         raise CheckpointError(f"cannot read the input {input_path} for the failures file: {exc}") from None
     write_rows(path, fmt, rows, columns=_columns(rows) or None)
@@ -149,8 +150,9 @@ def summary_table(counts: Mapping[str, int], errors: Mapping[str, int], *, elaps
     return table
 
 
-def _public(raw: Mapping[str, str], secrets: frozenset[str]) -> dict[str, str]:
-    return {k: v for k, v in raw.items() if k not in secrets}
+def _only(raw: Mapping[str, str], names: list[str]) -> dict[str, str]:
+    # A whitelist, not a blacklist: a misspelt secret column must not slip through either.
+    return {k: raw[k] for k in names if k in raw}
 
 
 def _columns(rows: list[dict[str, str]]) -> list[str]:

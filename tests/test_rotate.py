@@ -76,3 +76,20 @@ async def test_rotation_via_update_keeps_each_notify_url(tmp_path: Path) -> None
         assert "none.example.com" not in sim.notify_configs
     assert len(set(keys.values())) == 1
     assert "NoCurrentConfig" in err
+
+
+async def test_prepare_writes_keys_first_and_sends_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "d.txt"
+    src.write_text("a.example.com\nb.example.com\n")
+    keys_path = tmp_path / "keys.csv"
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
+        args = ["rotate", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url, "--quiet"]
+        code, out, err = await bulk(*args, "--prepare")
+        assert code == 0, err
+        assert sim.stats()["total"] == 0 and keys_path.exists()
+        prepared = keys_path.read_bytes()
+        code, _, err = await bulk(*args)
+        assert code == 0, err
+        _, keys = read_keys_file(keys_path)
+        assert keys_path.read_bytes() == prepared
+        assert {d: c["CallbackAuthKey"] for d, c in sim.callback_auth.items()} == keys
