@@ -378,8 +378,8 @@ def sim_serve(
 
     try:
         asyncio.run(serve_forever(config, host=host, port=port, on_ready=ready))
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass  # Ctrl-C or SIGTERM: the state was saved on the way out
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
 

@@ -245,6 +245,19 @@ class Simulator:
             "faults": dict(self._faults),
             "configs": {"notify": len(self.notify_configs), "callback_auth": len(self.callback_auth)},
             "applied": dict(applied),
+            "pace": self._pace(),
+        }
+
+    def _pace(self) -> dict[str, dict[str, float]]:
+        """Per AccessKey and action: arrivals, and their rate between the first and the last."""
+        spans: dict[str, list[float]] = {}
+        for t, access_key, action in self._arrivals:
+            span = spans.setdefault(f"{access_key}/{action}", [0, t, t])
+            span[0] += 1
+            span[2] = t
+        return {
+            key: {"calls": n, "seconds": last - first, "per_second": (n - 1) / (last - first) if last > first else 0.0}
+            for key, (n, first, last) in spans.items()
         }
 
     def arrivals(self) -> list[tuple[float, str, str]]:
