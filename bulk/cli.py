@@ -31,6 +31,7 @@ from .credentials import CredentialsError, load_credentials
 from .inputs import InputError, Row, detect_format, file_sha256, parse_overrides, read_rows, validate_file
 from .keys import KEY_COLUMNS, KeysFileError, load_or_create_keys, read_keys_file
 from .plan import KINDS, PlanEntry, PlanError, PlanHeader, read_plan
+from .pacing import Pacer
 from .progress import show_progress
 from .report import failures_path, plan_from_checkpoint, summary_table, write_failures, write_report
 
@@ -254,8 +255,8 @@ def _dry_run(options: engine.RunOptions) -> int:
         to_send = summary.valid
         _print_bad(summary.bad, summary.bad_count)
         out.print(f"{summary.total} rows: {summary.valid} valid, {summary.bad_count} invalid")
-    rate = options.qps / 1.02
-    out.print(f"dry run: {to_send} {options.action.name} call(s) to send, about {to_send / rate:.0f} s at {options.qps:g} calls/s; nothing sent")
+    seconds = to_send * Pacer(options.qps).interval
+    out.print(f"dry run: {to_send} {options.action.name} call(s) to send, about {seconds:.0f} s at {options.qps:g} calls/s; nothing sent")
     return EXIT_FAILED if counts.get("invalid") else EXIT_OK
 
 

@@ -114,7 +114,8 @@ def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
     ordered = sorted(times)
     best = start = 0
     for end, t in enumerate(ordered):
-        while ordered[start] <= t - window:
+        # Written as the window's own bound, s + window <= t, so float rounding agrees with it.
+        while ordered[start] + window <= t:
             start += 1
         best = max(best, end - start + 1)
     return best
@@ -132,7 +133,7 @@ class _Window:
     def count_after_prune(self, now: float) -> int:
         # Half-open windows: an event exactly one second old no longer shares a window with now.
         times = self.times
-        while times and times[0] <= now - 1.0:
+        while times and times[0] + 1.0 <= now:
             times.popleft()
         return len(times)
 

@@ -92,6 +92,20 @@ async def test_schedule_keeps_slots_and_never_banks_idle_time() -> None:
     assert now[0] - start >= 0.2  # the first is at once, the next two wait their slots
 
 
+async def test_a_stall_cannot_squeeze_a_window() -> None:
+    """Overdue slots woken together by a stalled process still respect the window."""
+    pacer = Pacer(20)
+
+    async def stall() -> None:
+        await asyncio.sleep(0.5)
+        time.sleep(0.4)  # the whole process freezes, as under a busy machine
+
+    times, _ = await asyncio.gather(_acquire_times(pacer, 60, tasks=60), stall())
+    # Without the guard, the eight slots that fell due during the freeze go out at once
+    # and the window that starts with them holds 28 calls (measured).
+    assert _max_in_window(times) <= 20
+
+
 def test_pacers_are_per_account_and_action() -> None:
     pacers = Pacers(30)
     a = pacers.get("AK1", "AddLiveSnapshotNotifyConfig")
