@@ -30,8 +30,8 @@ from .client import DEFAULT_ENDPOINT, DEFAULT_REGION, LiveClient
 from .credentials import CredentialsError, load_credentials
 from .inputs import InputError, Row, detect_format, file_sha256, parse_overrides, read_rows, validate_file
 from .keys import KEY_COLUMNS, KeysFileError, load_or_create_keys, read_keys_file
-from .plan import KINDS, PlanEntry, PlanError, PlanHeader, read_plan
 from .pacing import Pacer
+from .plan import KINDS, PlanEntry, PlanError, PlanHeader, read_plan
 from .progress import show_progress
 from .report import failures_path, plan_from_checkpoint, summary_table, write_failures, write_report
 

@@ -13,7 +13,6 @@ with keep-alive serves the whole run. Pacing and retries are the caller's.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import orjson
 from yarl import URL
 
 from .actions import SECRET_PARAMS
-from .credentials import CredentialSource, CredentialsError, fingerprint
+from .credentials import CredentialsError, CredentialSource, fingerprint
 from .signing import sign
 
 __all__ = [
@@ -149,7 +148,7 @@ class LiveClient:
             ) as response:
                 raw = await response.read()
                 status = response.status
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             return Failure("Timeout", "no response within the timeout", None, None, True, time.monotonic() - started)
         except aiohttp.ClientError as exc:
             kind = type(exc).__name__

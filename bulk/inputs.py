@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from array import array
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -31,6 +30,7 @@ import orjson
 
 from .actions import Action, InvalidParams
 from .credentials import fingerprint
+from .files import write_atomic
 
 __all__ = [
     "BadRow",
@@ -156,25 +156,20 @@ def write_rows(
     path: Path, fmt: Format, rows: Iterable[Mapping[str, str]], *, columns: Sequence[str] | None = None
 ) -> None:
     """Write rows in an input format (atomically), so that they can be read back as input."""
-    rows = list(rows)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            if fmt is Format.CSV:
-                names = list(columns or (rows[0].keys() if rows else ["DomainName"]))
-                writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(rows)
-            elif fmt is Format.JSONL:
-                for row in rows:
-                    out.write(orjson.dumps(dict(row)).decode() + "\n")
-            else:
-                for row in rows:
-                    out.write(row["DomainName"] + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    out = io.StringIO(newline="")
+    if fmt is Format.CSV:
+        rows = list(rows)
+        names = list(columns or (rows[0].keys() if rows else ["DomainName"]))
+        writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    elif fmt is Format.JSONL:
+        for row in rows:
+            out.write(orjson.dumps(dict(row)).decode() + "\n")
+    else:
+        for row in rows:
+            out.write(row["DomainName"] + "\n")
+    write_atomic(path, out.getvalue().encode())
 
 
 # -- readers: (line, record or reason) ---------------------------------------------------------
@@ -183,8 +178,6 @@ _Record = tuple[int, dict[str, str] | str]
 
 
 def _csv_records(handle: object, path: Path, action: Action, overrides: Mapping[str, str]) -> Iterator[_Record]:
-    import io
-
     text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="", errors="strict")  # type: ignore[arg-type]
     reader = csv.reader(text)
     try:

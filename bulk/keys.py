@@ -16,12 +16,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 import secrets
 import stat
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from .files import write_atomic
 
 __all__ = [
     "ALPHABET",
@@ -70,22 +71,7 @@ def write_keys_file(path: Path, keys: Mapping[str, str], *, column: str = "Callb
     writer.writerow(["DomainName", column])
     writer.writerows(keys.items())
     data = buffer.getvalue().encode()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, data)
     return hashlib.sha256(data).hexdigest()
 
 

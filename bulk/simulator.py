@@ -26,11 +26,9 @@ import contextlib
 import fnmatch
 import hashlib
 import hmac
-import os
 import random
 import re
 import signal
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -44,6 +42,7 @@ import orjson
 from aiohttp import web
 
 from .actions import ACTIONS, API_VERSION, SECRET_PARAMS, Action, InvalidParams
+from .files import write_atomic
 from .signing import V3_ALGORITHM, canonical_query, percent_encode, v1_signature, v3_signature
 
 __all__ = ["FAULT_KINDS", "SimConfig", "Simulator", "max_in_window", "serve_forever"]
@@ -489,7 +488,7 @@ class Simulator:
             option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
         )
         self._dirty = False
-        await asyncio.to_thread(_write_atomic, Path(path), blob)
+        await asyncio.to_thread(write_atomic, Path(path), blob)
 
     async def _save_periodically(self) -> None:
         while True:
@@ -561,22 +560,6 @@ def _notify_record(values: dict[str, str], current: dict[str, str]) -> dict[str,
         "NotifyReqAuth": values.get("NotifyReqAuth", current.get("NotifyReqAuth", "no")),
         "NotifyAuthKey": values.get("NotifyAuthKey", current.get("NotifyAuthKey", "")),
     }
-
-
-def _write_atomic(path: Path, blob: bytes) -> None:
-    # The state holds auth keys: owner-only, and never half-written.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(blob)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 async def serve_forever(

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import orjson
+from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 from bulk.checkpoint import Checkpoint
 from bulk.simulator import SimConfig, Simulator
-from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 ADD = "AddLiveSnapshotNotifyConfig"
 URL = "https://callback.example.com/snapshots"

@@ -11,8 +11,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from bulk.credentials import Credentials, fingerprint
 from conftest import TEST_AK_ID, TEST_AK_SECRET
+
+from bulk.credentials import Credentials, fingerprint
 
 
 def _in_fresh_process(code: str, env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:

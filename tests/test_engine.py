@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 from bulk.actions import resolve
 from bulk.checkpoint import Checkpoint, CheckpointError, RowResult
@@ -16,7 +17,6 @@ from bulk.credentials import Credentials, StaticCredentials
 from bulk.engine import RunOptions, RunResult, StrictModeError, run
 from bulk.retry import RetryPolicy
 from bulk.simulator import SimConfig, Simulator, max_in_window
-from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 ADD = "AddLiveSnapshotNotifyConfig"
 URL = "https://callback.example.com/snapshots"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-
-from bulk.simulator import SimConfig, Simulator
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from test_cli import bulk
+
+from bulk.simulator import SimConfig, Simulator
 
 NEW_URL = "https://new.cb.example.com/snap"
 KEY, OLD_KEY = "NewKey0123456789abcdef", "OldKey0123456789abcdef"

@@ -146,6 +146,7 @@ async def test_v3_sdk_against_simulator(sim: Simulator) -> None:
 
 
 def _v1_scenario(port: str) -> dict:
+    import orjson
     from aliyunsdkcore.acs_exception.exceptions import ServerException
     from aliyunsdkcore.client import AcsClient
     from aliyunsdklive.request.v20161101 import (
@@ -154,7 +155,6 @@ def _v1_scenario(port: str) -> dict:
         QuerySnapshotCallbackAuthRequest,
         SetSnapshotCallbackAuthRequest,
     )
-    import orjson
 
     def run(client: AcsClient, request):
         request.set_endpoint(f"127.0.0.1:{port}")
