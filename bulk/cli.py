@@ -21,6 +21,7 @@ from typing import Annotated, Any, NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import callback, engine
@@ -47,8 +48,9 @@ app = typer.Typer(
 sim_app = typer.Typer(no_args_is_help=True, help="A local simulator of the Live API, for rehearsals and tests.")
 app.add_typer(sim_app, name="sim")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# No markup: row reasons and file names are data, and may hold brackets.
+out = Console(highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
 
 
 def main() -> None:
@@ -56,7 +58,7 @@ def main() -> None:
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    err.print(f"[bold red]bulk: error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[bold red]bulk: error:[/] {escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 

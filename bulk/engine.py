@@ -39,7 +39,7 @@ from .actions import ACTIONS, Action
 from .checkpoint import Checkpoint, CheckpointError, RowResult
 from .client import Failure, LiveClient, Outcome, Success
 from .credentials import fingerprint
-from .inputs import BadRow, Row, detect_format, file_sha256, read_rows
+from .inputs import BadRow, InputError, Row, detect_format, file_sha256, read_rows
 from .pacing import Pacers
 from .plan import PlanEntry, classify
 from .retry import RetryPolicy
@@ -185,15 +185,20 @@ async def run(
     stats = stats or RunStats()
     stop = stop or asyncio.Event()
     with Checkpoint.open(options.checkpoint_path) as ckpt:
-        fresh = prepare(ckpt, options)
-        counts = ckpt.counts()
-        if options.strict and counts["invalid"]:
-            bad = ckpt.rows(states=["invalid"])
-            lines = "; ".join(f"line {r['line']}: {r['message']}" for r, _ in zip(bad, range(10), strict=False))
-            if fresh:
+        new = ckpt.meta() is None
+        try:
+            prepare(ckpt, options)
+            counts = ckpt.counts()
+            if options.strict and counts["invalid"]:
+                bad = ckpt.rows(states=["invalid"])
+                lines = "; ".join(f"line {r['line']}: {r['message']}" for r, _ in zip(bad, range(10), strict=False))
+                raise StrictModeError(f"--strict: {counts['invalid']} invalid row(s), nothing sent ({lines})")
+        except (InputError, StrictModeError):
+            if new:
+                # Nothing was sent: leave no checkpoint that would refuse the corrected file.
                 ckpt.close()
                 remove_checkpoint(options.checkpoint_path)
-            raise StrictModeError(f"--strict: {counts['invalid']} invalid row(s), nothing sent ({lines})")
+            raise
         stats.total = sum(counts.values())
         stats.done, stats.skipped = counts["done"], counts["skipped"]
         stats.failed, stats.invalid = counts["failed"], counts["invalid"]
@@ -216,11 +221,8 @@ async def run(
         )
 
 
-def prepare(ckpt: Checkpoint, options: RunOptions) -> bool:
-    """Record the run (or check it matches the one recorded) and ingest the input.
-
-    Returns True when this call started a new checkpoint.
-    """
+def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
+    """Record the run (or check it matches the one recorded) and ingest the input."""
     action, path = options.action, options.input_path
     if not path.is_file():
         raise CheckpointError(f"input file {path} does not exist")
@@ -247,7 +249,6 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> bool:
         ckpt.reopen_failed(all_failed=True)
     elif not fresh:
         ckpt.reopen_failed(all_failed=False)
-    return fresh
 
 
 def _check_same_run(meta: dict[str, Any], wanted: dict[str, Any], path: Path) -> None:

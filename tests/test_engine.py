@@ -265,3 +265,17 @@ async def test_jsonl_set_callback_auth_with_v1_keeps_secrets_out_of_outputs(tmp_
     for secret in [*keys.values(), TEST_AK_SECRET]:
         assert secret.encode() not in blob
     assert b"k7.example.com" in failures.read_bytes()
+
+
+async def test_a_refused_input_leaves_no_checkpoint_behind(tmp_path: Path) -> None:
+    from bulk.inputs import InputError
+
+    csv = tmp_path / "d.csv"
+    csv.write_text("DomainName,NotifyURL\na.example.com,https://x.example.com\n")  # misspelt column
+    async with simulator() as sim:
+        with pytest.raises(InputError, match="NotifyURL"):
+            await run_engine(sim, csv, qps=500, overrides={})
+        assert not csv.with_suffix(".ckpt").exists()
+        csv.write_text("DomainName,NotifyUrl\na.example.com,https://x.example.com\n")
+        result = await run_engine(sim, csv, qps=500, overrides={})
+    assert result.counts["done"] == 1
