@@ -232,7 +232,8 @@ def _finish(result: engine.RunResult, options: engine.RunOptions, *, report: Pat
             path = failures_path(result.checkpoint, detect_format(options.input_path))
             failures = write_failures(ckpt, path)
     if not quiet:
-        err.print(summary_table(result.counts, result.errors, elapsed=result.elapsed, calls=result.calls))
+        err.print(summary_table(result.counts, result.errors))
+        err.print(f"{result.calls} calls in {result.elapsed:.1f} s, {result.pace:.1f} calls/s")
         if report:
             err.print(f"bulk: report written to {report}")
         if failures:

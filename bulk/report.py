@@ -134,7 +134,8 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
     return counts
 
 
-def summary_table(counts: Mapping[str, int], errors: Mapping[str, int], *, elapsed: float, calls: int) -> Table:
+def summary_table(counts: Mapping[str, int], errors: Mapping[str, int]) -> Table:
+    """Rows by outcome, then failed and invalid rows by error code."""
     table = Table(title="bulk: summary", show_header=True, header_style="bold")
     table.add_column("outcome")
     table.add_column("rows", justify="right")
@@ -145,8 +146,6 @@ def summary_table(counts: Mapping[str, int], errors: Mapping[str, int], *, elaps
         table.add_row("pending", str(pending))
     for code, n in errors.items():
         table.add_row(f"  error {code}", str(n))
-    pace = calls / elapsed if elapsed > 0 else 0.0
-    table.caption = f"{calls} calls in {elapsed:.1f} s, {pace:.1f} calls/s"
     return table
 
 
