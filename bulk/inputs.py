@@ -178,16 +178,17 @@ _Record = tuple[int, dict[str, str] | str]
 
 
 def _csv_records(handle: object, path: Path, action: Action, overrides: Mapping[str, str]) -> Iterator[_Record]:
-    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="", errors="strict")  # type: ignore[arg-type]
+    # Undecodable bytes become lone surrogates, so that one bad line is one bad row, not a dead file.
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="", errors="surrogateescape")  # type: ignore[arg-type]
     reader = csv.reader(text)
     try:
         header = next(reader, None)
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
     except csv.Error as exc:
         raise InputError(f"{path}: line 1: {exc}") from None
     if not header:
         raise InputError(f"{path} is empty: a CSV input needs a header row naming the parameters")
+    if not _is_utf8(header):
+        raise InputError(f"{path} is not UTF-8 text")
     header = [h.strip() for h in header]
     allowed = set(action.param_names) | {"RegionId"}
     unknown = [h for h in header if h not in allowed]
@@ -209,8 +210,6 @@ def _csv_records(handle: object, path: Path, action: Action, overrides: Mapping[
             values = next(reader)
         except StopIteration:
             return
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: near line {reader.line_num + 1}: not UTF-8 text") from None
         except csv.Error as exc:
             yield start, f"unreadable CSV record: {exc}"
             start = reader.line_num + 1
@@ -218,10 +217,24 @@ def _csv_records(handle: object, path: Path, action: Action, overrides: Mapping[
         line, start = start, reader.line_num + 1
         if not values or all(not v.strip() for v in values):
             continue
+        if not _is_utf8(values):
+            yield line, "not UTF-8 text"
+            continue
         if len(values) != len(header):
             yield line, f"has {len(values)} field(s), the header has {len(header)}"
             continue
         yield line, dict(zip(header, values, strict=True))
+
+
+def _is_utf8(values: list[str]) -> bool:
+    joined = "".join(values)
+    if joined.isascii():
+        return True
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8
+        return False
+    return True
 
 
 def _jsonl_records(handle: Iterable[bytes], overrides: Mapping[str, str]) -> Iterator[_Record]:

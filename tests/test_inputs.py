@@ -138,3 +138,14 @@ def test_streams_in_bounded_memory(tmp_path: Path) -> None:
     assert summary.valid == 50_000 and summary.bad_count == 0
     # Only the 8-byte digests for duplicate detection grow with the file, not the rows.
     assert peak < 12 * 1024 * 1024, peak
+
+
+def test_a_line_that_is_not_utf8_is_one_bad_row(tmp_path: Path) -> None:
+    src = tmp_path / "d.csv"
+    src.write_bytes(b"DomainName\na.example.com\nb\xff\xfe.example.com\nc.example.com\n")
+    assert lines_of(list(read_rows(src, ADD, overrides={"NotifyUrl": URL}))) == {
+        2: "ok", 3: "not UTF-8 text", 4: "ok",
+    }
+    src.write_bytes(b"Domain\xffName\na.example.com\n")
+    with pytest.raises(InputError, match="UTF-8"):
+        list(read_rows(src, ADD, overrides={"NotifyUrl": URL}))
