@@ -112,10 +112,15 @@ class RunOptions:
 
     @property
     def workers(self) -> int:
-        """In-flight ceiling: enough for the quota even if every call takes the whole timeout."""
+        """In-flight ceiling: enough for the quota even if every call takes the whole timeout.
+
+        Calls in flight follow the pace times the service's latency by themselves
+        (the dispatcher takes a pacing slot before it starts a row); this only
+        bounds sockets when the quota is huge.
+        """
         if self.concurrency:
             return self.concurrency
-        return max(8, min(256, math.ceil(self.qps * self.timeout)))
+        return max(8, min(1024, math.ceil(self.qps * self.timeout)))
 
 
 @dataclass(slots=True)
