@@ -179,7 +179,6 @@ async def run(
     client: LiveClient,
     stop: asyncio.Event | None = None,
     stats: RunStats | None = None,
-    on_ready: Callable[[RunStats], None] | None = None,
     retry: RetryPolicy | None = None,
 ) -> RunResult:
     """Apply ``options.action`` to every valid row; resume if the checkpoint has begun.
@@ -209,8 +208,6 @@ async def run(
         stats.failed, stats.invalid = counts["failed"], counts["invalid"]
         stats.to_send = counts["pending"] + counts["sending"]
         stats.started = time.monotonic()
-        if on_ready:
-            on_ready(stats)
         sender = _Sender(options, ckpt, client, stats, stop, retry or RetryPolicy(max_attempts=options.max_attempts))
         await sender.send_all()
         ckpt.flush()
@@ -450,7 +447,7 @@ class _Sender:
         if outcome is None:  # stopped during backoff: the row stays 'sending'
             self.ckpt.record(RowResult(row.line, "sending", attempts))
             return
-        if isinstance(outcome, Failure) and outcome.code == "ConfigAlreadyExists" and action.readback:
+        if isinstance(outcome, Failure) and outcome.code == "ConfigAlreadyExists" and not action.idempotent:
             if n > 1 or reached:
                 await self._settle_conflict(action, row, params, attempts, outcome, prepaid)
                 return

@@ -6,15 +6,7 @@ import asyncio
 import time
 
 from bulk.pacing import Pacer, Pacers
-
-
-def _max_in_window(times: list[float], window: float = 1.0) -> int:
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+from bulk.simulator import max_in_window
 
 
 async def _acquire_times(pacer: Pacer, n: int, *, tasks: int = 1) -> list[float]:
@@ -33,7 +25,7 @@ async def test_no_burst_at_start_and_never_above_rate() -> None:
     # 20 concurrent callers racing for a 20/s pacer: a bucket that starts full
     # would let 20 through at once on top of the rate.
     times = await _acquire_times(Pacer(20), 60, tasks=20)
-    assert _max_in_window(times) <= 20
+    assert max_in_window(times) <= 20
     first_second = [t for t in times if t - times[0] < 1.0]
     assert len(first_second) <= 20
     # Any rate+1 consecutive grants span the window plus the margin (less a wake-up delay).
@@ -103,7 +95,7 @@ async def test_a_stall_cannot_squeeze_a_window() -> None:
     times, _ = await asyncio.gather(_acquire_times(pacer, 60, tasks=60), stall())
     # Without the guard, the eight slots that fell due during the freeze go out at once
     # and the window that starts with them holds 28 calls (measured).
-    assert _max_in_window(times) <= 20
+    assert max_in_window(times) <= 20
 
 
 def test_pacers_are_per_account_and_action() -> None:
