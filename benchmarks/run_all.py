@@ -1,7 +1,14 @@
-"""`make bench`: every benchmark of bulk, one after the other, with the machine they ran on."""
+"""`make bench`: every benchmark of bulk, one after the other, then a summary with the machine.
+
+    python benchmarks/run_all.py      # about 2 minutes: pace ~65 s, throughput ~25 s, validate ~20 s
+
+Each benchmark prints the exact commands it times; the summary repeats its
+verdict lines. Exit 1 if any goal is missed.
+"""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,16 +17,28 @@ from common import machine
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["pace.py", "throughput.py", "validate_1m.py"]
+VERDICT = re.compile(r"\b(PASS|FAIL)\b|^ *latency ")
 
 
 def main() -> int:
     print(f"machine: {machine()}", flush=True)
-    failed = []
+    summary: list[str] = []
+    failed: list[str] = []
     for name in BENCHMARKS:
-        print(f"\n$ python benchmarks/{name}", flush=True)
-        if subprocess.call([sys.executable, str(HERE / name)]) != 0:
+        command = f"python benchmarks/{name}"
+        print(f"\n### {command}", flush=True)
+        proc = subprocess.Popen([sys.executable, str(HERE / name)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        verdicts = []
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            if VERDICT.search(line):
+                verdicts.append(line.rstrip())
+        if proc.wait() != 0:
             failed.append(name)
-    print("\nall goals met" if not failed else f"\ngoals missed in: {', '.join(failed)}")
+        summary += [f"$ {command}   (exit {proc.returncode})", *(f"  {v}" for v in verdicts)]
+    print(f"\n## summary\nmachine: {machine()}\n" + "\n".join(summary))
+    print("all goals met" if not failed else f"goals missed in: {', '.join(failed)}")
     return 1 if failed else 0
 
 

@@ -1,20 +1,28 @@
 """Where AccessKeys come from: the Alibaba Cloud default credential chain.
 
-    >>> creds = Credentials("LTAI-test", "secret")
-    >>> creds.fingerprint  # safe to print; the secret never is
-    'LTAI-test/fp:2bb80d53'
+    source = await load_credentials()            # or load_credentials(profile="prod")
+    creds = await source.get()                   # asked again before every call
+    print(creds.fingerprint)                     # 'LTAI5t.../fp:2bb80d53': never the secret
 
-The chain (environment variables, the aliyun CLI profile, RAM roles) is the
-official ``alibabacloud-credentials`` package; bulk only adapts it to an async
-``CredentialSource`` that is asked again for every call, so an STS token that
-renews mid-run is picked up.
+The chain is the official ``alibabacloud-credentials`` one, provider for
+provider and in the same order: environment variables, OIDC/RRSA, the aliyun
+CLI's ``~/.aliyun/config.json``, ``~/.alibabacloud/credentials.ini``, the ECS
+RAM role, a credentials URI. ``profile=`` takes one aliyun CLI profile instead.
+It is asked for every call, so an STS token that renews mid-run is picked up.
+Two deliberate differences: the environment is read when asked, not once when
+the package is imported; and half an AccessKey (in the environment or in a
+profile) is an error, never completed from somewhere else.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 __all__ = [
     "ChainCredentials",
@@ -61,44 +69,149 @@ class StaticCredentials:
         return self.credentials
 
 
-_HELP = (
-    "set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET "
-    "(and ALIBABA_CLOUD_SECURITY_TOKEN for STS), or name an aliyun CLI profile with --profile"
-)
+_ID, _SECRET, _TOKEN = "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"
+_HELP = f"set {_ID} and {_SECRET} (and {_TOKEN} for STS), or name an aliyun CLI profile with --profile"
+
+
+# aliyun CLI profile modes whose AccessKey is written in the profile itself.
+_STATIC_KEY_MODES = frozenset({"AK", "StsToken", "RamRoleArn"})
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").lower() == "true"
+
+
+def _from_environment(environ: Mapping[str, str]) -> Credentials | None:
+    """The first link of the chain, read when asked so that a renewed token is seen."""
+    key_id, secret = environ.get(_ID, ""), environ.get(_SECRET, "")
+    if key_id and secret:
+        return Credentials(key_id, secret, environ.get(_TOKEN) or None)
+    if key_id or secret:
+        # Half an AccessKey is a broken export; falling through to a profile
+        # could quietly act on another account.
+        have, lack = (_ID, _SECRET) if key_id else (_SECRET, _ID)
+        raise CredentialsError(f"{have} is set but {lack} is empty; {_HELP}")
+    return None
+
+
+def _default_chain(environ: Mapping[str, str], home: Path) -> list[tuple[str, Any]]:
+    """The package's ``DefaultCredentialsProvider`` after its environment link, as (label, provider).
+
+    That class reads the environment once, when the package is imported: its
+    environment link would never see a renewed token, and its ECS switch would
+    miss a variable set later. Built here from the environment given, with
+    every setting passed explicitly.
+    """
+    from alibabacloud_credentials.provider import (
+        CLIProfileCredentialsProvider,
+        EcsRamRoleCredentialsProvider,
+        OIDCRoleArnCredentialsProvider,
+        ProfileCredentialsProvider,
+        URLCredentialsProvider,
+    )
+
+    profile = environ.get("ALIBABA_CLOUD_PROFILE") or None
+    chain: list[tuple[str, Any]] = []
+    role, provider_arn, token_file = (environ.get(n) for n in (
+        "ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_TOKEN_FILE"))
+    if role and provider_arn and token_file:
+        chain.append(("OIDC role", OIDCRoleArnCredentialsProvider(
+            role_arn=role, oidc_provider_arn=provider_arn, oidc_token_file_path=token_file,
+            role_session_name=environ.get("ALIBABA_CLOUD_ROLE_SESSION_NAME") or None,
+            sts_region_id=environ.get("ALIBABA_CLOUD_STS_REGION") or None,
+            enable_vpc=_flag(environ, "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"),
+        )))
+    if not _flag(environ, "ALIBABA_CLOUD_CLI_PROFILE_DISABLED"):
+        config = home / ".aliyun" / "config.json"
+        chain.append((f"aliyun CLI config {config}",
+                      CLIProfileCredentialsProvider(profile_name=profile, profile_file=str(config))))
+    ini = environ.get("ALIBABA_CLOUD_CREDENTIALS_FILE") or str(home / ".alibabacloud" / "credentials.ini")
+    chain.append((f"credentials file {ini}",
+                  ProfileCredentialsProvider(profile_file=ini, profile_name=profile or "default")))
+    # The metadata service exists only on ECS; anywhere else each attempt waits for a timeout.
+    if not _flag(environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED"):
+        try:
+            chain.append(("ECS RAM role", EcsRamRoleCredentialsProvider(
+                role_name=environ.get("ALIBABA_CLOUD_ECS_METADATA") or None,
+                disable_imds_v1=_flag(environ, "ALIBABA_CLOUD_IMDSV1_DISABLED"),
+            )))
+        except ValueError:  # the package refuses it when the flag was set at its import
+            pass
+    if uri := environ.get("ALIBABA_CLOUD_CREDENTIALS_URI"):
+        chain.append(("ALIBABA_CLOUD_CREDENTIALS_URI", URLCredentialsProvider(uri=uri)))
+    return chain
+
+
+def _half_key_in_profile(config: Path, name: str) -> bool:
+    """Whether the named profile stores an AccessKey with an empty half.
+
+    The package's static provider fills an empty half from the environment it
+    saw at import, which would pair this profile's key with another one's.
+    """
+    try:
+        profiles = json.loads(config.read_text(encoding="utf-8")).get("profiles") or []
+    except (OSError, ValueError, AttributeError):
+        return False  # a missing or unreadable file is the provider's to report
+    return any(
+        isinstance(p, dict) and p.get("name") == name and p.get("mode") in _STATIC_KEY_MODES
+        and not (p.get("access_key_id") and p.get("access_key_secret"))
+        for p in profiles
+    )
 
 
 class ChainCredentials:
     """The official default chain (or one aliyun CLI profile), asked on every call.
 
-    The chain's providers cache and refresh what they fetch (STS tokens from a
-    RAM role renew before they expire), so asking each time is cheap and
-    always current.
+    The environment is read on every call; the other providers cache and
+    refresh what they fetch themselves (STS tokens from a RAM role renew before
+    they expire). As in the official chain, the first provider that answers is
+    the one asked from then on.
     """
 
-    __slots__ = ("_client", "_profile")
+    __slots__ = ("_config", "_environ", "_last", "_profile", "_providers")
 
-    def __init__(self, *, profile: str | None = None) -> None:
-        # Imported here: the package reads its environment (including
-        # ALIBABA_CLOUD_ECS_METADATA_DISABLED) when first imported.
-        from alibabacloud_credentials.client import Client
-        from alibabacloud_credentials.provider.cli_profile import CLIProfileCredentialsProvider
-
+    def __init__(self, *, profile: str | None = None, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
         self._profile = profile
-        self._client = Client(provider=CLIProfileCredentialsProvider(profile_name=profile)) if profile else Client()
+        self._last: tuple[str, Any] | None = None
+        home = Path(self._environ.get("HOME") or os.path.expanduser("~"))
+        self._config = home / ".aliyun" / "config.json"
+        if profile:
+            from alibabacloud_credentials.provider import CLIProfileCredentialsProvider
+
+            self._providers = [(f"aliyun CLI profile {profile!r} in {self._config}",
+                                CLIProfileCredentialsProvider(profile_name=profile, profile_file=str(self._config)))]
+        else:
+            self._providers = _default_chain(self._environ, home)
 
     async def get(self) -> Credentials:
-        where = f"profile {self._profile!r}" if self._profile else "the default credential chain"
-        try:
-            model = await self._client.get_credential_async()
-        except Exception as exc:  # the chain raises many kinds; none may leak a secret
-            raise CredentialsError(f"no usable credentials from {where} ({type(exc).__name__}); {_HELP}") from None
-        if not model.access_key_id or not model.access_key_secret:
-            raise CredentialsError(f"incomplete credentials from {where}; {_HELP}")
-        return Credentials(model.access_key_id, model.access_key_secret, model.security_token or None)
+        failures = []
+        if self._profile is None:
+            if (found := _from_environment(self._environ)) is not None:
+                return found
+            failures.append(f"environment: {_ID} not set")
+        elif self._last is None and _half_key_in_profile(self._config, self._profile):
+            raise CredentialsError(f"aliyun CLI profile {self._profile!r} in {self._config} has an empty "
+                                   f"access_key_id or access_key_secret; {_HELP}")
+        for label, provider in [self._last] if self._last is not None else self._providers:
+            try:
+                got = await provider.get_credentials_async()
+                creds = Credentials(got.get_access_key_id() or "", got.get_access_key_secret() or "",
+                                    got.get_security_token() or None)
+            except Exception as exc:  # noqa: BLE001  (providers raise many kinds; only the kind is safe to repeat)
+                failures.append(f"{label}: {type(exc).__name__}")
+                continue
+            if creds.access_key_id and creds.access_key_secret:
+                self._last = (label, provider)
+                return creds
+            failures.append(f"{label}: empty AccessKey")
+        raise CredentialsError(f"no usable credentials ({'; '.join(failures)}); {_HELP}")
 
 
-async def load_credentials(*, profile: str | None = None) -> CredentialSource:
+async def load_credentials(
+    *, profile: str | None = None, environ: Mapping[str, str] | None = None
+) -> CredentialSource:
     """The credential source for a run, checked once before any call (CredentialsError if unusable)."""
-    source = ChainCredentials(profile=profile)
+    source = ChainCredentials(profile=profile, environ=environ)
     await source.get()
     return source

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import secrets
 import stat
 import string
@@ -44,19 +45,30 @@ class KeysFileError(Exception):
     """The keys file is missing, malformed, unsafe or not the one expected (never shows a key)."""
 
 
-def generate_key(length: int = 32) -> str:
+def _check_length(length: int) -> None:
     if not 16 <= length <= 32:
         raise ValueError(f"key length must be 16 to 32, got {length}")
+
+
+def _valid_key(key: str) -> bool:
+    return 16 <= len(key) <= 32 and all(c in ALPHABET for c in key)
+
+
+def generate_key(length: int = 32) -> str:
+    _check_length(length)
     return "".join(secrets.choice(ALPHABET) for _ in range(length))
 
 
 def generate_keys(domains: Iterable[str], *, length: int = 32, same_key: bool = False) -> dict[str, str]:
     """One key per domain (all different), or one shared key with ``same_key``."""
+    _check_length(length)
     shared = generate_key(length) if same_key else None
     keys: dict[str, str] = {}
     used: set[str] = set()
     for domain in domains:
         key = shared
+        # A repeat is astronomically unlikely at 62**16 and up, but two domains
+        # sharing a key by accident would defeat asking for one key each.
         while key is None or (not same_key and key in used):
             key = generate_key(length)
         used.add(key)
@@ -66,6 +78,12 @@ def generate_keys(domains: Iterable[str], *, length: int = 32, same_key: bool = 
 
 def write_keys_file(path: Path, keys: Mapping[str, str], *, column: str = "CallbackAuthKey") -> str:
     """Write ``DomainName,<column>`` atomically with mode 0600; return the content's SHA-256."""
+    if column not in KEY_COLUMNS.values():
+        raise ValueError(f"key column must be one of {', '.join(KEY_COLUMNS.values())}, got {column!r}")
+    bad = [domain for domain, key in keys.items() if not domain or not _valid_key(key)]
+    if bad:
+        raise KeysFileError(f"not writing {path}: {len(bad)} entry(ies) without a domain or with a key "
+                            f"that is not 16 to 32 letters or digits (e.g. domain {bad[0]!r})")
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["DomainName", column])
@@ -76,18 +94,31 @@ def write_keys_file(path: Path, keys: Mapping[str, str], *, column: str = "Callb
 
 
 def keys_digest(path: Path) -> str:
+    """SHA-256 of the file's bytes, as the checkpoint records it."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_keys_file(path: Path) -> tuple[str, dict[str, str]]:
-    """(key column, domain -> key); refuses a file others can read, or a malformed one."""
+def _read_private(path: Path) -> bytes:
+    """The file's bytes, refused if group or others have any access to it."""
     try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
+        # One descriptor for the mode check and the read: no swap in between.
+        with path.open("rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise KeysFileError(
+                    f"keys file {path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
+                    f"it holds secrets: run chmod 600 {path}"
+                )
+            return f.read()
     except OSError as exc:
         raise KeysFileError(f"cannot read keys file {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeysFileError(f"keys file {path} is readable by others; run: chmod 600 {path}")
+
+
+def _parse(path: Path, data: bytes) -> tuple[str, dict[str, str]]:
+    try:
+        text = data.decode("utf-8-sig")  # tolerate the BOM a spreadsheet adds
+    except UnicodeDecodeError as exc:
+        raise KeysFileError(f"keys file {path} is not UTF-8 (byte {exc.start})") from None
     rows = csv.reader(io.StringIO(text, newline=""))
     header = next(rows, None)
     if not header or len(header) != 2 or header[0] != "DomainName" or header[1] not in KEY_COLUMNS.values():
@@ -95,16 +126,25 @@ def read_keys_file(path: Path) -> tuple[str, dict[str, str]]:
     keys: dict[str, str] = {}
     seen: set[str] = set()
     for line, row in enumerate(rows, 2):
+        if not row:
+            continue  # a blank line
         if len(row) != 2:
             raise KeysFileError(f"keys file {path}: line {line} must have two fields")
         domain, key = row[0].strip(), row[1].strip()
+        if not domain:
+            raise KeysFileError(f"keys file {path}: line {line} has no domain")
         if domain.lower() in seen:
             raise KeysFileError(f"keys file {path}: line {line}: {domain} listed twice")
-        if not (16 <= len(key) <= 32 and all(c in ALPHABET for c in key)):
+        if not _valid_key(key):
             raise KeysFileError(f"keys file {path}: line {line}: the key must be 16 to 32 letters or digits")
         seen.add(domain.lower())
         keys[domain] = key
     return header[1], keys
+
+
+def read_keys_file(path: Path) -> tuple[str, dict[str, str]]:
+    """(key column, domain -> key); refuses a file others can access, or a malformed one."""
+    return _parse(path, _read_private(path))
 
 
 def load_or_create_keys(
@@ -116,7 +156,12 @@ def load_or_create_keys(
     column: str,
     expected_digest: str | None,
 ) -> tuple[dict[str, str], str]:
-    """Start a rotation (write new keys) or resume one (reuse the very same file)."""
+    """Start a rotation (``expected_digest=None``: write new keys) or resume one (reuse the very same file).
+
+    Starting never overwrites a file: it may hold keys the service already
+    has. Resuming needs the file whose SHA-256 the checkpoint recorded, with
+    the same column and every domain of the input.
+    """
     if expected_digest is None:
         if path.exists():
             raise KeysFileError(
@@ -127,10 +172,11 @@ def load_or_create_keys(
         return keys, write_keys_file(path, keys, column=column)
     if not path.exists():
         raise KeysFileError(f"the rotation in progress needs its keys file {path}, which is gone")
-    found_column, keys = read_keys_file(path)
-    digest = keys_digest(path)
+    data = _read_private(path)
+    digest = hashlib.sha256(data).hexdigest()
     if digest != expected_digest:
         raise KeysFileError(f"keys file {path} changed since the rotation started; refusing to apply other keys")
+    found_column, keys = _parse(path, data)
     if found_column != column:
         raise KeysFileError(f"keys file {path} holds {found_column}, this rotation needs {column}")
     missing = [d for d in domains if d not in keys]

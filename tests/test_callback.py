@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -12,8 +14,8 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, sign, signature, verify
-from bulk.keys import ALPHABET
+from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verdict, host_of, sign, signature, verify
+from bulk.keys import ALPHABET, write_keys_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "samples"))
 import receiver  # noqa: E402
@@ -22,69 +24,154 @@ OLD, NEW, WRONG = "OldKey0123456789abcd", "NewKey0123456789ABCDEFGH", "WrongKey0
 HOST, NOW = "cb.example.com", 1_700_000_000
 
 
+def _check(headers: dict[str, str], keys: list[str], *, host: str = HOST, now: float = NOW) -> Verdict:
+    return verify(host, headers.get(TIMESTAMP_HEADER, ""), headers.get(SIGNATURE_HEADER, ""), keys, now=now)
+
+
 def test_known_vector() -> None:
-    expected = hashlib.md5(b"cb.example.com|1700000000|OldKey0123456789abcd").hexdigest()
-    assert signature(HOST, NOW, OLD) == expected
-    assert sign(HOST, OLD, timestamp=NOW) == {TIMESTAMP_HEADER: "1700000000", SIGNATURE_HEADER: expected}
+    # The documented recipe, by hand; the literal is `printf '%s' 'cb.example.com|1700000000|key' | md5sum`.
+    expected = hashlib.md5(b"cb.example.com|1700000000|key").hexdigest()
+    assert expected == "c857ec55b54f70f40ef2b3dde56440cc"
+    assert signature(HOST, NOW, "key") == expected
+    assert signature(HOST, "1700000000", "key") == expected
+    assert sign(HOST, "key", timestamp=NOW) == {TIMESTAMP_HEADER: "1700000000", SIGNATURE_HEADER: expected}
+    assert sign(HOST, "key", now=lambda: NOW + 0.9)[TIMESTAMP_HEADER] == "1700000000"  # whole seconds
 
 
 def test_either_key_is_accepted_during_a_rotation() -> None:
     for index, key in enumerate((OLD, NEW)):
-        headers = sign(HOST, key, now=lambda: NOW)
-        verdict = verify(HOST, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER], [OLD, NEW], now=NOW)
-        assert verdict.ok and verdict.key_index == index
+        verdict = _check(sign(HOST, key, now=lambda: NOW), [OLD, NEW])
+        assert verdict == Verdict(True, "valid", index)
 
 
 @pytest.mark.parametrize(
-    ("host", "ts", "key", "now", "reason"),
+    ("signed_host", "ts", "key", "reason"),
     [
-        (HOST, NOW, WRONG, NOW, "signature matches no key"),
-        ("evil.example.com", NOW, OLD, NOW, "signature matches no key"),  # tampered host
-        (HOST, NOW - 301, OLD, NOW, "timestamp too old"),
-        (HOST, NOW + 301, OLD, NOW, "timestamp in the future"),
+        (HOST, NOW, WRONG, "signature matches no key"),
+        ("evil.example.com", NOW, OLD, "signature matches no key"),  # tampered host
+        (HOST, NOW - 400, OLD, "timestamp too old (skew 400 s > 300 s)"),
+        (HOST, NOW + 400, OLD, "timestamp in the future (skew 400 s > 300 s)"),
     ],
 )
-def test_rejections(host: str, ts: int, key: str, now: int, reason: str) -> None:
-    headers = sign(host, key, timestamp=ts)
-    verdict = verify(HOST, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER], [OLD, NEW], now=now)
-    assert not verdict.ok and verdict.reason.startswith(reason)
-    assert OLD not in verdict.reason and NEW not in verdict.reason
+def test_rejections(signed_host: str, ts: int, key: str, reason: str) -> None:
+    verdict = _check(sign(signed_host, key, timestamp=ts), [OLD, NEW])
+    assert verdict == Verdict(False, reason, None)
 
 
-def test_malformed_and_missing() -> None:
-    assert verify(HOST, "soon", "abc", [OLD], now=NOW).reason == "malformed timestamp"
-    assert verify(HOST, NOW, "", [OLD], now=NOW).reason == "missing signature"
-    # The signature header may come in upper case.
-    assert verify(HOST, NOW, signature(HOST, NOW, OLD).upper(), [OLD], now=NOW).ok
+def test_the_skew_limit_is_inclusive() -> None:
+    for ts in (NOW - 300, NOW + 300):
+        assert _check(sign(HOST, OLD, timestamp=ts), [OLD]).ok
+    assert verify(HOST, NOW - 60, signature(HOST, NOW - 60, OLD), [OLD], now=NOW, max_skew=59).reason.startswith(
+        "timestamp too old"
+    )
 
 
-def test_host_of() -> None:
-    assert host_of("https://CB.example.com:8443/snap?x=1") == "cb.example.com"
-    assert host_of("cb.example.com:8080") == "cb.example.com"
-    assert host_of("cb.example.com") == "cb.example.com"
+def test_a_tampered_timestamp_breaks_the_signature() -> None:
+    headers = sign(HOST, OLD, timestamp=NOW)
+    assert verify(HOST, NOW + 1, headers[SIGNATURE_HEADER], [OLD], now=NOW).reason == "signature matches no key"
 
 
-@given(st.text(alphabet=ALPHABET, min_size=16, max_size=32), st.integers(0, 2**31))
+@pytest.mark.parametrize(
+    ("timestamp", "sig", "reason"),
+    [
+        ("", "0" * 32, "missing timestamp"),
+        (NOW, "", "missing signature"),
+        ("soon", "0" * 32, "malformed timestamp"),
+        ("-1700000000", "0" * 32, "malformed timestamp"),
+        ("+1700000000", "0" * 32, "malformed timestamp"),
+        ("1_700_000_000", "0" * 32, "malformed timestamp"),
+        ("١٧٠٠٠٠٠٠٠٠", "0" * 32, "malformed timestamp"),  # digits int() would take, the service never sends
+        ("1" + "0" * 12, "0" * 32, "malformed timestamp"),  # 13 digits: not Unix seconds for 30,000 years
+        ("9" * 5000, "0" * 32, "malformed timestamp"),
+        (NOW, "not-hex", "malformed signature"),
+        (NOW, "0" * 31, "malformed signature"),
+    ],
+)
+def test_malformed_and_missing(timestamp: str | int, sig: str, reason: str) -> None:
+    assert verify(HOST, timestamp, sig, [OLD], now=NOW) == Verdict(False, reason, None)
+
+
+def test_no_keys_is_never_valid() -> None:
+    assert not _check(sign(HOST, OLD, timestamp=NOW), []).ok
+
+
+def test_upper_case_hex_and_whitespace_are_tolerated() -> None:
+    sig = signature(HOST, NOW, OLD).upper()
+    assert verify(HOST, f" {NOW} ", f" {sig} ", [OLD], now=NOW).ok
+
+
+@given(
+    st.text(alphabet=ALPHABET, min_size=16, max_size=32),
+    st.text(alphabet=ALPHABET, min_size=16, max_size=32),
+    st.integers(-1000, 1000),
+    st.sampled_from(["right", "wrong", "host"]),
+)
+def test_reasons_never_contain_a_key(key: str, other: str, shift: int, tamper: str) -> None:
+    signed_with = other if tamper == "wrong" else key
+    headers = sign("x.example.com" if tamper == "host" else HOST, signed_with, timestamp=NOW + shift)
+    verdict = _check(headers, [key])
+    assert key not in verdict.reason and other not in verdict.reason
+    if tamper == "right" and abs(shift) <= 300:
+        assert verdict.ok
+
+
+@given(st.text(alphabet=ALPHABET, min_size=16, max_size=32), st.integers(0, 10**12 - 1))
 def test_round_trip_property(key: str, ts: int) -> None:
-    headers = sign(HOST, key, timestamp=ts)
-    assert verify(HOST, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER], [key], now=ts).ok
+    assert _check(sign(HOST, key, timestamp=ts), [WRONG, key], now=ts) == Verdict(True, "valid", 1)
 
 
-async def test_sample_receiver_accepts_old_and_new_and_rejects_others() -> None:
-    runner = web.AppRunner(receiver.make_app([OLD, NEW]))
+@pytest.mark.parametrize(
+    ("given_", "host"),
+    [
+        ("https://CB.example.com:8443/snap?x=1", "cb.example.com"),
+        ("http://cb.example.com/snap", "cb.example.com"),
+        ("cb.example.com:8080", "cb.example.com"),
+        ("  Cb.Example.com  ", "cb.example.com"),
+        ("http://user:pw@cb.example.com/", "cb.example.com"),
+        ("[::1]:8080", "::1"),
+        ("", ""),
+    ],
+)
+def test_host_of(given_: str, host: str) -> None:
+    assert host_of(given_) == host
+
+
+@asynccontextmanager
+async def _serve(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = runner.addresses[0][1]
-    url = f"http://127.0.0.1:{port}/snapshot"
     try:
-        async with aiohttp.ClientSession() as session:
-            for key, status in ((OLD, 200), (NEW, 200), (WRONG, 401)):
-                # The receiver checks against its own Host, as the service signs NotifyUrl's host.
-                headers = sign("127.0.0.1", key)
-                async with session.post(url, headers=headers, data=b'{"DomainName":"a.example.com"}') as resp:
-                    assert resp.status == status, await resp.text()
-                    if status == 401:
-                        assert await resp.text() == "signature matches no key"
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/snapshot"
     finally:
         await runner.cleanup()
+
+
+async def _post(url: str, headers: dict[str, str]) -> tuple[int, str]:
+    body = b'{"DomainName":"a.example.com"}'
+    async with aiohttp.ClientSession() as session, session.post(url, headers=headers, data=body) as resp:
+        return resp.status, await resp.text()
+
+
+async def test_sample_receiver_accepts_old_and_new_keys_files_and_rejects_others(tmp_path: Path) -> None:
+    old_file, new_file = tmp_path / "keys-2026-10.csv", tmp_path / "keys-2026-11.csv"
+    write_keys_file(old_file, {"a.example.com": OLD, "b.example.com": OLD})
+    write_keys_file(new_file, {"a.example.com": NEW})
+    keys = receiver.load_keys([old_file, new_file])
+    assert keys == [OLD, NEW]
+    async with _serve(receiver.make_app(keys)) as url:
+        # Default host: the request's own Host header ("127.0.0.1:<port>") without its port.
+        for key, expected in ((OLD, (200, "ok")), (NEW, (200, "ok")), (WRONG, (401, "signature matches no key"))):
+            assert await _post(url, sign("127.0.0.1", key)) == expected
+        assert await _post(url, {}) == (401, "missing timestamp")
+        stale = sign("127.0.0.1", NEW, timestamp=NOW)
+        status, reason = await _post(url, stale)
+        assert status == 401 and reason.startswith("timestamp too old")
+
+
+async def test_sample_receiver_checks_the_notify_url_host_when_given() -> None:
+    async with _serve(receiver.make_app({"a.example.com": OLD, "b.example.com": NEW}, host="https://CB.example.com/snap")) as url:
+        assert await _post(url, sign(HOST, NEW)) == (200, "ok")
+        # Signed for the address the request happened to reach, not the NotifyUrl host: refused.
+        assert await _post(url, sign("127.0.0.1", NEW)) == (401, "signature matches no key")

@@ -1,98 +1,212 @@
-"""Credentials: the official chain, profiles, clear failures, and no secret in any message."""
+"""Credentials: the official chain, profiles, renewal, clear failures, and no secret in any message."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
+import traceback
 from pathlib import Path
 
+import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
-from bulk.credentials import Credentials, fingerprint
+from bulk.credentials import (
+    ChainCredentials,
+    Credentials,
+    CredentialsError,
+    fingerprint,
+    load_credentials,
+)
+
+ENV_VARS = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
+PROFILE_SECRET = "profile-secret-do-not-print"
 
 
-def _in_fresh_process(code: str, env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
-    """The chain reads its environment at import: each case gets its own interpreter."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
-    full.update(env, HOME=str(home), ALIBABA_CLOUD_ECS_METADATA_DISABLED="true")
-    script = textwrap.dedent("""
-        import asyncio, json
-        from bulk.credentials import CredentialsError, load_credentials
-        async def main(profile):
-            try:
-                source = await load_credentials(profile=profile)
-                c = await source.get()
-                print(json.dumps({"id": c.access_key_id, "secret": c.access_key_secret, "token": c.security_token}))
-            except CredentialsError as exc:
-                print(json.dumps({"error": str(exc)}))
-    """) + code
-    return subprocess.run([sys.executable, "-c", script], env=full, capture_output=True, text=True, timeout=30)
+def bare_env(home: Path, **extra: str) -> dict[str, str]:
+    """An environment with no credentials at all, its home in a temp dir and no metadata service."""
+    return {"HOME": str(home), "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", **extra}
 
 
-def test_environment_credentials_with_sts_token(tmp_path: Path) -> None:
-    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "STS.id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "sts-secret",
-           "ALIBABA_CLOUD_SECURITY_TOKEN": "sts-token"}
-    got = json.loads(_in_fresh_process("asyncio.run(main(None))", env, tmp_path).stdout)
-    assert got == {"id": "STS.id", "secret": "sts-secret", "token": "sts-token"}
+def write_cli_config(home: Path, config: object) -> None:
+    (home / ".aliyun").mkdir(exist_ok=True)
+    (home / ".aliyun" / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
 
 
-def test_named_aliyun_cli_profile(tmp_path: Path) -> None:
-    (tmp_path / ".aliyun").mkdir()
-    (tmp_path / ".aliyun" / "config.json").write_text(json.dumps({
-        "current": "default",
-        "profiles": [
-            {"name": "default", "mode": "AK", "access_key_id": "AK-default", "access_key_secret": "s-default"},
-            {"name": "other", "mode": "AK", "access_key_id": "AK-other", "access_key_secret": "s-other"},
-        ],
-    }))
-    got = json.loads(_in_fresh_process("asyncio.run(main('other'))", {}, tmp_path).stdout)
-    assert got["id"] == "AK-other" and got["secret"] == "s-other"
+CLI_CONFIG = {
+    "current": "default",
+    "profiles": [
+        {"name": "default", "mode": "AK", "access_key_id": "AK-default", "access_key_secret": "s-default"},
+        {"name": "other", "mode": "AK", "access_key_id": "AK-other", "access_key_secret": PROFILE_SECRET},
+        {"name": "sts", "mode": "StsToken", "access_key_id": "STS.p", "access_key_secret": "s-sts",
+         "sts_token": "tok-p"},
+    ],
+}
 
 
-def test_missing_credentials_fail_fast_and_clearly(tmp_path: Path) -> None:
+def assert_clean(exc: CredentialsError, *secrets: str) -> str:
+    """The message and the whole printed traceback hold none of the secrets, and no chained cause."""
+    printed = "".join(traceback.format_exception(exc))
+    for secret in secrets:
+        assert secret not in printed
+    assert exc.__cause__ is None
+    return str(exc)
+
+
+# -- environment --------------------------------------------------------------------------------
+
+
+async def test_environment_credentials(tmp_path: Path) -> None:
+    env = bare_env(tmp_path, ALIBABA_CLOUD_ACCESS_KEY_ID="AK-env", ALIBABA_CLOUD_ACCESS_KEY_SECRET="s-env")
+    source = await load_credentials(environ=env)
+    assert await source.get() == Credentials("AK-env", "s-env", None)
+
+
+async def test_the_process_environment_is_the_default() -> None:
+    # conftest exported the test AccessKey; no environ argument means os.environ.
+    assert await (await load_credentials()).get() == Credentials(TEST_AK_ID, TEST_AK_SECRET)
+
+
+async def test_sts_token_from_environment(tmp_path: Path) -> None:
+    env = bare_env(tmp_path, ALIBABA_CLOUD_ACCESS_KEY_ID="STS.id", ALIBABA_CLOUD_ACCESS_KEY_SECRET="sts-secret",
+                   ALIBABA_CLOUD_SECURITY_TOKEN="sts-token")
+    assert await ChainCredentials(environ=env).get() == Credentials("STS.id", "sts-secret", "sts-token")
+
+
+async def test_a_renewed_token_is_seen_by_the_next_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.first")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "secret-1")
+    monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", "token-1")
+    source = await load_credentials()
+    assert await source.get() == Credentials("STS.first", "secret-1", "token-1")
+    # Whatever renews the token (a sidecar, a wrapper) replaces all three.
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.second")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "secret-2")
+    monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", "token-2")
+    assert await source.get() == Credentials("STS.second", "secret-2", "token-2")
+
+
+@pytest.mark.parametrize(("present", "missing"), [(ENV_VARS[0], ENV_VARS[1]), (ENV_VARS[1], ENV_VARS[0])])
+async def test_half_an_accesskey_is_refused_not_skipped(tmp_path: Path, present: str, missing: str) -> None:
+    # A valid aliyun CLI profile exists: falling through to it would act on another account.
+    write_cli_config(tmp_path, CLI_CONFIG)
+    env = bare_env(tmp_path, **{present: "half-of-a-key-value"})
+    with pytest.raises(CredentialsError) as info:
+        await load_credentials(environ=env)
+    message = assert_clean(info.value, "half-of-a-key-value")
+    assert f"{missing} is empty" in message and "--profile" in message
+
+
+# -- aliyun CLI profiles ------------------------------------------------------------------------
+
+
+async def test_named_aliyun_cli_profile_beats_the_environment(tmp_path: Path) -> None:
+    write_cli_config(tmp_path, CLI_CONFIG)
+    env = bare_env(tmp_path, ALIBABA_CLOUD_ACCESS_KEY_ID="AK-env", ALIBABA_CLOUD_ACCESS_KEY_SECRET="s-env")
+    source = await load_credentials(profile="other", environ=env)
+    assert await source.get() == Credentials("AK-other", PROFILE_SECRET)
+    sts = await load_credentials(profile="sts", environ=env)
+    assert await sts.get() == Credentials("STS.p", "s-sts", "tok-p")
+
+
+async def test_named_profile_from_the_real_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_cli_config(tmp_path, CLI_CONFIG)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert await (await load_credentials(profile="other")).get() == Credentials("AK-other", PROFILE_SECRET)
+
+
+async def test_without_environment_the_chain_uses_the_cli_current_profile(tmp_path: Path) -> None:
+    write_cli_config(tmp_path, CLI_CONFIG)
+    assert await (await load_credentials(environ=bare_env(tmp_path))).get() == Credentials("AK-default", "s-default")
+    chosen = bare_env(tmp_path, ALIBABA_CLOUD_PROFILE="other")
+    assert await (await load_credentials(environ=chosen)).get() == Credentials("AK-other", PROFILE_SECRET)
+
+
+@pytest.mark.parametrize(
+    ("profile", "config"),
+    [
+        ("nosuch", CLI_CONFIG),
+        ("other", '{"profiles": [{"name": "other", "access_key_secret": "' + PROFILE_SECRET + '"'),  # not JSON
+        ("other", {"profiles": [{"name": "other", "mode": "AK", "access_key_id": "AK-x", "access_key_secret": ""}]}),
+        ("other", {"profiles": [{"name": "other", "mode": "StsToken", "access_key_secret": PROFILE_SECRET,
+                                 "sts_token": "t"}]}),
+        ("other", {"profiles": [{"name": "other", "mode": "Bogus", "access_key_secret": PROFILE_SECRET}]}),
+        ("other", None),  # no config file at all
+    ],
+    ids=["unknown-name", "broken-json", "empty-secret", "empty-id", "unknown-mode", "no-file"],
+)
+async def test_broken_profile_names_the_profile_without_its_secret(
+    tmp_path: Path, profile: str, config: object
+) -> None:
+    if config is not None:
+        write_cli_config(tmp_path, config)
+    env = bare_env(tmp_path, ALIBABA_CLOUD_ACCESS_KEY_ID="AK-env", ALIBABA_CLOUD_ACCESS_KEY_SECRET="env-secret-value")
+    with pytest.raises(CredentialsError) as info:
+        await load_credentials(profile=profile, environ=env)
+    message = assert_clean(info.value, PROFILE_SECRET, "env-secret-value")
+    assert f"profile {profile!r}" in message and str(tmp_path / ".aliyun" / "config.json") in message
+    assert all(name in message for name in ENV_VARS) and "--profile" in message
+
+
+# -- nothing at all -----------------------------------------------------------------------------
+
+
+async def test_missing_credentials_fail_fast_and_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no aliyun CLI config, no credentials.ini
     started = time.monotonic()
-    got = json.loads(_in_fresh_process("asyncio.run(main(None))", {}, tmp_path).stdout)
-    assert time.monotonic() - started < 15  # no metadata service was waited for
-    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in got["error"] and "ALIBABA_CLOUD_ACCESS_KEY_SECRET" in got["error"]
-    assert "--profile" in got["error"]
+    with pytest.raises(CredentialsError) as info:
+        await load_credentials()
+    assert time.monotonic() - started < 2  # no metadata service was waited for
+    message = assert_clean(info.value, TEST_AK_SECRET)
+    assert all(name in message for name in ENV_VARS) and "--profile" in message
+    # What was tried is named, and the ECS metadata service is not among it.
+    assert str(tmp_path / ".aliyun" / "config.json") in message and "ECS" not in message
 
 
-def test_broken_profile_names_the_profile_without_its_secret(tmp_path: Path) -> None:
-    (tmp_path / ".aliyun").mkdir()
-    (tmp_path / ".aliyun" / "config.json").write_text(json.dumps({
-        "current": "p", "profiles": [{"name": "p", "mode": "AK", "access_key_id": "AK-p", "access_key_secret": "hidden-secret"}],
-    }))
-    got = json.loads(_in_fresh_process("asyncio.run(main('nosuch'))", {}, tmp_path).stdout)
-    assert "'nosuch'" in got["error"] and "hidden-secret" not in got["error"]
+def test_the_ecs_switch_is_read_from_the_environment_given(tmp_path: Path) -> None:
+    """The package reads ALIBABA_CLOUD_ECS_METADATA_DISABLED once, at import; bulk's chain does not rely on that.
+
+    A fresh interpreter imports the package with the variable unset, then builds chains (never asking
+    them, so nothing is contacted) with the switch on and off in the environment bulk is given.
+    """
+    script = textwrap.dedent(f"""
+        import json
+        from bulk.credentials import ChainCredentials
+        def kinds(flag):
+            chain = ChainCredentials(environ={{"HOME": {str(tmp_path)!r}, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": flag}})
+            return [type(provider).__name__ for _, provider in chain._providers]
+        print(json.dumps({{"on": kinds("true"), "off": kinds("false")}}))
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+    done = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True,
+                          timeout=30)
+    chains = json.loads(done.stdout)
+    assert "EcsRamRoleCredentialsProvider" not in chains["on"]
+    assert "EcsRamRoleCredentialsProvider" in chains["off"]  # the switch, not the package, made the difference
 
 
-def test_the_chain_is_asked_for_every_call() -> None:
-    from bulk.credentials import ChainCredentials
+async def test_a_source_that_loses_its_credentials_raises_the_same_clear_error(tmp_path: Path) -> None:
+    env = bare_env(tmp_path, ALIBABA_CLOUD_ACCESS_KEY_ID="AK-env", ALIBABA_CLOUD_ACCESS_KEY_SECRET="gone-secret")
+    source = await load_credentials(environ=env)
+    del env["ALIBABA_CLOUD_ACCESS_KEY_ID"], env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
+    with pytest.raises(CredentialsError) as info:
+        await source.get()
+    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in assert_clean(info.value, "gone-secret")
 
-    source = ChainCredentials()
-    first = asyncio.run(source.get())
-    assert first == Credentials(TEST_AK_ID, TEST_AK_SECRET)
-    calls = []
-    real = source._client.get_credential_async  # the official client, observed, not replaced
 
-    async def counting():
-        calls.append(1)
-        return await real()
-
-    source._client.get_credential_async = counting
-    asyncio.run(source.get())
-    asyncio.run(source.get())
-    assert len(calls) == 2
+# -- what may be printed ------------------------------------------------------------------------
 
 
 def test_no_secret_in_repr_and_a_stable_short_fingerprint() -> None:
     creds = Credentials("AKID", "very-secret-value", "token-value")
-    assert "very-secret-value" not in repr(creds) and "token-value" not in repr(creds)
+    for shown in (repr(creds), str(creds), f"{creds}"):
+        assert "AKID" in shown and "very-secret-value" not in shown and "token-value" not in shown
     assert creds.fingerprint == f"AKID/{fingerprint('very-secret-value')}"
+    assert fingerprint("secret") == "fp:2bb80d53"  # the same in every run and on every machine
     assert fingerprint("x") == fingerprint("x") != fingerprint("y")
-    assert len(fingerprint("x")) == len("fp:") + 8
+    assert len(fingerprint("very-secret-value" * 100)) == len("fp:") + 8
