@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from urllib.parse import urlsplit
 
@@ -96,6 +96,13 @@ class Action:
     #: the read-only action that shows this one's effect, and what it should show
     readback: str | None = None
     expect: Callable[[Mapping[str, str]], dict[str, str]] | None = None
+    #: the actions that make this change where no config exists yet, and where one does
+    create: str | None = None
+    update: str | None = None
+    #: (read-only actions) fields whose value shows that a config exists
+    present: tuple[str, ...] = ()
+    #: at least one of these must be given (an Update that changes nothing is a mistake)
+    one_of: tuple[str, ...] = ()
 
     @property
     def kebab(self) -> str:
@@ -133,6 +140,8 @@ class Action:
             if problem:
                 raise InvalidParams("MalformedParam", f"{p.name} {problem}")
             out[p.name] = value
+        if self.one_of and not any(n in out for n in self.one_of):
+            raise InvalidParams("MissingParam", f"{self.name} needs at least one of {', '.join(self.one_of)}")
         if self.auth_pair:
             switch, key = self.auth_pair
             if out.get(switch) == "yes" and key not in out:
@@ -146,11 +155,16 @@ class Action:
     def differences(self, params: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
         """Fields where the live state (read with ``readback``) differs from what ``params`` set.
 
-        Only names are returned, never values: some of them are secrets.
+        Only what the row sets is compared: an omitted optional field keeps the
+        service's value. Only names are returned, never values: some are secrets.
         """
         if self.expect is None:
             raise ValueError(f"{self.name} has no read-back")
         return [f for f, want in self.expect(params).items() if current.get(f, "") != want]
+
+    def exists(self, current: Mapping[str, str]) -> bool:
+        """(read-only actions) Whether the state read shows a config at all."""
+        return any(current.get(f, "") not in ("", "no") for f in self.present)
 
 
 def _present(value: object) -> bool:
@@ -169,13 +183,9 @@ _CALLBACK_FIELDS = ("DomainName", "CallbackReqAuth", "CallbackAuthKey")
 
 
 def _notify_set(p: Mapping[str, str]) -> dict[str, str]:
-    auth = p.get("NotifyReqAuth", "no")
-    # NotifyUrl is absent when a rotation keeps each domain's current one.
-    out = {"NotifyUrl": p["NotifyUrl"]} if "NotifyUrl" in p else {}
-    out["NotifyReqAuth"] = auth
-    if auth == "yes" or "NotifyAuthKey" in p:
-        out["NotifyAuthKey"] = p.get("NotifyAuthKey", "")
-    return out
+    # What the row sets and nothing else: an Update keeps what it leaves out, and so
+    # does a read-back that must also hold after --if-exists update.
+    return {f: p[f] for f in _NOTIFY_FIELDS[1:] if f in p}
 
 
 def _callback_set(p: Mapping[str, str]) -> dict[str, str]:
@@ -188,19 +198,23 @@ ACTIONS: dict[str, Action] = {
             "AddLiveSnapshotNotifyConfig", _NOTIFY, idempotent=False,
             auth_pair=("NotifyReqAuth", "NotifyAuthKey"),
             readback="DescribeLiveSnapshotNotifyConfig", expect=_notify_set,
+            create="AddLiveSnapshotNotifyConfig", update="UpdateLiveSnapshotNotifyConfig",
         ),
         Action(
-            "UpdateLiveSnapshotNotifyConfig", _NOTIFY, idempotent=True,
-            auth_pair=("NotifyReqAuth", "NotifyAuthKey"),
+            # The Update page marks NotifyUrl optional; an omitted field keeps its value.
+            "UpdateLiveSnapshotNotifyConfig", (_DOMAIN_P, replace(_NOTIFY[1], required=False), *_NOTIFY[2:]),
+            idempotent=True, auth_pair=("NotifyReqAuth", "NotifyAuthKey"), one_of=_NOTIFY_FIELDS[1:],
             readback="DescribeLiveSnapshotNotifyConfig", expect=_notify_set,
+            create="AddLiveSnapshotNotifyConfig", update="UpdateLiveSnapshotNotifyConfig",
         ),
         Action(
             "DescribeLiveSnapshotNotifyConfig", (_DOMAIN_P,), idempotent=True,
-            read_only=True, returns=_NOTIFY_FIELDS,
+            read_only=True, returns=_NOTIFY_FIELDS, present=("NotifyUrl",),
         ),
         Action(
             "DeleteLiveSnapshotNotifyConfig", (_DOMAIN_P,), idempotent=True,
             readback="DescribeLiveSnapshotNotifyConfig", expect=lambda p: {"NotifyUrl": ""},
+            update="DeleteLiveSnapshotNotifyConfig",
         ),
         Action(
             "SetSnapshotCallbackAuth",
@@ -211,14 +225,16 @@ ACTIONS: dict[str, Action] = {
             ),
             idempotent=True,
             readback="QuerySnapshotCallbackAuth", expect=_callback_set,
+            create="SetSnapshotCallbackAuth", update="SetSnapshotCallbackAuth",
         ),
         Action(
             "QuerySnapshotCallbackAuth", (_DOMAIN_P,), idempotent=True,
-            read_only=True, returns=_CALLBACK_FIELDS,
+            read_only=True, returns=_CALLBACK_FIELDS, present=("CallbackReqAuth", "CallbackAuthKey"),
         ),
         Action(
             "DeleteSnapshotCallbackAuth", (_DOMAIN_P,), idempotent=True,
             readback="QuerySnapshotCallbackAuth", expect=lambda p: {"CallbackAuthKey": ""},
+            update="DeleteSnapshotCallbackAuth",
         ),
     )
 }

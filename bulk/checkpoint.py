@@ -1,22 +1,27 @@
 """The run's memory: one SQLite file that survives kill -9.
 
     with Checkpoint.open(Path("domains.csv.ckpt")) as ckpt:   # CheckpointBusy if another run has it
-        ckpt.init_meta({"action": "AddLiveSnapshotNotifyConfig", ...})
-        ckpt.add_rows([(2, "a.example.com", "pending", None)])
+        ckpt.set_meta({"action": "AddLiveSnapshotNotifyConfig", ...})
+        ckpt.add_rows([IngestedRow(2, "a.example.com", RowState.PENDING, offset=12)])
         ckpt.claim([2])                                 # committed before the call is sent
-        ckpt.record(RowResult(line=2, state="done", attempts=1, request_id="..."))
+        ckpt.record(RowResult(line=2, state=RowState.DONE, attempts=1, reached=True, request_id="..."))
         ckpt.flush()
 
-Rows move ``pending -> sending -> done | skipped | failed``; ``invalid``
-rows never move. ``claim`` commits at once, so after a crash every row that
-may have reached the service is still ``sending`` and is read back before
-it is sent again. Results are buffered and committed in small batches: a
-crash loses at most those, and they are exactly such ``sending`` rows.
+Rows move as ``bulk.options.RowState`` says. ``claim`` commits at once, so
+after a crash every row that may have reached the service is still
+``sending``; ``reached`` stays set on a row once any of its changing calls
+may have reached the service, whatever state it ends in. Either way the
+next attempt reads the row back before anything is sent again. Results are
+buffered and committed in small batches: a crash loses at most those, and
+they are exactly such ``sending`` rows.
 
-Secrets are never written here: the input is read again on resume, and its
-SHA-256 (kept in ``meta``) proves it is the same file. WAL mode lets
-``bulk status`` read while a run writes. A lock file held with ``flock``
-keeps a second run out; the kernel releases it when the holder dies.
+Secrets are never written here: the input is read again on resume (each row
+by its byte offset), and its SHA-256 (kept in ``meta``) proves it is the
+same file. WAL mode lets ``bulk status`` read while a run writes; rows to
+send are read in short batches, so no reader pins the WAL and it stays
+small. A lock file held with ``flock`` keeps a second run out; the kernel
+releases it when the holder dies. Any SQLite or OS error while writing is
+raised as ``LocalFault`` naming the file.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Checkpoint", "CheckpointBusy", "CheckpointError", "RowResult", "STATES"]
+from .files import LocalFault
+from .options import RowState
 
-STATES = ("pending", "sending", "done", "skipped", "failed", "invalid")
+__all__ = ["Checkpoint", "CheckpointBusy", "CheckpointError", "IngestedRow", "RowResult", "TodoRow"]
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rows (
@@ -49,9 +56,22 @@ CREATE TABLE IF NOT EXISTS rows (
     request_id TEXT,
     transient INTEGER NOT NULL DEFAULT 0,
     started REAL,
-    finished REAL
+    finished REAL,
+    reached INTEGER NOT NULL DEFAULT 0,
+    offset INTEGER,
+    given TEXT,
+    plan_kind TEXT,
+    plan_fields TEXT,
+    plan_send TEXT
 );
 """
+# Columns added after the first release; older checkpoints get them on open.
+_ADDED = {
+    "reached": "INTEGER NOT NULL DEFAULT 0", "offset": "INTEGER", "given": "TEXT",
+    "plan_kind": "TEXT", "plan_fields": "TEXT", "plan_send": "TEXT",
+}
+#: a plan's verdict that a row must not be sent; --retry-failed leaves it alone
+PLAN_CONFLICT = "PlanConflict"
 
 
 class CheckpointError(Exception):
@@ -63,9 +83,35 @@ class CheckpointBusy(CheckpointError):
 
 
 @dataclass(frozen=True, slots=True)
+class IngestedRow:
+    line: int
+    domain: str | None
+    state: RowState
+    message: str | None = None
+    #: byte offset of the row's line in the input, to read it again on resume
+    offset: int | None = None
+    #: the domain as written in the input, when normalising changed it
+    given: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TodoRow:
+    """A row still to send, as the checkpoint knows it."""
+
+    line: int
+    offset: int | None
+    state: RowState
+    attempts: int
+    #: an earlier changing call may have reached the service: read back first
+    reached: bool
+    #: run --plan: the action the plan chose for this row
+    plan_send: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RowResult:
     line: int
-    state: str
+    state: RowState
     attempts: int
     action: str | None = None
     code: str | None = None
@@ -73,6 +119,10 @@ class RowResult:
     status: int | None = None
     request_id: str | None = None
     transient: bool = False
+    reached: bool = False
+    plan_kind: str | None = None
+    plan_fields: str | None = None
+    plan_send: str | None = None
 
 
 class Checkpoint:
@@ -100,20 +150,26 @@ class Checkpoint:
     @classmethod
     def open(cls, path: Path, *, clock: Callable[[], float] = time.time) -> Checkpoint:
         """Open (or create) for writing; raise CheckpointBusy if another run holds it."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise CheckpointError(f"cannot open checkpoint {path}: {exc.strerror}") from None
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(lock_fd)
             raise CheckpointBusy(f"checkpoint {path} is in use by another run") from None
         try:
+            # Created owner-only from the start: the file never exists with wider access.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             db = _connect(path)
             db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
+            _migrate(db)
+            os.chmod(path, 0o600)
+        except (sqlite3.DatabaseError, OSError) as exc:
             os.close(lock_fd)
-            raise CheckpointError(f"{path} is not a bulk checkpoint ({exc})") from None
-        os.chmod(path, 0o600)
+            raise CheckpointError(f"{path} is not a usable bulk checkpoint ({exc})") from None
         return cls(path, db, lock_fd, clock=clock)
 
     @classmethod
@@ -124,8 +180,12 @@ class Checkpoint:
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             db.execute("SELECT 1 FROM meta LIMIT 1")
+            present = {r[1] for r in db.execute("PRAGMA table_info(rows)")}
         except sqlite3.DatabaseError as exc:
             raise CheckpointError(f"{path} is not a bulk checkpoint ({exc})") from None
+        if not present >= _ADDED.keys():
+            db.close()
+            raise CheckpointError(f"{path} was written by an older bulk; resume it once with this version first")
         return cls(path, db, None)
 
     def __enter__(self) -> Checkpoint:
@@ -135,12 +195,24 @@ class Checkpoint:
         self.close()
 
     def close(self) -> None:
-        if self._lock_fd is not None:
-            self.flush()
-        self._db.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        try:
+            if self._lock_fd is not None:
+                self.flush()
+                # Fold the WAL back into the file: a finished checkpoint is one file.
+                self._write(lambda: self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        finally:
+            self._db.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def _write(self, body: Callable[[], Any]) -> Any:
+        """Run ``body`` in one transaction; any failure is the run's LocalFault."""
+        try:
+            with self._db:
+                return body()
+        except (sqlite3.Error, OSError) as exc:
+            raise LocalFault(self.path, exc) from exc
 
     # -- run metadata -------------------------------------------------------
 
@@ -149,39 +221,50 @@ class Checkpoint:
         return {k: orjson.loads(v) for k, v in rows} if rows else None
 
     def set_meta(self, values: dict[str, Any]) -> None:
-        with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [(k, orjson.dumps(v).decode()) for k, v in values.items()],
-            )
+        self._write(lambda: self._db.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [(k, orjson.dumps(v).decode()) for k, v in values.items()],
+        ))
 
     # -- rows ----------------------------------------------------------------
 
-    def add_rows(self, rows: Iterable[tuple[int, str | None, str, str | None]], *, chunk: int = 5000) -> None:
-        """Insert (line, domain, state, message) rows, committing every ``chunk``."""
-        sql = "INSERT OR IGNORE INTO rows (line, domain, state, message, code) VALUES (?, ?, ?, ?, ?)"
+    def add_rows(self, rows: Iterable[IngestedRow], *, chunk: int = 5000) -> None:
+        """Insert ingested rows, committing every ``chunk``."""
+        sql = "INSERT OR IGNORE INTO rows (line, domain, state, message, code, offset, given) VALUES (?, ?, ?, ?, ?, ?, ?)"
         batch: list[tuple[Any, ...]] = []
-        for line, domain, state, message in rows:
-            batch.append((line, domain, state, message, "InvalidRow" if state == "invalid" else None))
-            if len(batch) >= chunk:
-                with self._db:
-                    self._db.executemany(sql, batch)
-                batch.clear()
-        with self._db:
-            self._db.executemany(sql, batch)
 
-    def states(self) -> Iterator[tuple[int, str, int]]:
-        """(line, state, attempts) of every row, in line order."""
-        return iter(self._db.execute("SELECT line, state, attempts FROM rows ORDER BY line"))
+        def commit() -> None:
+            self._write(lambda: self._db.executemany(sql, batch))
+            batch.clear()
+
+        for r in rows:
+            code = "InvalidRow" if r.state is RowState.INVALID else None
+            batch.append((r.line, r.domain, r.state.value, r.message, code, r.offset, r.given))
+            if len(batch) >= chunk:
+                commit()
+        commit()
+
+    def todo(self, *, after: int = 0, limit: int = 512) -> list[TodoRow]:
+        """The next rows still to send (pending or sending) after line ``after``, in line order.
+
+        A short read, fetched whole: a cursor left open across the send phase
+        would keep SQLite from folding the WAL back and let it grow with the run.
+        """
+        found = self._db.execute(
+            "SELECT line, offset, state, attempts, reached, plan_send FROM rows"
+            " WHERE line > ? AND state IN ('pending', 'sending') ORDER BY line LIMIT ?",
+            (after, limit),
+        ).fetchall()
+        return [TodoRow(line, offset, RowState(state), attempts, bool(reached), send)
+                for line, offset, state, attempts, reached, send in found]
 
     def claim(self, lines: list[int]) -> None:
         """Mark rows as possibly reaching the service; committed before any is sent."""
         now = self._clock()
-        with self._db:
-            self._db.executemany(
-                "UPDATE rows SET state = 'sending', started = COALESCE(started, ?) WHERE line = ?",
-                [(now, line) for line in lines],
-            )
+        self._write(lambda: self._db.executemany(
+            "UPDATE rows SET state = 'sending', started = COALESCE(started, ?) WHERE line = ?",
+            [(now, line) for line in lines],
+        ))
 
     def record(self, result: RowResult) -> None:
         self._buffer.append(result)
@@ -193,28 +276,40 @@ class Checkpoint:
         if not self._buffer:
             return
         now = self._clock()
-        with self._db:
-            self._db.executemany(
-                "UPDATE rows SET state = ?, attempts = ?, action = ?, code = ?, message = ?, status = ?,"
-                " request_id = ?, transient = ?, finished = ? WHERE line = ?",
-                [
-                    (r.state, r.attempts, r.action, r.code, r.message, r.status, r.request_id, int(r.transient),
-                     now if r.state not in ("pending", "sending") else None, r.line)
-                    for r in self._buffer
-                ],
-            )
-        self._buffer.clear()
+        buffer, self._buffer = self._buffer, []
+        self._write(lambda: self._db.executemany(
+            "UPDATE rows SET state = ?, attempts = ?, action = ?, code = ?, message = ?, status = ?,"
+            " request_id = ?, transient = ?, finished = ?, reached = MAX(reached, ?),"
+            " plan_kind = COALESCE(?, plan_kind), plan_fields = COALESCE(?, plan_fields),"
+            " plan_send = COALESCE(?, plan_send) WHERE line = ?",
+            [
+                (RowState(r.state).value, r.attempts, r.action, r.code, r.message, r.status, r.request_id,
+                 int(r.transient), now if RowState(r.state).finished else None, int(r.reached), r.plan_kind, r.plan_fields, r.plan_send, r.line)
+                for r in buffer
+            ],
+        ))
+
+    def set_plan(self, entries: Iterable[tuple[int, str, str, str | None]]) -> None:
+        """Store a plan's verdict per line: (line, kind, fields, action to send)."""
+        self._write(lambda: self._db.executemany(
+            "UPDATE rows SET plan_kind = ?, plan_fields = ?, plan_send = ? WHERE line = ?",
+            [(kind, fields, send, line) for line, kind, fields, send in entries],
+        ))
 
     def reopen_failed(self, *, all_failed: bool) -> int:
-        """Put failed rows back to pending: those that gave up on transient errors, or all."""
-        where = "state = 'failed'" + ("" if all_failed else " AND transient = 1")
-        with self._db:
-            return self._db.execute(f"UPDATE rows SET state = 'pending' WHERE {where}").rowcount
+        """Put failed rows back to pending: those that gave up on transient errors, or all.
+
+        A row the plan marked as a conflict is never reopened: no plan says to send it.
+        ``reached`` is kept, so a reopened row that may have landed is read back first.
+        """
+        where = "state = 'failed' AND COALESCE(code, '') != ?" + ("" if all_failed else " AND transient = 1")
+        return self._write(lambda: self._db.execute(
+            f"UPDATE rows SET state = 'pending', finished = NULL WHERE {where}", (PLAN_CONFLICT,)).rowcount)
 
     # -- reading -------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATES, 0)
+        counts = dict.fromkeys((s.value for s in RowState), 0)
         counts.update(self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state").fetchall())
         return counts
 
@@ -222,16 +317,23 @@ class Checkpoint:
         sql = "SELECT code, COUNT(*) FROM rows WHERE state IN ('failed', 'invalid') GROUP BY code ORDER BY 2 DESC"
         return dict(self._db.execute(sql).fetchall())
 
-    def rows(self, *, states: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
-        sql = "SELECT * FROM rows"
-        args: list[str] = []
-        if states is not None:
-            args = list(states)
-            sql += f" WHERE state IN ({','.join('?' * len(args))})"
-        cursor = self._db.execute(sql + " ORDER BY line", args)
-        names = [d[0] for d in cursor.description]
-        for values in cursor:
-            yield dict(zip(names, values, strict=True))
+    def rows(self, *, states: Iterable[str] | None = None, batch: int = 2000) -> Iterator[dict[str, Any]]:
+        """Every row (or those in ``states``) as a dict, in line order, read in short batches."""
+        wanted = [str(s) for s in states] if states is not None else None
+        if wanted == []:
+            return
+        where = f" AND state IN ({','.join('?' * len(wanted))})" if wanted else ""
+        after = 0
+        while True:
+            cursor = self._db.execute(
+                f"SELECT * FROM rows WHERE line > ?{where} ORDER BY line LIMIT ?", (after, *(wanted or ()), batch))
+            names = [d[0] for d in cursor.description]
+            found = cursor.fetchall()
+            if not found:
+                return
+            for values in found:
+                yield dict(zip(names, values, strict=True))
+            after = found[-1][0]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -241,3 +343,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     # only a power cut could lose the last commits, and those rows are re-read.
     db.execute("PRAGMA synchronous=NORMAL")
     return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    present = {r[1] for r in db.execute("PRAGMA table_info(rows)")}
+    with db:
+        for name, decl in _ADDED.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE rows ADD COLUMN {name} {decl}")

@@ -14,7 +14,7 @@ with keep-alive serves the whole run. Pacing and retries are the caller's.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +28,8 @@ from .credentials import CredentialsError, CredentialSource, fingerprint
 from .signing import sign
 
 __all__ = [
+    "CONNECT_FAILED",
+    "CREDENTIALS_UNAVAILABLE",
     "DEFAULT_ENDPOINT",
     "DEFAULT_REGION",
     "Failure",
@@ -38,6 +40,8 @@ __all__ = [
 ]
 
 DEFAULT_ENDPOINT = "https://live.aliyuncs.com"
+CREDENTIALS_UNAVAILABLE = "CredentialsUnavailable"
+CONNECT_FAILED = "ConnectFailed"
 DEFAULT_REGION = "cn-shanghai"
 
 
@@ -58,11 +62,28 @@ class Failure:
     request_id: str | None
     transient: bool
     latency: float
+    #: False only when the request certainly never left (no credentials, no connection)
+    sent: bool = True
     ok: bool = field(default=False, init=False)
 
     @property
     def throttled(self) -> bool:
         return self.code.startswith("Throttling")
+
+    @property
+    def maybe_applied(self) -> bool:
+        """Whether the call may have changed the service anyway: no clear refusal came back.
+
+        A 4xx (throttling included) and a 503 (the service turning requests
+        away) are refusals; any other 5xx, a timeout or a dropped connection
+        after sending could have come after the change was made.
+        """
+        return self.sent and not self.throttled and (self.status is None or (self.status >= 500 and self.status != 503))
+
+    @property
+    def local(self) -> str | None:
+        """"credentials" or "connect" for a failure on our side before sending, else None."""
+        return {CREDENTIALS_UNAVAILABLE: "credentials", CONNECT_FAILED: "connect"}.get(self.code) if not self.sent else None
 
     @property
     def fatal(self) -> bool:
@@ -73,7 +94,7 @@ class Failure:
 Outcome = Success | Failure
 
 
-_FATAL = frozenset({"SignatureDoesNotMatch", "IncompleteSignature", "InvalidCredentials", "Forbidden.AccessKeyDisabled"})
+_FATAL = frozenset({"SignatureDoesNotMatch", "IncompleteSignature", "Forbidden.AccessKeyDisabled"})
 
 
 def is_transient(status: int | None, code: str) -> bool:
@@ -130,17 +151,30 @@ class LiveClient:
         """The AccessKey calls are signed with: pacing is kept per account."""
         return (await self._credentials.get()).access_key_id
 
-    async def call(self, action: str, params: Mapping[str, str]) -> Outcome:
-        """Sign and send one call; classify whatever comes back."""
+    @property
+    def endpoint(self) -> str:
+        return self._base.rstrip("/")
+
+    async def call(
+        self, action: str, params: Mapping[str, str], *, at_wire: Callable[[], Awaitable[None]] | None = None
+    ) -> Outcome:
+        """Sign and send one call; classify whatever comes back.
+
+        ``at_wire`` is awaited as late as possible before the request is written
+        (the pacer's last word on when it may go).
+        """
         full = dict(params)
         if self._region and "RegionId" not in full:
             full["RegionId"] = self._region
         try:
             creds = await self._credentials.get()
         except CredentialsError as exc:
-            return Failure("InvalidCredentials", str(exc), None, None, False, 0.0)
+            # The chain itself failed (an STS or metadata endpoint): ours, not the service's, and worth a retry.
+            return Failure(CREDENTIALS_UNAVAILABLE, str(exc), None, None, True, 0.0, sent=False)
         request = sign(self._scheme, action, full, creds, host=self._host)
         url = URL(self._base + ("?" + request.query if request.query else ""), encoded=True)
+        if at_wire is not None:
+            await at_wire()
         started = time.monotonic()
         try:
             async with self._get_session().request(
@@ -150,6 +184,10 @@ class LiveClient:
                 status = response.status
         except TimeoutError:
             return Failure("Timeout", "no response within the timeout", None, None, True, time.monotonic() - started)
+        except aiohttp.ClientConnectorError as exc:
+            # No connection was made, so nothing was sent.
+            return Failure(CONNECT_FAILED, f"cannot connect to {self._host}: {exc.strerror or exc}", None, None, True,
+                           time.monotonic() - started, sent=False)
         except aiohttp.ClientError as exc:
             kind = type(exc).__name__
             return Failure("ConnectionError", f"{kind}: {exc}", None, None, True, time.monotonic() - started)

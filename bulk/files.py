@@ -14,7 +14,21 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+__all__ = ["LocalFault", "write_atomic"]
+
+
+class LocalFault(Exception):
+    """A file of ours could not be written or read back (disk full, permissions, sqlite).
+
+    Not the service's doing and not the row's: the run stops cleanly, rows in
+    flight stay ``sending``, and the same command resumes once the file is fixed.
+    The message names the file and the error, never a secret.
+    """
+
+    def __init__(self, path: object, error: BaseException | str) -> None:
+        reason = error if isinstance(error, str) else (getattr(error, "strerror", None) or str(error) or type(error).__name__)
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path = path
 
 
 def write_atomic(path: Path, data: bytes) -> None:

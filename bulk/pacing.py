@@ -93,6 +93,12 @@ class Pacer:
         self._factor_at_throttle = max(0.1, self.factor / 2)
         self._throttled_at = self._clock()
 
+    #: the engine's two-step interface (admission, then the wire); the wire check is inside acquire() here
+    at_wire = None
+
+    async def admit(self) -> None:
+        await self.acquire()
+
     async def acquire(self) -> None:
         # Reserve before sleeping: slots go out in call order, no lock needed.
         now = self._clock()

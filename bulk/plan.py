@@ -15,23 +15,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .actions import Action
+from .actions import ACTIONS, Action
 
-__all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "classify", "read_plan", "write_plan"]
+__all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "check_plan", "classify", "read_plan", "write_plan"]
 
 KINDS = ("create", "update", "noop", "conflict", "invalid")
-_NOTIFY = ("AddLiveSnapshotNotifyConfig", "UpdateLiveSnapshotNotifyConfig")
-_CALLBACK = ("SetSnapshotCallbackAuth", "SetSnapshotCallbackAuth")
 
 
 class PlanError(Exception):
-    """The plan file cannot be applied (too old, another input, unreadable)."""
+    """The plan file cannot be applied (too old, another input, other values, unreadable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +38,8 @@ class PlanHeader:
     input_path: str
     input_sha256: str
     created: float
+    #: the plan's --set values, secrets as fingerprints: a run must give the same ones
+    overrides: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,20 +56,15 @@ def classify(
     action: Action, params: Mapping[str, str], current: Mapping[str, str]
 ) -> tuple[str, tuple[str, ...], str | None]:
     """(kind, differing fields, action to send) for a row and the live state it would change."""
-    exists = _exists(current)
-    if action.name.startswith("Delete"):
-        return ("update", ("deleted",), action.name) if exists else ("noop", (), None)
-    create, update = _NOTIFY if action.readback == "DescribeLiveSnapshotNotifyConfig" else _CALLBACK
+    assert action.readback is not None
+    exists = ACTIONS[action.readback].exists(current)
     diffs = tuple(action.differences(params, current))
     if not exists:
-        return "create", diffs, create
+        # Nothing to delete is already the goal; anything else is created.
+        return ("noop", (), None) if action.create is None else ("create", diffs, action.create)
     if not diffs:
         return "noop", (), None
-    return "update", diffs, update
-
-
-def _exists(current: Mapping[str, str]) -> bool:
-    return bool(current.get("NotifyUrl") or current.get("CallbackAuthKey") or current.get("CallbackReqAuth") == "yes")
+    return "update", diffs, action.update
 
 
 def write_plan(path: Path, header: PlanHeader, entries: list[PlanEntry]) -> None:
@@ -79,14 +74,15 @@ def write_plan(path: Path, header: PlanHeader, entries: list[PlanEntry]) -> None
             out.write(orjson.dumps(_asdict(entry)) + b"\n")
 
 
-def read_plan(path: Path, *, max_age: float, now: float | None = None) -> tuple[PlanHeader, dict[int, PlanEntry]]:
-    """Read a plan, refusing one older than ``max_age`` seconds."""
+def read_plan(path: Path) -> tuple[PlanHeader, dict[int, PlanEntry]]:
+    """Read a plan file (PlanError if it is not one)."""
     try:
         lines = path.read_bytes().splitlines()
         head = orjson.loads(lines[0])
         if head.get("plan") != 1:
             raise ValueError("not a bulk plan")
-        header = PlanHeader(head["action"], head["input_path"], head["input_sha256"], float(head["created"]))
+        header = PlanHeader(head["action"], head["input_path"], head["input_sha256"], float(head["created"]),
+                            dict(head.get("overrides") or {}))
         entries = {}
         for raw in lines[1:]:
             item = orjson.loads(raw)
@@ -95,13 +91,26 @@ def read_plan(path: Path, *, max_age: float, now: float | None = None) -> tuple[
             )
     except (OSError, IndexError, KeyError, TypeError, ValueError) as exc:
         raise PlanError(f"cannot read plan {path}: {exc}") from None
+    return header, entries
+
+
+def check_plan(
+    path: Path, header: PlanHeader, *, overrides: Mapping[str, str], max_age: float | None, now: float | None = None
+) -> None:
+    """Refuse a plan made with other --set values, or (for a fresh start) one older than ``max_age`` seconds."""
+    if dict(overrides) != header.overrides:
+        given = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "none"
+        made = ", ".join(f"{k}={v}" for k, v in sorted(header.overrides.items())) or "none"
+        raise PlanError(f"plan {path} was made with --set {made}, this run has {given}; "
+                        "give the same values, or make a new plan")
+    if max_age is None:
+        return
     age = (now if now is not None else time.time()) - header.created
     if age > max_age:
         raise PlanError(
             f"plan {path} is {age / 60:.0f} min old (limit {max_age / 60:.0f} min); make a new one with bulk plan"
         )
-    return header, entries
 
 
 def _asdict(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__}
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}

@@ -19,7 +19,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .engine import RunStats
+from .options import RunStats
 
 __all__ = ["plain_line", "show_progress"]
 

@@ -39,6 +39,7 @@ __all__ = [
 
 REPORT_COLUMNS = (
     "line", "domain", "action", "outcome", "attempts", "error_code", "error_message", "request_id", "finished_at",
+    "given_domain",
 )
 _FAILED = ("failed", "invalid")
 
@@ -50,12 +51,15 @@ def report_rows(ckpt: Checkpoint, *, failed_only: bool = False) -> Iterator[dict
             "line": r["line"],
             "domain": r["domain"] or "",
             "action": r["action"] or meta.get("action", ""),
-            "outcome": "pending" if r["state"] == "sending" else r["state"],
+            # 'sending': the row may or may not hold its change; the next run reads it back.
+            "outcome": r["state"],
             "attempts": r["attempts"],
             "error_code": r["code"] or "",
             "error_message": r["message"] or "",
             "request_id": r["request_id"] or "",
             "finished_at": _iso(r["finished"]),
+            # The domain as the input wrote it, when it was normalised before sending.
+            "given_domain": r["given"] or "",
         }
 
 
@@ -120,13 +124,14 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
     for r in ckpt.rows():
         if r["state"] == "invalid":
             entries.append(PlanEntry(r["line"], r["domain"] or "", "invalid", reason=r["message"] or ""))
-        elif r["state"] == "done":
-            kind = r["code"]
-            fields = tuple(f for f in (r["message"] or "").split(",") if f) if kind != "conflict" else ()
-            reason = (r["message"] or "") if kind == "conflict" else ""
-            entries.append(PlanEntry(r["line"], r["domain"], kind, fields, r["action"], reason))
+        elif r["plan_kind"] == "conflict" or r["state"] == "failed":
+            entries.append(PlanEntry(r["line"], r["domain"], "conflict", reason=r["message"] or ""))
+        elif r["plan_kind"]:
+            fields = tuple(f for f in (r["plan_fields"] or "").split(",") if f)
+            entries.append(PlanEntry(r["line"], r["domain"], r["plan_kind"], fields, r["plan_send"]))
     # The plan is as old as its first read, not as its file.
-    header = PlanHeader(meta["action"], meta["input_path"], meta["input_sha256"], meta["created"])
+    header = PlanHeader(meta["action"], meta["input_path"], meta["input_sha256"], meta["created"],
+                        meta.get("overrides") or {})
     write_plan(path, header, entries)
     counts: dict[str, int] = {}
     for entry in entries:
@@ -141,9 +146,9 @@ def summary_table(counts: Mapping[str, int], errors: Mapping[str, int]) -> Table
     table.add_column("rows", justify="right")
     for state in ("done", "skipped", "failed", "invalid"):
         table.add_row(state, str(counts.get(state, 0)))
-    pending = counts.get("pending", 0) + counts.get("sending", 0)
-    if pending:
-        table.add_row("pending", str(pending))
+    for state, label in (("pending", "pending"), ("sending", "sending (read back next run)")):
+        if counts.get(state):
+            table.add_row(label, str(counts[state]))
     for code, n in errors.items():
         table.add_row(f"  error {code}", str(n))
     return table

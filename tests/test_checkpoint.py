@@ -11,16 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from bulk.checkpoint import Checkpoint, CheckpointBusy, CheckpointError, RowResult
+from bulk.checkpoint import Checkpoint, CheckpointBusy, CheckpointError, IngestedRow, RowResult
+from bulk.options import RowState
 
 
 def test_rows_move_through_states(tmp_path: Path) -> None:
     with Checkpoint.open(tmp_path / "c.ckpt") as ckpt:
         ckpt.set_meta({"action": "AddLiveSnapshotNotifyConfig", "overrides": {"NotifyUrl": "http://x.example.com"}})
-        ckpt.add_rows([(2, "a.example.com", "pending", None), (3, None, "invalid", "DomainName is required")])
+        ckpt.add_rows([IngestedRow(2, "a.example.com", RowState.PENDING, offset=10),
+                       IngestedRow(3, None, RowState.INVALID, "DomainName is required")])
         ckpt.claim([2])
-        assert dict((l, s) for l, s, _ in ckpt.states()) == {2: "sending", 3: "invalid"}
-        ckpt.record(RowResult(line=2, state="done", attempts=2, action="AddLiveSnapshotNotifyConfig", request_id="R1"))
+        assert [(t.line, t.state, t.offset) for t in ckpt.todo()] == [(2, RowState.SENDING, 10)]
+        ckpt.record(RowResult(line=2, state=RowState.DONE, attempts=2, action="AddLiveSnapshotNotifyConfig",
+                              request_id="R1"))
         ckpt.flush()
         assert ckpt.counts()["done"] == 1
         assert ckpt.error_counts() == {"InvalidRow": 1}
@@ -32,14 +35,19 @@ def test_rows_move_through_states(tmp_path: Path) -> None:
 
 def test_reopen_failed_only_transient_unless_all(tmp_path: Path) -> None:
     with Checkpoint.open(tmp_path / "c.ckpt") as ckpt:
-        ckpt.add_rows([(i, f"d{i}.example.com", "pending", None) for i in (2, 3)])
-        ckpt.record(RowResult(2, "failed", 8, code="InternalError", transient=True))
-        ckpt.record(RowResult(3, "failed", 1, code="MalformedParam", transient=False))
+        ckpt.add_rows([IngestedRow(i, f"d{i}.example.com", RowState.PENDING) for i in (2, 3, 4)])
+        ckpt.record(RowResult(2, RowState.FAILED, 8, code="InternalError", transient=True, reached=True))
+        ckpt.record(RowResult(3, RowState.FAILED, 1, code="MalformedParam", transient=False))
+        ckpt.record(RowResult(4, RowState.FAILED, 0, code="PlanConflict", transient=False))
         ckpt.flush()
         assert ckpt.reopen_failed(all_failed=False) == 1
-        assert ckpt.counts()["failed"] == 1
+        assert ckpt.counts()["failed"] == 2
+        # A reopened row that may have landed keeps saying so: it is read back before anything is sent.
+        assert [(t.line, t.reached) for t in ckpt.todo()] == [(2, True)]
         assert ckpt.reopen_failed(all_failed=True) == 1
         assert ckpt.counts()["pending"] == 2
+        # A plan conflict is never turned into a call, not even by --retry-failed.
+        assert ckpt.counts()["failed"] == 1
 
 
 def test_second_writer_is_refused_while_first_holds_it(tmp_path: Path) -> None:
@@ -76,17 +84,19 @@ def test_claims_survive_kill_9(tmp_path: Path) -> None:
         from pathlib import Path
         from bulk.checkpoint import Checkpoint, RowResult
         c = Checkpoint.open(Path({str(path)!r}))
-        c.add_rows([(i, f"d{{i}}.example.com", "pending", None) for i in range(2, 12)])
+        from bulk.checkpoint import IngestedRow
+        from bulk.options import RowState
+        c.add_rows([IngestedRow(i, f"d{{i}}.example.com", RowState.PENDING) for i in range(2, 12)])
         c.claim([2, 3, 4])
-        c.record(RowResult(2, "done", 1, request_id="R"))
+        c.record(RowResult(2, RowState.DONE, 1, request_id="R"))
         c.flush()
-        c.record(RowResult(3, "done", 1, request_id="R"))  # buffered, never committed
+        c.record(RowResult(3, RowState.DONE, 1, request_id="R"))  # buffered, never committed
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     proc = subprocess.run([sys.executable, "-c", script])
     assert proc.returncode == -signal.SIGKILL
     with Checkpoint.open(path) as ckpt:
-        states = {line: state for line, state, _ in ckpt.states()}
+        states = {r["line"]: r["state"] for r in ckpt.rows()}
     assert states[2] == "done"
     # The lost result is still 'sending': it will be read back, not lost or re-applied blindly.
     assert states[3] == "sending" and states[4] == "sending"

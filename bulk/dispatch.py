@@ -1,0 +1,182 @@
+"""The send phase: claim rows, admit them at the pace, run each row's job, record its outcome.
+
+    dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=rows, job=make_job(options), caller=caller,
+                            pacers=pacers, account=account, stop=stop, stats=stats)
+    halt = await dispatcher.run()            # None when every row was taken to an outcome
+
+Rows are claimed (committed ``sending``) in small chunks before any of them
+is sent. A row starts only when a worker is free and its first call is
+admitted by the pacer, so the calls in flight follow the pace times the
+service's latency by themselves; the worker count is only a ceiling.
+
+The dispatcher is also where a run stops, for whatever reason: a signal,
+an answer that refuses the credentials, a set-up that cannot work (no
+credentials, no endpoint), or a local fault such as a full disk. It stops
+starting rows, gives the calls in flight ``grace`` seconds, and abandons
+the rest: their rows stay ``sending`` and are read back on resume. Claimed
+rows it never started go back to the state they had. Nothing raised inside
+a row is lost: a local fault halts the run with one line naming the file,
+and anything else is re-raised once the run has stopped cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+from .attempts import Caller, Prepaid
+from .checkpoint import Checkpoint, RowResult
+from .files import LocalFault
+from .jobs import Job, RowCalls, Settled, WorkRow
+from .options import Halt, HaltKind, RowState, RunOptions, RunStats
+from .pacing import Pacers
+
+__all__ = ["Dispatcher"]
+
+#: rows claimed per commit
+CLAIM_CHUNK = 32
+
+
+class Dispatcher:
+    __slots__ = ("_account", "_caller", "_ckpt", "_error", "_grace", "_job", "_pacers", "_rows", "_stats",
+                 "_stop", "_workers", "halt")
+
+    def __init__(
+        self,
+        *,
+        options: RunOptions,
+        ckpt: Checkpoint,
+        rows: Iterator[list[WorkRow]],
+        job: Job,
+        caller: Caller,
+        pacers: Pacers,
+        account: str,
+        stop: asyncio.Event,
+        stats: RunStats,
+    ) -> None:
+        self._ckpt = ckpt
+        self._rows = rows
+        self._job = job
+        self._caller = caller
+        self._pacers = pacers
+        self._account = account
+        self._stop = stop
+        self._stats = stats
+        self._workers = options.workers
+        self._grace = options.grace
+        self._error: BaseException | None = None
+        self.halt: Halt | None = None
+
+    def stop_with(self, halt: Halt) -> None:
+        """Stop the run for ``halt`` (the first reason given is the one reported)."""
+        if self.halt is None:
+            self.halt = halt
+        self._stop.set()
+
+    async def run(self) -> Halt | None:
+        """Send every row; the reason the run stopped early, if it did."""
+        slots = asyncio.Semaphore(self._workers)
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            await self._start_rows(slots, tasks)
+        except LocalFault as fault:
+            self.stop_with(Halt(HaltKind.LOCAL_FAULT, str(fault)))
+        await self._drain(tasks)
+        if self._error is not None:
+            raise self._error
+        if self._stop.is_set() and self.halt is None:
+            self.halt = Halt(HaltKind.INTERRUPTED, "interrupted")
+        return self.halt
+
+    async def _start_rows(self, slots: asyncio.Semaphore, tasks: set[asyncio.Task[None]]) -> None:
+        for chunk in self._chunks():
+            if self._stop.is_set():
+                return
+            self._ckpt.claim([row.line for row in chunk])
+            for i, row in enumerate(chunk):
+                # All workers busy (a slow service): wait for one, unless the run stops first.
+                started = await self._unless_stopped(slots.acquire()) if slots.locked() else await slots.acquire()
+                first = self._job.first_call(row)
+                if started:
+                    await self._unless_stopped(self._pacers.get(self._account, first).admit())
+                if self._stop.is_set():
+                    if started:
+                        slots.release()
+                    self._unclaim(chunk[i:])
+                    return
+                task = asyncio.create_task(self._row(row, Prepaid(first)))
+                tasks.add(task)
+                task.add_done_callback(lambda t: (tasks.discard(t), slots.release()))
+
+    def _chunks(self) -> Iterator[list[WorkRow]]:
+        chunk: list[WorkRow] = []
+        for batch in self._rows:
+            for row in batch:
+                chunk.append(row)
+                if len(chunk) >= CLAIM_CHUNK:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+    async def _unless_stopped(self, waiting: object) -> bool:
+        """Await ``waiting`` unless the run stops first; True if it completed."""
+        wait = asyncio.ensure_future(waiting)  # type: ignore[arg-type]
+        if wait.done():
+            return True
+        stopped = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({wait, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if wait.done():
+            return True
+        wait.cancel()
+        return False
+
+    def _unclaim(self, rows: list[WorkRow]) -> None:
+        """Claimed but never started: each row goes back to the state it had."""
+        for row in rows:
+            state = RowState.SENDING if row.reached else RowState.PENDING
+            self._ckpt.record(RowResult(row.line, state, row.attempts, reached=row.reached))
+
+    async def _row(self, row: WorkRow, prepaid: Prepaid) -> None:
+        calls = RowCalls(self._caller, row, prepaid)
+        try:
+            settled = await self._job.run(row, calls)
+            self._record(row, calls, settled)
+        except LocalFault as fault:
+            # The row stays 'sending' in the checkpoint, to be read back on resume.
+            self.stop_with(Halt(HaltKind.LOCAL_FAULT, str(fault)))
+        except Exception as exc:  # noqa: BLE001  (a bug must stop the run, not vanish in a task)
+            if self._error is None:
+                self._error = exc
+            self._stop.set()
+
+    def _record(self, row: WorkRow, calls: RowCalls, settled: Settled | None) -> None:
+        attempts = row.attempts + calls.attempts
+        reached = row.reached or calls.reached
+        if settled is None:
+            # Stopped, or the outcome is unknown: 'sending' if anything may have landed.
+            state = RowState.SENDING if reached else RowState.PENDING
+            self._ckpt.record(RowResult(row.line, state, attempts, reached=reached))
+            return
+        self._ckpt.record(RowResult(
+            line=row.line, state=settled.state, attempts=attempts, action=settled.action, code=settled.code,
+            message=settled.message, status=settled.status, request_id=settled.request_id,
+            transient=settled.transient, reached=reached, plan_kind=settled.plan_kind,
+            plan_fields=settled.plan_fields, plan_send=settled.plan_send,
+        ))
+        self._stats.count(settled.state, settled.code)
+
+    async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Wait for the rows in flight; once stopping, give them ``grace`` seconds, then abandon them."""
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            while tasks and not stopped.done():
+                await asyncio.wait({*tasks, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if tasks:
+                _, late = await asyncio.wait(set(tasks), timeout=self._grace)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+        finally:
+            stopped.cancel()

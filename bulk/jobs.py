@@ -1,0 +1,276 @@
+"""What a run does with one row, one job per mode: apply, plan, verify.
+
+    job = make_job(options)
+    first = job.first_call(row)               # the dispatcher takes this call's pacer admission
+    settled = await job.run(row, calls)       # None: stopped, or the outcome is unknown
+    # -> Settled(state=RowState.DONE, action="AddLiveSnapshotNotifyConfig", request_id=...)
+
+A job only decides: it calls through ``RowCalls`` (paced, retried, logged,
+with the row's attempt count and whether a changing call may have landed)
+and returns what to record. The dispatcher records it. A new mode is a new
+job class, and ``first_call`` comes from the job itself, so the admission
+the dispatcher takes for a row cannot drift from what the row sends.
+
+The apply job keeps the record truthful:
+- a row that may have reached the service before (a crash, a lost answer,
+  a failed run) is read back before anything is sent again;
+- a failure after an attempt that may have landed is read back too: the
+  row is ``done`` if the service holds the change and ``failed`` only if it
+  does not; when the read-back itself keeps failing the outcome is unknown
+  and the row stays ``sending`` for the next run to settle;
+- a create that meets an existing, different config follows ``--if-exists``,
+  whether the 409 came at once or the read-back found it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .actions import ACTIONS, Action
+from .attempts import Caller, Prepaid, Tried
+from .client import Failure, Success
+from .options import IfExists, Mode, RowState, RunOptions
+from .plan import classify
+
+__all__ = ["ApplyJob", "Job", "PlanJob", "RowCalls", "Settled", "VerifyJob", "WorkRow", "make_job"]
+
+_EXISTS = "ConfigAlreadyExists"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkRow:
+    """A row to send: validated parameters (secrets included, never stored) and what the checkpoint knows."""
+
+    line: int
+    domain: str
+    params: dict[str, str] = field(repr=False)
+    #: what this row sends: the run's action, or the one its plan chose
+    action: Action
+    #: an earlier changing call may have reached the service
+    reached: bool
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A row's outcome, to record."""
+
+    state: RowState
+    action: str | None = None
+    code: str | None = None
+    message: str | None = None
+    status: int | None = None
+    request_id: str | None = None
+    transient: bool = False
+    plan_kind: str | None = None
+    plan_fields: str | None = None
+    plan_send: str | None = None
+
+    @classmethod
+    def failed(cls, action: str, failure: Failure, note: str | None = None) -> Settled:
+        message = f"{failure.message} ({note})" if note and failure.message else (note or failure.message)
+        return cls(RowState.FAILED, action, failure.code, message, failure.status, failure.request_id,
+                   failure.transient)
+
+
+class RowCalls:
+    """One row's calls: each through the Caller, counted, the first one on the dispatcher's admission."""
+
+    __slots__ = ("_caller", "_prepaid", "attempts", "reached", "row")
+
+    def __init__(self, caller: Caller, row: WorkRow, prepaid: Prepaid) -> None:
+        self._caller = caller
+        self._prepaid = prepaid
+        self.row = row
+        self.attempts = 0
+        #: a changing call of this run may have reached the service
+        self.reached = False
+
+    async def call(self, action: Action, params: Mapping[str, str]) -> Tried:
+        tried = await self._caller.call(action.name, params, line=self.row.line, domain=self.row.domain,
+                                        prepaid=self._prepaid)
+        self.attempts += tried.attempts
+        if not action.read_only:
+            self.reached = self.reached or tried.reached
+        return tried
+
+    async def read(self, action: Action) -> dict[str, str] | Failure | None:
+        """The live state ``action`` changes; the Failure if unreadable; None if stopped."""
+        assert action.readback is not None
+        reader = ACTIONS[action.readback]
+        tried = await self.call(reader, {"DomainName": self.row.domain})
+        if tried.outcome is None or isinstance(tried.outcome, Failure):
+            return tried.outcome
+        return reader.read(tried.outcome.body)
+
+
+class Job(Protocol):
+    def first_call(self, row: WorkRow) -> str:
+        """The action of the row's first call: the dispatcher takes its pacer admission."""
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+        """Take the row to an outcome; None when stopped or when the outcome cannot be known yet."""
+
+
+class ApplyJob:
+    """Send each row's action; read back whatever may already have landed."""
+
+    __slots__ = ("_if_exists", "_keep")
+
+    def __init__(self, *, if_exists: IfExists, keep_current: tuple[str, ...] = ()) -> None:
+        self._if_exists = if_exists
+        self._keep = keep_current
+
+    def _reads_first(self, row: WorkRow) -> bool:
+        return row.action.readback is not None and (row.reached or bool(self._keep))
+
+    def first_call(self, row: WorkRow) -> str:
+        return row.action.readback if self._reads_first(row) else row.action.name  # type: ignore[return-value]
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+        action, params = row.action, row.params
+        if self._reads_first(row):
+            current = await calls.read(action)
+            if not isinstance(current, dict):
+                return _unread(action, current, reached=row.reached)
+            if self._keep:
+                missing = [k for k in self._keep if not current.get(k)]
+                if missing:
+                    return Settled(RowState.FAILED, action.name, "NoCurrentConfig",
+                                   f"no current config to keep ({', '.join(missing)})")
+                params = {**params, **{k: current[k] for k in self._keep}}
+            if row.reached:
+                diffs = action.differences(params, current)
+                if not diffs:
+                    return Settled(RowState.DONE, action.name, message="already applied (read back)")
+                if not action.idempotent and _exists(action, current):
+                    return await self._exists(row, calls, params, diffs)
+        return await self._send(row, calls, action, params)
+
+    async def _send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> Settled | None:
+        tried = await calls.call(action, params)
+        outcome = tried.outcome
+        if outcome is None:
+            return None
+        if isinstance(outcome, Success):
+            return Settled(RowState.DONE, action.name, request_id=outcome.request_id)
+        if outcome.code == _EXISTS and not action.idempotent:
+            if not (row.reached or calls.reached):
+                # A first attempt: the config was there before us. The operator decides.
+                return await self._exists(row, calls, params, None, outcome)
+            return await self._settle(row, calls, action, params, outcome, if_exists=True)
+        if row.reached or calls.reached:
+            return await self._settle(row, calls, action, params, outcome)
+        return Settled.failed(action.name, outcome)
+
+    async def _settle(
+        self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str], failure: Failure,
+        *, if_exists: bool = False,
+    ) -> Settled | None:
+        """A failure after an attempt that may have landed: does the service hold the change?
+
+        With ``if_exists`` (a 409), a different config found is somebody else's: --if-exists decides.
+        """
+        current = await calls.read(action)
+        if not isinstance(current, dict):
+            return _unread(action, current, reached=True)
+        diffs = action.differences(params, current)
+        if not diffs:
+            return Settled(RowState.DONE, action.name, message=f"applied ({failure.code} after an earlier attempt; "
+                           "read back matches)")
+        if if_exists and _exists(action, current):
+            return await self._exists(row, calls, params, diffs, failure)
+        return Settled.failed(action.name, failure, "read back: not applied")
+
+    async def _exists(
+        self, row: WorkRow, calls: RowCalls, params: dict[str, str], diffs: list[str] | None,
+        failure: Failure | None = None,
+    ) -> Settled | None:
+        """An existing config that is not ours: --if-exists decides."""
+        action = row.action
+        differs = f" (differs in {', '.join(diffs)})" if diffs else ""
+        if self._if_exists is IfExists.SKIP:
+            return Settled(RowState.SKIPPED, action.name, _EXISTS, f"config already exists{differs}",
+                           failure.status if failure else None, failure.request_id if failure else None)
+        if self._if_exists is IfExists.UPDATE and action.update:
+            return await self._send(row, calls, ACTIONS[action.update], params)
+        note = f"conflict: an existing config differs in {', '.join(diffs)}" if diffs else None
+        if failure is None:
+            return Settled(RowState.FAILED, action.name, _EXISTS, note)
+        return Settled.failed(action.name, failure, note)
+
+
+class PlanJob:
+    """Read each domain's live state and classify the row: create, update, noop or conflict."""
+
+    __slots__ = ()
+
+    def first_call(self, row: WorkRow) -> str:
+        return row.action.readback  # type: ignore[return-value]
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+        current = await calls.read(row.action)
+        if current is None:
+            return None
+        if isinstance(current, Failure):
+            if current.transient:
+                return Settled.failed(row.action.readback or "", current, "cannot read the current state")
+            return Settled(RowState.DONE, row.action.readback, current.code,
+                           f"cannot read the current state: {current.code}: {current.message}", current.status,
+                           current.request_id, plan_kind="conflict")
+        kind, fields, send = classify(row.action, row.params, current)
+        return Settled(RowState.DONE, row.action.readback, plan_kind=kind, plan_fields=",".join(fields),
+                       plan_send=send)
+
+
+class VerifyJob:
+    """Read back each row a run recorded done; drift is a failure."""
+
+    __slots__ = ()
+
+    def first_call(self, row: WorkRow) -> str:
+        return row.action.readback  # type: ignore[return-value]
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+        reader = row.action.readback or ""
+        current = await calls.read(row.action)
+        if current is None:
+            return None
+        if isinstance(current, Failure):
+            return Settled.failed(reader, current)
+        diffs = row.action.differences(row.params, current)
+        if diffs:
+            return Settled(RowState.FAILED, reader, "Drift", f"live state differs in {', '.join(diffs)}")
+        return Settled(RowState.DONE, reader, message="in sync")
+
+
+def make_job(options: RunOptions) -> Job:
+    if options.mode is Mode.PLAN:
+        return PlanJob()
+    if options.mode is Mode.VERIFY:
+        return VerifyJob()
+    return ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current)
+
+
+def _exists(action: Action, current: Mapping[str, str]) -> bool:
+    assert action.readback is not None
+    return ACTIONS[action.readback].exists(current)
+
+
+def _unread(action: Action, outcome: Failure | None, *, reached: bool) -> Settled | None:
+    """The read did not answer: stopped (None), or failed.
+
+    When a changing call may have landed, the outcome is unknown: a transient
+    failure records nothing (the row stays ``sending`` and the next run reads
+    it again); a refused read (say, no permission to Describe) can never be
+    settled, and is recorded failed with a message that says so.
+    """
+    if outcome is None:
+        return None
+    if not reached:
+        return Settled.failed(action.name, outcome, "cannot read the current config; nothing was sent")
+    if outcome.transient:
+        return None
+    return Settled.failed(action.name, outcome, "cannot read back whether the change landed; outcome unknown")

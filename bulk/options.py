@@ -1,0 +1,239 @@
+"""What a run is asked to do, and what it reports back.
+
+    options = RunOptions(action=resolve("AddLiveSnapshotNotifyConfig"),
+                         input_path=Path("domains.csv"), checkpoint_path=Path("domains.ckpt"),
+                         overrides={"NotifyUrl": "https://cb.example.com/snap"}, if_exists=IfExists.UPDATE)
+    result = await engine.run(options, client=client)
+    sys.exit(result.exit_code)
+
+A row moves through ``RowState``::
+
+    pending --claim--> sending --> done | skipped | failed
+       ^                  |
+       |                  +--> sending (stopped, or the outcome is unknown: read back on resume)
+       +-- failed (reopened: transient, or every one with --retry-failed)
+
+``done`` means the service holds the row's change, ``failed`` that it does
+not, ``sending`` that it may (the next run reads it back before sending
+anything). ``invalid`` rows never move. The exit code is derived from the
+final counts, so no path can end 0 with a row unaccounted for.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from enum import IntEnum, StrEnum
+from pathlib import Path
+from typing import Any
+
+from .actions import Action
+
+__all__ = [
+    "Exit",
+    "Halt",
+    "HaltKind",
+    "IfExists",
+    "Mode",
+    "RowState",
+    "RunOptions",
+    "RunResult",
+    "RunStats",
+]
+
+
+class RowState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    INVALID = "invalid"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RowState.PENDING, RowState.SENDING)
+
+
+class Mode(StrEnum):
+    """What a run does with each row: change it, or only read its live state."""
+
+    APPLY = "apply"
+    PLAN = "plan"
+    VERIFY = "verify"
+
+
+class IfExists(StrEnum):
+    """What an existing, different config means for a create (a 409 ConfigAlreadyExists)."""
+
+    FAIL = "fail"
+    SKIP = "skip"
+    UPDATE = "update"
+
+
+class Exit(IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    INTERRUPTED = 3
+    BUSY = 4
+
+
+class HaltKind(StrEnum):
+    """Why a run stopped before every row was finished."""
+
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
+    CREDENTIALS_REFUSED = "credentials refused"  # the service refused the AccessKey or signature
+    CREDENTIALS_UNAVAILABLE = "credentials unavailable"  # the credential chain kept failing
+    ENDPOINT_UNREACHABLE = "endpoint unreachable"  # no connection at all since the start
+    LOCAL_FAULT = "local fault"  # a file of ours could not be written: disk full, sqlite error
+
+    @property
+    def exit_code(self) -> Exit:
+        if self in (HaltKind.INTERRUPTED, HaltKind.LOCAL_FAULT):
+            return Exit.INTERRUPTED
+        return Exit.USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    kind: HaltKind
+    #: one line for the operator: what happened and what to do (never a secret)
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    action: Action
+    input_path: Path
+    checkpoint_path: Path
+    #: --set values; secret ones are shown as fingerprints in the repr, never stored
+    overrides: dict[str, str] = field(default_factory=dict, repr=False)
+    qps: float = 30.0
+    concurrency: int | None = None
+    max_attempts: int = 8
+    timeout: float = 10.0
+    if_exists: IfExists = IfExists.FAIL
+    strict: bool = False
+    retry_failed: bool = False
+    log_file: Path | None = None
+    grace: float = 5.0
+    #: extra checkpoint metadata that must match on resume (e.g. a keys file digest)
+    extra_meta: dict[str, Any] = field(default_factory=dict)
+    mode: Mode = Mode.APPLY
+    #: run --plan: the plan file, whose rows say which action each line gets
+    plan_path: Path | None = None
+    #: parameters taken from the live config right before sending (a rotation keeping NotifyUrl)
+    keep_current: tuple[str, ...] = ()
+    #: only these input lines take part (verify: the rows a run recorded done)
+    only_lines: frozenset[int] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "if_exists", IfExists(self.if_exists))
+        object.__setattr__(self, "mode", Mode(self.mode))
+        if self.qps <= 0:
+            raise ValueError("--qps must be positive")
+        if self.max_attempts < 1:
+            raise ValueError("--max-attempts must be at least 1")
+        if self.timeout <= 0:
+            raise ValueError("--timeout must be positive")
+        if self.mode is not Mode.APPLY and not self.action.readback:
+            raise ValueError(f"{self.action.name} changes nothing: there is nothing to plan or verify")
+
+    def __repr__(self) -> str:
+        # Names only: values may be secrets, and a repr ends up in tracebacks.
+        return (f"RunOptions(action={self.action.name}, input={self.input_path}, mode={self.mode}, "
+                f"overrides=[{', '.join(self.overrides)}])")
+
+    @property
+    def row_action(self) -> Action:
+        """The action rows are validated against: kept parameters come later, from the service."""
+        if not self.keep_current:
+            return self.action
+        params = tuple(replace(p, required=False) if p.name in self.keep_current else p for p in self.action.params)
+        return replace(self.action, params=params)
+
+    @property
+    def workers(self) -> int:
+        """In-flight ceiling: enough for the quota even if every call takes the whole timeout.
+
+        Calls in flight follow the pace times the service's latency by themselves
+        (a row starts only once its first call is admitted by the pacer); this
+        only bounds sockets when the quota is huge.
+        """
+        if self.concurrency:
+            return self.concurrency
+        return max(8, min(1024, math.ceil(self.qps * self.timeout)))
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Live counters of a run, read by the progress display."""
+
+    total: int = 0
+    to_send: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    invalid: int = 0
+    calls: int = 0
+    retrying: int = 0
+    started: float = field(default_factory=time.monotonic)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.skipped + self.failed + self.invalid
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def pace(self) -> float:
+        return self.calls / self.elapsed if self.elapsed > 0 else 0.0
+
+    def count(self, state: RowState, code: str | None) -> None:
+        if state is RowState.DONE:
+            self.done += 1
+        elif state is RowState.SKIPPED:
+            self.skipped += 1
+        elif state is RowState.FAILED:
+            self.failed += 1
+            if code:
+                self.errors[code] += 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    counts: dict[str, int]
+    errors: dict[str, int]
+    calls: int
+    elapsed: float
+    checkpoint: Path
+    #: why the run stopped early, if it did
+    halt: Halt | None = None
+
+    @property
+    def pace(self) -> float:
+        return self.calls / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def unfinished(self) -> int:
+        return self.counts.get(RowState.PENDING, 0) + self.counts.get(RowState.SENDING, 0)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.halt is not None and self.halt.kind is HaltKind.INTERRUPTED
+
+    @property
+    def exit_code(self) -> Exit:
+        if self.halt is not None:
+            return self.halt.kind.exit_code
+        if self.unfinished:
+            # Rows whose outcome could not be settled (a read-back that kept failing):
+            # never 0, and the next run reads them back.
+            return Exit.INTERRUPTED
+        return Exit.FAILED if self.counts.get(RowState.FAILED) or self.counts.get(RowState.INVALID) else Exit.OK

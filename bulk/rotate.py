@@ -1,0 +1,106 @@
+"""Key rotation as a library call: the keys file first, then an ordinary run.
+
+    rotation = plan_rotation(Path("fleet.txt"), Path("keys-2026-11.csv"))
+    prepare_rotation(rotation)                     # keys file + checkpoint, nothing sent
+    # ... give the receiver keys-2026-11.csv ...
+    result = await engine.run(rotation.options, client=client)
+
+The keys file is written atomically with mode 0600 *before* any call, and
+the run's input is that very file: a resumed rotation reuses it (its SHA-256
+is the checkpoint's input digest) and never makes new keys, and a keys file
+that changed is refused. ``via`` picks the action: SetSnapshotCallbackAuth,
+or UpdateLiveSnapshotNotifyConfig keeping each domain's current NotifyUrl
+(read just before its call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .actions import resolve
+from .checkpoint import Checkpoint
+from .engine import default_checkpoint, prepare
+from .inputs import BadRow, Row, file_sha256, read_rows
+from .keys import KEY_COLUMNS, load_or_create_keys
+from .options import RunOptions
+
+__all__ = ["VIA", "Rotation", "RotationError", "plan_rotation", "prepare_rotation"]
+
+#: --via -> (action, values set on every row, parameters kept from the live config)
+VIA: dict[str, tuple[str, dict[str, str], tuple[str, ...]]] = {
+    "set-callback-auth": ("SetSnapshotCallbackAuth", {"CallbackReqAuth": "yes"}, ()),
+    "update-notify-config": ("UpdateLiveSnapshotNotifyConfig", {"NotifyReqAuth": "yes"}, ("NotifyUrl",)),
+}
+
+
+class RotationError(Exception):
+    """The rotation cannot start or resume; ``bad`` holds the input's bad rows, if that is why."""
+
+    def __init__(self, message: str, bad: list[BadRow] | None = None) -> None:
+        super().__init__(message)
+        self.bad = bad or []
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    options: RunOptions
+    keys_path: Path
+    keys_sha256: str
+    domains: int
+
+
+def plan_rotation(
+    domains_path: Path,
+    keys_out: Path,
+    *,
+    via: str = "set-callback-auth",
+    key_length: int = 32,
+    same_key: bool = False,
+    checkpoint: Path | None = None,
+    **run: Any,
+) -> Rotation:
+    """Write the keys file (or check the one of the rotation in progress) and the run's options.
+
+    ``run`` takes RunOptions fields (qps, max_attempts, timeout, log_file...).
+    Raises RotationError, KeysFileError or ValueError.
+    """
+    if via not in VIA:
+        raise RotationError(f"--via must be one of {', '.join(VIA)}")
+    if keys_out.suffix != ".csv":
+        raise RotationError("--keys-out must be a .csv file")
+    name, overrides, keep = VIA[via]
+    action = resolve(name)
+    domains = _rotation_domains(domains_path)
+    ckpt = checkpoint or default_checkpoint(keys_out, action)
+    expected = None
+    if ckpt.exists():
+        with Checkpoint.open_readonly(ckpt) as c:
+            expected = (c.meta() or {}).get("input_sha256")
+    _, digest = load_or_create_keys(keys_out, domains, length=key_length, same_key=same_key,
+                                    column=KEY_COLUMNS[via], expected_digest=expected)
+    options = RunOptions(
+        action=action, input_path=keys_out, checkpoint_path=ckpt, overrides=overrides, keep_current=keep,
+        strict=True, extra_meta={"domains_sha256": file_sha256(domains_path), "keep_current": list(keep)}, **run,
+    )
+    return Rotation(options, keys_out, digest, len(domains))
+
+
+def prepare_rotation(rotation: Rotation) -> None:
+    """Write the checkpoint of the rotation and send nothing (``--prepare``)."""
+    with Checkpoint.open(rotation.options.checkpoint_path) as ckpt:
+        prepare(ckpt, rotation.options)
+
+
+def _rotation_domains(path: Path) -> list[str]:
+    """Every domain of the input; a rotation refuses an input with bad rows."""
+    domains: list[str] = []
+    bad: list[BadRow] = []
+    for item in read_rows(path, resolve("DescribeLiveSnapshotNotifyConfig")):
+        (domains.append(item.domain) if isinstance(item, Row) else bad.append(item))
+    if bad:
+        raise RotationError(f"{len(bad)} bad row(s) in {path}; a rotation needs a clean list", bad)
+    if not domains:
+        raise RotationError(f"no domains in {path}")
+    return domains

@@ -1,0 +1,74 @@
+"""Reading back a finished run: does the service hold what the checkpoint says was done?
+
+    options = verify_options(Path("domains.csv.add-live-snapshot-notify-config.ckpt"), given=[])
+    result = await engine.run(options, client=client)
+    for row in drifted(options.checkpoint_path):
+        print(row["line"], row["domain"], row["code"], row["message"])
+
+A verify is an engine run in verify mode over the rows the run recorded
+``done``, with its own checkpoint (``CHECKPOINT.verify``, made anew each
+time). The run's --set values come from its checkpoint; secret ones were
+never stored, so they must be given again and are checked against the
+fingerprints the run kept. An input that changed since the run is refused:
+joining a different file by line would compare the wrong rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .actions import Action, resolve
+from .checkpoint import Checkpoint
+from .engine import redact_overrides, remove_checkpoint
+from .inputs import file_sha256, parse_overrides
+from .options import Mode, RunOptions
+
+__all__ = ["VerifyError", "drifted", "recover_overrides", "verify_options"]
+
+
+class VerifyError(Exception):
+    """The run cannot be verified as asked (the message says why and what to do)."""
+
+
+def verify_options(checkpoint: Path, *, given: Sequence[str] = (), **run: Any) -> RunOptions:
+    """The options of a verify run over ``checkpoint``'s done rows. Raises VerifyError or CheckpointError.
+
+    ``given`` are ``--set`` pairs repeating the run's secret values; ``run``
+    takes RunOptions fields (qps, max_attempts, timeout...).
+    """
+    with Checkpoint.open_readonly(checkpoint) as c:
+        meta = c.meta() or {}
+        done = frozenset(r["line"] for r in c.rows(states=["done"]))
+    if "action" not in meta:
+        raise VerifyError(f"{checkpoint} holds no run")
+    action = resolve(meta["action"])
+    source = Path(meta["input_path"])
+    if not source.is_file() or file_sha256(source) != meta["input_sha256"]:
+        raise VerifyError(f"the input {source} changed since the run of {checkpoint} (or is gone); "
+                          "verify needs the very file the run used")
+    overrides = recover_overrides(action, meta.get("overrides", {}), parse_overrides(given, action))
+    target = checkpoint.with_name(checkpoint.name + ".verify")
+    remove_checkpoint(target)
+    return RunOptions(action=action, input_path=source, checkpoint_path=target, overrides=overrides,
+                      mode=Mode.VERIFY, only_lines=done, keep_current=tuple(meta.get("keep_current", ())), **run)
+
+
+def recover_overrides(action: Action, stored: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]:
+    """The run's --set values: stored ones as they are, secret ones given again and checked."""
+    overrides = {k: v for k, v in stored.items() if k not in action.secret_names}
+    for name in action.secret_names & stored.keys():
+        if name not in given:
+            raise VerifyError(f"the run set {name} with --set; give it again with --set {name}=@FILE "
+                              "(secrets are not stored)")
+        if redact_overrides(action, {name: given[name]})[name] != stored[name]:
+            raise VerifyError(f"--set {name} differs from the value the run used ({stored[name]})")
+        overrides[name] = given[name]
+    return overrides
+
+
+def drifted(verify_checkpoint: Path) -> Iterator[dict[str, Any]]:
+    """The rows a verify found drifted or unreadable."""
+    with Checkpoint.open_readonly(verify_checkpoint) as c:
+        yield from c.rows(states=["failed"])
