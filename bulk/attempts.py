@@ -196,12 +196,29 @@ class Caller:
         self._log = log
 
     async def call(
-        self, action: str, params: Mapping[str, str], *, line: int, domain: str, prepaid: Prepaid | None = None
+        self,
+        action: str,
+        params: Mapping[str, str],
+        *,
+        line: int,
+        domain: str,
+        prepaid: Prepaid | None = None,
+        changes: bool = False,
+        tried_before: int = 0,
     ) -> Tried:
-        """Send until success, a permanent answer or the last attempt; ``Tried(None, ...)`` if stopped."""
+        """Send until an answer worth keeping; ``Tried(None, ...)`` if stopped first.
+
+        Worth keeping: a success, a permanent refusal, the last attempt the
+        policy allows (``tried_before`` attempts of this call were already
+        made), or, for a call that ``changes`` something, a failure after
+        which the change may have landed: the caller must read back before
+        anything is sent again, so that it is never applied twice.
+        """
         pacer = self._pacers.get(self._account, action)
         attempts = local = 0
         reached = False
+        if tried_before and await self._backoff(self._retry.delay(tried_before)):
+            return Tried(None, 0, False)
         while True:
             if not (prepaid is not None and prepaid.use(action)):
                 if self._stop.is_set():
@@ -210,7 +227,7 @@ class Caller:
                 if self._stop.is_set():
                     return Tried(None, attempts, reached)
             outcome = await self._client.call(action, params, at_wire=pacer.at_wire)
-            self._write_log(line, domain, action, attempts + local + 1, outcome)
+            self._write_log(line, domain, action, tried_before + attempts + local + 1, outcome)
             if isinstance(outcome, Failure) and not outcome.sent and self._health.counts_as_local(outcome):
                 local += 1
                 if (halt := self._health.local_failure(outcome)) is not None:
@@ -229,13 +246,18 @@ class Caller:
                 self._halt(Halt(HaltKind.CREDENTIALS_REFUSED,
                                 f"the service refused the credentials ({outcome.code}: {outcome.message})"))
                 return Tried(None, attempts, reached)
-            reached = reached or outcome.maybe_applied
-            if not self._retry.should_retry(outcome, attempts):
+            if changes and outcome.maybe_applied:
+                return Tried(outcome, attempts, True)
+            if not self._retry.should_retry(outcome, tried_before + attempts):
                 return Tried(outcome, attempts, reached)
             if outcome.throttled:
                 pacer.throttled()
-            if await self._backoff(self._retry.delay(attempts, throttled=outcome.throttled)):
+            if await self._backoff(self._retry.delay(tried_before + attempts, throttled=outcome.throttled)):
                 return Tried(None, attempts, reached)
+
+    def may_retry(self, failure: Failure, attempts: int) -> bool:
+        """Whether the policy allows another attempt after ``attempts`` of one call."""
+        return self._retry.should_retry(failure, attempts)
 
     async def _backoff(self, delay: float) -> bool:
         """Sleep; True if the run was stopped meanwhile."""

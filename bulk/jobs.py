@@ -88,13 +88,22 @@ class RowCalls:
         #: a changing call of this run may have reached the service
         self.reached = False
 
-    async def call(self, action: Action, params: Mapping[str, str]) -> Tried:
+    async def call(self, action: Action, params: Mapping[str, str], *, tried_before: int = 0) -> Tried:
         tried = await self._caller.call(action.name, params, line=self.row.line, domain=self.row.domain,
-                                        prepaid=self._prepaid)
+                                        prepaid=self._prepaid, changes=not action.read_only,
+                                        tried_before=tried_before)
         self.attempts += tried.attempts
         if not action.read_only:
             self.reached = self.reached or tried.reached
         return tried
+
+    def may_retry(self, failure: Failure, attempts: int) -> bool:
+        return self._caller.may_retry(failure, attempts)
+
+    @property
+    def may_have_landed(self) -> bool:
+        """A changing call of this row, in this run or an earlier one, may have reached the service."""
+        return self.row.reached or self.reached
 
     async def read(self, action: Action) -> dict[str, str] | Failure | None:
         """The live state ``action`` changes; the Failure if unreadable; None if stopped."""
@@ -144,59 +153,50 @@ class ApplyJob:
             if row.reached:
                 diffs = action.differences(params, current)
                 if not diffs:
-                    return Settled(RowState.DONE, action.name, message="already applied (read back)")
+                    return Settled(RowState.DONE, action.name, message="applied (read back before resending)")
                 if not action.idempotent and _exists(action, current):
                     return await self._exists(row, calls, params, diffs)
         return await self._send(row, calls, action, params)
 
     async def _send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> Settled | None:
-        tried = await calls.call(action, params)
-        outcome = tried.outcome
-        if outcome is None:
-            return None
-        if isinstance(outcome, Success):
-            return Settled(RowState.DONE, action.name, request_id=outcome.request_id)
-        if outcome.code == _EXISTS and not action.idempotent:
-            if not (row.reached or calls.reached):
-                # A first attempt: the config was there before us. The operator decides.
-                return await self._exists(row, calls, params, None, outcome)
-            return await self._settle(row, calls, action, params, outcome, if_exists=True)
-        if row.reached or calls.reached:
-            return await self._settle(row, calls, action, params, outcome)
-        return Settled.failed(action.name, outcome)
-
-    async def _settle(
-        self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str], failure: Failure,
-        *, if_exists: bool = False,
-    ) -> Settled | None:
-        """A failure after an attempt that may have landed: does the service hold the change?
-
-        With ``if_exists`` (a 409), a different config found is somebody else's: --if-exists decides.
-        """
-        current = await calls.read(action)
-        if not isinstance(current, dict):
-            return _unread(action, current, reached=True)
-        diffs = action.differences(params, current)
-        if not diffs:
-            return Settled(RowState.DONE, action.name, message=f"applied ({failure.code} after an earlier attempt; "
-                           "read back matches)")
-        if if_exists and _exists(action, current):
-            return await self._exists(row, calls, params, diffs, failure)
-        return Settled.failed(action.name, failure, "read back: not applied")
+        tries = 0
+        while True:
+            tried = await calls.call(action, params, tried_before=tries)
+            tries += tried.attempts
+            outcome = tried.outcome
+            if outcome is None:
+                return None
+            if isinstance(outcome, Success):
+                return Settled(RowState.DONE, action.name, request_id=outcome.request_id)
+            conflict = outcome.code == _EXISTS and not action.idempotent
+            if not (conflict or calls.may_have_landed):
+                return Settled.failed(action.name, outcome)
+            # A 409, or a change that may have landed (now or earlier): what does the service hold?
+            current = await calls.read(action)
+            if not isinstance(current, dict):
+                return _unread(action, current, reached=calls.may_have_landed)
+            diffs = action.differences(params, current)
+            if not diffs:
+                how = f"read back after {outcome.code}" if calls.may_have_landed else "already configured, read back"
+                return Settled(RowState.DONE, action.name, message=f"applied ({how})")
+            if not action.idempotent and _exists(action, current):
+                return await self._exists(row, calls, params, diffs, outcome)
+            if not (outcome.maybe_applied and calls.may_retry(outcome, tries)):
+                return Settled.failed(action.name, outcome, "read back: not applied")
 
     async def _exists(
-        self, row: WorkRow, calls: RowCalls, params: dict[str, str], diffs: list[str] | None,
+        self, row: WorkRow, calls: RowCalls, params: dict[str, str], diffs: list[str],
         failure: Failure | None = None,
     ) -> Settled | None:
-        """An existing config that is not ours: --if-exists decides."""
+        """An existing config that differs from the row's: --if-exists decides."""
         action = row.action
-        differs = f" (differs in {', '.join(diffs)})" if diffs else ""
         if self._if_exists is IfExists.SKIP:
-            return Settled(RowState.SKIPPED, action.name, _EXISTS, f"config already exists{differs}",
+            return Settled(RowState.SKIPPED, action.name, _EXISTS,
+                           f"config already exists (differs in {', '.join(diffs)})",
                            failure.status if failure else None, failure.request_id if failure else None)
         if self._if_exists is IfExists.UPDATE and action.update:
             return await self._send(row, calls, ACTIONS[action.update], params)
-        note = f"conflict: an existing config differs in {', '.join(diffs)}" if diffs else None
+        note = f"conflict: an existing config differs in {', '.join(diffs)}"
         if failure is None:
             return Settled(RowState.FAILED, action.name, _EXISTS, note)
         return Settled.failed(action.name, failure, note)

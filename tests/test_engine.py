@@ -155,7 +155,8 @@ async def test_409_on_first_attempt_follows_if_exists(tmp_path: Path, if_exists:
         assert sim.notify_configs["d0001.example.com"]["NotifyUrl"] == final_url
         describes = sim.stats()["calls"].get("DescribeLiveSnapshotNotifyConfig", {})
     assert result.counts[state] == (4 if state == "done" else 1)
-    assert not describes  # a first-attempt 409 is the operator's call, no read-back
+    # The 409 is read back once, to tell an identical config (done) from a different one (the operator's call).
+    assert describes == {"OK": 1}
     with Checkpoint.open_readonly(result.checkpoint) as ckpt:
         row = next(r for r in ckpt.rows() if r["domain"] == "d0001.example.com")
     assert row["state"] == state
@@ -164,6 +165,20 @@ async def test_409_on_first_attempt_follows_if_exists(tmp_path: Path, if_exists:
     else:
         assert row["code"] == "ConfigAlreadyExists"
     assert result.exit_code == (1 if state == "failed" else 0)
+
+
+@pytest.mark.parametrize("if_exists", ["fail", "skip", "update"])
+async def test_409_on_an_identical_config_is_done_whatever_if_exists(tmp_path: Path, if_exists: str) -> None:
+    """done means the service holds the row's config: one already in place counts, not as a failure."""
+    async with simulator() as sim:
+        _preexisting(sim, "d0001.example.com", URL)
+        result = await run_engine(sim, domains_csv(tmp_path / "d.csv", 3), qps=500, if_exists=if_exists)
+        updates = sim.stats()["calls"].get("UpdateLiveSnapshotNotifyConfig", {})
+    assert result.exit_code == 0 and result.counts["done"] == 3
+    assert not updates
+    with Checkpoint.open_readonly(result.checkpoint) as ckpt:
+        row = next(r for r in ckpt.rows() if r["domain"] == "d0001.example.com")
+    assert row["state"] == "done" and "already configured" in row["message"]
 
 
 async def test_409_after_a_possible_earlier_attempt_is_read_back(tmp_path: Path) -> None:
