@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -171,6 +172,9 @@ class ChainCredentials:
     __slots__ = ("_config", "_environ", "_last", "_profile", "_providers")
 
     def __init__(self, *, profile: str | None = None, environ: Mapping[str, str] | None = None) -> None:
+        # The package logs refresh failures on a stderr handler of its own (and, at debug level,
+        # the credentials it fetched): bulk reports each failure itself, by kind only.
+        logging.getLogger("credentials").disabled = True
         self._environ = os.environ if environ is None else environ
         self._profile = profile
         self._last: tuple[str, Any] | None = None

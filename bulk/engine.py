@@ -65,12 +65,14 @@ async def run(
     stop: asyncio.Event | None = None,
     stats: RunStats | None = None,
     retry: RetryPolicy | None = None,
+    health: Health | None = None,
 ) -> RunResult:
     """Apply ``options.action`` to every valid row; resume if the checkpoint has begun.
 
     Raises CheckpointBusy, CheckpointError, StrictModeError, PlanError or
     inputs.InputError before any call is made. ``stop`` asks for a graceful
-    stop; why the run stopped early is in ``RunResult.halt``.
+    stop; why the run stopped early is in ``RunResult.halt``. ``retry`` and
+    ``health`` replace the default policy and thresholds.
     """
     stats = stats or RunStats()
     stop = stop or asyncio.Event()
@@ -84,7 +86,8 @@ async def run(
         stats.to_send = counts["pending"] + counts["sending"]
         stats.started = time.monotonic()
         if stats.to_send:
-            halt = await _send(options, ckpt, client, stop, stats, retry)
+            health = health or Health(endpoint=client.endpoint)
+            halt = await _send(options, ckpt, client, stop, stats, retry, health)
         try:
             ckpt.flush()
         except LocalFault as fault:
@@ -116,7 +119,7 @@ def _prepare_or_discard(ckpt: Checkpoint, options: RunOptions) -> dict[str, int]
 
 async def _send(
     options: RunOptions, ckpt: Checkpoint, client: LiveClient, stop: asyncio.Event, stats: RunStats,
-    retry: RetryPolicy | None,
+    retry: RetryPolicy | None, health: Health,
 ) -> Halt | None:
     account = await client.access_key_id()
     pacers = Pacers(options.qps)
@@ -132,7 +135,7 @@ async def _send(
 
     caller = Caller(client=client, pacers=pacers, account=account,
                     retry=retry or RetryPolicy(max_attempts=options.max_attempts), stop=stop, halt=halt,
-                    stats=stats, health=Health(endpoint=client.endpoint), log=log)
+                    stats=stats, health=health, log=log)
     dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=_work_rows(options, ckpt), job=make_job(options),
                             caller=caller, pacers=pacers, account=account, stop=stop, stats=stats)
     try:

@@ -65,6 +65,7 @@ _ERRORS: dict[str, tuple[int, str]] = {
     "ConfigNotFound": (400, "Configuration does not exist, please check and try again."),
     "InvalidDomain.NotFound": (404, "The domain provided does not belong to you."),
     "Throttling.User": (400, "Request was denied due to user flow control."),
+    "Forbidden.RAM": (403, "User not authorized to operate on the specified resource, or this API doesn't support RAM."),
     "InternalError": (500, "The request processing has failed due to some unknown error, exception or failure."),
     "ServiceUnavailable": (503, "The request has failed due to a temporary failure of the server."),
 }
@@ -97,6 +98,10 @@ class SimConfig:
     missing_domains: tuple[str, ...] = ()
     state_file: Path | None = None
     max_skew_s: float = 900.0
+    #: injected faults hit only these actions (empty: every action)
+    fault_actions: tuple[str, ...] = ()
+    #: actions answered 403 Forbidden.RAM, as when the RAM policy lacks them (a switch tests can flip)
+    forbidden_actions: tuple[str, ...] = ()
 
 
 class _Reject(Exception):
@@ -296,10 +301,12 @@ class Simulator:
             if quota.count_after_prune(now) + 1 > self.config.qps:
                 raise _Reject("Throttling.User")
             quota.add(now)
+            if action in self.config.forbidden_actions:
+                raise _Reject("Forbidden.RAM")
         except _Reject as reject:
             return self._error(request, action, reject)
 
-        fault, after = self._draw_fault()
+        fault, after = self._draw_fault(action)
         delay = self._draw_latency()
         if delay:
             await asyncio.sleep(delay)
@@ -402,10 +409,10 @@ class Simulator:
 
     # -- faults and latency ------------------------------------------------------------------
 
-    def _draw_fault(self) -> tuple[str | None, bool]:
+    def _draw_fault(self, action: str) -> tuple[str | None, bool]:
         """Which fault this call gets (or None) and, for a drop, whether it comes after applying."""
         rate = self.config.error_rate
-        if not rate:
+        if not rate or (self.config.fault_actions and action not in self.config.fault_actions):
             return None, False
         roll = self._rng.random()
         if roll >= rate:
