@@ -91,3 +91,58 @@ async def test_old_plan_or_changed_input_is_refused(tmp_path: Path) -> None:
         code, _, err = await bulk("run", "--plan", str(plan), "--endpoint", sim.url)
         assert code == 2 and "changed" in err
         assert sim.stats()["calls"].keys() == {"DescribeLiveSnapshotNotifyConfig"}
+
+
+def domains_only(path: Path) -> Path:
+    path.write_text("DomainName\n" + "".join(f"{d}.example.com\n" for d in ("new", "url", "gone.missing")))
+    return path
+
+
+async def test_a_plan_is_applied_only_with_its_own_values_and_conflicts_never_become_calls(tmp_path: Path) -> None:
+    src = domains_only(tmp_path / "d.csv")
+    plan = tmp_path / "p.jsonl"
+    other = "https://other.cb.example.com/snap"
+    sim_config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200, missing_domains=("*.missing.example.com",))
+    async with Simulator(sim_config) as sim:
+        sim.notify_configs["url.example.com"] = {"DomainName": "url.example.com", "NotifyUrl": other,
+                                                 "NotifyReqAuth": "no", "NotifyAuthKey": ""}
+        code, _, err = await bulk("plan", str(src), "--action", "AddLiveSnapshotNotifyConfig", "--set",
+                                  f"NotifyUrl={NEW_URL}", "-o", str(plan), "--endpoint", sim.url, "--quiet")
+        assert code == 0, err
+        header = orjson.loads(plan.read_bytes().splitlines()[0])
+        assert header["overrides"] == {"NotifyUrl": NEW_URL}
+
+        def changes() -> dict[str, int]:
+            calls = sim.stats()["calls"]
+            return {a: sum(calls.get(a, {}).values()) for a in ("AddLiveSnapshotNotifyConfig", "UpdateLiveSnapshotNotifyConfig")}
+
+        # Other values than the plan's: refused, nothing sent.
+        code, _, err = await bulk("run", "--plan", str(plan), "--set", f"NotifyUrl={other}", "--endpoint", sim.url)
+        assert code == 2 and "was made with --set NotifyUrl=" + NEW_URL in err
+        code, _, err = await bulk("run", "--plan", str(plan), "--endpoint", sim.url)
+        assert code == 2 and "--set" in err
+        assert changes() == {"AddLiveSnapshotNotifyConfig": 0, "UpdateLiveSnapshotNotifyConfig": 0}
+
+        args = ["run", "--plan", str(plan), "--set", f"NotifyUrl={NEW_URL}", "--endpoint", sim.url, "--quiet"]
+        code, _, err = await bulk(*args)
+        assert code == 1, err  # the conflict (a domain that does not exist) is a failed row
+        assert changes() == {"AddLiveSnapshotNotifyConfig": 1, "UpdateLiveSnapshotNotifyConfig": 1}
+        # A started run resumes whatever the plan's age; --retry-failed never turns a PlanConflict into a call.
+        code, _, err = await bulk(*args, "--max-plan-age", "0", "--retry-failed")
+        assert code == 1, err
+        assert changes() == {"AddLiveSnapshotNotifyConfig": 1, "UpdateLiveSnapshotNotifyConfig": 1}
+        assert sim.notify_configs["url.example.com"]["NotifyUrl"] == NEW_URL
+
+
+async def test_verify_refuses_an_input_that_changed_since_the_run(tmp_path: Path) -> None:
+    src = domains_only(tmp_path / "d.csv")
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200)) as sim:
+        code, _, err = await bulk("run", str(src), "--action", "AddLiveSnapshotNotifyConfig", "--set",
+                                  f"NotifyUrl={NEW_URL}", "--endpoint", sim.url, "--quiet", "--checkpoint",
+                                  str(tmp_path / "d.ckpt"))
+        assert code == 0, err
+        src.write_text(src.read_text().replace("new.example.com", "renamed.example.com"))
+        before = sim.stats()["total"]
+        code, out, err = await bulk("verify", str(tmp_path / "d.ckpt"), "--endpoint", sim.url)
+        assert code == 2 and "changed since the run" in err
+        assert sim.stats()["total"] == before
