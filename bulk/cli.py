@@ -8,7 +8,8 @@ failed or were invalid; 2 usage, input, credential or configuration error
 (before any call, or a set-up the service refuses); 3 stopped before the
 end (interrupted, a local fault such as a full disk, or outcomes still to
 be read back): run the same command again to resume; 4 checkpoint in use by
-another run; 70 internal error (a bug; the checkpoint stays consistent).
+another run; 70 internal error (a bug; the checkpoint stays consistent); 130 aborted
+(a second Ctrl-C; the checkpoint stays consistent).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def main() -> None:
     """Entry point: an unexpected error is one line and a debug log, never a screen of locals."""
     try:
         app()
+    except KeyboardInterrupt:  # before the command's own handler was in place: nothing was sent
+        sys.exit(130)
     except Exception as exc:  # noqa: BLE001  (the last line of defence)
         fd, path = tempfile.mkstemp(prefix="bulk-debug-", suffix=".log")  # owner-only
         with os.fdopen(fd, "w") as log:

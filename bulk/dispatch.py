@@ -139,7 +139,7 @@ class Dispatcher:
             self._ckpt.record(RowResult(row.line, state, row.attempts, reached=row.reached))
 
     async def _row(self, row: WorkRow, prepaid: Prepaid) -> None:
-        calls = RowCalls(self._caller, row, prepaid)
+        calls = RowCalls(self._caller, row, prepaid, count_reads=self._job.reads_only)
         try:
             settled = await self._job.run(row, calls)
             self._record(row, calls, settled)

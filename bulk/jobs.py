@@ -37,6 +37,8 @@ from .plan import classify
 __all__ = ["ApplyJob", "Job", "PlanJob", "RowCalls", "Settled", "VerifyJob", "WorkRow", "make_job"]
 
 _EXISTS = "ConfigAlreadyExists"
+#: answers that prove the service cannot hold the row's change: no read-back needed to say failed
+_CANNOT_HOLD = frozenset({"InvalidDomain.NotFound", "MissingParam", "MalformedParam"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +80,14 @@ class Settled:
 class RowCalls:
     """One row's calls: each through the Caller, counted, the first one on the dispatcher's admission."""
 
-    __slots__ = ("_caller", "_prepaid", "attempts", "reached", "row")
+    __slots__ = ("_caller", "_count_reads", "_prepaid", "attempts", "reached", "row")
 
-    def __init__(self, caller: Caller, row: WorkRow, prepaid: Prepaid) -> None:
+    def __init__(self, caller: Caller, row: WorkRow, prepaid: Prepaid, *, count_reads: bool = False) -> None:
         self._caller = caller
         self._prepaid = prepaid
+        self._count_reads = count_reads
         self.row = row
+        #: calls that sent the row's change (or, for a job that only reads, its reads)
         self.attempts = 0
         #: a changing call of this run may have reached the service
         self.reached = False
@@ -92,9 +96,11 @@ class RowCalls:
         tried = await self._caller.call(action.name, params, line=self.row.line, domain=self.row.domain,
                                         prepaid=self._prepaid, changes=not action.read_only,
                                         tried_before=tried_before)
-        self.attempts += tried.attempts
         if not action.read_only:
+            self.attempts += tried.attempts
             self.reached = self.reached or tried.reached
+        elif self._count_reads:
+            self.attempts += tried.attempts
         return tried
 
     def may_retry(self, failure: Failure, attempts: int) -> bool:
@@ -116,6 +122,9 @@ class RowCalls:
 
 
 class Job(Protocol):
+    #: True for a job that only reads (plan, verify): its reads are the row's attempts
+    reads_only: bool
+
     def first_call(self, row: WorkRow) -> str:
         """The action of the row's first call: the dispatcher takes its pacer admission."""
 
@@ -127,6 +136,7 @@ class ApplyJob:
     """Send each row's action; read back whatever may already have landed."""
 
     __slots__ = ("_if_exists", "_keep")
+    reads_only = False
 
     def __init__(self, *, if_exists: IfExists, keep_current: tuple[str, ...] = ()) -> None:
         self._if_exists = if_exists
@@ -169,20 +179,20 @@ class ApplyJob:
             if isinstance(outcome, Success):
                 return Settled(RowState.DONE, action.name, request_id=outcome.request_id)
             conflict = outcome.code == _EXISTS and not action.idempotent
-            if not (conflict or calls.may_have_landed):
+            if outcome.code in _CANNOT_HOLD and not calls.may_have_landed:
                 return Settled.failed(action.name, outcome)
-            # A 409, or a change that may have landed (now or earlier): what does the service hold?
+            # Whatever else went wrong, the row is failed only if the service does not hold its change.
             current = await calls.read(action)
             if not isinstance(current, dict):
-                return _unread(action, current, reached=calls.may_have_landed)
+                return _unknown(action, outcome, current)
             diffs = action.differences(params, current)
             if not diffs:
                 how = f"read back after {outcome.code}" if calls.may_have_landed else "already configured, read back"
                 return Settled(RowState.DONE, action.name, message=f"applied ({how})")
-            if not action.idempotent and _exists(action, current):
+            if not action.idempotent and _exists(action, current) and (conflict or calls.may_have_landed):
                 return await self._exists(row, calls, params, diffs, outcome)
             if not (outcome.maybe_applied and calls.may_retry(outcome, tries)):
-                return Settled.failed(action.name, outcome, "read back: not applied")
+                return Settled.failed(action.name, outcome, "read back: not applied" if calls.may_have_landed else None)
 
     async def _exists(
         self, row: WorkRow, calls: RowCalls, params: dict[str, str], diffs: list[str],
@@ -206,6 +216,7 @@ class PlanJob:
     """Read each domain's live state and classify the row: create, update, noop or conflict."""
 
     __slots__ = ()
+    reads_only = True
 
     def first_call(self, row: WorkRow) -> str:
         return row.action.readback  # type: ignore[return-value]
@@ -229,6 +240,7 @@ class VerifyJob:
     """Read back each row a run recorded done; drift is a failure."""
 
     __slots__ = ()
+    reads_only = True
 
     def first_call(self, row: WorkRow) -> str:
         return row.action.readback  # type: ignore[return-value]
@@ -260,17 +272,23 @@ def _exists(action: Action, current: Mapping[str, str]) -> bool:
 
 
 def _unread(action: Action, outcome: Failure | None, *, reached: bool) -> Settled | None:
-    """The read did not answer: stopped (None), or failed.
-
-    When a changing call may have landed, the outcome is unknown: a transient
-    failure records nothing (the row stays ``sending`` and the next run reads
-    it again); a refused read (say, no permission to Describe) can never be
-    settled, and is recorded failed with a message that says so.
-    """
+    """The read before sending did not answer: stopped (None), unknown, or failed with nothing sent."""
     if outcome is None:
         return None
-    if not reached:
-        return Settled.failed(action.name, outcome, "cannot read the current config; nothing was sent")
-    if outcome.transient:
+    if reached:
+        return _unknown(action, outcome, outcome)
+    return Settled.failed(action.name, outcome, "cannot read the current config; nothing was sent")
+
+
+def _unknown(action: Action, failure: Failure, read: Failure | None) -> Settled | None:
+    """A call failed and the read-back that would tell whether the service holds the change did not answer.
+
+    Stopped, or a transient read failure: record nothing yet (the row stays
+    pending, or ``sending`` if a change may have landed) and let the next run
+    read again. A refused read (say, no permission to Describe) can never
+    settle it: the row is failed, and its message says the outcome is unknown.
+    """
+    if read is None or read.transient:
         return None
-    return Settled.failed(action.name, outcome, "cannot read back whether the change landed; outcome unknown")
+    return Settled.failed(action.name, failure, f"cannot read back ({read.code}); whether the service holds the "
+                          "change is unknown")

@@ -150,7 +150,7 @@ class Simulator:
     __slots__ = (
         "config", "url", "notify_configs", "callback_auth", "applied", "_clock", "_wall", "_rng", "_ids",
         "_arrivals", "_arrival_windows", "_quota_windows", "_nonces", "_nonce_expiry", "_calls", "_faults",
-        "_total", "_missing", "_stopping", "_runner", "_saver", "_dirty",
+        "_total", "_missing", "_stopping", "_runner", "_saver", "_dirty", "in_flight",
     )
 
     def __init__(
@@ -187,6 +187,8 @@ class Simulator:
         self._calls: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         self._faults: collections.Counter[str] = collections.Counter()
         self._total = 0
+        #: requests being handled right now (a killed client's may still land)
+        self.in_flight = 0
         patterns = "|".join(fnmatch.translate(p.lower()) for p in config.missing_domains)
         self._missing = re.compile(patterns) if patterns else None
         self._stopping = asyncio.Event()
@@ -250,6 +252,7 @@ class Simulator:
             "faults": dict(self._faults),
             "configs": {"notify": len(self.notify_configs), "callback_auth": len(self.callback_auth)},
             "applied": dict(applied),
+            "in_flight": self.in_flight,
             "pace": self._pace(),
         }
 
@@ -274,6 +277,13 @@ class Simulator:
     # -- the RPC endpoint --------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         self._total += 1
         action = "?"
         try:

@@ -16,7 +16,8 @@ TEST_AK_ID = os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"]
 TEST_AK_SECRET = os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
 
 
-import pytest_asyncio  # noqa: E402  (after the environment set-up above)
+import pytest  # noqa: E402  (after the environment set-up above)
+import pytest_asyncio  # noqa: E402
 
 
 @pytest_asyncio.fixture
@@ -30,3 +31,15 @@ async def sim():
         yield simulator
     finally:
         await simulator.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--chaos-scenarios", type=int, default=100,
+                     help="How many seeded scenarios tests/test_chaos.py runs (seeds 0..N-1).")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "chaos_seeds" in metafunc.fixturenames:
+        seeds = list(range(metafunc.config.getoption("--chaos-scenarios")))
+        batches = [seeds[i:i + 10] for i in range(0, len(seeds), 10)]
+        metafunc.parametrize("chaos_seeds", batches, ids=[f"seeds {b[0]}-{b[-1]}" for b in batches])

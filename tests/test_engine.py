@@ -128,12 +128,21 @@ async def test_permanent_errors_are_not_retried(tmp_path: Path) -> None:
 
 
 async def test_max_attempts_gives_up_as_transient_failure(tmp_path: Path) -> None:
-    async with simulator(error_rate=1.0, fault_kinds=("unavailable",)) as sim:
+    # The Add is turned away every time; the read-back that proves it did not land answers.
+    async with simulator(error_rate=1.0, fault_kinds=("unavailable",), fault_actions=(ADD,)) as sim:
         result = await run_engine(sim, domains_csv(tmp_path / "d.csv", 3), qps=500, max_attempts=3)
     assert result.counts["failed"] == 3
     with Checkpoint.open_readonly(result.checkpoint) as ckpt:
         rows = list(ckpt.rows())
     assert all(r["attempts"] == 3 and r["code"] == "ServiceUnavailable" and r["transient"] == 1 for r in rows)
+
+
+async def test_a_failure_that_cannot_be_read_back_is_left_unfinished_not_failed(tmp_path: Path) -> None:
+    """The service down for reads too: whether a domain already holds the config is unknown."""
+    async with simulator(error_rate=1.0, fault_kinds=("unavailable",)) as sim:
+        result = await run_engine(sim, domains_csv(tmp_path / "d.csv", 3), qps=500, max_attempts=3)
+    assert result.counts["failed"] == 0 and result.counts["pending"] == 3
+    assert result.exit_code == 3
 
 
 # -- 409 ConfigAlreadyExists ----------------------------------------------------------------

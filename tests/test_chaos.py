@@ -1,0 +1,196 @@
+"""The whole state machine under chaos: seeded random fleets, faults, kill -9 and Ctrl-C, then a resume.
+
+Each scenario seeds a simulator fleet (no config, the row's own config, another
+URL, another key), injects random faults (500 before and after applying, 503,
+throttling, dropped and hung connections), runs the real `bulk run` command
+in child processes that it kills (SIGKILL) or interrupts (SIGINT) at random
+moments with random --max-attempts and --if-exists, and finishes with a clean
+resume. Then every row's recorded state must agree with what the simulator
+holds:
+
+- done    <=> the domain holds the row's config;
+- failed  <=> it does not, and the row says why;
+- skipped  => the domain still holds the config it was seeded with;
+- no domain had a change applied twice, no row is left pending or sending,
+  every line of the input is accounted for, and no run exited 0 with a row
+  unfinished.
+
+`make test` runs 100 scenarios (seeds 0-99); `pytest tests/test_chaos.py
+--chaos-scenarios 1000` runs more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import multiprocessing.synchronize
+import os
+import random
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import TEST_AK_ID, TEST_AK_SECRET
+
+from bulk.actions import resolve
+from bulk.checkpoint import Checkpoint
+from bulk.simulator import FAULT_KINDS, SimConfig, Simulator
+
+ADD, SET = "AddLiveSnapshotNotifyConfig", "SetSnapshotCallbackAuth"
+URL, OTHER_URL = "https://cb.example.com/new", "https://cb.example.com/old"
+
+# Children are forked from a server that has imported bulk once: a run starts in milliseconds.
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(["bulk.cli"])
+
+
+def _bulk(argv: list[str], started: multiprocessing.synchronize.Event) -> None:
+    """A child process running the `bulk` command exactly as a shell would."""
+    import sys
+
+    from bulk.cli import main
+
+    sys.argv = ["bulk", *argv]
+    started.set()
+    try:
+        main()
+    except SystemExit as exc:
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
+    os._exit(0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    seed: int
+    action: str
+    rows: dict[str, dict[str, str]]
+    seeded: dict[str, dict[str, str]]
+    if_exists: str
+    sim: SimConfig
+    runs: list[tuple[int, str | None, float]]  # (max attempts, interruption, after seconds)
+
+
+def scenario(seed: int) -> Scenario:
+    rng = random.Random(seed)
+    action = rng.choice([ADD, ADD, SET])
+    rows, seeded = {}, {}
+    for i in range(rng.randint(6, 18)):
+        domain = f"s{seed}-{i}.example.com"
+        key = f"Key{seed:04d}{i:04d}abcdefghij"
+        if action == ADD:
+            rows[domain] = {"NotifyUrl": URL, "NotifyReqAuth": "yes", "NotifyAuthKey": key}
+            other = {"none": None, "same": rows[domain], "url": {**rows[domain], "NotifyUrl": OTHER_URL},
+                     "key": {**rows[domain], "NotifyAuthKey": "Old" + key[3:]}}[rng.choice(["none", "same", "url", "key"])]
+        else:
+            rows[domain] = {"CallbackReqAuth": "yes", "CallbackAuthKey": key}
+            other = rng.choice([None, rows[domain], {"CallbackReqAuth": "yes", "CallbackAuthKey": "Old" + key[3:]}])
+        if other is not None:
+            seeded[domain] = {"DomainName": domain, **other}
+    error_rate = rng.choice([0.0, 0.15, 0.3, 0.45])
+    kinds = tuple(rng.sample(FAULT_KINDS, rng.randint(1, len(FAULT_KINDS))))
+    sim = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=2000, seed=seed, error_rate=error_rate,
+                    fault_kinds=kinds, latency_ms=rng.choice([0, 3, 15]))
+    runs = [(rng.randint(1, 4), rng.choice(["kill", "int", None]), rng.uniform(0.05, 0.5))
+            for _ in range(rng.randint(0, 3))]
+    return Scenario(seed, action, rows, seeded, rng.choice(["fail", "skip", "update"]), sim, runs)
+
+
+async def _run(argv: list[str], interruption: str | None, after: float) -> int | None:
+    started = _CONTEXT.Event()
+    proc = _CONTEXT.Process(target=_bulk, args=(argv, started))
+    proc.start()
+    if interruption is not None:
+        # Signals go to bulk, not to the child's start-up (an operator's Ctrl-C reaches a running command).
+        assert await asyncio.to_thread(started.wait, 30)
+        await asyncio.to_thread(proc.join, after)
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL if interruption == "kill" else signal.SIGINT)
+    await asyncio.to_thread(proc.join, 60)
+    assert not proc.is_alive(), "bulk did not stop"
+    return proc.exitcode
+
+
+def _unfinished(ckpt: Path) -> int:
+    with Checkpoint.open_readonly(ckpt) as c:
+        counts = c.counts()
+    return counts["pending"] + counts["sending"]
+
+
+async def _settle(sim: Simulator) -> None:
+    """A killed run's requests may still be in flight at the service: let them land first."""
+    for _ in range(500):
+        if sim.in_flight == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("simulator requests never finished")
+
+
+def test_scenarios_cover_every_case() -> None:
+    """The generator reaches every fleet state, fault kind, interruption and --if-exists."""
+    cases = [scenario(seed) for seed in range(100)]
+    assert {c.action for c in cases} == {ADD, SET}
+    assert {c.if_exists for c in cases} == {"fail", "skip", "update"}
+    assert {kind for c in cases for kind in c.sim.fault_kinds} == set(FAULT_KINDS)
+    assert {i for c in cases for _, i, _ in c.runs} == {"kill", "int", None}
+    assert sum(bool(c.seeded) for c in cases) > 90 and sum(len(c.seeded) < len(c.rows) for c in cases) > 90
+
+
+async def test_record_agrees_with_the_service(tmp_path: Path, chaos_seeds: list[int]) -> None:
+    """A batch of scenarios, run side by side: they spend most of their time in backoff sleeps."""
+    results = await asyncio.gather(*(_check(seed, tmp_path / str(seed)) for seed in chaos_seeds),
+                                   return_exceptions=True)
+    failures = {seed: r for seed, r in zip(chaos_seeds, results, strict=True) if r is not None}
+    assert not failures, "\n".join(f"seed {seed}: {type(e).__name__}: {e}" for seed, e in failures.items())
+
+
+async def _check(seed: int, tmp_path: Path) -> None:
+    case = scenario(seed)
+    tmp_path.mkdir()
+    columns = ["DomainName", *next(iter(case.rows.values()))]
+    src = tmp_path / "fleet.csv"
+    src.write_text("\n".join([",".join(columns), *(",".join([d, *r.values()]) for d, r in case.rows.items())]) + "\n")
+    ckpt = tmp_path / "fleet.ckpt"
+    async with Simulator(case.sim) as sim:
+        store = sim.notify_configs if case.action == ADD else sim.callback_auth
+        store.update({d: dict(c) for d, c in case.seeded.items()})
+        base = ["run", str(src), "--action", case.action, "--endpoint", sim.url, "--checkpoint", str(ckpt),
+                "--qps", "1000", "--timeout", "0.5", "--if-exists", case.if_exists, "--quiet"]
+        codes: list[int | None] = []
+        for attempts, interruption, after in case.runs:
+            codes.append(await _run([*base, "--max-attempts", str(attempts)], interruption, after))
+            await _settle(sim)
+            if ckpt.exists() and ckpt.stat().st_size:  # a run killed before its first commit leaves none
+                _agrees(case, ckpt, store, codes)
+        sim.config.error_rate = 0.0  # the final resume, on a healthy service
+        codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
+        assert codes[-1] in (0, 1), codes
+        _agrees(case, ckpt, store, codes)
+        per_domain: dict[str, int] = {}
+        for (_, domain), n in sim.applied.items():
+            per_domain[domain] = per_domain.get(domain, 0) + n
+    assert all(n == 1 for n in per_domain.values()), (per_domain, codes)
+
+
+def _agrees(case: Scenario, ckpt: Path, store: dict[str, dict[str, str]], codes: list[int | None]) -> None:
+    """What the checkpoint says of each row is what the service holds, after any run, however it ended."""
+    action = resolve(case.action)
+    with Checkpoint.open_readonly(ckpt) as c:
+        recorded = {r["domain"]: r for r in c.rows()}
+        counts = c.counts()
+    if codes[-1] == 0:
+        assert counts["pending"] + counts["sending"] == 0, codes
+    assert set(recorded) == set(case.rows)  # every line accounted for
+    for domain, row in recorded.items():
+        held = store.get(domain, {})
+        holds = not action.differences(case.rows[domain], held)
+        state = row["state"]
+        context = (domain, state, row["code"], row["message"], case.seeded.get(domain), codes)
+        if state == "done":
+            assert holds, context
+        elif state == "failed":
+            assert not holds and row["code"], context
+        elif state == "skipped":
+            assert case.if_exists == "skip" and held == case.seeded[domain], context
+        else:
+            assert codes[-1] not in (0, 1), context  # a run that ends 0 or 1 has settled every row
