@@ -353,9 +353,14 @@ def sim_serve(
     access_key_id: Annotated[str | None, typer.Option(help="Accepted AccessKey ID (default: generated).")] = None,
     access_key_secret: Annotated[str | None, typer.Option(help="Its secret (default: generated).", envvar="BULK_SIM_ACCESS_KEY_SECRET")] = None,
     state: Annotated[Path | None, typer.Option(help="Keep configs in this file across restarts.")] = None,
+    streams: Annotated[int, typer.Option(help="Live streams posting signed snapshot callbacks to their domain's NotifyUrl.")] = 0,
+    stream_uptime_mean: Annotated[float, typer.Option(help="Mean seconds a stream stays up before it is pushed again.")] = 3600.0,
+    stream_interval: Annotated[float, typer.Option(help="Seconds between two callbacks of a stream.")] = 5.0,
+    allow_remote_callbacks: Annotated[bool, typer.Option(help="Let streams post to NotifyUrls that are not loopback addresses.")] = False,
 ) -> None:
     """Serve the snapshot-callback API on HOST:PORT until Ctrl-C."""
     from .simulator import SimConfig, serve_forever
+    from .streams import StreamsConfig
 
     generated = access_key_id is None and access_key_secret is None
     if generated:
@@ -371,6 +376,12 @@ def sim_serve(
         fault_kinds=tuple(f.strip() for f in faults.split(",") if f.strip()), seed=seed,
         missing_domains=tuple(missing or ()), state_file=state,
     )
+    if streams:
+        try:
+            config.streams = StreamsConfig(count=streams, uptime_mean=stream_uptime_mean, interval=stream_interval,
+                                           seed=seed, allow_remote=allow_remote_callbacks)
+        except ValueError as exc:
+            _fail(str(exc))
 
     def ready(url: str) -> None:
         out.print(url)

@@ -44,6 +44,7 @@ from aiohttp import web
 from .actions import ACTIONS, API_VERSION, SECRET_PARAMS, Action, InvalidParams
 from .files import write_atomic
 from .signing import V3_ALGORITHM, canonical_query, percent_encode, v1_signature, v3_signature
+from .streams import LiveStreams, StreamsConfig
 
 __all__ = ["FAULT_KINDS", "SimConfig", "Simulator", "max_in_window", "serve_forever"]
 
@@ -97,6 +98,8 @@ class SimConfig:
     missing_domains: tuple[str, ...] = ()
     state_file: Path | None = None
     max_skew_s: float = 900.0
+    #: live streams posting snapshot callbacks to the configured NotifyUrls (see bulk.streams)
+    streams: StreamsConfig | None = None
 
 
 class _Reject(Exception):
@@ -145,7 +148,7 @@ class Simulator:
     __slots__ = (
         "config", "url", "notify_configs", "callback_auth", "applied", "_clock", "_wall", "_rng", "_ids",
         "_arrivals", "_arrival_windows", "_quota_windows", "_nonces", "_nonce_expiry", "_calls", "_faults",
-        "_total", "_missing", "_stopping", "_runner", "_saver", "_dirty",
+        "_total", "_missing", "_stopping", "_runner", "_saver", "_dirty", "_streams",
     )
 
     def __init__(
@@ -188,6 +191,7 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._saver: asyncio.Task[None] | None = None
         self._dirty = False
+        self._streams: LiveStreams | None = None
         if config.state_file is not None:
             self._load(Path(config.state_file))
 
@@ -207,11 +211,17 @@ class Simulator:
         self.url = f"http://{host}:{bound[1]}"
         if self.config.state_file is not None:
             self._saver = asyncio.create_task(self._save_periodically())
+        if self.config.streams is not None:
+            self._streams = LiveStreams(self.config.streams, notify_configs=self.notify_configs,
+                                        callback_auth=self.callback_auth, wall_clock=self._wall)
+            await self._streams.start()
         return self.url
 
     async def stop(self) -> None:
         """Release hanging requests, close the server and save the state."""
         self._stopping.set()
+        if self._streams is not None:
+            await self._streams.stop()  # kept: stats() still tells what the streams did
         if self._saver is not None:
             self._saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -246,6 +256,7 @@ class Simulator:
             "configs": {"notify": len(self.notify_configs), "callback_auth": len(self.callback_auth)},
             "applied": dict(applied),
             "pace": self._pace(),
+            "streams": self._streams.stats() if self._streams is not None else None,
         }
 
     def _pace(self) -> dict[str, dict[str, float]]:
