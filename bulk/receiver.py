@@ -315,7 +315,7 @@ class Receiver:
                  "loaded_at": self._loaded_at[g.name]}
                 for g in self._ring.generations
             ],
-            "accepted": {**dict.fromkeys(self._ring.names, 0), **per_generation},
+            "accepted": {g: per_generation[g] for g in sorted({*self._ring.names, *per_generation})},
             "domains": domains,
             "rejected": dict(self._rejected),
             "reloads": {"ok": self._reloads["ok"], "failed": self._reloads["failed"]},

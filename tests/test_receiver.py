@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from conftest import serving
 
 from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from bulk.files import write_atomic
@@ -232,15 +233,8 @@ async def downstream(status: int = 201) -> AsyncIterator[tuple[str, list[tuple[b
         seen.append((await request.read(), dict(request.headers)))
         return web.Response(status=status, text="stored")
 
-    app = web.Application()
-    app.router.add_post("/in", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/in", seen
-    finally:
-        await runner.cleanup()
+    async with serving(handle) as endpoint:
+        yield f"http://{endpoint}/in", seen
 
 
 async def test_forwarding_passes_body_headers_and_answer(tmp_path: Path) -> None:

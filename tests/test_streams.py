@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import orjson
 import pytest
 from aiohttp import web
-from conftest import TEST_AK_ID, TEST_AK_SECRET
+from conftest import TEST_AK_ID, TEST_AK_SECRET, serving
 
 from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from bulk.simulator import SimConfig, Simulator
@@ -29,15 +29,8 @@ async def capture() -> AsyncIterator[tuple[str, list[tuple[float, dict[str, str]
         got.append((time.monotonic(), dict(request.headers), orjson.loads(await request.read())))
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/snap", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/snap", got
-    finally:
-        await runner.cleanup()
+    async with serving(handle) as endpoint:
+        yield f"http://{endpoint}/snap", got
 
 
 def signed_with(headers: dict[str, str], keys: tuple[str, ...]) -> str | None:
