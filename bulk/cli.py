@@ -721,5 +721,5 @@ def callback_drain(
         for domain in report.unseen:
             out.print(f"not seen since the rotation: {domain}")
         out.print(f"{report.generation}: drained, its keys may go" if report.drained
-                  else f"{report.generation}: not drained: " + "; ".join(report.blockers()))
+                  else f"{report.generation}: not drained: " + "; ".join(report.blockers()), soft_wrap=True)
     raise typer.Exit(EXIT_OK if report.drained else EXIT_FAILED)

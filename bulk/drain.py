@@ -82,7 +82,7 @@ class DrainReport:
         if not self.newer:
             reasons.append(f"no generation newer than {self.generation} is loaded: give the receiver the new keys first")
         if self.watched < self.window:
-            reasons.append(f"the receiver has watched {self.generation} for {self.watched:.0f} s, "
+            reasons.append(f"the receiver has watched {self.generation} for {self.watched:.1f} s, "
                            f"less than the {self.window:g} s window: ask again later")
         if self.still_on:
             reasons.append(f"{len(self.still_on)} domain(s) still on {self.generation}")

@@ -120,6 +120,7 @@ def rotation_under_live_streams() -> None:
             banner("drain: may keys-2026-10 go? Not while a stream still signs with it")
             drain = ["callback", "drain", "--receiver", receiver, "--generation", old.name, "--window", "2s"]
             deadline = time.monotonic() + 40
+            (live / "metrics-draining.txt").write_text(get(f"{receiver}/metrics"))
             while bulk(*drain) != 0:
                 if time.monotonic() > deadline:
                     raise SystemExit("demo: keys-2026-10 did not drain in 40 s")
@@ -130,9 +131,12 @@ def rotation_under_live_streams() -> None:
             old.rename(live / old.name)
             time.sleep(1.5)
             show_counts(receiver)
-            metrics = get(f"{receiver}/metrics").splitlines()
+            text = get(f"{receiver}/metrics")
+            (live / "metrics.txt").write_text(text)
+            metrics = text.splitlines()
             print("\n".join(metrics[:6] + ["..."] + [m for m in metrics if "rejected" in m or "reloads" in m]),
                   flush=True)
+            print(f"(all of /metrics: {live / 'metrics.txt'})", flush=True)
 
 
 def main() -> None:
