@@ -44,6 +44,7 @@ from aiohttp import web
 from .actions import ACTIONS, API_VERSION, SECRET_PARAMS, Action, InvalidParams
 from .files import write_atomic
 from .signing import V3_ALGORITHM, canonical_query, percent_encode, v1_signature, v3_signature
+from .streams import LiveStreams, StreamsConfig
 
 __all__ = ["FAULT_KINDS", "SimConfig", "Simulator", "max_in_window", "serve_forever"]
 
@@ -102,6 +103,8 @@ class SimConfig:
     fault_actions: tuple[str, ...] = ()
     #: actions answered 403 Forbidden.RAM, as when the RAM policy lacks them (a switch tests can flip)
     forbidden_actions: tuple[str, ...] = ()
+    #: live streams posting snapshot callbacks to the configured NotifyUrls (see bulk.streams)
+    streams: StreamsConfig | None = None
 
 
 class _Reject(Exception):
@@ -150,7 +153,7 @@ class Simulator:
     __slots__ = (
         "config", "url", "notify_configs", "callback_auth", "applied", "_clock", "_wall", "_rng", "_ids",
         "_arrivals", "_arrival_windows", "_quota_windows", "_nonces", "_nonce_expiry", "_calls", "_faults",
-        "_total", "_missing", "_stopping", "_runner", "_saver", "_dirty", "in_flight",
+        "_total", "_missing", "_stopping", "_runner", "_saver", "_dirty", "in_flight", "_streams",
     )
 
     def __init__(
@@ -195,6 +198,7 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._saver: asyncio.Task[None] | None = None
         self._dirty = False
+        self._streams: LiveStreams | None = None
         if config.state_file is not None:
             self._load(Path(config.state_file))
 
@@ -214,11 +218,17 @@ class Simulator:
         self.url = f"http://{host}:{bound[1]}"
         if self.config.state_file is not None:
             self._saver = asyncio.create_task(self._save_periodically())
+        if self.config.streams is not None:
+            self._streams = LiveStreams(self.config.streams, notify_configs=self.notify_configs,
+                                        callback_auth=self.callback_auth, wall_clock=self._wall)
+            await self._streams.start()
         return self.url
 
     async def stop(self) -> None:
         """Release hanging requests, close the server and save the state."""
         self._stopping.set()
+        if self._streams is not None:
+            await self._streams.stop()  # kept: stats() still tells what the streams did
         if self._saver is not None:
             self._saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -254,6 +264,7 @@ class Simulator:
             "applied": dict(applied),
             "in_flight": self.in_flight,
             "pace": self._pace(),
+            "streams": self._streams.stats() if self._streams is not None else None,
         }
 
     def _pace(self) -> dict[str, dict[str, float]]:

@@ -5,19 +5,26 @@
    and interrupts it after a few seconds, as Ctrl-C would;
 3. runs the same command again: it resumes and finishes;
 4. shows ``bulk status --json`` and the failures file;
-5. rotates the callback auth keys of the first 40 domains.
+5. rotates the callback auth keys of the first 40 domains;
+6. rotates keys under live streams: a second simulator runs 20 streams whose
+   snapshot callbacks reach ``bulk callback serve``; ``bulk rotate``, then
+   ``bulk callback drain`` until the old keys may go, and not before.
 
 Everything talks to 127.0.0.1 only, with throwaway credentials.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,19 +52,91 @@ def bulk(*args: str, check: tuple[int, ...] = (0, 1)) -> int:
     return code
 
 
-def start_simulator() -> tuple[subprocess.Popen[str], str]:
-    sim = subprocess.Popen(
-        [*BULK, "sim", "serve", "--port", "0", "--latency-ms", "20", "--latency-jitter-ms", "10",
-         "--error-rate", "0.08", "--seed", "7", "--missing", "*.gone.example.com",
-         "--access-key-id", AK_ID, "--access-key-secret", AK_SECRET],
-        env=ENV, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )
-    assert sim.stdout is not None
-    url = sim.stdout.readline().strip().split()[-1]
+@contextmanager
+def running(*args: str, stderr: Path | None = None) -> Iterator[str]:
+    """A bulk server command (simulator, receiver) for the length of the block; yields the URL it prints."""
+    log = stderr.open("w") if stderr else None
+    proc = subprocess.Popen([*BULK, *args], env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip().split()[-1]
     if not url.startswith("http://127.0.0.1:"):
-        sim.kill()
-        raise SystemExit(f"demo: simulator did not start ({url!r})")
-    return sim, url
+        proc.kill()
+        raise SystemExit(f"demo: bulk {args[0]} did not start ({url!r})")
+    try:
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log is not None:
+            log.close()
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # a loopback URL this demo started
+        return resp.read().decode()
+
+
+def show_counts(receiver: str) -> None:
+    stats = json.loads(get(f"{receiver}/_bulk/stats"))
+    accepted = ", ".join(f"{g} {n}" for g, n in stats["accepted"].items())
+    rejected = ", ".join(f"{r} {n}" for r, n in stats["rejected"].items()) or "none"
+    print(f"receiver: callbacks accepted per key generation: {accepted}; rejected: {rejected}", flush=True)
+
+
+def rotation_under_live_streams() -> None:
+    """Section 6: streams keep their key until pushed again; drain says when the old keys may go."""
+    live = OUT / "live"
+    keys = live / "keys"
+    keys.mkdir(parents=True)
+    fleet = live / "fleet.txt"
+    fleet.write_text("".join(f"live{i:03d}.example.com\n" for i in range(1, 13)))
+    old, new = keys / "keys-2026-10.csv", keys / "keys-2026-11.csv"
+    banner("live streams: 20 streams on 12 domains, pushed again after 2 s on average (seeded)")
+    with running("sim", "serve", "--port", "0", "--qps", "200", "--streams", "20", "--stream-uptime-mean", "2",
+                 "--stream-interval", "0.25", "--seed", "7", "--access-key-id", AK_ID,
+                 "--access-key-secret", AK_SECRET) as sim:
+        bulk("rotate", str(fleet), "--keys-out", str(old), "--endpoint", sim, "--qps", "200", "--quiet")
+        banner("the receiver, with last month's keys: bulk callback serve --keys keys/")
+        with running("callback", "serve", "--keys", str(keys), "--port", "0", "--poll", "0.2",
+                     stderr=live / "receiver.log") as receiver:
+            print(f"receiver at {receiver}; its log: {live / 'receiver.log'}", flush=True)
+            bulk("run", str(fleet), "--action", "add-live-snapshot-notify-config", "--endpoint", sim, "--qps", "200",
+                 "--set", f"NotifyUrl={receiver}/snapshots", "--quiet")
+            time.sleep(2)
+            show_counts(receiver)
+
+            banner("rotate: prepare the new keys; the receiver picks the file up by itself")
+            rotate = ["rotate", str(fleet), "--keys-out", str(new), "--endpoint", sim, "--qps", "200", "--quiet"]
+            bulk(*rotate, "--prepare")
+            time.sleep(0.5)
+            banner("rotate: apply, then verify")
+            bulk(*rotate)
+            bulk("verify", f"{new}.set-snapshot-callback-auth.ckpt", "--endpoint", sim, "--qps", "200", "--quiet")
+            show_counts(receiver)
+
+            banner("drain: may keys-2026-10 go? Not while a stream still signs with it")
+            drain = ["callback", "drain", "--receiver", receiver, "--generation", old.name, "--window", "2s"]
+            deadline = time.monotonic() + 40
+            (live / "metrics-draining.txt").write_text(get(f"{receiver}/metrics"))
+            while bulk(*drain) != 0:
+                if time.monotonic() > deadline:
+                    raise SystemExit("demo: keys-2026-10 did not drain in 40 s")
+                time.sleep(2)
+                show_counts(receiver)
+
+            banner("drained: retire keys-2026-10 (the receiver reloads without a restart)")
+            old.rename(live / old.name)
+            time.sleep(1.5)
+            show_counts(receiver)
+            text = get(f"{receiver}/metrics")
+            (live / "metrics.txt").write_text(text)
+            metrics = text.splitlines()
+            print("\n".join(metrics[:6] + ["..."] + [m for m in metrics if "rejected" in m or "reloads" in m]),
+                  flush=True)
+            print(f"(all of /metrics: {live / 'metrics.txt'})", flush=True)
 
 
 def main() -> None:
@@ -66,8 +145,9 @@ def main() -> None:
     domains = OUT / "domains.csv"
     shutil.copy(ROOT / "samples" / "domains.csv", domains)
     ckpt = OUT / "migration.ckpt"
-    sim, url = start_simulator()
-    try:
+    with running("sim", "serve", "--port", "0", "--latency-ms", "20", "--latency-jitter-ms", "10",
+                 "--error-rate", "0.08", "--seed", "7", "--missing", "*.gone.example.com",
+                 "--access-key-id", AK_ID, "--access-key-secret", AK_SECRET) as url:
         banner(f"simulator at {url}: 20 ms latency, 8 % injected faults, *.gone.example.com missing")
         run = ["run", str(domains), "--action", "AddLiveSnapshotNotifyConfig",
                "--set", "NotifyUrl=https://callback.example.com/snapshots", "--endpoint", url,
@@ -95,12 +175,7 @@ def main() -> None:
         subset.write_text("\n".join(f"live{i:03d}.example.com" for i in range(1, 41)) + "\n")
         bulk("rotate", str(subset), "--keys-out", str(OUT / "keys-demo.csv"), "--endpoint", url,
              "--checkpoint", str(OUT / "rotate.ckpt"))
-    finally:
-        sim.send_signal(signal.SIGINT)
-        try:
-            sim.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
+    rotation_under_live_streams()
     print("\ndemo: done. Outputs are in demo-out/.")
 
 

@@ -1,73 +1,60 @@
-"""A snapshot-callback receiver that accepts the old and the new keys during a rotation.
+"""A snapshot-callback receiver in front of your own handler, built on ``bulk.receiver``.
 
-    python samples/receiver.py --keys keys-2026-10.csv --keys keys-2026-11.csv --port 8080
+    python samples/receiver.py --keys keys/ --port 8080      # keys/keys-2026-10.csv, keys/keys-2026-11.csv
 
-Each POST is checked with ``bulk.callback.verify`` against every key the
-keys files hold, whichever the domain (the signature binds the receiver's
-host, not the streaming domain). Give it a keys file per rotation in
-progress, and drop the old one once ``bulk verify`` shows the rotation
-complete. 200 when valid, 401 with the reason otherwise. Keys are never
-logged; rejections are, with their reason.
+Each callback is checked against the keys of its own domain, in every key
+generation the keys files hold (old and new during a rotation); a good one
+reaches ``store`` below, a bad one gets 401 with the reason. Counts per key
+generation are at ``/metrics`` and ``/_bulk/stats``; ``bulk callback drain``
+says when the old keys may go. Add or drop a keys file (or send SIGHUP):
+the receiver reloads without a restart. Keys are never logged.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
+import orjson
 
-from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
-from bulk.keys import KeysFileError, read_keys_file
+from bulk.keys import KeysFileError
+from bulk.receiver import Callback, Receiver, serve_forever
 
 log = logging.getLogger("receiver")
 
 
-def load_keys(paths: Iterable[Path]) -> list[str]:
-    """Every key of the keys files, in order, each once."""
-    return list(dict.fromkeys(key for path in paths for key in read_keys_file(path)[1].values()))
+async def store(callback: Callback) -> None:
+    """Your handler. Raise to have the service send the callback again (the caller gets 502)."""
+    event = orjson.loads(callback.body)
+    log.info("snapshot of %s/%s on %s, signed with %s: %s", event.get("AppName"), event.get("StreamName"),
+             callback.domain, callback.generation, event.get("OssObject"))
 
 
-def make_app(keys: Mapping[str, str] | Iterable[str], *, host: str | None = None) -> web.Application:
-    """``keys``: domain -> key, or the keys themselves. ``host``: your NotifyUrl or its host
+def make_receiver(keys: Sequence[Path], *, host: str | None = None) -> Receiver:
+    """``keys``: keys files or directories of them. ``host``: your NotifyUrl or its host
     (default: the Host header of each request, without its port)."""
-    accepted = list(dict.fromkeys(keys.values() if isinstance(keys, Mapping) else keys))
-    fixed_host = host_of(host) if host else None
-
-    async def receive(request: web.Request) -> web.Response:
-        verdict = verify(
-            fixed_host or host_of(request.host),
-            request.headers.get(TIMESTAMP_HEADER, ""),
-            request.headers.get(SIGNATURE_HEADER, ""),
-            accepted,
-        )
-        if not verdict.ok:
-            log.warning("rejected a callback from %s: %s", request.remote, verdict.reason)
-            return web.Response(status=401, text=verdict.reason)
-        await request.read()  # the snapshot event itself; store or forward it here
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", receive)
-    return app
+    return Receiver(keys, host=host, hook=store)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keys", action="append", type=Path, required=True, help="keys file (repeatable)")
+    parser.add_argument("--keys", action="append", type=Path, required=True, help="keys file or directory (repeatable)")
     parser.add_argument("--host", help="your NotifyUrl or its host (default: each request's Host header)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--bind", default="127.0.0.1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        keys = load_keys(args.keys)
+        receiver = make_receiver(args.keys, host=args.host)
     except KeysFileError as exc:
         parser.exit(2, f"receiver: {exc}\n")
-    log.info("accepting %d key(s) from %d keys file(s)", len(keys), len(args.keys))
-    web.run_app(make_app(keys, host=args.host), host=args.bind, port=args.port, access_log=None)
+    try:
+        asyncio.run(serve_forever(receiver, host=args.bind, port=args.port, on_ready=print))
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -16,8 +16,26 @@ TEST_AK_ID = os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"]
 TEST_AK_SECRET = os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
 
 
+from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
+from contextlib import asynccontextmanager  # noqa: E402
+
 import pytest  # noqa: E402  (after the environment set-up above)
 import pytest_asyncio  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+
+@asynccontextmanager
+async def serving(handle: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> AsyncIterator[str]:
+    """One handler for every method and path, on a free loopback port: yields ``127.0.0.1:<port>``."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 @pytest_asyncio.fixture

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -136,18 +133,6 @@ def test_host_of(given_: str, host: str) -> None:
     assert host_of(given_) == host
 
 
-@asynccontextmanager
-async def _serve(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/snapshot"
-    finally:
-        await runner.cleanup()
-
-
 async def _post(url: str, headers: dict[str, str]) -> tuple[int, str]:
     body = b'{"DomainName":"a.example.com"}'
     async with aiohttp.ClientSession() as session, session.post(url, headers=headers, data=body) as resp:
@@ -158,9 +143,8 @@ async def test_sample_receiver_accepts_old_and_new_keys_files_and_rejects_others
     old_file, new_file = tmp_path / "keys-2026-10.csv", tmp_path / "keys-2026-11.csv"
     write_keys_file(old_file, {"a.example.com": OLD, "b.example.com": OLD})
     write_keys_file(new_file, {"a.example.com": NEW})
-    keys = receiver.load_keys([old_file, new_file])
-    assert keys == [OLD, NEW]
-    async with _serve(receiver.make_app(keys)) as url:
+    async with receiver.make_receiver([old_file, new_file]) as running:
+        url = f"{running.url}/snapshot"
         # Default host: the request's own Host header ("127.0.0.1:<port>") without its port.
         for key, expected in ((OLD, (200, "ok")), (NEW, (200, "ok")), (WRONG, (401, "signature matches no key"))):
             assert await _post(url, sign("127.0.0.1", key)) == expected
@@ -168,10 +152,15 @@ async def test_sample_receiver_accepts_old_and_new_keys_files_and_rejects_others
         stale = sign("127.0.0.1", NEW, timestamp=NOW)
         status, reason = await _post(url, stale)
         assert status == 401 and reason.startswith("timestamp too old")
+        assert running.stats()["accepted"] == {"keys-2026-10": 1, "keys-2026-11": 1}
 
 
-async def test_sample_receiver_checks_the_notify_url_host_when_given() -> None:
-    async with _serve(receiver.make_app({"a.example.com": OLD, "b.example.com": NEW}, host="https://CB.example.com/snap")) as url:
+async def test_sample_receiver_checks_the_notify_url_host_when_given(tmp_path: Path) -> None:
+    write_keys_file(tmp_path / "keys.csv", {"a.example.com": NEW, "b.example.com": OLD})
+    async with receiver.make_receiver([tmp_path], host="https://CB.example.com/snap") as running:
+        url = f"{running.url}/snapshot"
         assert await _post(url, sign(HOST, NEW)) == (200, "ok")
         # Signed for the address the request happened to reach, not the NotifyUrl host: refused.
         assert await _post(url, sign("127.0.0.1", NEW)) == (401, "signature matches no key")
+        # Signed with another domain's key: refused too.
+        assert await _post(url, sign(HOST, OLD)) == (401, "signature matches no key")

@@ -16,6 +16,7 @@ from aiohttp import web
 from alibabacloud_tea_openapi.utils import Utils
 from aliyunsdkcore.auth.composer import rpc_signature_composer
 from aliyunsdkcore.utils import parameter_helper
+from conftest import serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -183,15 +184,8 @@ async def recorder() -> AsyncIterator[tuple[str, list[Seen]]]:
         seen.append(Seen(request.method, request.path, query, headers, await request.read()))
         return web.json_response({"RequestId": "REC-1"})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"127.0.0.1:{runner.addresses[0][1]}", seen
-    finally:
-        await runner.cleanup()
+    async with serving(handle) as endpoint:
+        yield endpoint, seen
 
 
 @pytest.mark.parametrize(("mode", "token"), [("async", None), ("sync", TOKEN)], ids=["async-ak", "sync-sts"])

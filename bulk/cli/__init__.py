@@ -1,0 +1,14 @@
+"""The ``bulk`` command: arguments and printing over the library.
+
+    bulk run domains.csv --action AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap
+    bulk status domains.csv.add-live-snapshot-notify-config.ckpt --json
+
+``common`` holds the app, output and the mapping of library errors to exit
+codes; ``commands`` the fleet commands; ``callbacks`` and ``simulate`` the
+``callback`` and ``sim`` groups.
+"""
+
+from . import callbacks, commands, simulate  # noqa: F401  (each registers its commands)
+from .common import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,172 @@
+"""What every ``bulk`` command shares: the app, output, errors to exit codes, running the engine.
+
+    @app.command("status")
+    def status_cmd(checkpoint: Path) -> None:
+        with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
+            out.print(ckpt.counts())
+
+Exit codes (``bulk.options.Exit``): 0 every valid row done; 1 some rows
+failed or were invalid; 2 usage, input, credential or configuration error
+(before any call, or a set-up the service refuses); 3 stopped before the
+end (interrupted, a local fault such as a full disk, or outcomes still to
+be read back): run the same command again to resume; 4 checkpoint in use by
+another run; 70 internal error (a bug; the checkpoint stays consistent); 130 aborted
+(a second Ctrl-C; the checkpoint stays consistent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .. import engine
+from ..checkpoint import CheckpointBusy, CheckpointError
+from ..client import LiveClient
+from ..credentials import CredentialsError, load_credentials
+from ..files import LocalFault
+from ..inputs import BadRow, InputError
+from ..keys import KeysFileError
+from ..options import Exit, HaltKind, RunOptions, RunResult, RunStats
+from ..plan import PlanError
+from ..progress import show_progress
+from ..rotate import RotationError
+from ..verify import VerifyError
+
+__all__ = ["Connection", "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "sim_app"]
+
+EXIT_INTERNAL = 70
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="Apply snapshot-callback changes to thousands of ApsaraVideo Live domains, paced, retried, resumable.",
+)
+sim_app = typer.Typer(no_args_is_help=True, help="A local simulator of the Live API, for rehearsals and tests.")
+callback_app = typer.Typer(no_args_is_help=True, help="Snapshot callbacks: a receiver that counts key generations, drain checks, test signatures.")
+app.add_typer(sim_app, name="sim")
+app.add_typer(callback_app, name="callback")
+
+# No markup: row reasons and file names are data, and may hold brackets.
+out = Console(highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
+
+
+def main() -> None:
+    """Entry point: an unexpected error is one line and a debug log, never a screen of locals."""
+    try:
+        app()
+    except KeyboardInterrupt:  # before the command's own handler was in place: nothing was sent
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001  (the last line of defence)
+        fd, path = tempfile.mkstemp(prefix="bulk-debug-", suffix=".log")  # owner-only
+        with os.fdopen(fd, "w") as log:
+            log.write(f"bulk {' '.join(sys.argv[1:2])} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+            traceback.print_exception(exc, file=log)  # no locals: the traceback holds code, not values
+        err.print(f"bulk: internal error: {type(exc).__name__}; the checkpoint is consistent. Details: {path}")
+        sys.exit(EXIT_INTERNAL)
+
+
+def fail(message: str, code: int = Exit.USAGE) -> NoReturn:
+    err.print(f"[bold red]bulk: error:[/] {escape(message)}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def errors() -> Iterator[None]:
+    """Library errors -> one line and the exit code that says what to do."""
+    try:
+        yield
+    except CheckpointBusy as exc:
+        fail(str(exc), Exit.BUSY)
+    except LocalFault as exc:
+        fail(f"{exc}; fix it and run the same command again", Exit.INTERRUPTED)
+    except RotationError as exc:
+        print_bad(exc.bad[:20], len(exc.bad))
+        fail(str(exc))
+    except (CheckpointError, CredentialsError, InputError, KeysFileError, PlanError, VerifyError, ValueError) as exc:
+        fail(str(exc))
+    except KeyError as exc:  # resolve(): an unknown action
+        fail(str(exc.args[0]))
+
+
+def print_bad(bad: list[BadRow], count: int) -> None:
+    for row in bad:
+        out.print(f"line {row.line}: {row.reason}", soft_wrap=True)
+    if count > len(bad):
+        out.print(f"... and {count - len(bad)} more invalid row(s)")
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    endpoint: str
+    region: str
+    signature: str
+    profile: str | None
+
+
+def run_async(body: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
+    """Run with Ctrl-C / SIGTERM turned into a graceful stop; a second one aborts."""
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            err.print("bulk: stopping: finishing calls in flight (press Ctrl-C again to abort)")
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        return await body(stop)
+
+    return asyncio.run(main())
+
+
+def execute(options: RunOptions, connection: Connection, *, quiet: bool,
+             summary: Callable[[RunResult], int]) -> int:
+    """Credentials, client, progress and the engine; then ``summary`` prints and picks the exit code."""
+
+    async def body(stop: asyncio.Event) -> int:
+        with errors():
+            credentials = await load_credentials(profile=connection.profile)
+            client = LiveClient(credentials=credentials, endpoint=connection.endpoint, region=connection.region,
+                                signature=connection.signature, timeout=options.timeout, connections=options.workers)
+            if not quiet:
+                err.print(f"bulk: checkpoint {options.checkpoint_path}")
+            stats = RunStats()
+            async with client, show_progress(stats, mode="quiet" if quiet else "auto"):
+                result = await engine.run(options, client=client, stop=stop, stats=stats)
+        if result.halt is not None and result.halt.kind is not HaltKind.INTERRUPTED:
+            print_halt(result)
+        with errors():
+            return summary(result)
+
+    return run_async(body)
+
+
+def print_halt(result: RunResult) -> None:
+    assert result.halt is not None
+    kind, message = result.halt.kind, result.halt.message
+    then = "fix it and run the same command again to resume"
+    if kind is HaltKind.LOCAL_FAULT:
+        err.print(f"bulk: stopped: {message}; rows in flight will be read back. {then.capitalize()}.", soft_wrap=True)
+    else:
+        err.print(f"bulk: error: {message}; nothing more was sent. {then.capitalize()}.", soft_wrap=True)
+
+

@@ -1,0 +1,71 @@
+"""``bulk sim serve``: the local Live API, for rehearsals, demos and tests.
+
+    bulk sim serve --port 8787 --qps 30 --latency-ms 200 --error-rate 0.05 --seed 1 --streams 20
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import errors, fail, out, sim_app
+
+
+@sim_app.command("serve")
+def sim_serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8787,
+    qps: Annotated[float, typer.Option(help="Quota per AccessKey and action.")] = 30.0,
+    latency_ms: Annotated[float, typer.Option(help="Mean added latency.")] = 0.0,
+    latency_jitter_ms: Annotated[float, typer.Option(help="Spread of the added latency.")] = 0.0,
+    error_rate: Annotated[float, typer.Option(help="Share of calls that get an injected fault.")] = 0.0,
+    faults: Annotated[str, typer.Option(help="Fault kinds, comma-separated.")] = "internal_before,internal_after,unavailable,throttle,drop",
+    seed: Annotated[int | None, typer.Option(help="Seed for faults and latency.")] = None,
+    missing: Annotated[list[str] | None, typer.Option(help="Domain pattern that does not exist (repeatable).")] = None,
+    access_key_id: Annotated[str | None, typer.Option(help="Accepted AccessKey ID (default: generated).")] = None,
+    access_key_secret: Annotated[str | None, typer.Option(help="Its secret (default: generated).", envvar="BULK_SIM_ACCESS_KEY_SECRET")] = None,
+    state: Annotated[Path | None, typer.Option(help="Keep configs in this file across restarts.")] = None,
+    streams: Annotated[int, typer.Option(help="Live streams posting signed snapshot callbacks to their domain's NotifyUrl.")] = 0,
+    stream_uptime_mean: Annotated[float, typer.Option(help="Mean seconds a stream stays up before it is pushed again.")] = 3600.0,
+    stream_interval: Annotated[float, typer.Option(help="Seconds between two callbacks of a stream.")] = 5.0,
+    allow_remote_callbacks: Annotated[bool, typer.Option(help="Let streams post to NotifyUrls that are not loopback addresses.")] = False,
+) -> None:
+    """Serve the snapshot-callback API on HOST:PORT until Ctrl-C."""
+    import secrets
+
+    from ..simulator import SimConfig, serve_forever
+    from ..streams import StreamsConfig
+
+    generated = access_key_id is None and access_key_secret is None
+    if generated:
+        access_key_id, access_key_secret = "LTAIsim" + secrets.token_hex(6), secrets.token_urlsafe(24)
+    elif not (access_key_id and access_key_secret):
+        fail("give both --access-key-id and --access-key-secret, or neither")
+    with errors():
+        config = SimConfig(
+            access_keys={access_key_id: access_key_secret},  # type: ignore[dict-item]
+            qps=qps, latency_ms=latency_ms, latency_jitter_ms=latency_jitter_ms, error_rate=error_rate,
+            fault_kinds=tuple(f.strip() for f in faults.split(",") if f.strip()), seed=seed,
+            missing_domains=tuple(missing or ()), state_file=state,
+            streams=StreamsConfig(count=streams, uptime_mean=stream_uptime_mean, interval=stream_interval,
+                                  seed=seed, allow_remote=allow_remote_callbacks) if streams else None,
+        )
+
+    def ready(url: str) -> None:
+        out.print(url)
+        if generated:
+            # Throwaway credentials made up for this simulator only: printing them is the point.
+            out.print(f"export ALIBABA_CLOUD_ACCESS_KEY_ID={access_key_id}")
+            out.print(f"export ALIBABA_CLOUD_ACCESS_KEY_SECRET={access_key_secret}")
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(serve_forever(config, host=host, port=port, on_ready=ready))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass  # Ctrl-C or SIGTERM: the state was saved on the way out
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")

@@ -1,0 +1,176 @@
+"""When may an old key generation go? Asked of the receivers that see the callbacks.
+
+    report = await query_drain(["http://127.0.0.1:8080"], generation="keys-2026-10", window=parse_window("24h"))
+    if report.drained:
+        retire("keys-2026-10.csv")
+    else:
+        print(report.still_on)        # domain -> seconds since its last callback signed with keys-2026-10
+
+A new key takes effect only when a stream is pushed again: a stream that
+stays up keeps signing with the old key. A generation has drained when
+
+- a newer generation (one whose name sorts after it) is loaded, so there
+  is something to move to;
+- the receiver has watched the generation for at least the window (a
+  receiver that restarted an hour ago knows nothing of the day before);
+- and no callback signed with it arrived within the window.
+
+The window must be longer than the snapshot interval, and the docs ask for
+at least the longest stream's uptime. "Since the rotation" means since the
+receiver first loaded the oldest of the newer generations: domains of the
+old or newer keys files with no callback at all since then are listed as
+unseen. They do not hold the answer back (a domain without a live stream
+has nothing to drain), but they are worth a look. With several receivers
+behind a load balancer, ask them all: the answers merge (still-on domains
+add up, unseen ones are those no receiver saw).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+__all__ = ["DrainError", "DrainReport", "UnknownGeneration", "assess", "merge", "parse_window", "query_drain"]
+
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", re.IGNORECASE)
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class DrainError(Exception):
+    """A receiver could not be asked, or could not answer."""
+
+
+class UnknownGeneration(DrainError):
+    """The receiver has no such generation loaded."""
+
+
+def parse_window(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``24h``, ``7d`` -> seconds (more than 0)."""
+    match = _DURATION.fullmatch(text)
+    if match is None or float(match[1]) <= 0:
+        raise ValueError(f"window must be a positive duration such as 90s, 30m, 24h or 7d, got {text!r}")
+    return float(match[1]) * _UNITS[match[2].lower()]
+
+
+@dataclass(frozen=True, slots=True)
+class DrainReport:
+    generation: str
+    window: float
+    #: loaded generations that sort after this one
+    newer: tuple[str, ...]
+    #: seconds the receiver has had this generation loaded (the shortest, across receivers)
+    watched: float
+    #: domain -> seconds since its last callback signed with this generation, within the window
+    still_on: Mapping[str, float] = field(default_factory=dict)
+    #: domains of this or a newer generation with no callback at all since the rotation
+    unseen: tuple[str, ...] = ()
+    #: seconds since the receiver first loaded a newer generation (None: none loaded)
+    since_rotation: float | None = None
+
+    @property
+    def drained(self) -> bool:
+        return bool(self.newer) and self.watched >= self.window and not self.still_on
+
+    def blockers(self) -> list[str]:
+        """Why the generation has not drained, one sentence each (empty when it has)."""
+        reasons = []
+        if not self.newer:
+            reasons.append(f"no generation newer than {self.generation} is loaded: give the receiver the new keys first")
+        if self.watched < self.window:
+            reasons.append(f"the receiver has watched {self.generation} for {self.watched:.1f} s, "
+                           f"less than the {self.window:g} s window: ask again later")
+        if self.still_on:
+            reasons.append(f"{len(self.still_on)} domain(s) still on {self.generation}")
+        return reasons
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation, "window": self.window, "newer": list(self.newer), "watched": self.watched,
+            "still_on": dict(self.still_on), "unseen": list(self.unseen), "since_rotation": self.since_rotation,
+            "drained": self.drained,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DrainReport:
+        return cls(
+            generation=str(data["generation"]), window=float(data["window"]), newer=tuple(data["newer"]),
+            watched=float(data["watched"]), still_on={str(k): float(v) for k, v in data["still_on"].items()},
+            unseen=tuple(data["unseen"]),
+            since_rotation=None if data["since_rotation"] is None else float(data["since_rotation"]),
+        )
+
+
+def assess(
+    *,
+    generation: str,
+    window: float,
+    now: float,
+    domains: Mapping[str, frozenset[str]],
+    loaded_at: Mapping[str, float],
+    last_seen: Mapping[tuple[str, str], float],
+) -> DrainReport:
+    """One receiver's answer. ``domains``: generation -> its domains; ``loaded_at``: generation ->
+    when this receiver first loaded it; ``last_seen``: (domain, generation) -> last accepted callback."""
+    if generation not in domains:
+        raise UnknownGeneration(f"generation {generation} is not loaded (loaded: {', '.join(sorted(domains)) or 'none'})")
+    newer = tuple(sorted(g for g in domains if g > generation))
+    still_on = {d: now - t for (d, g), t in last_seen.items() if g == generation and now - t <= window}
+    unseen: tuple[str, ...] = ()
+    rotated_at = min((loaded_at[g] for g in newer), default=None)
+    if rotated_at is not None:
+        seen = {d for (d, _), t in last_seen.items() if t >= rotated_at}
+        expected = domains[generation].union(*(domains[g] for g in newer))
+        unseen = tuple(sorted(expected - seen))
+    return DrainReport(
+        generation=generation, window=window, newer=newer, watched=now - loaded_at[generation],
+        still_on=dict(sorted(still_on.items())), unseen=unseen,
+        since_rotation=None if rotated_at is None else now - rotated_at,
+    )
+
+
+def merge(reports: Iterable[DrainReport]) -> DrainReport:
+    """Several receivers' answers as one: drained only if drained everywhere."""
+    reports = list(reports)
+    if not reports:
+        raise ValueError("no reports to merge")
+    first = reports[0]
+    still_on: dict[str, float] = {}
+    for report in reports:
+        for domain, age in report.still_on.items():
+            still_on[domain] = min(age, still_on.get(domain, age))
+    newer = set(first.newer).intersection(*(r.newer for r in reports))
+    unseen = set(first.unseen).intersection(*(r.unseen for r in reports))
+    rotations = [r.since_rotation for r in reports if r.since_rotation is not None]
+    return DrainReport(
+        generation=first.generation, window=first.window, newer=tuple(sorted(newer)),
+        watched=min(r.watched for r in reports), still_on=dict(sorted(still_on.items())),
+        unseen=tuple(sorted(unseen)), since_rotation=min(rotations) if len(rotations) == len(reports) else None,
+    )
+
+
+async def _ask(session: aiohttp.ClientSession, url: str, generation: str, window: float) -> DrainReport:
+    endpoint = f"{url.rstrip('/')}/_bulk/drain"
+    try:
+        async with session.get(endpoint, params={"generation": generation, "window": str(window)}) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status == 404:
+                raise UnknownGeneration(f"receiver {url}: {body.get('error', 'unknown generation')}")
+            if resp.status != 200:
+                raise DrainError(f"receiver {url} answered HTTP {resp.status}: {body.get('error', '')}")
+            return DrainReport.from_json(body)
+    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, AttributeError) as exc:
+        raise DrainError(f"cannot ask receiver {url}: {type(exc).__name__}: {exc}") from None
+
+
+async def query_drain(receivers: Sequence[str], *, generation: str, window: float, timeout: float = 10.0) -> DrainReport:
+    """Ask every receiver about ``generation`` and merge their answers."""
+    if not receivers:
+        raise ValueError("give at least one receiver URL")
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        reports = await asyncio.gather(*(_ask(session, url, generation, window) for url in receivers))
+    return merge(reports)

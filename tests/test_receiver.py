@@ -1,0 +1,368 @@
+"""The callback receiver over real sockets: per-domain keys, counts, metrics, reloads, forwarding."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+from conftest import serving
+
+from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from bulk.files import write_atomic
+from bulk.keys import write_keys_file
+from bulk.receiver import GENERATION_HEADER, Callback, Receiver
+
+A_OLD, A_NEW = "aOldKey0123456789abcdef", "aNewKey0123456789abcdef"
+B_OLD, B_NEW = "bOldKey0123456789abcdef", "bNewKey0123456789abcdef"
+ALL_KEYS = (A_OLD, A_NEW, B_OLD, B_NEW)
+
+
+def two_generations(folder: Path) -> tuple[Path, Path]:
+    old, new = folder / "keys-2026-10.csv", folder / "keys-2026-11.csv"
+    write_keys_file(old, {"a.example.com": A_OLD, "b.example.com": B_OLD})
+    write_keys_file(new, {"A.example.com": A_NEW, "b.example.com": B_NEW})
+    return old, new
+
+
+def body_of(domain: str) -> bytes:
+    return orjson.dumps({"DomainName": domain, "AppName": "live", "StreamName": "s1", "OssObject": "x.jpg"})
+
+
+async def post(session: aiohttp.ClientSession, url: str, domain: str, key: str | None,
+               *, host: str = "127.0.0.1", **sign_args: object) -> tuple[int, str]:
+    headers = {"Content-Type": "application/json", **(sign(host, key, **sign_args) if key else {})}
+    async with session.post(f"{url}/snapshots", data=body_of(domain), headers=headers) as resp:
+        return resp.status, await resp.text()
+
+
+@asynccontextmanager
+async def running(receiver: Receiver) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+    async with receiver, aiohttp.ClientSession() as session:
+        yield receiver.url, session
+
+
+async def test_each_callback_is_checked_against_its_own_domains_keys_only(tmp_path: Path) -> None:
+    two_generations(tmp_path)
+    async with running(Receiver([tmp_path])) as (url, session):
+        for key in (A_OLD, A_NEW):
+            assert await post(session, url, "a.example.com", key) == (200, "ok")
+        assert await post(session, url, "B.Example.com", B_NEW) == (200, "ok")
+        # Keys the receiver holds, but of the other domain: refused, old and new generation alike.
+        for key in (B_OLD, B_NEW):
+            assert await post(session, url, "a.example.com", key) == (401, "signature matches no key")
+        assert await post(session, url, "b.example.com", A_OLD) == (401, "signature matches no key")
+        assert await post(session, url, "c.example.com", A_OLD) == (401, "no key for this domain")
+        stats = (await (await session.get(f"{url}/_bulk/stats")).json())
+    assert stats["accepted"] == {"keys-2026-10": 1, "keys-2026-11": 2}
+    assert stats["rejected"] == {"signature_matches_no_key": 3, "unknown_domain": 1}
+    assert {d: sorted(g) for d, g in stats["domains"].items()} == {
+        "a.example.com": ["keys-2026-10", "keys-2026-11"], "b.example.com": ["keys-2026-11"]}
+
+
+async def test_rejections_by_reason(tmp_path: Path) -> None:
+    two_generations(tmp_path)
+    async with running(Receiver([tmp_path], max_skew=60)) as (url, session):
+        assert await post(session, url, "a.example.com", None) == (401, "missing timestamp")
+        status, text = await post(session, url, "a.example.com", A_OLD, timestamp=1_000_000)
+        assert status == 401 and text.startswith("timestamp too old")
+        async with session.post(f"{url}/x", data=b"not json", headers=sign("127.0.0.1", A_OLD)) as resp:
+            assert (resp.status, await resp.text()) == (401, "the body is not JSON")
+        async with session.post(f"{url}/x", data=b'{"App": 1}', headers=sign("127.0.0.1", A_OLD)) as resp:
+            assert (resp.status, await resp.text()) == (401, "no DomainName in the body")
+        # Signed for the NotifyUrl host, but the receiver checks its own: refused.
+        assert await post(session, url, "a.example.com", A_OLD, host="cb.example.com") == (401, "signature matches no key")
+        stats = await (await session.get(f"{url}/_bulk/stats")).json()
+    assert stats["rejected"] == {"missing_timestamp": 1, "timestamp_too_old": 1, "malformed_body": 1,
+                                 "no_domain": 1, "signature_matches_no_key": 1}
+    assert stats["accepted"] == {"keys-2026-10": 0, "keys-2026-11": 0}
+
+
+async def test_a_fixed_notify_url_host(tmp_path: Path) -> None:
+    two_generations(tmp_path)
+    async with running(Receiver([tmp_path], host="https://CB.example.com/snap")) as (url, session):
+        assert await post(session, url, "a.example.com", A_NEW, host="cb.example.com") == (200, "ok")
+        assert await post(session, url, "a.example.com", A_NEW) == (401, "signature matches no key")
+
+
+def parse_exposition(text: str) -> tuple[dict[str, tuple[str, str]], dict[tuple[str, str], float]]:
+    """(name -> (kind, help), (name, labels) -> value); fails on any line out of the format."""
+    families: dict[str, tuple[str, str]] = {}
+    samples: dict[tuple[str, str], float] = {}
+    helps: dict[str, str] = {}
+    assert text.endswith("\n")
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name, _, help_ = line[7:].partition(" ")
+            helps[name] = help_
+        elif line.startswith("# TYPE "):
+            name, kind = line[7:].split(" ")
+            assert name in helps and name not in families, line  # HELP first, one TYPE per family
+            families[name] = (kind, helps[name])
+        else:
+            match = re.fullmatch(r'([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\\n]|\\[\\"n])*",?)*\})? (\S+)', line)
+            assert match, line
+            assert match[1] in families, line  # samples follow their TYPE line
+            samples[(match[1], match[2] or "")] = float(match[3])
+    return families, samples
+
+
+async def test_metrics_as_json_and_prometheus_text(tmp_path: Path) -> None:
+    two_generations(tmp_path)
+    odd = tmp_path / 'keys-"q"\\x.csv'
+    write_keys_file(odd, {"c.example.com": "cOddKey0123456789abcdef"})
+    now = [1_800_000_000.0]
+    receiver = Receiver([tmp_path], clock=lambda: now[0])
+    async with running(receiver) as (url, session):
+        for _ in range(3):
+            assert (await post(session, url, "a.example.com", A_OLD, now=lambda: now[0]))[0] == 200
+        now[0] += 10
+        assert (await post(session, url, "a.example.com", A_NEW, now=lambda: now[0]))[0] == 200
+        assert (await post(session, url, "c.example.com", "cOddKey0123456789abcdef", now=lambda: now[0]))[0] == 200
+        assert (await post(session, url, "b.example.com", A_NEW, now=lambda: now[0]))[0] == 401
+        async with session.get(f"{url}/metrics") as resp:
+            assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+            text = await resp.text()
+        stats = await (await session.get(f"{url}/_bulk/stats")).json()
+    families, samples = parse_exposition(text)
+    assert families["bulk_receiver_callbacks_accepted_total"][0] == "counter"
+    assert families["bulk_receiver_callbacks_rejected_total"][0] == "counter"
+    assert families["bulk_receiver_callback_last_seen_timestamp_seconds"][0] == "gauge"
+    accepted = "bulk_receiver_callbacks_accepted_total"
+    assert samples[(accepted, '{generation="keys-2026-10",domain="a.example.com"}')] == 3
+    assert samples[(accepted, '{generation="keys-2026-11",domain="a.example.com"}')] == 1
+    assert samples[(accepted, '{generation="keys-\\"q\\"\\\\x",domain="c.example.com"}')] == 1
+    last_seen = "bulk_receiver_callback_last_seen_timestamp_seconds"
+    assert samples[(last_seen, '{generation="keys-2026-10",domain="a.example.com"}')] == 1_800_000_000
+    assert samples[(last_seen, '{generation="keys-2026-11",domain="a.example.com"}')] == 1_800_000_010
+    assert samples[("bulk_receiver_callbacks_rejected_total", '{reason="signature_matches_no_key"}')] == 1
+    assert samples[("bulk_receiver_generation_domains", '{generation="keys-2026-11"}')] == 2
+    assert samples[("bulk_receiver_generation_loaded_timestamp_seconds", '{generation="keys-2026-10"}')] == 1_800_000_000
+    assert samples[("bulk_receiver_key_reloads_total", '{result="failed"}')] == 0
+    assert samples[("bulk_receiver_forward_failures_total", "")] == 0
+    assert stats["accepted"] == {"keys-2026-10": 3, "keys-2026-11": 1, 'keys-"q"\\x': 1}
+    assert stats["domains"]["a.example.com"] == {
+        "keys-2026-10": {"count": 3, "last_seen": 1_800_000_000.0},
+        "keys-2026-11": {"count": 1, "last_seen": 1_800_000_010.0},
+    }
+    assert [g["name"] for g in stats["generations"]] == ["keys-\"q\"\\x", "keys-2026-10", "keys-2026-11"]
+    assert stats["rejected"] == {"signature_matches_no_key": 1}
+    for key in (*ALL_KEYS, "cOddKey0123456789abcdef"):
+        assert key not in text and key not in orjson.dumps(stats).decode()
+    assert "Key" not in repr(receiver.keyring).replace("KeyRing", "")
+
+
+async def test_a_keys_file_replaced_mid_traffic_loses_no_request(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    old, new = two_generations(tmp_path)
+    versions = [
+        b"DomainName,CallbackAuthKey\na.example.com,%s\nb.example.com,%s\nz.example.com,zKey0123456789abcdefgh\n"
+        % (A_NEW.encode(), B_NEW.encode()),
+        new.read_bytes(),
+    ]
+    caplog.set_level(logging.INFO, logger="bulk.receiver")
+    receiver = Receiver([old, new], poll_interval=0.01)
+    results: list[int] = []
+    sent = 0
+    done = asyncio.Event()
+
+    async def client(session: aiohttp.ClientSession, url: str, worker: int) -> None:
+        nonlocal sent
+        while not done.is_set():
+            domain, key = (("a.example.com", A_OLD), ("b.example.com", B_NEW), ("a.example.com", A_NEW))[sent % 3]
+            sent += 1
+            results.append((await post(session, url, domain, key))[0])
+
+    async with running(receiver) as (url, session):
+        clients = [asyncio.create_task(client(session, url, i)) for i in range(4)]
+        for round_ in range(24):
+            await asyncio.sleep(0.03)
+            if round_ == 12:  # a broken file: the current keys stay
+                write_atomic(new, b"DomainName,CallbackAuthKey\na.example.com,short\n")
+            else:
+                write_atomic(new, versions[round_ % 2])
+        await asyncio.sleep(0.05)
+        done.set()
+        await asyncio.gather(*clients)
+        stats = receiver.stats()
+        assert await post(session, url, "z.example.com", "zKey0123456789abcdefgh") == (401, "no key for this domain")
+    assert len(results) == sent > 200
+    assert set(results) == {200}
+    assert stats["rejected"] == {}
+    assert stats["reloads"]["ok"] >= 15 and stats["reloads"]["failed"] >= 1
+    logged = caplog.text
+    assert "keeping the current keys" in logged and "line 2: the key must be 16 to 32 letters or digits" in logged
+    for key in (*ALL_KEYS, "zKey0123456789abcdefgh"):
+        assert key not in logged
+
+
+async def test_a_broken_new_file_keeps_the_old_keys_until_it_is_fixed(tmp_path: Path) -> None:
+    old, new = two_generations(tmp_path)
+    new.unlink()
+    receiver = Receiver([tmp_path], poll_interval=0)  # no polling: only an explicit reload
+    async with running(receiver) as (url, session):
+        write_atomic(new, b"DomainName,Key\n")
+        assert not await receiver.reload()
+        assert receiver.keyring.names == ("keys-2026-10",)
+        assert receiver.stats()["last_reload_error"].endswith("must start with DomainName,CallbackAuthKey or DomainName,NotifyAuthKey")
+        assert await post(session, url, "a.example.com", A_OLD) == (200, "ok")
+        write_keys_file(new, {"a.example.com": A_NEW})
+        receiver.request_reload()
+        for _ in range(100):
+            if receiver.keyring.names == ("keys-2026-10", "keys-2026-11"):
+                break
+            await asyncio.sleep(0.01)
+        assert await post(session, url, "a.example.com", A_NEW) == (200, "ok")
+        assert receiver.stats()["reloads"] == {"ok": 1, "failed": 1}
+
+
+@asynccontextmanager
+async def downstream(status: int = 201) -> AsyncIterator[tuple[str, list[tuple[bytes, dict[str, str]]]]]:
+    seen: list[tuple[bytes, dict[str, str]]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append((await request.read(), dict(request.headers)))
+        return web.Response(status=status, text="stored")
+
+    async with serving(handle) as endpoint:
+        yield f"http://{endpoint}/in", seen
+
+
+async def test_forwarding_passes_body_headers_and_answer(tmp_path: Path) -> None:
+    two_generations(tmp_path)
+    async with downstream() as (target, seen), running(Receiver([tmp_path], forward_url=target)) as (url, session):
+        headers = {"Content-Type": "application/json", **sign("127.0.0.1", A_NEW)}
+        async with session.post(f"{url}/cb", data=body_of("a.example.com"), headers=headers) as resp:
+            assert (resp.status, await resp.text()) == (201, "stored")
+        assert await post(session, url, "a.example.com", B_NEW) == (401, "signature matches no key")
+    assert len(seen) == 1  # a rejected callback is not passed on
+    body, passed = seen[0]
+    assert body == body_of("a.example.com")
+    assert passed["Content-Type"] == "application/json"
+    assert passed[TIMESTAMP_HEADER] == headers[TIMESTAMP_HEADER]
+    assert passed[SIGNATURE_HEADER] == headers[SIGNATURE_HEADER]
+    assert passed[GENERATION_HEADER] == "keys-2026-11"
+
+
+async def test_a_failing_downstream_gets_the_caller_a_502(tmp_path: Path) -> None:
+    two_generations(tmp_path)
+    async with downstream(status=500) as (target, seen):
+        async with running(Receiver([tmp_path], forward_url=target)) as (url, session):
+            assert await post(session, url, "a.example.com", A_NEW) == (502, "downstream failed")
+    # The downstream is gone now: connection refused.
+    async with running(Receiver([tmp_path], forward_url=target, forward_timeout=2)) as (url, session):
+        assert await post(session, url, "a.example.com", A_OLD) == (502, "downstream failed")
+        stats = await (await session.get(f"{url}/_bulk/stats")).json()
+    assert len(seen) == 1
+    # Accepted (the signature was good, drain must know) though not delivered.
+    assert stats["accepted"]["keys-2026-10"] == 1 and stats["forward_failures"] == 1
+
+
+async def test_a_hook_gets_each_accepted_callback(tmp_path: Path) -> None:
+    two_generations(tmp_path)
+    got: list[Callback] = []
+
+    async def hook(callback: Callback) -> None:
+        if callback.domain == "b.example.com":
+            raise RuntimeError("store is down")
+        got.append(callback)
+
+    async with running(Receiver([tmp_path], hook=hook)) as (url, session):
+        assert await post(session, url, "A.example.com", A_OLD) == (200, "ok")
+        assert await post(session, url, "b.example.com", B_OLD) == (502, "downstream failed")
+    assert [(c.domain, c.generation, c.body) for c in got] == [("a.example.com", "keys-2026-10", body_of("A.example.com"))]
+    assert A_OLD not in repr(got[0])
+
+
+def test_construction_errors(tmp_path: Path) -> None:
+    from bulk.keys import KeysFileError
+
+    with pytest.raises(KeysFileError, match="no keys files"):
+        Receiver([tmp_path])
+    two_generations(tmp_path)
+    (tmp_path / "sub").mkdir()
+    write_keys_file(tmp_path / "sub" / "keys-2026-10.csv", {"a.example.com": A_OLD})
+    with pytest.raises(KeysFileError, match="two keys files make generation keys-2026-10"):
+        Receiver([tmp_path, tmp_path / "sub"])
+    with pytest.raises(ValueError, match="not both"):
+        Receiver([tmp_path], forward_url="http://127.0.0.1:1/", hook=lambda c: asyncio.sleep(0))
+
+
+async def _start_serve(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulk", "callback", "serve", "--port", "0", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
+    assert line.startswith("bulk receiver listening on http://127.0.0.1:"), line
+    return proc, line.split()[-1]
+
+
+async def test_serve_reloads_on_sighup_and_drain_answers(tmp_path: Path) -> None:
+    from test_cli import bulk
+
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    write_keys_file(folder / "keys-2026-10.csv", {"a.example.com": A_OLD, "b.example.com": B_OLD})
+    proc, url = await _start_serve("--keys", str(folder), "--poll", "0")
+    try:
+        async with aiohttp.ClientSession() as session:
+            assert await post(session, url, "a.example.com", A_OLD) == (200, "ok")
+            code, out, err = await bulk("callback", "drain", "--receiver", url, "--generation", "keys-2026-10.csv",
+                                        "--window", "1h")
+            assert code == 1 and "no generation newer than keys-2026-10 is loaded" in out, out + err
+            write_keys_file(folder / "keys-2026-11.csv", {"a.example.com": A_NEW, "b.example.com": B_NEW})
+            assert await post(session, url, "a.example.com", A_NEW) == (401, "signature matches no key")
+            proc.send_signal(signal.SIGHUP)
+            for _ in range(200):
+                stats = await (await session.get(f"{url}/_bulk/stats")).json()
+                if len(stats["generations"]) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert await post(session, url, "a.example.com", A_NEW) == (200, "ok")
+            assert await post(session, url, "a.example.com", A_OLD) == (200, "ok")  # a stream not pushed again yet
+            code, out, err = await bulk("callback", "drain", "--receiver", url, "--generation", "keys-2026-10",
+                                        "--window", "2s")
+            assert code == 1, out + err
+            assert "still on keys-2026-10: a.example.com" in out and "1 domain(s) still on keys-2026-10" in out
+            await asyncio.sleep(2)
+            code, out, err = await bulk("callback", "drain", "--receiver", url, "--receiver", url,
+                                        "--generation", "keys-2026-10.csv", "--window", "2s", "--json")
+            assert code == 0, out + err
+            report = orjson.loads(out)
+            assert report["drained"] and report["still_on"] == {} and report["unseen"] == ["b.example.com"]
+            code, _, err = await bulk("callback", "drain", "--receiver", url, "--generation", "keys-2099-01")
+            assert code == 2 and "generation keys-2099-01 is not loaded" in err
+            code, _, err = await bulk("callback", "drain", "--receiver", url, "--generation", "keys-2026-10",
+                                      "--window", "soon")
+            assert code == 2 and "window must be a positive duration" in err
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await proc.communicate()
+    assert proc.returncode == 0
+    log = err.decode()
+    assert "keys reloaded: keys-2026-10 (2 domains, CallbackAuthKey), keys-2026-11 (2 domains, CallbackAuthKey); new: keys-2026-11" in log
+    for key in ALL_KEYS:
+        assert key not in log
+
+
+async def test_serve_refuses_a_bad_keys_file(tmp_path: Path) -> None:
+    from test_cli import bulk
+
+    path = tmp_path / "keys-2026-10.csv"
+    write_keys_file(path, {"a.example.com": A_OLD})
+    os.chmod(path, 0o644)
+    code, _, err = await bulk("callback", "serve", "--keys", str(path), "--port", "0")
+    assert code == 2 and "accessible by group or others" in err
+    code, _, err = await bulk("callback", "drain", "--receiver", "http://127.0.0.1:9/", "--generation", "keys-2026-10")
+    assert code == 2 and "cannot ask receiver http://127.0.0.1:9/" in err
