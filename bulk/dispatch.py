@@ -81,6 +81,15 @@ class Dispatcher:
             await self._start_rows(slots, tasks)
         except LocalFault as fault:
             self.stop_with(Halt(HaltKind.LOCAL_FAULT, str(fault)))
+        except asyncio.CancelledError:
+            # Aborted (a second Ctrl-C): no grace. Rows in flight stay 'sending'.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        except Exception as exc:  # noqa: BLE001  (a bug: stop cleanly, then report it)
+            self._error = self._error or exc
+            self._stop.set()
         await self._drain(tasks)
         if self._error is not None:
             raise self._error
