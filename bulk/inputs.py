@@ -176,10 +176,11 @@ def parse_overrides(
 ) -> dict[str, str]:
     """``["Name=Value", ...]`` checked against the action; InputError on any mistake.
 
-    A value ``@PATH`` is read from that file (one trailing line break
-    dropped, as curl and httpie do) and ``@env:VARIABLE`` from ``environ``:
-    no parameter of these actions can start with ``@``, so neither form is
-    ambiguous. No message shows a secret value, nor a file's content.
+    A value ``@PATH`` is read from that file and ``@env:VARIABLE`` from
+    ``environ``: no parameter of these actions can start with ``@``, so
+    neither form is ambiguous. Whitespace around any value is dropped, a
+    file's trailing line break too (as curl and httpie drop it). No message
+    shows a secret value, nor a file's content.
     """
     known = {p.name: p for p in action.params if p.name != "DomainName"}
     out: dict[str, str] = {}
@@ -249,7 +250,6 @@ def _value_of(name: str, value: str, environ: Mapping[str, str]) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"--set {name}: file {shown} is not UTF-8 text") from None
-    text = text.removesuffix("\n").removesuffix("\r")
     if not text.strip():
         raise InputError(f"--set {name}: file {shown} is empty")
     return text
