@@ -53,18 +53,10 @@ def normalize_domain(value: str) -> str | None:
     IDNA 2003 codec would turn ``faß.de`` into ``fass.de``, another domain.
     A leading ``*.`` (a wildcard domain) is kept as it is.
     """
-    if not value.isascii():
-        wildcard = value.startswith("*.")
-        try:
-            value = idna.encode(value[2:] if wildcard else value, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError):
-            return None
-        if wildcard:
-            value = "*." + value
-    value = value.lower()
-    if value.endswith("."):
-        value = value[:-1]
-    return value if _DOMAIN.match(value) else None
+    try:
+        return _clean_domain(value)
+    except _Malformed:
+        return None
 
 
 def check_region(value: str) -> str | None:
@@ -116,10 +108,20 @@ class _Malformed(ValueError):
 
 
 def _clean_domain(value: str) -> str:
-    name = normalize_domain(value)
-    if name is None:
+    if not value.isascii():
+        wildcard = value.startswith("*.")
+        try:
+            value = idna.encode(value[2:] if wildcard else value, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            raise _Malformed("is not a valid domain name") from None
+        if wildcard:
+            value = "*." + value
+    value = value.lower()
+    if value.endswith("."):
+        value = value[:-1]
+    if _DOMAIN.match(value) is None:
         raise _Malformed("is not a valid domain name")
-    return name
+    return value
 
 
 def _clean_url(value: str) -> str:

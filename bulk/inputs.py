@@ -455,10 +455,12 @@ def _unusual_line(handle: BinaryIO, path: Path, raw: bytes, line: int, start: in
 # -- formats: one physical line in, a record (dict), a reason it is bad (str), or None to skip --
 
 class _Parser:
-    __slots__ = ("header_passed",)
+    __slots__ = ("header_passed", "regions")
 
     def __init__(self) -> None:
         self.header_passed = False
+        #: whether a record may hold a RegionId
+        self.regions = True
 
     def parse(self, text: str) -> dict[str, Any] | str | None:
         raise NotImplementedError
@@ -504,6 +506,7 @@ class _CsvParser(_Parser):
         self._reader = csv.reader(self._feed, strict=True)
         self._header = self._read_header(lines, path, action, overrides, tally)
         self._width = len(self._header)
+        self.regions = "RegionId" in self._header
 
     def split(self, text: str) -> list[str]:
         """The fields of one line, exactly as the csv module reads them; csv.Error if it cannot."""
@@ -621,6 +624,7 @@ class _ListParser(_Parser):
     def __init__(self, tally: _Tally) -> None:
         super().__init__()
         self._tally = tally
+        self.regions = False
 
     def parse(self, text: str) -> dict[str, Any] | str | None:
         # A domain never holds '#', so a comment may also end a line.
@@ -647,7 +651,8 @@ class _FirstSeen:
     false "listed twice" needs two names with the same 64-bit ``hash()``:
     about 3e-8 for a million domains (and the hash is seeded per process, so
     it would not repeat on the next reading). Given the file's size, the
-    table grows at once to what the file needs at the density read so far:
+    table grows to what the file needs at the density read so far (at most
+    16 times larger at once, in case the first lines are unusually short):
     each growth moves every name, in Python.
     """
 
@@ -682,7 +687,8 @@ class _FirstSeen:
 
     def _grow(self, expected: int) -> None:
         old_keys, old_lines = self._keys, self._lines
-        self._alloc(max(len(old_keys) * 2, 1 << (2 * expected).bit_length()))
+        size = len(old_keys)
+        self._alloc(min(max(size * 2, 1 << (2 * expected).bit_length()), size * 16))
         keys, lines, mask = self._keys, self._lines, self._mask
         for key, line in zip(old_keys, old_lines, strict=True):
             if key:  # every key is new here: find a free slot, as first() does
@@ -710,7 +716,7 @@ def _validated(
     With ``row`` None, valid rows are only counted in ``tally``.
     """
     first = _FirstSeen(file_size=file_size).first if dedupe else None
-    parse, validate = parser.parse, action.validate
+    parse, validate, regions = parser.parse, action.validate, parser.regions
     line, valid, skipped = tally.lines, 0, 0
     for line, offset, text, problem in lines:
         if problem:
@@ -726,7 +732,7 @@ def _validated(
         raw = _as_text(record) if json else record
         try:
             params = validate({**record, **overrides} if overrides else record)
-            if (region := record.get("RegionId")) is not None:
+            if regions and (region := record.get("RegionId")) is not None:
                 _add_region(params, region)
         except InvalidParams as exc:
             given = raw.get("DomainName", "").strip()
