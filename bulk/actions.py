@@ -29,6 +29,7 @@ __all__ = [
     "SECRET_PARAMS",
     "check_region",
     "normalize_domain",
+    "plain_values",
     "resolve",
 ]
 
@@ -39,10 +40,9 @@ _DOMAIN = re.compile(
 )
 _KEY = re.compile(r"^[A-Za-z0-9]{16,32}$")
 _URL_MAX = 500
-# URLs this plain pass _clean_url's full check: matching them first spares a urlsplit per row.
-_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]*)?(?:[/?#][!-~]*)?")
 # Region IDs as the service names them: cn-shanghai, ap-southeast-1, cn-shanghai-finance-1.
 _REGION = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+){1,4}")
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 
 
 def normalize_domain(value: str) -> str | None:
@@ -57,6 +57,15 @@ def normalize_domain(value: str) -> str | None:
         return _clean_domain(value)
     except _Malformed:
         return None
+
+
+def plain_values(action: Action) -> dict[str, str]:
+    """Per parameter of ``action`` and RegionId, a regex for values valid exactly as written.
+
+    Such a value is sent unchanged and holds no comma, quote or white space:
+    a CSV line made only of them needs no check value by value.
+    """
+    return {**{p.name: _PLAIN[p.kind] for p in action.params}, "RegionId": _REGION.pattern}
 
 
 def check_region(value: str) -> str | None:
@@ -82,6 +91,18 @@ class Kind(Enum):
     URL = "url"
     YESNO = "yes/no"
     KEY = "key"
+
+
+# Values of each kind that are valid exactly as written (their clean() returns them unchanged) and
+# hold no comma, quote or white space; the look-ahead bounds the length of a comma-separated field.
+_PLAIN: dict[Kind, str] = {
+    Kind.DOMAIN: rf"(?![^,\r\n]{{254}})(?:\*\.)?{_LABEL}(?:\.{_LABEL})+",
+    Kind.URL: rf"(?![^,\r\n]{{{_URL_MAX + 1}}})https?://[A-Za-z0-9.-]+(?::[0-9]*)?(?:[/?#][!#-+\--~]*)?",
+    Kind.YESNO: "yes|no",
+    Kind.KEY: "[A-Za-z0-9]{16,32}",
+}
+# URLs this plain pass _clean_url's full check: matching them first spares a urlsplit per row.
+_PLAIN_URL = re.compile(_PLAIN[Kind.URL])
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import re
 import tracemalloc
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -761,3 +762,61 @@ def test_read_rows_at_reads_only_the_lines_asked_for(tmp_path: Path, monkeypatch
     assert src.stat().st_size > 4_000_000 and len(opened) == 1
     assert opened[0].bytes_read < 64 * 1024, opened[0].bytes_read
     assert sum(1 for _ in read_rows(src, ADD)) == 100_000 and opened[-1].bytes_read == src.stat().st_size
+
+
+# -- the quick path for CSV lines of plain values ---------------------------------------------
+
+_QUICK_VALUES = {
+    "DomainName": ["a.example.com", "b.example.com", "A.example.com", "a.example.com.", "*.a.example.com",
+                   "-a.example.com", "a..example.com", "x" * 64 + ".com", "bücher.example", " c.example.com", "",
+                   ".".join(["a" * 63] * 3 + ["b" * 61]), ".".join(["a" * 63] * 3 + ["b" * 62]), '"q.example.com"'],
+    "NotifyUrl": [URL, "https://a", "http://a:80/x?y#z!~", "https://a/b,c", "ftp://a", "HTTPS://a/", "",
+                  " https://a/", "https://a/" + "x" * 490, "https://a/" + "x" * 491, "https://a/é", 'https://a/"'],
+    "NotifyReqAuth": ["yes", "no", "YES", "", "maybe", " yes"],
+    "NotifyAuthKey": [SECRET, "short", "k" * 32, "k" * 33, "", "k" * 16, f" {SECRET}"],
+    "CallbackReqAuth": ["yes", "no", ""],
+    "CallbackAuthKey": [SECRET, "", "x"],
+    "RegionId": ["cn-shanghai", "", "Cn-shanghai", "cn-", "ap-southeast-1"],
+}
+_QUICK_CASES = [
+    (ADD, ["DomainName", "NotifyUrl", "NotifyReqAuth", "NotifyAuthKey"], {}),
+    (ADD, ["NotifyAuthKey", "DomainName", "RegionId", "NotifyUrl", "NotifyReqAuth"], {}),
+    (ADD, ["DomainName"], {"NotifyUrl": URL, "NotifyReqAuth": "yes", "NotifyAuthKey": SECRET}),
+    (ADD, ["DomainName", "NotifyReqAuth"], {"NotifyUrl": URL}),
+    (ADD, ["DomainName", "NotifyReqAuth"], {}),
+    (SET, ["DomainName", "CallbackReqAuth", "CallbackAuthKey", "RegionId"], {}),
+    (DESCRIBE, ["DomainName"], {}),
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=st.sampled_from(_QUICK_CASES), data=st.data(), end=st.sampled_from(["\n", "\r\n"]))
+def test_the_quick_path_gives_what_the_long_way_gives(tmp_path: Path, case: Any, data: Any, end: str) -> None:
+    action, header, overrides = case
+    rows = data.draw(st.lists(st.tuples(*(st.sampled_from(_QUICK_VALUES[h]) for h in header)), max_size=8))
+    src = write(tmp_path, "q.csv", end.join([",".join(header), *(",".join(r) for r in rows)]) + end)
+    quick = list(read_rows(src, action, overrides=overrides))
+    with mock.patch.object(inputs._CsvParser, "_plan_quick_lines", lambda self, action, overrides: None):
+        long_way = list(read_rows(src, action, overrides=overrides))
+    assert quick == long_way
+    assert [list(i.params.items()) for i in quick if isinstance(i, Row)] == [
+        list(i.params.items()) for i in long_way if isinstance(i, Row)]
+
+
+def test_the_quick_path_takes_plain_lines_only() -> None:
+    lines = iter([(1, 0, "DomainName,NotifyUrl,NotifyReqAuth,NotifyAuthKey,RegionId\r\n", None)])
+    parser = inputs._CsvParser(lines, Path("q.csv"), ADD, {}, inputs._Tally())
+    assert parser.quick is not None
+    assert parser.quick(f"a.example.com,{URL},yes,{SECRET},cn-beijing\r\n") == (
+        {"DomainName": "a.example.com", "NotifyUrl": URL, "NotifyReqAuth": "yes", "NotifyAuthKey": SECRET,
+         "RegionId": "cn-beijing"},
+        {"DomainName": "a.example.com", "NotifyUrl": URL, "NotifyReqAuth": "yes", "NotifyAuthKey": SECRET,
+         "RegionId": "cn-beijing"})
+    assert parser.quick(f"a.example.com,{URL},no,,\n")[1] == {  # type: ignore[index]
+        "DomainName": "a.example.com", "NotifyUrl": URL, "NotifyReqAuth": "no"}
+    assert parser.quick(f"a.example.com,https://a/{'x' * 490},no,,\n") is not None  # 500 characters
+    for line in (f"A.example.com,{URL},yes,{SECRET},\n", f"a.example.com,{URL},yes,,\n", f"a.example.com,{URL}\n",
+                 f'"a.example.com",{URL},no,,\n', f"a.example.com,{URL}/a b,no,,\n", f" a.example.com,{URL},no,,\n",
+                 f"a.example.com,https://a/{'x' * 491},no,,\n", "a.example.com,https://a/b,c,no,,\n",
+                 f"a.example.com,{URL}\",no,,\n", f"{'a' * 63}.{'a' * 63}.{'a' * 63}.{'b' * 62},{URL},no,,\n"):
+        assert parser.quick(line) is None, line
