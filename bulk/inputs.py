@@ -537,12 +537,13 @@ class _CsvParser(_Parser):
         """
         plain, header = plain_values(action), self._header
         required = {p.name for p in action.params if p.required}
-        if any(name not in header and name not in overrides for name in required):
-            return  # every row is missing a parameter: the long way says which
+        if any(n not in header and n not in overrides for n in required) or not overrides.keys() <= set(plain):
+            return  # every row is bad: the long way says why
         fields = ",".join(f"({plain[n]})" if n in required else f"({plain[n]}|)" for n in header)
         self._plain = re.compile(fields + r"\r?\n?").fullmatch
         # In the order Action.validate gives them (the catalogue's, then RegionId): (name, group or -1, --set value).
-        names = [n for n in (*action.param_names, "RegionId") if n in header or n in overrides]
+        names = [n for n in action.param_names if n in header or n in overrides]
+        names += ["RegionId"] if "RegionId" in header else []
         self._plan = tuple((n, header.index(n) if n in header else -1, overrides.get(n, "")) for n in names)
         self._auth = action.auth_pair
         self.quick = self._quick

@@ -786,6 +786,8 @@ _QUICK_CASES = [
     (ADD, ["DomainName", "NotifyReqAuth"], {}),
     (SET, ["DomainName", "CallbackReqAuth", "CallbackAuthKey", "RegionId"], {}),
     (DESCRIBE, ["DomainName"], {}),
+    (DESCRIBE, ["DomainName"], {"RegionId": "cn-beijing"}),  # not a --set (parse_overrides refuses it)
+    (DESCRIBE, ["DomainName"], {"Other": "x"}),
 ]
 
 
