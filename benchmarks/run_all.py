@@ -1,6 +1,6 @@
 """`make bench`: every benchmark of bulk, one after the other, then a summary with the machine.
 
-    python benchmarks/run_all.py      # about 2 minutes: pace ~65 s, throughput ~25 s, validate ~20 s
+    python benchmarks/run_all.py      # about 2 minutes: pace ~65 s, throughput ~25 s, validate ~30 s
 
 Each benchmark prints the exact commands it times; the summary repeats its
 verdict lines. Exit 1 if any goal is missed.

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from urllib.parse import urlsplit
+
+import idna
 
 __all__ = [
     "API_VERSION",
@@ -25,6 +27,9 @@ __all__ = [
     "Kind",
     "Param",
     "SECRET_PARAMS",
+    "check_region",
+    "normalize_domain",
+    "plain_values",
     "resolve",
 ]
 
@@ -35,6 +40,37 @@ _DOMAIN = re.compile(
 )
 _KEY = re.compile(r"^[A-Za-z0-9]{16,32}$")
 _URL_MAX = 500
+# Region IDs as the service names them: cn-shanghai, ap-southeast-1, cn-shanghai-finance-1.
+_REGION = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+){1,4}")
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+
+
+def normalize_domain(value: str) -> str | None:
+    """``value`` as DNS compares names (lower case, no trailing dot, IDNA ``xn--`` labels), or None if invalid.
+
+    Non-ASCII names go through the ``idna`` package (IDNA 2008 with UTS #46
+    mapping, as yarl encodes URL hosts for aiohttp): the standard library's
+    IDNA 2003 codec would turn ``faß.de`` into ``fass.de``, another domain.
+    A leading ``*.`` (a wildcard domain) is kept as it is.
+    """
+    try:
+        return _clean_domain(value)
+    except _Malformed:
+        return None
+
+
+def plain_values(action: Action) -> dict[str, str]:
+    """Per parameter of ``action`` and RegionId, a regex for values valid exactly as written.
+
+    Such a value is sent unchanged and holds no comma, quote or white space:
+    a CSV line made only of them needs no check value by value.
+    """
+    return {**{p.name: _PLAIN[p.kind] for p in action.params}, "RegionId": _REGION.pattern}
+
+
+def check_region(value: str) -> str | None:
+    """Why ``value`` is not a RegionId (an optional common parameter of every call), or None."""
+    return None if _REGION.fullmatch(value) else "is not a region ID (such as cn-shanghai)"
 
 
 class InvalidParams(ValueError):
@@ -57,6 +93,18 @@ class Kind(Enum):
     KEY = "key"
 
 
+# Values of each kind that are valid exactly as written (their clean() returns them unchanged) and
+# hold no comma, quote or white space; the look-ahead bounds the length of a comma-separated field.
+_PLAIN: dict[Kind, str] = {
+    Kind.DOMAIN: rf"(?![^,\r\n]{{254}})(?:\*\.)?{_LABEL}(?:\.{_LABEL})+",
+    Kind.URL: rf"(?![^,\r\n]{{{_URL_MAX + 1}}})https?://[A-Za-z0-9.-]+(?::[0-9]*)?(?:[/?#][!#-+\--~]*)?",
+    Kind.YESNO: "yes|no",
+    Kind.KEY: "[A-Za-z0-9]{16,32}",
+}
+# URLs this plain pass _clean_url's full check: matching them first spares a urlsplit per row.
+_PLAIN_URL = re.compile(_PLAIN[Kind.URL])
+
+
 @dataclass(frozen=True, slots=True)
 class Param:
     name: str
@@ -65,20 +113,70 @@ class Param:
     secret: bool = False
 
     def check(self, value: str) -> str | None:
-        """Return why ``value`` is malformed, or None when it is fine."""
-        if self.kind is Kind.DOMAIN:
-            return None if _DOMAIN.match(value) else "is not a valid domain name"
-        if self.kind is Kind.URL:
-            if len(value) > _URL_MAX:
-                return f"is longer than {_URL_MAX} characters"
+        """Return why ``value`` is malformed, or None when it is fine (a domain in any DNS-equal form)."""
+        try:
+            _CLEAN[self.kind](value)
+        except _Malformed as exc:
+            return str(exc)
+        return None
+
+
+class _Malformed(ValueError):
+    """Why a value is malformed; the message never holds the value."""
+
+
+# Each takes a stripped, non-empty value and returns it as sent, or raises _Malformed.
+
+
+def _clean_domain(value: str) -> str:
+    if not value.isascii():
+        wildcard = value.startswith("*.")
+        try:
+            value = idna.encode(value[2:] if wildcard else value, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            raise _Malformed("is not a valid domain name") from None
+        if wildcard:
+            value = "*." + value
+    value = value.lower()
+    if value.endswith("."):
+        value = value[:-1]
+    if _DOMAIN.match(value) is None:
+        raise _Malformed("is not a valid domain name")
+    return value
+
+
+def _clean_url(value: str) -> str:
+    if len(value) > _URL_MAX:
+        raise _Malformed(f"is longer than {_URL_MAX} characters")
+    if _PLAIN_URL.fullmatch(value) is None:
+        try:
             parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
-                return "is not a valid http(s) URL"
-            return None
-        if self.kind is Kind.YESNO:
-            return None if value in ("yes", "no") else "must be yes or no"
-        # Never echo the key itself: it is a secret.
-        return None if _KEY.match(value) else "must be 16 to 32 letters or digits"
+            host = parts.hostname
+        except ValueError:  # a bracketed host that is not an IP address, or NFKC tricks in the host
+            raise _Malformed("is not a valid http(s) URL") from None
+        if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in value):
+            raise _Malformed("is not a valid http(s) URL")
+    return value
+
+
+def _clean_yesno(value: str) -> str:
+    if value != "yes" and value != "no":
+        raise _Malformed("must be yes or no")
+    return value
+
+
+def _clean_key(value: str) -> str:
+    if _KEY.match(value) is None:
+        raise _Malformed("must be 16 to 32 letters or digits")  # never the key itself: it is a secret
+    return value
+
+
+_CLEAN: dict[Kind, Callable[[str], str]] = {
+    Kind.DOMAIN: _clean_domain,
+    Kind.URL: _clean_url,
+    Kind.YESNO: _clean_yesno,
+    Kind.KEY: _clean_key,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +201,14 @@ class Action:
     present: tuple[str, ...] = ()
     #: at least one of these must be given (an Update that changes nothing is a mistake)
     one_of: tuple[str, ...] = ()
+    # Derived once, as validate runs for every row of a file: (name, required, clean).
+    _rules: tuple[tuple[str, bool, Callable[[str], str]], ...] = field(init=False, repr=False, compare=False)
+    _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_rules", tuple((p.name, p.required, _CLEAN[p.kind]) for p in self.params))
+        # RegionId is a common parameter of every call, not one of the action's.
+        object.__setattr__(self, "_allowed", frozenset((*self.param_names, "RegionId")))
 
     @property
     def kebab(self) -> str:
@@ -120,26 +226,28 @@ class Action:
         """Check a row and return the parameters to send, in catalogue order.
 
         Empty values count as absent; unknown columns are an error, since a
-        misspelt column would otherwise be silently dropped.
+        misspelt column would otherwise be silently dropped. DomainName is
+        sent in its DNS form (``normalize_domain``). RegionId is let through
+        unchecked and not returned: it is the caller's.
         """
-        known = {p.name: p for p in self.params}
-        unknown = sorted(k for k, v in row.items() if k not in known and k != "RegionId" and _present(v))
-        if unknown:
-            raise InvalidParams("MalformedParam", f"unknown parameter(s) for {self.name}: {', '.join(unknown)}")
+        if not self._allowed.issuperset(row):
+            unknown = sorted(k for k, v in row.items() if k not in self._allowed and _present(v))
+            if unknown:
+                raise InvalidParams("MalformedParam", f"unknown parameter(s) for {self.name}: {', '.join(unknown)}")
         out: dict[str, str] = {}
-        for p in self.params:
-            raw = row.get(p.name)
-            if not _present(raw):
-                if p.required:
-                    raise InvalidParams("MissingParam", f"{p.name} is required")
-                continue
-            if not isinstance(raw, str):
-                raise InvalidParams("MalformedParam", f"{p.name} must be a string")
-            value = raw.strip()
-            problem = p.check(value)
-            if problem:
-                raise InvalidParams("MalformedParam", f"{p.name} {problem}")
-            out[p.name] = value
+        for name, required, clean in self._rules:
+            raw = row.get(name)
+            if isinstance(raw, str):
+                if value := raw.strip():
+                    try:
+                        out[name] = clean(value)
+                    except _Malformed as exc:
+                        raise InvalidParams("MalformedParam", f"{name} {exc}") from None
+                    continue
+            elif raw is not None:
+                raise InvalidParams("MalformedParam", f"{name} must be a string")
+            if required:
+                raise InvalidParams("MissingParam", f"{name} is required")
         if self.one_of and not any(n in out for n in self.one_of):
             raise InvalidParams("MissingParam", f"{self.name} needs at least one of {', '.join(self.one_of)}")
         if self.auth_pair:

@@ -25,6 +25,7 @@ from yarl import URL
 
 from .actions import SECRET_PARAMS
 from .credentials import CredentialsError, CredentialSource, fingerprint
+from .proxies import proxy_for
 from .signing import sign
 
 __all__ = [
@@ -103,7 +104,7 @@ def is_transient(status: int | None, code: str) -> bool:
 
 
 class LiveClient:
-    __slots__ = ("_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit")
+    __slots__ = ("_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit", "_proxy")
 
     def __init__(
         self,
@@ -127,6 +128,7 @@ class LiveClient:
         self._scheme = signature
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._limit = connections
+        self._proxy = proxy_for(self._base)  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> LiveClient:
@@ -144,7 +146,10 @@ class LiveClient:
         if self._session is None:
             # Created lazily so the session binds to the loop that uses it.
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            proxy, proxy_auth = self._proxy
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, proxy=proxy, proxy_auth=proxy_auth
+            )
         return self._session
 
     async def access_key_id(self) -> str:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from bulk.client import Failure, LiveClient, Success
 from bulk.credentials import Credentials, StaticCredentials
+from bulk.proxies import proxy_for
+from bulk.simulator import Simulator
+from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 SECRET_KEY = "SecretKey0123456789abcdef"
 
@@ -93,3 +99,116 @@ def test_endpoint_and_signature_are_checked() -> None:
         LiveClient(credentials=creds, endpoint="ftp://x")
     with pytest.raises(ValueError):
         LiveClient(credentials=creds, signature="v2")
+
+
+# -- proxies ----------------------------------------------------------------------------------
+
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding",
+               "content-length"}
+
+
+class ForwardingProxy:
+    """An HTTP proxy on 127.0.0.1 that forwards absolute-form requests and records each request line.
+
+    CONNECT (the tunnel an https:// endpoint needs) is recorded and refused: nothing leaves the machine.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.proxy_auth: list[str | None] = []
+        self.url = ""
+
+    async def __aenter__(self) -> ForwardingProxy:
+        self._upstream = aiohttp.ClientSession()  # no trust_env: it connects directly
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        await self._upstream.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")[:-2]
+                method, target, _ = head[0].split(" ")
+                headers = dict(line.split(": ", 1) for line in head[1:])
+                self.requests.append(f"{method} {target}")
+                self.proxy_auth.append(headers.get("Proxy-Authorization"))
+                if method == "CONNECT":
+                    writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    break
+                body = await reader.readexactly(int(headers.get("Content-Length", 0)))
+                forwarded = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
+                async with self._upstream.request(method, URL(target, encoded=True), headers=forwarded,
+                                                  data=body or None) as response:
+                    data = await response.read()
+                writer.write(f"HTTP/1.1 {response.status} {response.reason}\r\n"
+                             f"Content-Type: {response.content_type}\r\nContent-Length: {len(data)}\r\n\r\n"
+                             .encode() + data)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+async def sim_calls(sim: Simulator, endpoint: str, n: int) -> list[Success | Failure]:
+    creds = StaticCredentials(Credentials(TEST_AK_ID, TEST_AK_SECRET))
+    async with LiveClient(credentials=creds, endpoint=endpoint, timeout=5) as client:
+        return [await client.call("DescribeLiveSnapshotNotifyConfig", {"DomainName": f"d{i}.example.com"})
+                for i in range(n)]
+
+
+async def test_calls_go_through_http_proxy(sim: Simulator, no_proxy_env: pytest.MonkeyPatch) -> None:
+    async with ForwardingProxy() as proxy:
+        no_proxy_env.setenv("HTTP_PROXY", proxy.url)
+        outcomes = await sim_calls(sim, sim.url, 3)
+    assert all(o.ok for o in outcomes), outcomes
+    assert len(proxy.requests) == 3 and all(r.startswith(f"POST {sim.url}/") or r.startswith(f"GET {sim.url}/")
+                                            for r in proxy.requests), proxy.requests
+    assert len(sim.arrivals()) == 3
+
+
+async def test_no_proxy_bypasses_it(sim: Simulator, no_proxy_env: pytest.MonkeyPatch) -> None:
+    async with ForwardingProxy() as proxy:
+        no_proxy_env.setenv("http_proxy", proxy.url)
+        no_proxy_env.setenv("NO_PROXY", "localhost,127.0.0.1")
+        outcomes = await sim_calls(sim, sim.url, 2)
+    assert all(o.ok for o in outcomes) and proxy.requests == [] and len(sim.arrivals()) == 2
+
+
+async def test_an_https_endpoint_is_tunnelled_through_https_proxy_with_its_credentials(
+    sim: Simulator, no_proxy_env: pytest.MonkeyPatch
+) -> None:
+    async with ForwardingProxy() as proxy:
+        no_proxy_env.setenv("HTTPS_PROXY", proxy.url.replace("http://", "http://ops:pa%20ss@"))
+        no_proxy_env.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # for http:// URLs only: never used here
+        port = sim.url.rsplit(":", 1)[1]
+        (outcome,) = await sim_calls(sim, f"https://127.0.0.1:{port}", 1)
+    assert isinstance(outcome, Failure) and outcome.code == "ConnectionError"  # the test proxy refuses tunnels
+    assert proxy.requests == [f"CONNECT 127.0.0.1:{port}"]
+    assert proxy.proxy_auth == ["Basic " + base64.b64encode(b"ops:pa ss").decode()]
+    assert "pa ss" not in outcome.message and "pa%20ss" not in outcome.message
+    assert sim.arrivals() == []
+
+
+def test_proxy_settings_are_checked(no_proxy_env: pytest.MonkeyPatch) -> None:
+    creds = StaticCredentials(Credentials("AKID", "secret"))
+    no_proxy_env.setenv("HTTPS_PROXY", "https://ops:hunter2@proxy.example.com:3128")
+    with pytest.raises(ValueError, match="not an http:// proxy URL") as info:
+        LiveClient(credentials=creds, endpoint="https://live.aliyuncs.com")
+    assert "hunter2" not in str(info.value)
+    no_proxy_env.setenv("HTTPS_PROXY", "proxy.example.com:3128")  # no scheme: http://, as curl takes it
+    assert proxy_for("https://live.aliyuncs.com/") == (URL("http://proxy.example.com:3128"), None)
+    no_proxy_env.setenv("NO_PROXY", ".aliyuncs.com")
+    assert proxy_for("https://live.aliyuncs.com/") == (None, None)

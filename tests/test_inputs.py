@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 import tracemalloc
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bulk import inputs
@@ -55,14 +59,17 @@ def test_csv_with_bom_crlf_and_quoted_fields(tmp_path: Path) -> None:
         'c.example.com,"https://cb.example.com/say ""hi"""\r\n'
         "d.example.com,https://cb.example.com/é\r\n")
     items = list(read_rows(src, ADD))
-    # Each record is numbered by the physical line it starts on; b's record spans lines 3-4.
-    assert [type(i).__name__ for i in items] == ["Row", "BadRow", "BadRow", "Row"]
-    assert [i.line for i in items] == [2, 3, 5, 6]
+    # No value can hold a line break: b's quote, left open on line 3, makes line 3 bad, and line 4 is read as it is.
+    assert lines_of(items) == {
+        2: "ok",
+        3: "a quoted field is not closed on its line (no value can span lines)",
+        4: "has 1 field(s), the header has 2",
+        5: "NotifyUrl is not a valid http(s) URL",
+        6: "ok",
+    }
     assert items[0].params == {"DomainName": "a.example.com", "NotifyUrl": "https://cb.example.com/x?a=1,b=2"}
-    assert items[1].reason == "NotifyUrl is not a valid http(s) URL" and items[1].domain == "b.example.com"
-    assert items[1].raw == {"DomainName": "b.example.com", "NotifyUrl": "https://cb.example.com/multi\r\nline"}
-    assert items[2].raw["NotifyUrl"] == 'https://cb.example.com/say "hi"'
-    assert items[3].params["NotifyUrl"] == "https://cb.example.com/é"
+    assert items[3].raw == {"DomainName": "c.example.com", "NotifyUrl": 'https://cb.example.com/say "hi"'}
+    assert items[4].params["NotifyUrl"] == "https://cb.example.com/é"
 
 
 def test_domain_only_csv_with_set(tmp_path: Path) -> None:
@@ -70,7 +77,7 @@ def test_domain_only_csv_with_set(tmp_path: Path) -> None:
     items = list(read_rows(src, ADD, overrides={"NotifyUrl": URL}))
     assert lines_of(items) == {2: "ok", 4: "ok"}
     assert items[1] == Row(4, "b.example.com", {"DomainName": "b.example.com", "NotifyUrl": URL},
-                           {"DomainName": "  b.example.com "})
+                           {"DomainName": "  b.example.com "}, offset=26)
     # Without --set the same file is valid as a file, and every row lacks its NotifyUrl.
     assert {i.reason for i in read_rows(src, ADD)} == {"NotifyUrl is required"}
 
@@ -116,9 +123,9 @@ def test_malformed_rows_in_csv(tmp_path: Path) -> None:
         8: "has 2 field(s), the header has 5",
         9: "has 6 field(s), the header has 5",
     }
-    # RegionId is a column the file may carry; it is not an API parameter of the row.
+    # RegionId is a column the file may carry: sent with the row, in place of the run's --region.
     assert items[0].params == {"DomainName": "a.example.com", "NotifyUrl": URL, "NotifyReqAuth": "yes",
-                               "NotifyAuthKey": SECRET}
+                               "NotifyAuthKey": SECRET, "RegionId": "cn-shanghai"}
     assert items[0].raw["RegionId"] == "cn-shanghai"
     assert all(SECRET not in i.reason for i in items if isinstance(i, BadRow))
 
@@ -138,7 +145,8 @@ def test_malformed_rows_in_csv(tmp_path: Path) -> None:
         (f"DomainName,NotifyUrl\na.example.com,{URL}\n", {"NotifyUrl": URL},
          "NotifyUrl is given both by a column and by --set"),
         (f"a.example.com,{URL}\n", {}, "line 1 looks like data, not a header"),
-        ('DomainName,"NotifyUrl\n', {}, "line 1: unexpected end of data"),
+        ('DomainName,"NotifyUrl\n', {}, "line 1: a quoted field is not closed on its line"),
+        ('\n\nDomainName,"Notify\nUrl"\n', {}, "line 3: a quoted field is not closed on its line"),
     ],
 )
 def test_whole_csv_problems(tmp_path: Path, text: str, overrides: dict[str, str], message: str) -> None:
@@ -167,15 +175,18 @@ def test_unreadable_csv_records_are_bad_rows_and_reading_goes_on(tmp_path: Path)
         b'"e.example.com"x,https://cb.example.com/ok\n'
         b"f.example.com,https://cb.example.com/ok\n"
         b'g.example.com,"https://cb.example.com/never closed\n'
-        b"h.example.com,https://cb.example.com/ok\n")
+        b"h.example.com,https://cb.example.com/ok\n"
+        b"i.example.com,https://cb.example.com/o\rk\n")
     assert lines_of(list(read_rows(src, ADD))) == {
         2: "line 2 is not UTF-8 text",
-        # The record spans lines 3-4: it is one bad row, and the quoting still finds its end.
-        3: "line 4 is not UTF-8 text",
-        5: "unreadable CSV record: ',' expected after '\"'",
+        # Each physical line is one record: an open quote spoils its own line only.
+        3: "a quoted field is not closed on its line (no value can span lines)",
+        4: "line 4 is not UTF-8 text",
+        5: "unreadable CSV line: ',' expected after '\"'",
         6: "ok",
-        # An open quote runs to the end of the file: the record is bad, not silently cut.
-        7: "unreadable CSV record: unexpected end of data",
+        7: "a quoted field is not closed on its line (no value can span lines)",
+        8: "ok",
+        9: "unreadable CSV line: a carriage return (CR) inside the line",
     }
 
 
@@ -365,7 +376,7 @@ EXT = {Format.CSV: ".csv", Format.JSONL: ".jsonl", Format.LIST: ".txt"}
 def test_write_rows_round_trips(tmp_path: Path, fmt: Format) -> None:
     rows = [
         {"DomainName": "a.example.com", "NotifyUrl": 'https://cb.example.com/x?a=1,b="2"'},
-        {"DomainName": "b.example.com", "NotifyUrl": "not a url,\r\nwith a line break é 中文"},
+        {"DomainName": "b.example.com", "NotifyUrl": "not a url,\rwith a carriage return é 中文"},
         {"DomainName": "c.example.com", "NotifyUrl": ""},
     ]
     path = tmp_path / f"out{EXT[fmt]}"
@@ -373,7 +384,16 @@ def test_write_rows_round_trips(tmp_path: Path, fmt: Format) -> None:
     back = list(read_rows(path, ADD))
     want = rows if fmt is not Format.LIST else [{"DomainName": r["DomainName"]} for r in rows]
     assert [i.raw for i in back] == want
-    assert [i.line for i in back] == {Format.CSV: [2, 3, 5], Format.JSONL: [1, 2, 3], Format.LIST: [1, 2, 3]}[fmt]
+    assert [i.line for i in back] == {Format.CSV: [2, 3, 4], Format.JSONL: [1, 2, 3], Format.LIST: [1, 2, 3]}[fmt]
+
+
+def test_write_rows_refuses_a_line_break_only_where_it_cannot_be_read_back(tmp_path: Path) -> None:
+    rows = [{"DomainName": "a.example.com", "NotifyUrl": "two\nlines"}]
+    with pytest.raises(ValueError, match="line break"):
+        write_rows(tmp_path / "out.csv", Format.CSV, rows)
+    assert not (tmp_path / "out.csv").exists()
+    write_rows(tmp_path / "out.jsonl", Format.JSONL, rows)
+    assert [i.raw for i in read_rows(tmp_path / "out.jsonl", ADD)] == rows
 
 
 def test_write_rows_csv_columns(tmp_path: Path) -> None:
@@ -394,6 +414,8 @@ _values = st.text(st.characters(blacklist_characters="\x00", blacklist_categorie
                      min_size=1, max_size=6),
        fmt=st.sampled_from([Format.CSV, Format.JSONL]))
 def test_any_text_round_trips(tmp_path: Path, rows: list[dict[str, str]], fmt: Format) -> None:
+    # A CSV record is one line: write_rows refuses a line break there (tested above).
+    assume(fmt is Format.JSONL or not any("\n" in v for r in rows for v in r.values()))
     path = tmp_path / f"prop{EXT[fmt]}"
     write_rows(path, fmt, rows)
     assert [i.raw for i in read_rows(path, ADD)] == rows
@@ -417,3 +439,386 @@ def test_streams_in_bounded_memory(tmp_path: Path) -> None:
     # The 12-byte slots for duplicate detection grow with the file (1.5 MB here), nothing else:
     # keeping the rows would take well over 20 MB.
     assert peak < 5_000_000, peak
+
+
+# -- every physical line accounted for --------------------------------------------------------
+
+
+def test_a_stray_quote_costs_its_own_line_only(tmp_path: Path) -> None:
+    """Issue 11: line 4 of 7 opens a quote it never closes; lines 5-7 are still read."""
+    src = write(tmp_path, "d.csv",
+        "DomainName,NotifyUrl\n"
+        f"a.example.com,{URL}\n"
+        f"b.example.com,{URL}\n"
+        f'"c.example.com,{URL}\n'
+        f"d.example.com,{URL}\n"
+        f"e.example.com,{URL}\n"
+        f"f.example.com,{URL}\n")
+    summary = validate_file(src, ADD)
+    assert (summary.lines, summary.header, summary.blank) == (7, 1, 0)
+    assert (summary.total, summary.valid, summary.bad_count) == (6, 5, 1)
+    assert [(b.line, b.reason) for b in summary.bad] == [
+        (4, "a quoted field is not closed on its line (no value can span lines)")]
+    assert summary.describe() == "7 lines: 1 header, 6 rows: 5 valid, 1 invalid"
+    items = list(read_rows(src, ADD))
+    assert [i.domain for i in items if isinstance(i, Row) and i.line >= 5] == [
+        "d.example.com", "e.example.com", "f.example.com"]
+
+
+def test_totals_count_blank_comment_and_header_lines(tmp_path: Path) -> None:
+    src = write(tmp_path, "d.txt", "# fleet\n\nDomainName\na.example.com\n  # note\nbad\n\nb.example.com # edge\n")
+    summary = validate_file(src, DESCRIBE)
+    assert (summary.lines, summary.header, summary.blank, summary.total, summary.valid) == (8, 1, 4, 3, 2)
+    assert summary.describe() == "8 lines: 1 header, 4 blank or comment, 3 rows: 2 valid, 1 invalid"
+    src = write(tmp_path, "d.jsonl", '\n{"DomainName": "a.example.com"}\n  \n[1]\n')
+    summary = validate_file(src, DESCRIBE)
+    assert summary.describe() == "4 lines: 2 blank or comment, 2 rows: 1 valid, 1 invalid"
+    src = write(tmp_path, "d.csv", "\nDomainName\r\n,\r\na.example.com\r\n")
+    assert validate_file(src, DESCRIBE).describe() == "4 lines: 1 header, 2 blank or comment, 1 rows: 1 valid, 0 invalid"
+
+
+_line_parts = st.sampled_from(['"', ",", "a.example.com", "b.example.com", "\r", " ", "#", "{", "}", "x", "é",
+                               '"a.example.com"', URL, "\x00", '{"DomainName": "c.example.com"}'])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.lists(_line_parts, max_size=6).map("".join), min_size=1, max_size=12),
+       fmt=st.sampled_from(list(Format)), crlf=st.booleans())
+def test_every_physical_line_is_a_row_a_bad_row_or_counted_as_skipped(
+    tmp_path: Path, lines: list[str], fmt: Format, crlf: bool
+) -> None:
+    header = "DomainName,NotifyUrl" if fmt is Format.CSV else "# domains"
+    text = ("\r\n" if crlf else "\n").join([header, *lines]) + "\n"
+    src = write(tmp_path, f"prop{EXT[fmt]}", text)
+    physical = text.count("\n")
+    summary = validate_file(src, ADD)
+    items = list(read_rows(src, ADD))
+    numbers = [i.line for i in items]
+    assert summary.lines == physical
+    assert summary.header + summary.blank + summary.total == physical
+    assert summary.total == len(items) and len(set(numbers)) == len(numbers)
+    assert all(1 <= n <= physical for n in numbers)
+    # Each item's offset is where its own line starts.
+    data = src.read_bytes()
+    starts = [0] + [i + 1 for i, b in enumerate(data) if b == 0x0A]
+    assert all(i.offset == starts[i.line - 1] for i in items)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(st.sampled_from(['"', ",", "a", " ", "\r", "\x00", "é", '""']), max_size=12).map("".join),
+       end=st.sampled_from(["", "\n", "\r\n"]))
+def test_a_csv_line_splits_as_the_csv_module_splits_it(text: str, end: str) -> None:
+    """The quick split of lines without quotes or CR gives what csv.reader gives for that one line."""
+    line = text + end
+    parser = inputs._CsvParser(iter([(1, 0, "DomainName,NotifyUrl\n", None)]), Path("p.csv"), ADD, {}, inputs._Tally())
+    try:
+        want: object = next(csv.reader([line], strict=True), [])
+    except csv.Error as exc:
+        want = inputs._csv_problem(exc)
+    if isinstance(want, list):
+        want = (None if not "".join(want).strip() else dict(zip(["DomainName", "NotifyUrl"], want)) if len(want) == 2
+                else f"has {len(want)} field(s), the header has 2")
+    assert parser.parse(line) == want
+
+
+# -- domain names as DNS compares them --------------------------------------------------------
+
+
+def test_domains_are_compared_and_sent_in_their_dns_form(tmp_path: Path) -> None:
+    src = write(tmp_path, "d.txt",
+        "Live.Example.COM.\n"        # 1: case and the trailing dot
+        "live.example.com\n"         # 2: the same name
+        "Bücher.example\n"           # 3: IDNA
+        "xn--bcher-kva.example.\n"   # 4: the same name, already in IDNA form
+        "faß.de\n"                   # 5: IDNA 2008: not fass.de
+        "fass.de\n"                  # 6
+        "*.Wild.example.com\n"       # 7: a wildcard domain
+        "*.bücher.example\n"         # 8
+        "例子.测试\n"                  # 9
+        "☃.net\n"                    # 10: not a valid IDNA 2008 label
+        "a..example.com\n"           # 11
+        "example.com..\n")           # 12: one trailing dot only
+    items = list(read_rows(src, DESCRIBE))
+    assert lines_of(items) == {
+        1: "ok", 2: "DomainName listed twice (first at line 1)", 3: "ok",
+        4: "DomainName listed twice (first at line 3)", 5: "ok", 6: "ok", 7: "ok", 8: "ok", 9: "ok",
+        10: "DomainName is not a valid domain name", 11: "DomainName is not a valid domain name",
+        12: "DomainName is not a valid domain name",
+    }
+    rows = {i.line: i for i in items}
+    assert [(rows[n].domain, rows[n].params["DomainName"], rows[n].given) for n in (1, 3, 5, 6, 7, 8, 9)] == [
+        ("live.example.com", "live.example.com", "Live.Example.COM."),
+        ("xn--bcher-kva.example", "xn--bcher-kva.example", "Bücher.example"),
+        ("xn--fa-hia.de", "xn--fa-hia.de", "faß.de"),
+        ("fass.de", "fass.de", None),
+        ("*.wild.example.com", "*.wild.example.com", "*.Wild.example.com"),
+        ("*.xn--bcher-kva.example", "*.xn--bcher-kva.example", "*.bücher.example"),
+        ("xn--fsqu00a.xn--0zwm56d", "xn--fsqu00a.xn--0zwm56d", "例子.测试"),
+    ]
+    assert rows[2].domain == "live.example.com" and rows[2].given is None
+    assert rows[4].domain == "xn--bcher-kva.example" and rows[4].given == "xn--bcher-kva.example."
+    # A bad row keeps the name as written.
+    assert rows[10].domain == "☃.net"
+
+
+def test_invalid_rows_count_for_duplicates_in_dns_form(tmp_path: Path) -> None:
+    src = write(tmp_path, "d.csv",
+        "DomainName,NotifyUrl\n"
+        "A.Example.com.,not a url\n"
+        f"a.example.com,{URL}\n")
+    assert lines_of(list(read_rows(src, ADD))) == {
+        2: "NotifyUrl is not a valid http(s) URL", 3: "DomainName listed twice (first at line 2)"}
+
+
+# -- RegionId ---------------------------------------------------------------------------------
+
+
+def test_a_region_id_column_is_sent_with_its_row(tmp_path: Path) -> None:
+    src = write(tmp_path, "d.csv",
+        "DomainName,RegionId\n"
+        "a.example.com,cn-beijing\n"
+        "b.example.com,\n"
+        "c.example.com, ap-southeast-1 \n"
+        "d.example.com,Beijing\n"
+        "e.example.com,cn-shanghai-finance-1\n")
+    items = list(read_rows(src, ADD, overrides={"NotifyUrl": URL}))
+    assert lines_of(items) == {2: "ok", 3: "ok", 4: "ok", 5: "RegionId is not a region ID (such as cn-shanghai)",
+                               6: "ok"}
+    assert [i.params.get("RegionId") for i in items if isinstance(i, Row)] == [
+        "cn-beijing", None, "ap-southeast-1", "cn-shanghai-finance-1"]
+    src = write(tmp_path, "d.jsonl",
+        '{"DomainName": "a.example.com", "RegionId": "eu-central-1"}\n'
+        '{"DomainName": "b.example.com", "RegionId": 1}\n'
+        '{"DomainName": "c.example.com", "RegionId": null}\n')
+    items = list(read_rows(src, DESCRIBE))
+    assert lines_of(items) == {1: "ok", 2: "RegionId must be a string", 3: "ok"}
+    assert items[0].params == {"DomainName": "a.example.com", "RegionId": "eu-central-1"}
+    assert items[2].params == {"DomainName": "c.example.com"}
+
+
+# -- --set: files, the environment, no echo ---------------------------------------------------
+
+
+def test_set_reads_a_value_from_a_file(tmp_path: Path) -> None:
+    for content in (f"{SECRET}\n", f"{SECRET}\r\n", SECRET):
+        (tmp_path / "key").write_text(content, newline="")
+        assert parse_overrides([f"NotifyAuthKey=@{tmp_path / 'key'}", "NotifyReqAuth=yes"], ADD) == {
+            "NotifyAuthKey": SECRET, "NotifyReqAuth": "yes"}
+    (tmp_path / "url").write_text(URL + "\n")
+    assert parse_overrides([f"NotifyUrl=@{tmp_path / 'url'}"], ADD) == {"NotifyUrl": URL}
+
+
+def test_set_reads_a_value_from_the_environment() -> None:
+    environ = {"BULK_KEY": SECRET, "EMPTY": " "}
+    assert parse_overrides(["CallbackAuthKey=@env:BULK_KEY", "CallbackReqAuth=yes"], SET, environ=environ) == {
+        "CallbackAuthKey": SECRET, "CallbackReqAuth": "yes"}
+    for pair, message in (
+        ("CallbackAuthKey=@env:MISSING", "--set CallbackAuthKey: environment variable 'MISSING' is not set"),
+        ("CallbackAuthKey=@env:EMPTY", "--set CallbackAuthKey: environment variable 'EMPTY' is empty"),
+        ("CallbackAuthKey=@env:", "names no environment variable"),
+    ):
+        with pytest.raises(InputError, match=re.escape(message)):
+            parse_overrides([pair], SET, environ=environ)
+
+
+def test_set_file_problems_are_clear_and_show_no_content(tmp_path: Path) -> None:
+    (tmp_path / "big").write_text("x" * 9000)
+    (tmp_path / "latin1").write_bytes(b"cl\xe9" * 8)
+    (tmp_path / "empty").write_text("\n")
+    (tmp_path / "wrong").write_text(SECRET + "!\n")
+    for value, message in (
+        (f"@{tmp_path / 'missing'}", f"--set NotifyAuthKey: cannot read file '{tmp_path / 'missing'}': "
+                                     "No such file or directory"),
+        (f"@{tmp_path}", "Is a directory"),
+        (f"@{tmp_path / 'big'}", "is larger than 8192 bytes; it should hold one value"),
+        (f"@{tmp_path / 'latin1'}", "is not UTF-8 text"),
+        (f"@{tmp_path / 'empty'}", "is empty"),
+        ("@", "--set NotifyAuthKey=@ names no file"),
+        (f"@{tmp_path / 'wrong'}", f"--set NotifyAuthKey={fingerprint(SECRET + '!')}: NotifyAuthKey must be 16 to 32"),
+    ):
+        with pytest.raises(InputError, match=re.escape(message)) as info:
+            parse_overrides([f"NotifyAuthKey={value}"], ADD)
+        assert SECRET not in str(info.value) and "xxxx" not in str(info.value)
+
+
+def test_literal_secrets_are_named_for_a_warning() -> None:
+    pairs = [f"NotifyAuthKey={SECRET}", f"NotifyUrl={URL}", "NotifyReqAuth=yes"]
+    assert inputs.literal_secrets(pairs, ADD) == ["NotifyAuthKey"]
+    assert inputs.literal_secrets(["NotifyAuthKey=@/run/secrets/key", "NotifyAuthKey=@env:KEY", "NotifyAuthKey="],
+                                  ADD) == []
+    assert inputs.literal_secrets([f"CallbackAuthKey = {SECRET}", f"CallbackAuthKey={SECRET}"], SET) == [
+        "CallbackAuthKey"]
+    # A secret of the family given to an action without it is still a secret on the command line.
+    assert inputs.literal_secrets([f"CallbackAuthKey={SECRET}", SECRET], ADD) == ["CallbackAuthKey"]
+
+
+def test_set_never_echoes_what_might_be_a_secret(tmp_path: Path) -> None:
+    letters = "SecretKeyOnlyLettersAbc"  # a key of letters only is also shaped like a parameter name
+    environ = {"BAD": SECRET + "?"}
+    cases = [
+        [f"NotifyAuthKey:{SECRET}"],
+        [f"NotifyAuthKey:{letters}"],
+        [f"{letters}=yes"],
+        [f"NotifyReqAuth={letters}"],
+        [f"NotifyAuthKey=@env:{letters}"],
+        [f"NotifyAuthKey=@{letters}"],
+        ["NotifyAuthKey=@env:BAD"],
+    ]
+    for pairs in cases:
+        with pytest.raises(InputError) as info:
+            parse_overrides(pairs, ADD, environ=environ)
+        message = str(info.value)
+        assert SECRET not in message and letters not in message, message
+    (tmp_path / "d.csv").write_text(f"DomainName,NotifyUrl,{letters}\n")
+    with pytest.raises(InputError, match=r"column 3 \(name not shown\)") as info:
+        next(read_rows(tmp_path / "d.csv", ADD))
+    assert letters not in str(info.value)
+
+
+# -- re-reading chosen lines for a resume -----------------------------------------------------
+
+RESUME_FILES = {
+    "csv": ("\ufeffDomainName,NotifyUrl,RegionId\r\n"
+            f"a.example.com,{URL},\r\n"
+            "\r\n"
+            f"B.Example.com.,{URL},cn-beijing\r\n"
+            f'"c.example.com","{URL}",\r\n'
+            f"d.example.com,ftp://x,\r\n"
+            f'"e.example.com,{URL}\r\n'
+            f"b.example.com,{URL},\r\n"
+            f"f.example.com,{URL},\r\n"),
+    "jsonl": ('\ufeff{"DomainName": "a.example.com", "NotifyUrl": "' + URL + '"}\n'
+              '\n'
+              '{"DomainName": "b.example.com", "NotifyUrl": "' + URL + '", "RegionId": "cn-beijing"}\n'
+              '{"DomainName": "c.example.com"}\n'
+              'not json\n'
+              '{"DomainName": "Bücher.example", "NotifyUrl": "' + URL + '"}\n'),
+    "txt": ("\ufeff# fleet\r\nDomainName\r\na.example.com\r\nB.example.com # two\r\nbad\r\n\r\nc.example.com\r\n"),
+}
+
+
+@pytest.mark.parametrize("ext", list(RESUME_FILES))
+def test_read_rows_at_gives_what_read_rows_gave(tmp_path: Path, ext: str) -> None:
+    src = write(tmp_path, f"d.{ext}", RESUME_FILES[ext])
+    overrides = {"NotifyUrl": URL} if ext == "txt" else {}
+    items = [i for i in read_rows(src, ADD, overrides=overrides) if "listed twice" not in getattr(i, "reason", "")]
+    assert len(items) >= 4
+    chosen = items[::-1]  # any order, each line once
+    again = list(inputs.read_rows_at(src, ADD, [(i.line, i.offset) for i in chosen], overrides=overrides))
+    assert again == chosen
+    assert [i.params for i in again if isinstance(i, Row)] == [i.params for i in chosen if isinstance(i, Row)]
+    assert list(inputs.read_rows_at(src, ADD, [], overrides=overrides)) == []
+
+
+def test_read_rows_at_finds_a_changed_file(tmp_path: Path) -> None:
+    src = write(tmp_path, "d.csv", RESUME_FILES["csv"])
+    rows = [i for i in read_rows(src, ADD) if isinstance(i, Row)]
+    last = rows[-1]
+    for at, message in (
+        ([(last.line, last.offset + 1)], "no longer starts at byte"),
+        ([(last.line, src.stat().st_size)], "no longer starts at byte"),
+        ([(last.line, -1)], "no longer starts at byte"),
+        ([(3, rows[0].offset + len(f"a.example.com,{URL},\r\n"))], "holds no record"),  # the blank line 3
+    ):
+        with pytest.raises(inputs.InputChanged, match=message):
+            list(inputs.read_rows_at(src, ADD, at))
+    # A shorter file, a new header: found from the lines read.
+    src.write_bytes(src.read_bytes()[: last.offset - 5])
+    with pytest.raises(inputs.InputChanged):
+        list(inputs.read_rows_at(src, ADD, [(last.line, last.offset)]))
+    src.write_text(RESUME_FILES["csv"].replace("RegionId", "Region"))
+    with pytest.raises(InputError, match="'Region'"):
+        list(inputs.read_rows_at(src, ADD, [(last.line, last.offset)]))
+
+
+class _CountingFile(io.FileIO):
+    """A file that counts the bytes read from the disk."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "r")
+        self.bytes_read = 0
+
+    def readinto(self, buffer: Any) -> int | None:
+        n = super().readinto(buffer)
+        self.bytes_read += n or 0
+        return n
+
+
+def test_read_rows_at_reads_only_the_lines_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "big.csv"
+    with src.open("w") as f:
+        f.write("DomainName,NotifyUrl\n")
+        f.writelines(f"d{i:06d}.example.com,{URL}/{i}\n" for i in range(100_000))
+    wanted = [i for i in read_rows(src, ADD) if i.line in (50_000, 99_999, 7)]
+    opened: list[_CountingFile] = []
+
+    def counting_open(path: Path) -> io.BufferedReader:
+        opened.append(_CountingFile(path))
+        return io.BufferedReader(opened[-1])
+
+    monkeypatch.setattr(inputs, "_open", counting_open)
+    assert list(inputs.read_rows_at(src, ADD, [(i.line, i.offset) for i in wanted])) == wanted
+    # Of a 4.7 MB file: the header and three lines, a buffer or two each.
+    assert src.stat().st_size > 4_000_000 and len(opened) == 1
+    assert opened[0].bytes_read < 64 * 1024, opened[0].bytes_read
+    assert sum(1 for _ in read_rows(src, ADD)) == 100_000 and opened[-1].bytes_read == src.stat().st_size
+
+
+# -- the quick path for CSV lines of plain values ---------------------------------------------
+
+_QUICK_VALUES = {
+    "DomainName": ["a.example.com", "b.example.com", "A.example.com", "a.example.com.", "*.a.example.com",
+                   "-a.example.com", "a..example.com", "x" * 64 + ".com", "bücher.example", " c.example.com", "",
+                   ".".join(["a" * 63] * 3 + ["b" * 61]), ".".join(["a" * 63] * 3 + ["b" * 62]), '"q.example.com"'],
+    "NotifyUrl": [URL, "https://a", "http://a:80/x?y#z!~", "https://a/b,c", "ftp://a", "HTTPS://a/", "",
+                  " https://a/", "https://a/" + "x" * 490, "https://a/" + "x" * 491, "https://a/é", 'https://a/"'],
+    "NotifyReqAuth": ["yes", "no", "YES", "", "maybe", " yes"],
+    "NotifyAuthKey": [SECRET, "short", "k" * 32, "k" * 33, "", "k" * 16, f" {SECRET}"],
+    "CallbackReqAuth": ["yes", "no", ""],
+    "CallbackAuthKey": [SECRET, "", "x"],
+    "RegionId": ["cn-shanghai", "", "Cn-shanghai", "cn-", "ap-southeast-1"],
+}
+_QUICK_CASES = [
+    (ADD, ["DomainName", "NotifyUrl", "NotifyReqAuth", "NotifyAuthKey"], {}),
+    (ADD, ["NotifyAuthKey", "DomainName", "RegionId", "NotifyUrl", "NotifyReqAuth"], {}),
+    (ADD, ["DomainName"], {"NotifyUrl": URL, "NotifyReqAuth": "yes", "NotifyAuthKey": SECRET}),
+    (ADD, ["DomainName", "NotifyReqAuth"], {"NotifyUrl": URL}),
+    (ADD, ["DomainName", "NotifyReqAuth"], {}),
+    (SET, ["DomainName", "CallbackReqAuth", "CallbackAuthKey", "RegionId"], {}),
+    (DESCRIBE, ["DomainName"], {}),
+    (DESCRIBE, ["DomainName"], {"RegionId": "cn-beijing"}),  # not a --set (parse_overrides refuses it)
+    (DESCRIBE, ["DomainName"], {"Other": "x"}),
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=st.sampled_from(_QUICK_CASES), data=st.data(), end=st.sampled_from(["\n", "\r\n"]))
+def test_the_quick_path_gives_what_the_long_way_gives(tmp_path: Path, case: Any, data: Any, end: str) -> None:
+    action, header, overrides = case
+    rows = data.draw(st.lists(st.tuples(*(st.sampled_from(_QUICK_VALUES[h]) for h in header)), max_size=8))
+    src = write(tmp_path, "q.csv", end.join([",".join(header), *(",".join(r) for r in rows)]) + end)
+    quick = list(read_rows(src, action, overrides=overrides))
+    with mock.patch.object(inputs._CsvParser, "_plan_quick_lines", lambda self, action, overrides: None):
+        long_way = list(read_rows(src, action, overrides=overrides))
+    assert quick == long_way
+    assert [list(i.params.items()) for i in quick if isinstance(i, Row)] == [
+        list(i.params.items()) for i in long_way if isinstance(i, Row)]
+
+
+def test_the_quick_path_takes_plain_lines_only() -> None:
+    lines = iter([(1, 0, "DomainName,NotifyUrl,NotifyReqAuth,NotifyAuthKey,RegionId\r\n", None)])
+    parser = inputs._CsvParser(lines, Path("q.csv"), ADD, {}, inputs._Tally())
+    assert parser.quick is not None
+    assert parser.quick(f"a.example.com,{URL},yes,{SECRET},cn-beijing\r\n") == (
+        {"DomainName": "a.example.com", "NotifyUrl": URL, "NotifyReqAuth": "yes", "NotifyAuthKey": SECRET,
+         "RegionId": "cn-beijing"},
+        {"DomainName": "a.example.com", "NotifyUrl": URL, "NotifyReqAuth": "yes", "NotifyAuthKey": SECRET,
+         "RegionId": "cn-beijing"})
+    assert parser.quick(f"a.example.com,{URL},no,,\n")[1] == {  # type: ignore[index]
+        "DomainName": "a.example.com", "NotifyUrl": URL, "NotifyReqAuth": "no"}
+    assert parser.quick(f"a.example.com,https://a/{'x' * 490},no,,\n") is not None  # 500 characters
+    for line in (f"A.example.com,{URL},yes,{SECRET},\n", f"a.example.com,{URL},yes,,\n", f"a.example.com,{URL}\n",
+                 f'"a.example.com",{URL},no,,\n', f"a.example.com,{URL}/a b,no,,\n", f" a.example.com,{URL},no,,\n",
+                 f"a.example.com,https://a/{'x' * 491},no,,\n", "a.example.com,https://a/b,c,no,,\n",
+                 f"a.example.com,{URL}\",no,,\n", f"{'a' * 63}.{'a' * 63}.{'a' * 63}.{'b' * 62},{URL},no,,\n"):
+        assert parser.quick(line) is None, line

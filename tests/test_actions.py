@@ -1,0 +1,113 @@
+"""The catalogue's value rules: the quick URL check decides as the full one did; domains in DNS form."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bulk.actions import Kind, Param, check_region, normalize_domain, resolve
+
+URL = Param("NotifyUrl", Kind.URL, required=True)
+NAME_253 = ".".join(["a" * 63] * 3 + ["b" * 61])
+
+
+def url_check_before(value: str) -> str | None:
+    """Param.check for a URL as it was before the quick path (which also let urlsplit's ValueError out)."""
+    if len(value) > 500:
+        return "is longer than 500 characters"
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        return "is not a valid http(s) URL"
+    return None
+
+
+def same_verdict(value: str) -> None:
+    try:
+        before = url_check_before(value)
+    except ValueError:
+        before = "is not a valid http(s) URL"  # the old check crashed the whole reading here
+    assert URL.check(value) == before, value
+
+
+_url_alphabet = st.sampled_from(
+    list("hHtTpPsS:/?#[]@.-_~%!$&'()*+,;=09aZ ") + ["\t", "\n", "\x00", "\x1f", "\u3000", "\u2100", "é", "\ufe13"])
+_url_like = st.builds(
+    lambda scheme, rest: scheme + rest,
+    st.sampled_from(["", "http://", "https://", "HTTP://", "Https://", "ftp://", "http:", "https:/", "http:///"]),
+    st.lists(_url_alphabet, max_size=40).map("".join),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(value=_url_like)
+def test_the_quick_url_check_decides_as_the_full_one_did(value: str) -> None:
+    same_verdict(value)
+
+
+@pytest.mark.parametrize("value", [
+    "http://a", "https://cb.example.com", "https://cb.example.com:8443/p?q=1#f", "https://cb.example.com:/x",
+    "https://cb.example.com:port/x", "https://1.2.3.4/x", "http://[::1]/x", "http://[::1", "http://::1]/",
+    "http://[v1.x]/", "http://[not-ip]/", "https://user:pw@cb.example.com/x", "https://@cb.example.com",
+    "https://user@/x", "http://", "http:///x", "https://-/x", "https://.../x", "https://a b/", "https://a/b c",
+    "https://a/\u3000", "https://\u2100.com/", "https://ex\u00e9.com/", "HTTP://A/", " https://a/", "https://a/ ",
+    "\x00https://a/", "https://a\t/", "http://a:8080", "http://a?b", "http://a#b", "https:a/b", "mailto:a@b.c",
+    "https://a/" + "x" * 489, "https://a/" + "x" * 490, "https://a/" + "é" * 489, "https://a/" + "é" * 490,
+])
+def test_url_edge_cases(value: str) -> None:
+    same_verdict(value)
+
+
+def test_a_bracketed_host_that_is_not_an_address_is_a_bad_url_not_a_crash() -> None:
+    with pytest.raises(ValueError):
+        url_check_before("http://[::1/x")
+    assert URL.check("http://[::1/x") == "is not a valid http(s) URL"
+    action = resolve("AddLiveSnapshotNotifyConfig")
+    with pytest.raises(ValueError, match="NotifyUrl is not a valid http"):
+        action.validate({"DomainName": "a.example.com", "NotifyUrl": "http://[not-ip]/"})
+
+
+@pytest.mark.parametrize(("value", "dns"), [
+    ("a.example.com", "a.example.com"),
+    ("A.Example.COM", "a.example.com"),
+    ("a.example.com.", "a.example.com"),
+    ("a.example.com..", None),
+    (".", None),
+    ("*.Example.com.", "*.example.com"),
+    ("*.bücher.example", "*.xn--bcher-kva.example"),
+    ("*.*.example.com", None),
+    ("BÜCHER.example", "xn--bcher-kva.example"),
+    ("bücher.example\u3002", "xn--bcher-kva.example"),  # an ideographic full stop ends it
+    ("faß.de", "xn--fa-hia.de"),
+    ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+    ("例子.测试", "xn--fsqu00a.xn--0zwm56d"),
+    ("☃.net", None),
+    ("bücher", None),  # one label
+    ("-a.example.com", None),
+    ("a-.example.com", None),
+    ("a_b.example.com", None),
+    ("a" * 63 + ".com", "a" * 63 + ".com"),
+    ("a" * 64 + ".com", None),
+    (NAME_253, NAME_253),
+    (NAME_253 + ".", NAME_253),  # 253 characters and the root's dot
+    (NAME_253 + "a", None),
+])
+def test_domains_in_dns_form(value: str, dns: str | None) -> None:
+    assert normalize_domain(value) == dns
+    assert (Param("DomainName", Kind.DOMAIN).check(value) is None) == (dns is not None)
+
+
+def test_a_row_is_sent_with_its_domain_in_dns_form() -> None:
+    action = resolve("DescribeLiveSnapshotNotifyConfig")
+    assert action.validate({"DomainName": " Bücher.Example. "}) == {"DomainName": "xn--bcher-kva.example"}
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    ("cn-shanghai", True), ("ap-southeast-1", True), ("cn-shanghai-finance-1", True), ("eu-central-1", True),
+    ("cn", False), ("Cn-Shanghai", False), ("cn_shanghai", False), ("cn-", False), ("-cn", False),
+    ("cn-shanghai ", False), ("cn-shanghai\n", False), ("shanghai", False),
+])
+def test_region_ids(value: str, ok: bool) -> None:
+    assert (check_region(value) is None) == ok
