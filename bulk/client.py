@@ -146,10 +146,7 @@ class LiveClient:
         if self._session is None:
             # Created lazily so the session binds to the loop that uses it.
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit, keepalive_timeout=30)
-            proxy, proxy_auth = self._proxy
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, proxy=proxy, proxy_auth=proxy_auth
-            )
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, proxy=self._proxy[0])
         return self._session
 
     async def access_key_id(self) -> str:
@@ -183,7 +180,7 @@ class LiveClient:
         started = time.monotonic()
         try:
             async with self._get_session().request(
-                request.method, url, headers=request.headers, data=request.body or None
+                request.method, url, headers=request.headers, data=request.body or None, proxy_headers=self._proxy[1]
             ) as response:
                 raw = await response.read()
                 status = response.status

@@ -33,7 +33,9 @@ from .client import LiveClient
 from .credentials import fingerprint
 from .dispatch import Dispatcher
 from .files import LocalFault
-from .inputs import BadRow, InputError, Row, detect_format, file_sha256, read_rows, validate_file
+from .inputs import (
+    BadRow, InputError, Row, ValidationSummary, detect_format, file_sha256, read_rows, read_rows_at, validate_file,
+)
 from .jobs import WorkRow, make_job
 from .options import Halt, HaltKind, RowState, RunOptions, RunResult, RunStats
 from .pacing import Pacers
@@ -201,11 +203,11 @@ def _ingest(
     for item in read_rows(path, action, overrides=overrides):
         if only is not None and item.line not in only:
             continue
-        offset = getattr(item, "offset", None)
         if isinstance(item, Row):
-            yield IngestedRow(item.line, item.domain, RowState.PENDING, offset=offset, given=getattr(item, "given", None))
+            yield IngestedRow(item.line, item.domain, RowState.PENDING, offset=item.offset, given=item.given)
         else:
-            yield IngestedRow(item.line, item.domain, RowState.INVALID, item.reason, offset=offset)
+            yield IngestedRow(item.line, item.domain, RowState.INVALID, item.reason, offset=item.offset,
+                              given=item.given)
 
 
 def _apply_plan(ckpt: Checkpoint, plan_path: Path) -> None:
@@ -226,20 +228,38 @@ def _apply_plan(ckpt: Checkpoint, plan_path: Path) -> None:
 
 
 def _work_rows(options: RunOptions, ckpt: Checkpoint) -> Iterator[list[WorkRow]]:
-    """The rows still to send, in line order and short batches, joined with the input for their values."""
-    reader = iter(read_rows(options.input_path, options.row_action, overrides=options.overrides))
-    item: Row | BadRow | None = next(reader, None)
+    """The rows still to send, in line order and short batches, with their values read again from the input.
+
+    Each row's line is read at the byte offset recorded at ingest, so a resume
+    reads only what is left to send. A checkpoint written before offsets were
+    recorded is joined with one pass over the input instead.
+    """
+    stream: Iterator[Row | BadRow] | None = None
+    item: Row | BadRow | None = None
     after = 0
     while todo := ckpt.todo(after=after):
         after = todo[-1].line
+        if all(t.offset is not None for t in todo):
+            found = {r.line: r for r in read_rows_at(options.input_path, options.row_action,
+                                                     [(t.line, t.offset) for t in todo],  # type: ignore[misc]
+                                                     overrides=options.overrides)}
+        else:
+            if stream is None:
+                stream = iter(read_rows(options.input_path, options.row_action, overrides=options.overrides))
+                item = next(stream, None)
+            found = {}
+            for t in todo:
+                while item is not None and item.line < t.line:
+                    item = next(stream, None)
+                if item is not None and item.line == t.line:
+                    found[t.line] = item
         batch = []
         for t in todo:
-            while item is not None and item.line < t.line:
-                item = next(reader, None)
-            if isinstance(item, Row) and item.line == t.line:
-                batch.append(_work_row(options, t, item))
+            row = found.get(t.line)
+            if isinstance(row, Row):
+                batch.append(_work_row(options, t, row))
             else:
-                _unreadable(ckpt, t, item)
+                _unreadable(ckpt, t, row)
         yield batch
 
 
@@ -252,7 +272,7 @@ def _work_row(options: RunOptions, todo: TodoRow, row: Row) -> WorkRow:
 
 def _unreadable(ckpt: Checkpoint, todo: TodoRow, item: Row | BadRow | None) -> None:
     """A row the checkpoint holds but the input no longer yields (validation rules changed)."""
-    why = item.reason if isinstance(item, BadRow) and item.line == todo.line else "line not found"
+    why = item.reason if isinstance(item, BadRow) else "line not found"
     if todo.reached or todo.state is RowState.SENDING:
         ckpt.record(RowResult(todo.line, RowState.FAILED, todo.attempts, code="InputChanged", reached=True,
                               message=f"the input row can no longer be read ({why}); outcome unknown"))
@@ -274,9 +294,8 @@ class DryRun:
     counts: dict[str, int]
     to_send: int
     seconds: float
-    bad: list[BadRow]
-    #: True when the counts come from an existing checkpoint rather than the input
-    resumed: bool
+    #: the input's validation, when the run has not started (else the counts are the checkpoint's)
+    validation: ValidationSummary | None
 
 
 def dry_run(options: RunOptions) -> DryRun:
@@ -285,9 +304,8 @@ def dry_run(options: RunOptions) -> DryRun:
     if path.exists():
         with Checkpoint.open_readonly(path) as ckpt:
             counts = ckpt.counts()
-        to_send, bad, resumed = counts["pending"] + counts["sending"], [], True
-    else:
-        summary = validate_file(options.input_path, options.action, overrides=options.overrides)
-        counts = {"pending": summary.valid, "invalid": summary.bad_count}
-        to_send, bad, resumed = summary.valid, summary.bad, False
-    return DryRun(counts, to_send, to_send / options.qps, bad, resumed)
+        return DryRun(counts, counts["pending"] + counts["sending"], (counts["pending"] + counts["sending"]) / options.qps,
+                      None)
+    summary = validate_file(options.input_path, options.row_action, overrides=options.overrides)
+    counts = {"pending": summary.valid, "invalid": summary.bad_count}
+    return DryRun(counts, summary.valid, summary.valid / options.qps, summary)

@@ -115,7 +115,10 @@ class RowCalls:
         """The live state ``action`` changes; the Failure if unreadable; None if stopped."""
         assert action.readback is not None
         reader = ACTIONS[action.readback]
-        tried = await self.call(reader, {"DomainName": self.row.domain})
+        params = {"DomainName": self.row.domain}
+        if region := self.row.params.get("RegionId"):
+            params["RegionId"] = region  # the row's region, for its read as for its change
+        tried = await self.call(reader, params)
         if tried.outcome is None or isinstance(tried.outcome, Failure):
             return tried.outcome
         return reader.read(tried.outcome.body)

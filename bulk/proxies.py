@@ -1,7 +1,7 @@
 """The proxy an endpoint is reached through, from HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
 
-    proxy, auth = proxy_for("https://live.aliyuncs.com/")
-    session = aiohttp.ClientSession(proxy=proxy, proxy_auth=auth)
+    proxy, headers = proxy_for("https://live.aliyuncs.com/")
+    await session.request("POST", url, proxy=proxy, proxy_headers=headers)
 
 The variables mean what they mean to urllib and to aiohttp's ``trust_env``
 (lower-case names win, ``NO_PROXY`` lists hosts and domains, ``*`` for all),
@@ -22,8 +22,8 @@ from yarl import URL
 __all__ = ["proxy_for"]
 
 
-def proxy_for(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-    """The proxy for ``url`` and the credentials its URL carries, or (None, None) to connect directly.
+def proxy_for(url: str) -> tuple[URL | None, dict[str, str] | None]:
+    """The proxy for ``url`` and the header its URL's credentials make, or (None, None) to connect directly.
 
     The credentials come apart from the URL: aiohttp names the proxy's URL in
     some errors. ValueError for a proxy that is not an http:// URL (aiohttp
@@ -38,4 +38,6 @@ def proxy_for(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
     bare = proxy.with_user(None)  # and no password
     if proxy.scheme != "http" or not proxy.host:
         raise ValueError(f"{target.scheme.upper()}_PROXY={bare} is not an http:// proxy URL (e.g. http://proxy.example.com:3128)")
-    return bare, aiohttp.BasicAuth(proxy.user or "", proxy.password or "") if proxy.user is not None else None
+    if proxy.user is None:
+        return bare, None
+    return bare, {"Proxy-Authorization": aiohttp.encode_basic_auth(proxy.user, proxy.password or "")}

@@ -25,11 +25,20 @@ from .engine import redact_overrides, remove_checkpoint
 from .inputs import file_sha256, parse_overrides
 from .options import Mode, RunOptions
 
-__all__ = ["VerifyError", "drifted", "recover_overrides", "verify_options"]
+__all__ = ["VerifyError", "drifted", "recover_overrides", "verify_action", "verify_options"]
 
 
 class VerifyError(Exception):
     """The run cannot be verified as asked (the message says why and what to do)."""
+
+
+def verify_action(checkpoint: Path) -> str:
+    """The action of the run recorded in ``checkpoint``."""
+    with Checkpoint.open_readonly(checkpoint) as c:
+        action = (c.meta() or {}).get("action")
+    if not action:
+        raise VerifyError(f"{checkpoint} holds no run")
+    return action
 
 
 def verify_options(checkpoint: Path, *, given: Sequence[str] = (), **run: Any) -> RunOptions:

@@ -167,3 +167,55 @@ async def test_rejected_credentials_stop_the_run_at_once(tmp_path: Path) -> None
     assert code == 2 and "SignatureDoesNotMatch" in err
     assert sum(calls.values()) < 5  # not one failure per row
     assert "a-wrong-secret-value" not in out + err
+
+
+async def test_a_literal_secret_warns_and_a_secret_from_a_file_does_not(tmp_path: Path) -> None:
+    src = csv_of(tmp_path / "d.csv", 2)
+    key = "Literal0123456789abcdef"
+    (tmp_path / "key").write_text(key + "\n")
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
+        args = ["run", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}", "--set", "NotifyReqAuth=yes",
+                "--endpoint", sim.url, "--quiet"]
+        code, out, err = await bulk(*args, "--set", f"NotifyAuthKey={key}", "--checkpoint", str(tmp_path / "a.ckpt"))
+        assert code == 0, err
+        assert "warning: NotifyAuthKey given literally" in err and key not in err + out
+        code, out, err = await bulk(*args, "--set", f"NotifyAuthKey=@{tmp_path / 'key'}",
+                                    "--checkpoint", str(tmp_path / "b.ckpt"), "--if-exists", "update")
+        assert code == 0, err
+        assert "warning" not in err
+        assert {c["NotifyAuthKey"] for c in sim.notify_configs.values()} == {key}
+
+
+async def test_validate_totals_add_up_and_the_report_shows_the_domain_as_written(tmp_path: Path) -> None:
+    src = tmp_path / "d.csv"
+    src.write_text("DomainName\nLive.Example.COM.\n\n\"broken.example.com\nbücher.example.com\n")
+    code, out, _ = await bulk("validate", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}")
+    assert code == 1
+    assert out.splitlines()[-1] == "5 lines: 1 header, 1 blank or comment, 3 rows: 2 valid, 1 invalid"
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
+        code, _, err = await bulk(*run_args(src, sim, "--quiet", "--report", str(tmp_path / "r.jsonl")))
+        assert code == 1, err
+        assert set(sim.notify_configs) == {"live.example.com", "xn--bcher-kva.example.com"}
+    report = {r["domain"]: r for r in map(orjson.loads, (tmp_path / "r.jsonl").read_text().splitlines())}
+    assert report["live.example.com"]["given_domain"] == "Live.Example.COM."
+    assert report["xn--bcher-kva.example.com"]["given_domain"] == "bücher.example.com"
+
+
+async def test_a_resume_reads_each_row_at_its_offset(tmp_path: Path) -> None:
+    """Rows to send are read again where ingest found them, not by reading the whole input."""
+    src = csv_of(tmp_path / "d.csv", 40)
+    ckpt = tmp_path / "d.ckpt"
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=5)) as sim:
+        proc = await start_bulk("run", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}", "--endpoint", sim.url,
+                                "--checkpoint", str(ckpt), "--qps", "5", "--quiet")
+        await wait_for_applied(sim, 5)
+        proc.send_signal(signal.SIGINT)
+        assert await proc.wait() == 3
+        with Checkpoint.open_readonly(ckpt) as c:
+            offsets = {r["line"]: r["offset"] for r in c.rows()}
+        lines = src.read_bytes().splitlines(keepends=True)
+        assert all(offsets[n] == sum(map(len, lines[: n - 1])) for n in offsets)
+        code, _, err = await bulk("run", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}", "--endpoint",
+                                  sim.url, "--checkpoint", str(ckpt), "--qps", "1000", "--quiet")
+        assert code == 0, err
+        assert len(sim.notify_configs) == 40 and set(sim.applied.values()) == {1}

@@ -25,8 +25,8 @@ from ..options import Exit, Mode, RunOptions, RunResult
 from ..plan import KINDS, PlanError, check_plan, read_plan
 from ..report import failures_path, plan_from_checkpoint, summary_table, write_failures, write_report
 from ..rotate import VIA, plan_rotation, prepare_rotation
-from ..verify import drifted, verify_options
-from .common import Connection, app, err, errors, execute, fail, out, print_bad
+from ..verify import drifted, verify_action, verify_options
+from .common import Connection, app, err, errors, execute, fail, out, print_bad, warn_literal_secrets
 
 # Options shared by the commands that call the API.
 ActionOpt = Annotated[str, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")]
@@ -73,6 +73,7 @@ def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quie
 
 
 def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: Path | None, **kwargs: Any) -> RunOptions:
+    warn_literal_secrets(pairs or [], action)
     with errors():
         overrides = parse_overrides(pairs or [], action)
         ckpt = checkpoint or engine.default_checkpoint(input, action)
@@ -142,12 +143,11 @@ def _check_plan_fits(plan: Path, options: RunOptions, max_age: float) -> None:
 def _print_dry_run(options: RunOptions) -> int:
     with errors():
         estimate = engine.dry_run(options)
-    if estimate.resumed:
+    if estimate.validation is None:
         out.print(f"checkpoint {options.checkpoint_path}: " + ", ".join(f"{k} {v}" for k, v in estimate.counts.items()))
     else:
-        print_bad(estimate.bad, estimate.counts["invalid"])
-        total = estimate.counts["pending"] + estimate.counts["invalid"]
-        out.print(f"{total} rows: {estimate.counts['pending']} valid, {estimate.counts['invalid']} invalid")
+        print_bad(estimate.validation.bad, estimate.validation.bad_count)
+        out.print(estimate.validation.describe())
     out.print(f"dry run: {estimate.to_send} {options.action.name} call(s) to send, about {estimate.seconds:.0f} s "
               f"at {options.qps:g} calls/s; nothing sent")
     return Exit.FAILED if estimate.counts.get("invalid") else Exit.OK
@@ -161,7 +161,7 @@ def validate_cmd(input: Annotated[Path, typer.Argument(help="Domain list: .csv o
         act = resolve(action)
         summary = validate_file(input, act, overrides=parse_overrides(set_ or [], act))
     print_bad(summary.bad, summary.bad_count)
-    out.print(f"{summary.total} rows: {summary.valid} valid, {summary.bad_count} invalid")
+    out.print(summary.describe())
     raise typer.Exit(Exit.FAILED if summary.bad_count else Exit.OK)
 
 
@@ -270,6 +270,7 @@ def verify_cmd(
 ) -> None:
     """Read back every row a run recorded done; report drift (exit 1 if any)."""
     with errors():
+        warn_literal_secrets(set_ or [], resolve(verify_action(checkpoint)))
         options = verify_options(checkpoint, given=set_ or [], qps=qps, concurrency=concurrency,
                                  max_attempts=max_attempts, timeout=timeout)
 

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -37,7 +37,8 @@ from ..checkpoint import CheckpointBusy, CheckpointError
 from ..client import LiveClient
 from ..credentials import CredentialsError, load_credentials
 from ..files import LocalFault
-from ..inputs import BadRow, InputError
+from ..actions import Action
+from ..inputs import BadRow, InputError, literal_secrets
 from ..keys import KeysFileError
 from ..options import Exit, HaltKind, RunOptions, RunResult, RunStats
 from ..plan import PlanError
@@ -45,7 +46,10 @@ from ..progress import show_progress
 from ..rotate import RotationError
 from ..verify import VerifyError
 
-__all__ = ["Connection", "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "sim_app"]
+__all__ = [
+    "Connection", "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "sim_app",
+    "warn_literal_secrets",
+]
 
 EXIT_INTERNAL = 70
 
@@ -101,6 +105,13 @@ def errors() -> Iterator[None]:
         fail(str(exc))
     except KeyError as exc:  # resolve(): an unknown action
         fail(str(exc.args[0]))
+
+
+def warn_literal_secrets(pairs: Sequence[str], action: Action) -> None:
+    """A secret typed on the command line is in ``ps`` and the shell's history: say so."""
+    for name in literal_secrets(pairs, action):
+        err.print(f"bulk: warning: {name} given literally on the command line is visible to other users (ps) and "
+                  f"kept in shell history; use --set {name}=@FILE or --set {name}=@env:VARIABLE", soft_wrap=True)
 
 
 def print_bad(bad: list[BadRow], count: int) -> None:
