@@ -258,7 +258,7 @@ def _dry_run(options: engine.RunOptions) -> int:
         to_send = summary.valid
         _print_bad(summary.bad, summary.bad_count)
         out.print(f"{summary.total} rows: {summary.valid} valid, {summary.bad_count} invalid")
-    seconds = to_send * Pacer(options.qps).interval
+    seconds = to_send / Pacer(options.qps).full_rate
     out.print(f"dry run: {to_send} {options.action.name} call(s) to send, about {seconds:.0f} s at {options.qps:g} calls/s; nothing sent")
     return EXIT_FAILED if counts.get("invalid") else EXIT_OK
 

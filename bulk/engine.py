@@ -11,9 +11,11 @@ A run has two phases. *Ingest* streams the input once, validates every row
 and records it in the checkpoint (``pending`` or ``invalid``) before any call
 is made. *Send* streams the input again (secrets are never stored, so this
 is where they come from), joins it with the checkpoint by line and sends the
-rows still to do. The dispatcher takes a pacing slot before it starts a
+rows still to do. The dispatcher is admitted by the pacer before it starts a
 row, so the number of calls in flight follows the quota times the service's
-latency by itself; ``concurrency`` is only a ceiling.
+latency by itself; ``concurrency`` is only a ceiling. The quota itself is
+kept at the wire: the client awaits the pacer's guard right before writing
+each request (``bulk.pacing``).
 
 Rows that may already have reached the service (``sending`` in the
 checkpoint after a crash) are read back before anything is sent again, and
@@ -369,7 +371,7 @@ class _Sender:
                 got_slot = await self._acquire_unless_stopped(slots)
                 first = self._first_call(row, reached)
                 if got_slot:
-                    await self.pacers.get(self.account, first).acquire()
+                    await self.pacers.get(self.account, first).admit()
                 if self.stop.is_set():
                     if got_slot:
                         slots.release()
@@ -526,8 +528,8 @@ class _Sender:
             if not (attempt == 1 and prepaid.use(name)):
                 if self.stop.is_set():
                     return None, attempt - 1
-                await pacer.acquire()
-            outcome = await self.client.call(name, params)
+                await pacer.admit()
+            outcome = await self.client.call(name, params, at_wire=pacer.at_wire)
             self.stats.calls += 1
             self._log(row, name, attempt, outcome)
             if isinstance(outcome, Failure) and outcome.fatal:
@@ -535,10 +537,10 @@ class _Sender:
                 self.fatal = self.fatal or outcome
                 self.stop.set()
                 return None, attempt
+            if isinstance(outcome, Failure) and outcome.throttled:
+                pacer.throttled()
             if isinstance(outcome, Success) or not self.retry.should_retry(outcome, attempt):
                 return outcome, attempt
-            if outcome.throttled:
-                pacer.throttled()
             self.stats.retrying += 1
             try:
                 if await _sleep_or_stop(self.retry.delay(attempt, throttled=outcome.throttled), self.stop):
