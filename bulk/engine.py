@@ -117,7 +117,7 @@ class RunOptions:
         """In-flight ceiling: enough for the quota even if every call takes the whole timeout.
 
         Calls in flight follow the pace times the service's latency by themselves
-        (the dispatcher takes a pacing slot before it starts a row); this only
+        (the pacer admits a row before the dispatcher starts it); this only
         bounds sockets when the quota is huge.
         """
         if self.concurrency:
@@ -362,7 +362,7 @@ class _Sender:
             stopped.cancel()
 
     async def _start_rows(self, slots: asyncio.Semaphore, started: Callable[[asyncio.Task[None]], None]) -> None:
-        """Claim rows in small chunks and start each when a worker and a pacing slot are free."""
+        """Claim rows in small chunks and start each when a worker is free and the pacer admits it."""
         for chunk in _chunks(self._todo(), _CLAIM_CHUNK):
             if self.stop.is_set():
                 return
@@ -415,7 +415,7 @@ class _Sender:
         return ACTIONS[entry.send] if entry and entry.send else self.action
 
     def _first_call(self, row: Row, reached: bool) -> str:
-        """The action of a row's first call, whose pacing slot the dispatcher takes."""
+        """The action of a row's first call, whose pacer admits the row."""
         action = self._action_for(row)
         if self.options.mode != "apply" or reached or self.options.keep_current:
             assert action.readback is not None or self.options.mode == "apply"
@@ -609,7 +609,7 @@ class _Sender:
 
 
 class _Prepaid:
-    """The pacing slot the dispatcher took for a row's first call, usable once."""
+    """The admission the dispatcher took for a row's first call, usable once."""
 
     __slots__ = ("action",)
 

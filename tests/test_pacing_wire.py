@@ -95,3 +95,24 @@ async def test_without_the_hooks_at_wire_is_awaited_before_the_request(monkeypat
     assert [seen for _, seen in waited[1:]] == [1, 2]
     assert waited[1][0] < arrivals[1] and waited[2][0] < arrivals[2]
 
+
+
+async def test_5xx_answers_that_are_not_throttling_do_not_slow_the_pace(tmp_path: Path) -> None:
+    """30 % of calls get a 500 InternalError or a 503 ServiceUnavailable: retried, at the full pace."""
+    rows = tmp_path / "d.csv"
+    rows.write_text("DomainName\n" + "".join(f"d{i:03d}.example.com\n" for i in range(90)))
+    config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=30, error_rate=0.3,
+                       fault_kinds=("internal_before", "unavailable"), seed=2)
+    async with Simulator(config) as sim:
+        options = RunOptions(action=resolve(ADD), input_path=rows, checkpoint_path=tmp_path / "d.ckpt",
+                             overrides={"NotifyUrl": "https://cb.example.com/x"}, qps=30, timeout=5.0)
+        async with LiveClient(credentials=CREDS, endpoint=sim.url) as client:
+            result = await run(options, client=client, retry=RetryPolicy(base=0.01, cap=0.05))
+        stats = sim.stats()
+    assert result.counts["done"] == 90
+    assert stats["calls"][ADD]["ServiceUnavailable"] >= 10
+    times = sorted(t for t, _, action in sim.arrivals() if action == ADD)
+    # While new rows and retries keep the pacer busy (the first three seconds), the pace is the full pace:
+    # 88 calls in 3 s at 30 / 1.012 a second. Cut at every 503, it would be about two thirds of that.
+    assert sum(1 for t in times if t < times[0] + 3.0) >= 0.95 * 3 * 30 / 1.012
+    assert stats["pace"][f"{TEST_AK_ID}/{ADD}"]["max_window"] <= 30
