@@ -139,7 +139,7 @@ class Pacer:
         n = min(max(1, math.floor(quota)), _GUARD_SENDS)
         span = 1.0 if n == math.floor(quota) else n / quota
         self._window = span * (1 + margin)
-        self._sent: deque[float] = deque(maxlen=n)
+        self._sent: deque[list[float]] = deque(maxlen=n)  # send times, each in a cell _settle may move
         self.full_rate = n / self._window
         self._limiter = RateLimiter(self.full_rate)
         # aiolimiter runs on the loop's clock, so the guard and the policy do too unless told otherwise.
@@ -182,14 +182,14 @@ class Pacer:
         Awaited right before the request is written; returns without yielding when there is room.
         """
         sent = self._sent
-        while len(sent) == sent.maxlen and (wait := sent[0] + self._window - self._now()) > 0:
+        while len(sent) == sent.maxlen and (wait := sent[0][0] + self._window - self._now()) > 0:
             await asyncio.sleep(wait)
-        now = self._now()
-        sent.append(now)
-        asyncio.get_running_loop().call_later(_SETTLE, self._settle, now)
+        send = [self._now()]
+        sent.append(send)
+        asyncio.get_running_loop().call_later(_SETTLE, self._settle, send)
 
-    def _settle(self, sent_at: float) -> None:
-        """Move a send (and any after it) later by however late the loop came round to it.
+    def _settle(self, send: list[float]) -> None:
+        """Count a send from later by however late the loop came round to it.
 
         A send counts from when the request actually left, as far as this process can
         tell. If the process stalls right after the decision, the request leaves (a body
@@ -198,14 +198,9 @@ class Pacer:
         from the decision would squeeze a later window at the server. A timer set a
         little after the decision (a loopback request is stamped well within it) fires
         late by the length of the stall, and the send is counted that much later.
+        Timers fire in order, so the sends stay in order.
         """
-        moved = self._now() - _SETTLE
-        sent = self._sent
-        i = len(sent) - 1
-        while i >= 0 and sent[i] >= sent_at:
-            if sent[i] < moved:
-                sent[i] = moved
-            i -= 1
+        send[0] = max(send[0], self._now() - _SETTLE)
 
     def throttled(self) -> None:
         """The service answered with a throttling code: cut the pace once per episode, by the evidence."""
@@ -213,7 +208,7 @@ class Pacer:
         if self._opened is None or now - self._opened >= self._window:
             self._opened = now
             self._base = self._rate_at(now)
-            self._seen = sum(1 for t in self._sent if t > now - self._window)
+            self._seen = sum(1 for (t,) in self._sent if t > now - self._window)
             self._answers = 0
         self._answers += 1
         sustained = max(self._seen - self._answers, 0) / self._window
