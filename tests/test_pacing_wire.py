@@ -112,7 +112,7 @@ async def test_5xx_answers_that_are_not_throttling_do_not_slow_the_pace(tmp_path
     assert result.counts["done"] == 90
     assert stats["calls"][ADD]["ServiceUnavailable"] >= 10
     times = sorted(t for t, _, action in sim.arrivals() if action == ADD)
-    # While new rows and retries keep the pacer busy (the first three seconds), the pace is the full pace:
-    # 88 calls in 3 s at 30 / 1.012 a second. Cut at every 503, it would be about two thirds of that.
-    assert sum(1 for t in times if t < times[0] + 3.0) >= 0.95 * 3 * 30 / 1.012
+    # While new rows and retries keep the pacer busy (the first three seconds), the pace is the full pace,
+    # 88 calls in 3 s at 30 / 1.012 a second, less what a loaded machine takes; cut at every 503, 38 (measured).
+    assert sum(1 for t in times if t < times[0] + 3.0) >= 0.9 * 3 * 30 / 1.012
     assert stats["pace"][f"{TEST_AK_ID}/{ADD}"]["max_window"] <= 30
