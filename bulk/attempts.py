@@ -246,12 +246,12 @@ class Caller:
                 self._halt(Halt(HaltKind.CREDENTIALS_REFUSED,
                                 f"the service refused the credentials ({outcome.code}: {outcome.message})"))
                 return Tried(None, attempts, reached)
+            if outcome.throttled:
+                pacer.throttled()  # the last attempt's answer is evidence too
             if changes and outcome.maybe_applied:
                 return Tried(outcome, attempts, True)
             if not self._retry.should_retry(outcome, tried_before + attempts):
                 return Tried(outcome, attempts, reached)
-            if outcome.throttled:
-                pacer.throttled()
             if await self._backoff(self._retry.delay(tried_before + attempts, throttled=outcome.throttled)):
                 return Tried(None, attempts, reached)
 

@@ -9,13 +9,39 @@ Every call is signed afresh (new nonce and time) and ends in a typed
 outcome, never an exception: ``Success`` or ``Failure``, the latter
 classified ``transient`` (worth retrying) or permanent. One aiohttp session
 with keep-alive serves the whole run. Pacing and retries are the caller's.
+
+``call(..., at_wire=pacer.at_wire)`` awaits ``at_wire()`` once the
+connection is ready and right before the request is written: aiohttp awaits
+its ``on_connection_create_end`` trace hook after DNS and the TCP and TLS
+handshakes of a new connection, and ``on_connection_reuseconn`` when a
+pooled one is taken, then writes the request without awaiting anything else
+(verified in aiohttp 3.14's connector and ClientRequest.send: a request
+without a body, as ACS3 signs them, goes out in that same step; an HMAC-SHA1
+form body is written by a task of aiohttp's own, a loop turn later on
+Python 3.11).
+The callable travels with the request as its ``trace_request_ctx``. Should a
+request ever reach the wire without either hook (another aiohttp, another
+code path), ``at_wire()`` is awaited as soon as that is seen, so the send is
+still counted (late, which only makes the pacer more careful), and every
+later call awaits it before the request instead.
+
+The timeout (``timeout``, aiohttp's ``total``) covers the whole call,
+including the wait at the wire (it would count against aiohttp's ``connect``
+timeout too, which is not set). The pacer holds a call there only until the
+oldest of the last ``quota`` sends leaves the window: never more than about
+a second, and usually not at all, since admission already keeps the pace.
+Keep the timeout well above a second. A call that times out while waiting
+there was never sent; it still reads as a ``Timeout``, which the engine
+treats as possibly sent: the safe reading.
 """
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,6 +95,14 @@ class Failure:
 
     @property
     def throttled(self) -> bool:
+        """A ``Throttling*`` code (Throttling, Throttling.User, Throttling.Api; HTTP 400 or 503).
+
+        Not a plain 503 ServiceUnavailable: both official SDKs retry it as a normal
+        error (aliyun-python-sdk-core's retry table lists it with InternalError under
+        RetryableNormalErrors and only ``Throttling`` under RetryableThrottlingErrors;
+        the Tea SDK calls an answer throttling only when it carries x-acs-retry-after).
+        A 5xx that is not throttling is retried and never slows the pace.
+        """
         return self.code.startswith("Throttling")
 
     @property
@@ -103,8 +137,42 @@ def is_transient(status: int | None, code: str) -> bool:
     return code.startswith("Throttling") or status is None or status >= 500
 
 
+AtWire = Callable[[], Awaitable[None]]
+
+
+class _WireGate:
+    """One request's ``at_wire``, and whether a connection hook has awaited it."""
+
+    __slots__ = ("at_wire", "passed")
+
+    def __init__(self, at_wire: AtWire) -> None:
+        self.at_wire = at_wire
+        self.passed = False
+
+    async def open(self) -> None:
+        # Awaited again if aiohttp resends on a fresh connection: each write is counted.
+        self.passed = True
+        await self.at_wire()
+
+
+async def _connection_ready(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
+    gate = ctx.trace_request_ctx
+    if isinstance(gate, _WireGate):
+        await gate.open()
+
+
+def _wire_hooks() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(_connection_ready)
+    trace.on_connection_reuseconn.append(_connection_ready)
+    return trace
+
+
 class LiveClient:
-    __slots__ = ("_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit", "_proxy")
+    __slots__ = (
+        "_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit", "_proxy", "_ssl",
+        "_hooks_fire",
+    )
 
     def __init__(
         self,
@@ -115,7 +183,9 @@ class LiveClient:
         signature: str = "v3",
         timeout: float = 10.0,
         connections: int = 100,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``ssl_context`` replaces the system's trust store (a private CA; a TLS test server)."""
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
@@ -129,7 +199,10 @@ class LiveClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._limit = connections
         self._proxy = proxy_for(self._base)  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
+        # Until a request is seen to go out without the connection hooks.
+        self._hooks_fire = True
 
     async def __aenter__(self) -> LiveClient:
         return self
@@ -145,8 +218,12 @@ class LiveClient:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             # Created lazily so the session binds to the loop that uses it.
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, proxy=self._proxy[0])
+            connector = aiohttp.TCPConnector(
+                limit=self._limit, limit_per_host=self._limit, keepalive_timeout=30, ssl=self._ssl
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, proxy=self._proxy[0], trace_configs=[_wire_hooks()]
+            )
         return self._session
 
     async def access_key_id(self) -> str:
@@ -157,13 +234,10 @@ class LiveClient:
     def endpoint(self) -> str:
         return self._base.rstrip("/")
 
-    async def call(
-        self, action: str, params: Mapping[str, str], *, at_wire: Callable[[], Awaitable[None]] | None = None
-    ) -> Outcome:
+    async def call(self, action: str, params: Mapping[str, str], *, at_wire: AtWire | None = None) -> Outcome:
         """Sign and send one call; classify whatever comes back.
 
-        ``at_wire`` is awaited as late as possible before the request is written
-        (the pacer's last word on when it may go).
+        ``at_wire`` is awaited right before the request is written (see the module docstring).
         """
         full = dict(params)
         if self._region and "RegionId" not in full:
@@ -175,13 +249,21 @@ class LiveClient:
             return Failure(CREDENTIALS_UNAVAILABLE, str(exc), None, None, True, 0.0, sent=False)
         request = sign(self._scheme, action, full, creds, host=self._host)
         url = URL(self._base + ("?" + request.query if request.query else ""), encoded=True)
+        gate = None
         if at_wire is not None:
-            await at_wire()
+            if self._hooks_fire:
+                gate = _WireGate(at_wire)
+            else:
+                await at_wire()
         started = time.monotonic()
         try:
             async with self._get_session().request(
-                request.method, url, headers=request.headers, data=request.body or None, proxy_headers=self._proxy[1]
+                request.method, url, headers=request.headers, data=request.body or None, trace_request_ctx=gate,
+                proxy_headers=self._proxy[1],
             ) as response:
+                if gate is not None and not gate.passed:
+                    self._hooks_fire = False
+                    await gate.open()
                 raw = await response.read()
                 status = response.status
         except TimeoutError:

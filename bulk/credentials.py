@@ -16,6 +16,7 @@ profile) is an error, never completed from somewhere else.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -169,7 +170,7 @@ class ChainCredentials:
     the one asked from then on.
     """
 
-    __slots__ = ("_config", "_environ", "_last", "_profile", "_providers")
+    __slots__ = ("_config", "_environ", "_last", "_lock", "_profile", "_providers")
 
     def __init__(self, *, profile: str | None = None, environ: Mapping[str, str] | None = None) -> None:
         # The package logs refresh failures on a stderr handler of its own (and, at debug level,
@@ -178,6 +179,9 @@ class ChainCredentials:
         self._environ = os.environ if environ is None else environ
         self._profile = profile
         self._last: tuple[str, Any] | None = None
+        # One provider lookup at a time: the package's async refresh takes a threading lock with a
+        # blocking 5 s wait, so two refreshes at once would freeze the event loop for that long.
+        self._lock = asyncio.Lock()
         home = Path(self._environ.get("HOME") or os.path.expanduser("~"))
         self._config = home / ".aliyun" / "config.json"
         if profile:
@@ -197,18 +201,19 @@ class ChainCredentials:
         elif self._last is None and _half_key_in_profile(self._config, self._profile):
             raise CredentialsError(f"aliyun CLI profile {self._profile!r} in {self._config} has an empty "
                                    f"access_key_id or access_key_secret; {_HELP}")
-        for label, provider in [self._last] if self._last is not None else self._providers:
-            try:
-                got = await provider.get_credentials_async()
-                creds = Credentials(got.get_access_key_id() or "", got.get_access_key_secret() or "",
-                                    got.get_security_token() or None)
-            except Exception as exc:  # noqa: BLE001  (providers raise many kinds; only the kind is safe to repeat)
-                failures.append(f"{label}: {type(exc).__name__}")
-                continue
-            if creds.access_key_id and creds.access_key_secret:
-                self._last = (label, provider)
-                return creds
-            failures.append(f"{label}: empty AccessKey")
+        async with self._lock:
+            for label, provider in [self._last] if self._last is not None else self._providers:
+                try:
+                    got = await provider.get_credentials_async()
+                    creds = Credentials(got.get_access_key_id() or "", got.get_access_key_secret() or "",
+                                        got.get_security_token() or None)
+                except Exception as exc:  # noqa: BLE001  (providers raise many kinds; only the kind is safe to repeat)
+                    failures.append(f"{label}: {type(exc).__name__}")
+                    continue
+                if creds.access_key_id and creds.access_key_secret:
+                    self._last = (label, provider)
+                    return creds
+                failures.append(f"{label}: empty AccessKey")
         raise CredentialsError(f"no usable credentials ({'; '.join(failures)}); {_HELP}")
 
 

@@ -38,7 +38,7 @@ from .inputs import (
 )
 from .jobs import WorkRow, make_job
 from .options import Halt, HaltKind, RowState, RunOptions, RunResult, RunStats
-from .pacing import Pacers
+from .pacing import Pacer, Pacers
 from .plan import PlanError, read_plan
 from .retry import RetryPolicy
 
@@ -304,8 +304,8 @@ def dry_run(options: RunOptions) -> DryRun:
     if path.exists():
         with Checkpoint.open_readonly(path) as ckpt:
             counts = ckpt.counts()
-        return DryRun(counts, counts["pending"] + counts["sending"], (counts["pending"] + counts["sending"]) / options.qps,
-                      None)
+        to_send = counts["pending"] + counts["sending"]
+        return DryRun(counts, to_send, to_send / Pacer(options.qps).full_rate, None)
     summary = validate_file(options.input_path, options.row_action, overrides=options.overrides)
     counts = {"pending": summary.valid, "invalid": summary.bad_count}
-    return DryRun(counts, summary.valid, summary.valid / options.qps, summary)
+    return DryRun(counts, summary.valid, summary.valid / Pacer(options.qps).full_rate, summary)

@@ -1,131 +1,246 @@
-"""Pacing: never more calls in any one-second window than the quota allows.
+"""Pacing: never more than the quota in any one-second window at the server, and as close to it as that allows.
 
-    pacer = Pacer(rate=30)
-    for call in calls:
-        await pacer.acquire()     # returns when this call may be sent
-        await send(call)
+    pacers = Pacers(30)                              # calls/s, per AccessKey and per operation
+    pacer = pacers.get(access_key_id, "AddLiveSnapshotNotifyConfig")
+    await pacer.admit()                              # before a call is prepared: the pace
+    outcome = await client.call(action, params, at_wire=pacer.at_wire)   # the quota, at the wire
+    if isinstance(outcome, Failure) and outcome.throttled:
+        pacer.throttled()                            # one cut per episode, then back up within seconds
 
-Each ``acquire`` reserves the next slot of a fixed schedule, ``interval =
-(1 + margin) / rate`` apart, and sleeps until it. So any ``rate + 1``
-consecutive calls span at least ``1 + margin`` seconds: the margin absorbs
-the delay between a slot and the moment the request reaches the server, at
-a cost of ``margin`` in throughput.
+Two gates, because the pace and the quota are different promises.
 
-Two things a plain leaky bucket gets wrong here. One that starts full lets
-``max_rate`` calls through at once on top of the rate, which a server that
-counts calls in a sliding window sees as a breach. One that holds a single
-call (aiolimiter's ``AsyncLimiter(1, interval)``) spaces calls from the
-moment each waiter actually woke up, so every wake-up delay is lost for
-good: measured here, 0.95 of the quota instead of 0.975. A schedule keeps
-its slots where they were; a late waker does not push the next one back.
-An idle pacer restarts its schedule from now, so a pause never buys a burst.
+*Admission* (``admit``) is aiolimiter's leaky bucket: ``AsyncLimiter`` holds
+the bucket and its rate, and the rate is what the throttling policy moves
+(``RateLimiter`` lets it change while calls wait). At full pace the rate is
+``quota / (1 + margin)``. The bucket holds two calls rather than one, so a
+waiter that wakes late is caught up on the next slot; with a one-call bucket
+(``AsyncLimiter(1, 1/30)``) every wake-up delay is lost for good.
 
-A schedule alone trusts that every waiter wakes on time. When the process
-stalls (a busy machine, a long garbage collection), several overdue slots
-wake together; so each send is also checked against the actual times of the
-sends before it, and waits if the last ``rate`` of them would share one
-window. That guard is idle in steady state and costs no pace.
+The *guard* (``at_wire``) is awaited by the client once the connection is
+ready, right before the request is written. Between admission and the wire
+lie the credential lookup, signing and, for a new connection, DNS and the
+TCP and TLS handshakes (tens to hundreds of milliseconds on a real network),
+so calls admitted evenly can reach the wire bunched: a call that waited for
+a new connection, then calls on pooled ones. The guard looks at the actual
+send times and holds a call until the ``quota``-th send before it is
+``1 + margin`` seconds old: no ``1 + margin`` window of sends ever holds
+more than the quota. It decides as late as it can (no await between its last
+look at the clock and its return; the client then writes without one), and
+a send whose process stalls right after it is counted from the end of the
+stall (``_settle``), since a server on the same machine stamps it only then.
 
-After a throttling answer the pace drops (``throttled()``) and recovers
-linearly: slots are simply reserved further apart meanwhile.
+The margin is the jitter that remains between the guard's decision and the
+server's count: the network's, and the server's own delay in stamping an
+arrival. Up to the margin, every server window holds at most the quota;
+beyond it one may hold one more (and the service answers with throttling,
+below). It costs ``margin / (1 + margin)`` of the pace: the default, 12 ms,
+keeps 0.988 of the quota; a network with more jitter than that wants more.
+
+*Throttling* (``throttled``): an answer with a ``Throttling*`` code says the
+account's count for this operation went over, because of us (jitter beyond
+the margin) or because something else spends the same quota. Answers that
+arrive within one window of an episode's first belong to that episode: one
+burst is one cut, however many answers it brings. The cut is what the
+evidence says the service sustained: of the ``n`` calls we sent in the
+window before the episode, ``k`` were refused, so the pace drops to
+``(n - k)`` per window, a multiplicative decrease by the share refused
+(never above where it was, never below a twentieth of the full pace). After
+the episode the pace climbs back additively, by more the longer no
+throttling comes (``cut + full * (t / recovery)**2``, as TCP CUBIC probes):
+a service that keeps throttling is probed gently just above what it
+sustains, one that has stopped gives the full pace back within ``recovery``
+seconds at most. (A straight-line climb must choose: fast enough to recover
+within seconds, it outruns every cut under steady contention.) A lone
+throttling answer at full pace costs about two calls. The policy only ever
+moves the admission rate; the guard is the quota and stays put.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-__all__ = ["Pacer", "Pacers"]
+from aiolimiter import AsyncLimiter
+
+__all__ = ["DEFAULT_MARGIN", "Pacer", "Pacers", "RateLimiter"]
+
+#: the share of a window the guard keeps free for jitter between its decision and the server's count
+DEFAULT_MARGIN = 0.012
+#: the guard remembers at most this many sends: beyond it a huge quota is kept proportionally
+_GUARD_SENDS = 1024
+#: seconds after a send when the loop should come round to it (see ``Pacer._settle``)
+_SETTLE = 0.002
+#: the lowest pace one throttling episode can cut to, as a share of the full pace
+_FLOOR = 0.05
+
+
+class RateLimiter(AsyncLimiter):
+    """``AsyncLimiter`` whose rate can be changed while calls wait on it.
+
+    aiolimiter computes its drip rate once, in ``__init__``. Setting ``rate``
+    first drains the bucket at the old rate up to now, then switches, then
+    re-times the first waiter, so the change takes effect from this instant
+    and never retroactively. The bucket keeps its size (``burst`` calls).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, rate: float, *, burst: float = 2) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        super().__init__(burst, burst / rate)
+
+    @property
+    def rate(self) -> float:
+        """Calls per second."""
+        return self._rate_per_sec
+
+    @rate.setter
+    def rate(self, value: float) -> None:
+        if value <= 0:
+            raise ValueError("rate must be positive")
+        if value == self._rate_per_sec:
+            return
+        self._leak()
+        self._rate_per_sec = value
+        self.time_period = self.max_rate / value
+        self._wake_next()
 
 
 class Pacer:
+    """Pace and quota for one (AccessKey, operation): see the module docstring."""
+
     __slots__ = (
-        "rate", "margin", "_next", "_sent", "_window", "_factor_at_throttle", "_throttled_at", "_recovery",
-        "_clock", "_sleep",
+        "quota", "margin", "full_rate", "recovery", "_limiter", "_clock", "_sent", "_window",
+        "_opened", "_base", "_seen", "_answers", "_cut", "_cut_at",
     )
 
     def __init__(
         self,
-        rate: float,
+        quota: float,
         *,
-        margin: float = 0.025,
-        recovery: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        margin: float = DEFAULT_MARGIN,
+        recovery: float = 5.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
+        if quota <= 0:
+            raise ValueError("quota must be positive")
+        if not 0 <= margin < 1:
+            raise ValueError("margin must be in [0, 1)")
+        if recovery <= 0:
+            raise ValueError("recovery must be positive")
+        self.quota = quota
         self.margin = margin
-        self._next = float("-inf")
-        # The guard remembers the last n sends: n in (1 + margin) * n / rate seconds at most,
-        # n capped so an uncapped run does not keep a million timestamps.
-        n = max(1, min(math.floor(rate), 256))
-        self._sent: deque[float] = deque(maxlen=n)
-        self._window = (1 + margin) * n / rate
-        self._factor_at_throttle = 1.0
-        self._throttled_at: float | None = None
-        self._recovery = recovery
+        self.recovery = recovery
+        # The guard: at most n sends in any `window` seconds. For a quota under 1/s that is
+        # one send per 1/quota s; for a huge one, a proportional share of the second.
+        n = min(max(1, math.floor(quota)), _GUARD_SENDS)
+        span = 1.0 if n == math.floor(quota) else n / quota
+        self._window = span * (1 + margin)
+        self._sent: deque[list[float]] = deque(maxlen=n)  # send times, each in a cell _settle may move
+        self.full_rate = n / self._window
+        self._limiter = RateLimiter(self.full_rate)
+        # aiolimiter runs on the loop's clock, so the guard and the policy do too unless told otherwise.
         self._clock = clock
-        self._sleep = sleep
+        self._opened: float | None = None  # when the current (or last) throttling episode began
+        self._base = self._seen = 0.0      # its pace before the cut, and our sends in the window before it
+        self._answers = 0                  # throttling answers in it
+        self._cut: float | None = None     # the pace it cut to; None once recovered
+        self._cut_at = 0.0                 # when the climb back starts (the episode's end)
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     @property
-    def factor(self) -> float:
-        """The share of the full pace currently allowed, in (0, 1]."""
-        if self._throttled_at is None:
-            return 1.0
-        elapsed = self._clock() - self._throttled_at
-        if elapsed >= self._recovery:
-            self._throttled_at = None
-            return 1.0
-        start = self._factor_at_throttle
-        return start + (1.0 - start) * elapsed / self._recovery
+    def rate(self) -> float:
+        """The admission pace now, in calls per second."""
+        return self._rate_at(self._now())
 
-    @property
-    def interval(self) -> float:
-        return (1 + self.margin) / (self.rate * self.factor)
-
-    def throttled(self) -> None:
-        """The service said we are too fast: halve the pace, then recover."""
-        self._factor_at_throttle = max(0.1, self.factor / 2)
-        self._throttled_at = self._clock()
-
-    #: the engine's two-step interface (admission, then the wire); the wire check is inside acquire() here
-    at_wire = None
+    def _rate_at(self, now: float) -> float:
+        cut = self._cut
+        if cut is None:
+            return self.full_rate
+        climb = now - self._cut_at
+        if climb <= 0:
+            return cut
+        rate = cut + self.full_rate * (climb / self.recovery) ** 2
+        if rate >= self.full_rate:
+            self._cut = None
+            return self.full_rate
+        return rate
 
     async def admit(self) -> None:
-        await self.acquire()
+        """Wait for this call's turn at the current pace."""
+        self._limiter.rate = self._rate_at(self._now())
+        await self._limiter.acquire()
 
-    async def acquire(self) -> None:
-        # Reserve before sleeping: slots go out in call order, no lock needed.
-        now = self._clock()
-        slot = max(self._next, now)
-        self._next = slot + self.interval
-        if slot > now:
-            await self._sleep(slot - now)
+    async def at_wire(self) -> None:
+        """Wait until sending now keeps every window of sends within the quota, then count the send.
+
+        Awaited right before the request is written; returns without yielding when there is room.
+        """
         sent = self._sent
-        while len(sent) == sent.maxlen and (late := sent[0] + self._window - self._clock()) > 0:
-            await self._sleep(late)
-        sent.append(self._clock())
+        while len(sent) == sent.maxlen and (wait := sent[0][0] + self._window - self._now()) > 0:
+            await asyncio.sleep(wait)
+        send = [self._now()]
+        sent.append(send)
+        asyncio.get_running_loop().call_later(_SETTLE, self._settle, send)
+
+    def _settle(self, send: list[float]) -> None:
+        """Count a send from later by however late the loop came round to it.
+
+        A send counts from when the request actually left, as far as this process can
+        tell. If the process stalls right after the decision, the request leaves (a body
+        is written by a task of aiohttp's own, a turn later on Python 3.11) and a server
+        on the same machine reads and stamps it only after the stall: counting the send
+        from the decision would squeeze a later window at the server. A timer set a
+        little after the decision (a loopback request is stamped well within it) fires
+        late by the length of the stall, and the send is counted that much later.
+        Timers fire in order, so the sends stay in order.
+        """
+        send[0] = max(send[0], self._now() - _SETTLE)
+
+    def throttled(self) -> None:
+        """The service answered with a throttling code: cut the pace once per episode, by the evidence."""
+        now = self._now()
+        if self._opened is None or now - self._opened >= self._window:
+            self._opened = now
+            self._base = self._rate_at(now)
+            self._seen = sum(1 for (t,) in self._sent if t > now - self._window)
+            self._answers = 0
+        self._answers += 1
+        sustained = max(self._seen - self._answers, 0) / self._window
+        self._cut = max(_FLOOR * self.full_rate, min(self._base, sustained))
+        self._cut_at = self._opened + self._window
+        self._limiter.rate = self._cut  # a call already waiting to be admitted waits at the new pace
 
 
 class Pacers:
-    """One pacer per (AccessKey, action): the quota is per account and per operation."""
+    """One pacer per (AccessKey, operation): the quota is per account and per operation."""
 
-    __slots__ = ("_rate", "_margin", "_clock", "_pacers")
+    __slots__ = ("_quota", "_margin", "_recovery", "_clock", "_pacers")
 
-    def __init__(self, rate: float, *, margin: float = 0.025, clock: Callable[[], float] = time.monotonic) -> None:
-        self._rate = rate
+    def __init__(
+        self,
+        quota: float,
+        *,
+        margin: float = DEFAULT_MARGIN,
+        recovery: float = 5.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._quota = quota
         self._margin = margin
+        self._recovery = recovery
         self._clock = clock
         self._pacers: dict[tuple[str, str], Pacer] = {}
 
-    def get(self, access_key_id: str, action: str) -> Pacer:
-        key = (access_key_id, action)
+    def get(self, account: str, action: str) -> Pacer:
+        key = (account, action)
         pacer = self._pacers.get(key)
         if pacer is None:
-            pacer = self._pacers[key] = Pacer(self._rate, margin=self._margin, clock=self._clock)
+            pacer = self._pacers[key] = Pacer(
+                self._quota, margin=self._margin, recovery=self._recovery, clock=self._clock
+            )
         return pacer

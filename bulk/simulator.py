@@ -3,7 +3,7 @@
     async with Simulator(SimConfig(access_keys={"LTAIdemo": "secret"}, qps=30, seed=7)) as sim:
         async with LiveClient(credentials=source, endpoint=sim.url) as client:
             await client.call("AddLiveSnapshotNotifyConfig", {...})
-        print(sim.stats()["max_window_accepted"])  # never above 30
+        print(sim.stats()["pace"])  # per "AccessKey/Action": calls, per_second, max_window
 
 In the spirit of moto/LocalStack but stricter: it speaks the RPC protocol at
 ``/`` (GET or POST, parameters in the query or a form body), verifies both
@@ -13,8 +13,10 @@ per-(AccessKey, action) quota over a sliding one-second window, keeps the
 seven snapshot-callback actions' state, and injects seeded faults. Every
 answer has the service's shape. ``GET /_sim/stats`` reports what happened.
 
-Per accepted call the order is: authenticate, quota, fault decision, latency,
-then validate and apply. Secrets (AccessKey secrets, auth keys) are never
+Per call the order is: arrival jitter, authenticate, quota (the arrival is
+stamped here), fault decision, latency, then validate and apply. Jitter,
+faults and latency draw from generators seeded by ``seed``, jitter from its
+own so that adding it leaves the fault sequence as it was. Secrets (AccessKey secrets, auth keys) are never
 logged; the aiohttp access log is off because the query carries them.
 """
 
@@ -90,9 +92,12 @@ class SimConfig:
     latency_ms: float = 0.0
     #: standard deviation of a normal distribution around latency_ms, clipped at 0
     latency_jitter_ms: float = 0.0
+    #: network jitter before a request arrives: a uniform delay in [0, this] before it is
+    #: counted against the quota and stamped, so calls sent evenly can arrive bunched
+    arrival_jitter_ms: float = 0.0
     #: total probability of an injected fault per call that passed the quota
     error_rate: float = 0.0
-    #: error_rate is split evenly among these
+    #: error_rate is split evenly among these; a kind listed twice gets twice the share
     fault_kinds: tuple[str, ...] = ("internal_before", "internal_after", "unavailable", "throttle", "drop")
     seed: int | None = None
     #: fnmatch patterns (case-insensitive) of domains that do not exist on the account
@@ -152,7 +157,7 @@ class _Window:
 class Simulator:
     __slots__ = (
         "config", "url", "notify_configs", "callback_auth", "applied", "_clock", "_wall", "_rng", "_ids",
-        "_arrivals", "_arrival_windows", "_quota_windows", "_nonces", "_nonce_expiry", "_calls", "_faults",
+        "_jitter", "_arrivals", "_arrival_windows", "_quota_windows", "_nonces", "_nonce_expiry", "_calls", "_faults",
         "_total", "_missing", "_stopping", "_runner", "_saver", "_dirty", "in_flight", "_streams",
     )
 
@@ -172,6 +177,8 @@ class Simulator:
             raise ValueError("error_rate > 0 needs at least one fault kind")
         if config.qps < 1:
             raise ValueError(f"qps must be at least 1, got {config.qps}")
+        if config.arrival_jitter_ms < 0:
+            raise ValueError(f"arrival_jitter_ms must not be negative, got {config.arrival_jitter_ms}")
         self.config = config
         self.url = ""
         self.notify_configs: dict[str, dict[str, str]] = {}
@@ -180,6 +187,7 @@ class Simulator:
         self._clock = clock
         self._wall = wall_clock
         self._rng = random.Random(config.seed)
+        self._jitter = random.Random(None if config.seed is None else f"arrival-jitter/{config.seed}")
         # Request ids come from their own generator so they never shift the seeded fault sequence.
         self._ids = random.Random()
         self._arrivals: list[tuple[float, str, str]] = []
@@ -268,15 +276,22 @@ class Simulator:
         }
 
     def _pace(self) -> dict[str, dict[str, float]]:
-        """Per AccessKey and action: arrivals, and their rate between the first and the last."""
-        spans: dict[str, list[float]] = {}
+        """Per "AccessKey/Action": arrivals, their rate between the first and the last, and the
+        most in any one-second window (all arrivals, and those accepted by the quota)."""
+        spans: dict[tuple[str, str], list[float]] = {}
         for t, access_key, action in self._arrivals:
-            span = spans.setdefault(f"{access_key}/{action}", [0, t, t])
+            span = spans.setdefault((access_key, action), [0, t, t])
             span[0] += 1
             span[2] = t
         return {
-            key: {"calls": n, "seconds": last - first, "per_second": (n - 1) / (last - first) if last > first else 0.0}
-            for key, (n, first, last) in spans.items()
+            f"{access_key}/{action}": {
+                "calls": n,
+                "seconds": last - first,
+                "per_second": (n - 1) / (last - first) if last > first else 0.0,
+                "max_window": _peak(self._arrival_windows, (access_key, action)),
+                "max_window_accepted": _peak(self._quota_windows, (access_key, action)),
+            }
+            for (access_key, action), (n, first, last) in spans.items()
         }
 
     def arrivals(self) -> list[tuple[float, str, str]]:
@@ -297,6 +312,8 @@ class Simulator:
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         self._total += 1
         action = "?"
+        if self.config.arrival_jitter_ms:
+            await asyncio.sleep(self._jitter.uniform(0.0, self.config.arrival_jitter_ms) / 1000.0)
         try:
             body = await request.read()
             query = dict(request.query)
@@ -555,6 +572,11 @@ class Simulator:
 
     def _request_id(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4)).upper()
+
+
+def _peak(windows: dict[tuple[str, str], _Window], key: tuple[str, str]) -> int:
+    window = windows.get(key)
+    return window.peak if window is not None else 0
 
 
 def _resolve(action: str, version: str | None) -> Action:

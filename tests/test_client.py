@@ -31,6 +31,7 @@ BEHAVIOUR = {
     "throttle400": lambda: _answer(400, b'{"RequestId":"R-T","Code":"Throttling.User","Message":"flow control"}'),
     "throttle503": lambda: _answer(503, b'{"RequestId":"R-T5","Code":"Throttling.Api","Message":"slow down"}'),
     "internal": lambda: _answer(500, b'{"RequestId":"R-500","Code":"InternalError","Message":"oops"}'),
+    "unavailable": lambda: _answer(503, b'{"RequestId":"R-503","Code":"ServiceUnavailable","Message":"try later"}'),
     "malformed": lambda: _answer(400, b'{"RequestId":"R-400","Code":"MalformedParam","Message":"NotifyAuthKey '
                                  + SECRET_KEY.encode() + b' is malformed"}'),
 }
@@ -72,6 +73,7 @@ async def call(url: str, kind: str, **params: str) -> Success | Failure:
         ("throttle400", "Throttling.User", True, 400),
         ("throttle503", "Throttling.Api", True, 503),
         ("internal", "InternalError", True, 500),
+        ("unavailable", "ServiceUnavailable", True, 503),
         ("malformed", "MalformedParam", False, 400),
         ("hang", "Timeout", True, None),
         ("reset", "ConnectionError", True, None),
@@ -82,8 +84,9 @@ async def test_failures_are_typed_and_classified(server: str, kind: str, code: s
     assert isinstance(outcome, Failure)
     assert (outcome.code, outcome.transient, outcome.status) == (code, transient, status)
     assert SECRET_KEY not in outcome.message  # echoed parameters are redacted
-    if kind.startswith(("throttle", "internal", "malformed")):
+    if kind.startswith(("throttle", "internal", "unavailable", "malformed")):
         assert outcome.request_id and outcome.request_id.startswith("R-")
+    # Throttling is the code, whatever the status: a 503 ServiceUnavailable is retried, never a reason to slow down.
     assert outcome.throttled == code.startswith("Throttling")
 
 

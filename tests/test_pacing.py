@@ -1,106 +1,349 @@
-"""Pacing: the quota holds in every one-second window, from the very first call."""
+"""Pacing logic on a virtual clock: the quota in every window, the pace, jitter, stalls, throttling episodes.
+
+Every test runs on ``virtual_time.VirtualTimeLoop``: aiolimiter, the guard and
+the throttling policy all read the loop's clock, so a scenario of minutes
+takes milliseconds and its timings are exact. What must be measured by a
+server over real sockets is in test_pacing_wire.py and test_engine.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import collections
+import random
+from collections.abc import Callable
 
-from bulk.pacing import Pacer, Pacers
+import pytest
+from virtual_time import run_virtual, virtual_loop
+
+from bulk.pacing import DEFAULT_MARGIN, Pacer, Pacers, RateLimiter
 from bulk.simulator import max_in_window
 
 
-async def _acquire_times(pacer: Pacer, n: int, *, tasks: int = 1) -> list[float]:
-    times: list[float] = []
+async def paced_sends(pacer: Pacer, n: int, *, to_wire: Callable[[], float] = lambda: 0.0) -> list[float]:
+    """Admit n calls one after another (as the dispatcher does); each reaches the wire after ``to_wire()`` s."""
+    loop = virtual_loop()
+    sends: list[float] = []
 
-    async def worker(count: int) -> None:
-        for _ in range(count):
-            await pacer.acquire()
-            times.append(time.monotonic())
+    async def call(delay: float) -> None:
+        await asyncio.sleep(delay)
+        await pacer.at_wire()
+        sends.append(loop.time())
 
-    await asyncio.gather(*(worker(n // tasks) for _ in range(tasks)))
-    return sorted(times)
-
-
-async def test_no_burst_at_start_and_never_above_rate() -> None:
-    # 20 concurrent callers racing for a 20/s pacer: a bucket that starts full
-    # would let 20 through at once on top of the rate.
-    times = await _acquire_times(Pacer(20), 60, tasks=20)
-    assert max_in_window(times) <= 20
-    first_second = [t for t in times if t - times[0] < 1.0]
-    assert len(first_second) <= 20
-    # Any rate+1 consecutive grants span the window plus the margin (less a wake-up delay).
-    spans = [times[i + 20] - times[i] for i in range(len(times) - 20)]
-    assert min(spans) >= 1.02 - 0.01
+    tasks = []
+    for _ in range(n):
+        await pacer.admit()
+        tasks.append(asyncio.create_task(call(to_wire())))
+    await asyncio.gather(*tasks)
+    return sorted(sends)
 
 
-async def test_margin_leaves_room_for_jitter() -> None:
-    times = await _acquire_times(Pacer(25, margin=0.04), 50)
-    # Any rate+1 consecutive grants span at least 1 + margin seconds.
-    spans = [times[i + 25] - times[i] for i in range(len(times) - 25)]
-    assert min(spans) >= 1.04 * 0.99
+def pace(times: list[float]) -> float:
+    return (len(times) - 1) / (times[-1] - times[0])
 
 
-async def test_throttled_slows_then_recovers() -> None:
-    now = [0.0]
-    pacer = Pacer(30, recovery=10.0, clock=lambda: now[0])
-    assert pacer.factor == 1.0
-    pacer.throttled()
-    assert pacer.factor == 0.5
-    pacer.throttled()
-    assert pacer.factor == 0.25
-    now[0] = 5.0
-    assert 0.25 < pacer.factor < 1.0
-    now[0] = 10.0
-    assert pacer.factor == 1.0
+def spans(times: list[float], n: int) -> list[float]:
+    """How long each run of n + 1 consecutive sends takes."""
+    return [times[i + n] - times[i] for i in range(len(times) - n)]
 
 
-async def test_slowed_pacer_spends_extra_slots() -> None:
-    pacer = Pacer(40, recovery=60.0)
-    pacer.throttled()  # half pace for the whole test
-    times = await _acquire_times(pacer, 20)
-    elapsed = times[-1] - times[0]
-    # 19 gaps at half of 40/1.02 per second take about 0.97 s; full pace would be 0.48 s.
-    assert elapsed >= 0.9
+# -- the pace and the quota ------------------------------------------------------------------------
 
 
-async def test_schedule_keeps_slots_and_never_banks_idle_time() -> None:
-    """With a fake clock: late wake-ups are not lost, and a pause buys no burst."""
-    now = [100.0]
-    grants: list[float] = []
+def test_full_pace_is_the_quota_less_the_margin_and_never_above_it() -> None:
+    async def scenario() -> None:
+        pacer = Pacer(30)
+        sends = await paced_sends(pacer, 600)
+        assert pacer.full_rate == pytest.approx(30 / (1 + DEFAULT_MARGIN))
+        assert max_in_window(sends) == 30
+        # Any 31 consecutive sends span the window plus the margin...
+        assert min(spans(sends, 30)) >= 1 + DEFAULT_MARGIN - 1e-9
+        # ...and no more: the pace is the full pace (0.988 of the quota), the first second included.
+        assert pace(sends) >= 0.999 * pacer.full_rate
 
-    async def sleep(seconds: float) -> None:
-        now[0] += seconds + 0.004  # every wake-up 4 ms late
-
-    pacer = Pacer(10, margin=0.0, clock=lambda: now[0], sleep=sleep)
-    for _ in range(11):
-        await pacer.acquire()
-        grants.append(now[0])
-    # Slots stay 0.1 s apart on the schedule: 10 intervals take 1.0 s (+ one late wake), not 1.04 s.
-    assert grants[-1] - grants[0] <= 1.0 + 0.004 + 1e-9
-    now[0] += 60.0  # idle for a minute
-    start = now[0]
-    for _ in range(3):
-        await pacer.acquire()
-    assert now[0] - start >= 0.2  # the first is at once, the next two wait their slots
+    run_virtual(scenario())
 
 
-async def test_a_stall_cannot_squeeze_a_window() -> None:
-    """Overdue slots woken together by a stalled process still respect the window."""
-    pacer = Pacer(20)
+def test_many_callers_at_once_get_no_burst() -> None:
+    """Twenty tasks racing for a 20/s pacer from a standstill: a bucket that starts full would let 20 through."""
+    async def scenario() -> None:
+        loop = virtual_loop()
+        pacer = Pacer(20)
+        sends: list[float] = []
 
-    async def stall() -> None:
-        await asyncio.sleep(0.5)
-        time.sleep(0.4)  # the whole process freezes, as under a busy machine
+        async def worker() -> None:
+            for _ in range(3):
+                await pacer.admit()
+                await pacer.at_wire()
+                sends.append(loop.time())
 
-    times, _ = await asyncio.gather(_acquire_times(pacer, 60, tasks=60), stall())
-    # Without the guard, the eight slots that fell due during the freeze go out at once
-    # and the window that starts with them holds 28 calls (measured).
-    assert max_in_window(times) <= 20
+        await asyncio.gather(*(worker() for _ in range(20)))
+        assert max_in_window(sends) <= 20
+        assert sum(1 for t in sends if t - sends[0] < 1.0) <= 20
+
+    run_virtual(scenario())
 
 
-def test_pacers_are_per_account_and_action() -> None:
+def test_late_wakeups_do_not_cost_pace() -> None:
+    """The process keeps stalling for a few ms; a two-call bucket catches up, a one-call bucket would not."""
+    async def scenario(burst: float | None) -> float:
+        loop = virtual_loop()
+        pacer = Pacer(30)
+        if burst is not None:
+            pacer._limiter = RateLimiter(pacer.full_rate, burst=burst)
+        rng = random.Random(1)
+
+        async def stalls() -> None:
+            while True:
+                await asyncio.sleep(rng.uniform(0.01, 0.05))
+                loop.stall(rng.uniform(0.001, 0.008))
+
+        staller = asyncio.create_task(stalls())
+        sends = await paced_sends(pacer, 300)
+        staller.cancel()
+        return pace(sends) / pacer.full_rate
+
+    assert run_virtual(scenario(None)) >= 0.999
+    # The same with aiolimiter's usual single-call bucket: every wake-up delay is lost for good.
+    assert run_virtual(scenario(1)) < 0.995
+
+
+def test_guard_keeps_the_quota_when_calls_reach_the_wire_bunched() -> None:
+    """New connections take 100-300 ms to be ready, pooled ones none: calls admitted evenly arrive bunched."""
+    async def scenario() -> None:
+        rng = random.Random(7)
+        pacer = Pacer(30)
+
+        def to_wire() -> float:
+            return rng.uniform(0.1, 0.3) if rng.random() < 0.3 else 0.0
+
+        sends = await paced_sends(pacer, 450, to_wire=to_wire)
+        assert max_in_window(sends) == 30
+        assert min(spans(sends, 30)) >= 1 + DEFAULT_MARGIN - 1e-9
+        # Held calls wait at the wire, not for good: the pace stays the full pace.
+        assert pace(sends) >= 0.99 * pacer.full_rate
+
+    run_virtual(scenario())
+
+
+@pytest.mark.parametrize(("jitter", "holds"), [(DEFAULT_MARGIN, True), (3 * DEFAULT_MARGIN, False)])
+def test_the_margin_absorbs_arrival_jitter_up_to_its_size(jitter: float, holds: bool) -> None:
+    """Between the guard's decision and the server's count: up to the margin is safe, beyond it is not."""
+    async def scenario() -> int:
+        rng = random.Random(3)
+        sends = await paced_sends(Pacer(30), 900)
+        return max_in_window([t + rng.uniform(0, jitter) for t in sends])
+
+    assert (run_virtual(scenario()) <= 30) is holds
+
+
+def test_a_stall_cannot_squeeze_a_window() -> None:
+    """The process freezes for 400 ms: the slots and wire waits that fell due go together, the guard holds."""
+    async def scenario() -> None:
+        loop = virtual_loop()
+        pacer = Pacer(20)
+
+        async def stall() -> None:
+            await asyncio.sleep(0.5)
+            loop.stall(0.4)
+
+        sends, _ = await asyncio.gather(paced_sends(pacer, 60), stall())
+        assert max_in_window(sends) <= 20
+        assert min(spans(sends, 20)) >= 1 + DEFAULT_MARGIN - 1e-9
+
+    run_virtual(scenario())
+
+
+def test_a_stall_right_after_a_send_moves_that_send_later() -> None:
+    """A server on this machine stamps a request only after our stall: the guard counts it from there."""
+    async def scenario() -> None:
+        loop = virtual_loop()
+        pacer = Pacer(2, margin=0.0)
+        await pacer.at_wire()
+        first = loop.time()
+        loop.stall(0.05)  # frozen before the request could be read at the other end
+        await pacer.at_wire()
+        await pacer.at_wire()  # the third of a 2/s quota waits for the first to leave the window
+        # Counted from the end of the stall, less the 2 ms a send is given to settle; not from the decision.
+        assert loop.time() == pytest.approx(first + 0.05 - 0.002 + 1.0, abs=1e-4)
+
+    run_virtual(scenario())
+
+
+def test_pacers_are_per_account_and_operation() -> None:
     pacers = Pacers(30)
     a = pacers.get("AK1", "AddLiveSnapshotNotifyConfig")
     assert pacers.get("AK1", "AddLiveSnapshotNotifyConfig") is a
     assert pacers.get("AK1", "DescribeLiveSnapshotNotifyConfig") is not a
     assert pacers.get("AK2", "AddLiveSnapshotNotifyConfig") is not a
+    assert a.quota == 30
+
+
+def test_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match="quota"):
+        Pacer(0)
+    with pytest.raises(ValueError, match="margin"):
+        Pacer(30, margin=1.5)
+    with pytest.raises(ValueError, match="rate"):
+        RateLimiter(0)
+
+
+# -- aiolimiter with a rate that changes -----------------------------------------------------------
+
+
+def test_a_rate_change_applies_from_that_instant() -> None:
+    """Rate 10/s, one-call bucket: a waiter due at 0.100. At 0.050 the rate doubles: the half-drained
+    bucket drains the rest at 20/s, so the waiter goes at 0.075, neither at 0.100 nor retroactively at 0.050."""
+    async def scenario() -> None:
+        loop = virtual_loop()
+        limiter = RateLimiter(10, burst=1)
+        start = loop.time()
+        await limiter.acquire()
+
+        async def speed_up() -> None:
+            await asyncio.sleep(0.05)
+            limiter.rate = 20
+
+        changer = asyncio.create_task(speed_up())
+        await limiter.acquire()
+        assert loop.time() - start == pytest.approx(0.075, abs=1e-4)
+        assert limiter.rate == 20 and limiter.time_period == pytest.approx(1 / 20)
+        await changer
+        with pytest.raises(ValueError):
+            limiter.rate = -1
+
+    run_virtual(scenario())
+
+
+# -- throttling ------------------------------------------------------------------------------------
+
+
+class Service:
+    """A quota-keeping service on the virtual clock: one sliding-window count per account and operation,
+    shared with other users of the account (``others``: their calls/s at a time), plus random throttling."""
+
+    def __init__(self, *, quota: int = 30, latency: float = 0.1, random_throttling: float = 0.0,
+                 others: Callable[[float], float] = lambda t: 0.0, seed: int = 1) -> None:
+        self.quota, self.latency, self.random_throttling, self.others = quota, latency, random_throttling, others
+        self.rng = random.Random(seed)
+        self.window: collections.deque[float] = collections.deque()
+        self.ours: list[tuple[float, bool]] = []  # (arrival, throttled)
+
+    def _count(self, now: float) -> bool:
+        while self.window and self.window[0] + 1.0 <= now:
+            self.window.popleft()
+        if len(self.window) >= self.quota:
+            return False
+        self.window.append(now)
+        return True
+
+    async def _others(self, until: float) -> None:
+        loop = virtual_loop()
+        while loop.time() < until:
+            rate = self.others(loop.time())
+            await asyncio.sleep(1.0 / rate if rate else 0.05)
+            if rate:
+                self._count(loop.time())
+
+    async def call(self, pacer: Pacer) -> None:
+        await pacer.at_wire()
+        now = virtual_loop().time()
+        throttled = not self._count(now) or self.rng.random() < self.random_throttling
+        self.ours.append((now, throttled))
+        await asyncio.sleep(self.latency)
+        if throttled:
+            pacer.throttled()
+
+    async def run(self, pacer: Pacer, seconds: float) -> None:
+        """Send as fast as the pacer admits (a throttled call's retry is just another call) for ``seconds``."""
+        loop = virtual_loop()
+        others = asyncio.create_task(self._others(seconds))
+        calls: set[asyncio.Task[None]] = set()
+        while loop.time() < seconds:
+            await pacer.admit()
+            task = asyncio.create_task(self.call(pacer))
+            calls.add(task)
+            task.add_done_callback(calls.discard)
+        await asyncio.gather(*calls, others)
+
+    def per_second(self, start: float, end: float, *, accepted: bool = True) -> float:
+        return sum(1 for t, throttled in self.ours if start <= t < end and not (accepted and throttled)) / (end - start)
+
+    def throttled_share(self, start: float, end: float) -> float:
+        seen = [throttled for t, throttled in self.ours if start <= t < end]
+        return sum(seen) / len(seen)
+
+
+def test_a_burst_of_throttling_answers_is_one_episode_cut_by_its_size() -> None:
+    async def scenario() -> None:
+        loop = virtual_loop()
+        pacer = Pacer(30)
+        await paced_sends(pacer, 90)
+        full = pacer.full_rate
+        for _ in range(5):  # five answers from one over-quota burst
+            pacer.throttled()
+        window = 1 + DEFAULT_MARGIN
+        # 30 sent in the last window, 5 refused: the service sustained 25 per window.
+        assert pacer.rate == pytest.approx(25 / window)
+        await asyncio.sleep(0.5)
+        pacer.throttled()  # still the same episode: its sixth answer, not a new cut of the cut
+        assert pacer.rate == pytest.approx(24 / window)
+        await asyncio.sleep(window)  # the episode is over: the climb back has begun
+        assert 24 / window < pacer.rate < full
+        started = loop.time()
+        while pacer.rate < full:
+            await asyncio.sleep(0.05)
+        assert loop.time() - started <= pacer.recovery * (6 / full) ** 0.5 + 0.05
+        pacer.throttled()  # a new episode, measured afresh
+        assert pacer.rate < full
+
+    run_virtual(scenario())
+
+
+def test_a_lone_throttling_answer_costs_about_two_calls() -> None:
+    async def scenario() -> None:
+        loop = virtual_loop()
+        pacer = Pacer(30)
+        await paced_sends(pacer, 60)
+        pacer.throttled()
+        cut_at = loop.time()
+        sends = await paced_sends(pacer, 120)
+        # At full pace these 120 would take 120 / full seconds after the cut.
+        lost = (sends[-1] - cut_at) * pacer.full_rate - 120
+        assert 0.5 < lost < 2.5
+
+    run_virtual(scenario())
+
+
+def test_random_throttling_costs_little() -> None:
+    """1 % of answers throttled at random (not for our pace): each is one small, brief episode."""
+    async def scenario() -> None:
+        service = Service(latency=0.12, random_throttling=0.01, seed=2)
+        pacer = Pacer(30)
+        await service.run(pacer, 120)
+        assert service.throttled_share(5, 120) < 0.015
+        assert service.per_second(5, 120, accepted=False) >= 0.97 * pacer.full_rate
+
+    run_virtual(scenario())
+
+
+@pytest.mark.parametrize("latency", [0.1, 1.5])
+def test_persistent_throttling_settles_at_what_the_service_sustains_and_recovers_when_it_stops(latency: float) -> None:
+    """Another client takes 10/s of the account's 30/s from t=20 to t=60.
+
+    Measured: 19.5/s of the 20/s left, 2.3 % of calls throttled with 0.1 s latency;
+    18.3/s and 12.5 % with 1.5 s, where each answer tells of a pace 1.5 s old.
+    """
+    async def scenario() -> None:
+        service = Service(latency=latency, others=lambda t: 10.0 if 20 <= t < 60 else 0.0, seed=4)
+        pacer = Pacer(30)
+        await service.run(pacer, 90)
+        full = pacer.full_rate
+        assert service.per_second(0, 20) >= 0.99 * full
+        # Settled: most of the 20/s left to us, few calls wasted on throttling answers.
+        assert service.per_second(30, 60) >= (0.95 if latency < 1 else 0.9) * 20
+        assert service.throttled_share(30, 60) <= (0.03 if latency < 1 else 0.13)
+        # Back to the full pace within seconds of the other client stopping.
+        assert service.per_second(66, 90) >= 0.99 * full
+
+    run_virtual(scenario())

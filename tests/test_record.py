@@ -277,6 +277,18 @@ async def test_a_credential_hiccup_is_retried_and_the_run_completes(tmp_path: Pa
     assert result.exit_code == 0 and result.counts["done"] == 30 and applied_once(sim)
 
 
+async def test_concurrent_credential_lookups_during_a_refresh_never_freeze_the_loop(tmp_path: Path) -> None:
+    """The package's async refresh blocks on a threading lock for up to 5 s when two refreshes overlap."""
+    async with credentials_server() as (uri, state):
+        creds = ChainCredentials(environ={"ALIBABA_CLOUD_CREDENTIALS_URI": uri, "HOME": str(tmp_path),
+                                          "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"})
+        started = time.monotonic()
+        got = await asyncio.gather(*(creds.get() for _ in range(8)))
+        took = time.monotonic() - started
+    assert {c.access_key_id for c in got} == {TEST_AK_ID} and state["served"] == 8
+    assert took < 2.0, took
+
+
 async def test_credentials_that_stay_unavailable_stop_the_run_saying_so(tmp_path: Path) -> None:
     async with simulator() as sim, credentials_server() as (uri, state):
         asyncio.get_running_loop().call_later(0.3, state.update, {"fail": 1})

@@ -505,6 +505,13 @@ async def test_quota_is_a_sliding_window_per_key_and_action() -> None:
         assert await codes(6) == ["OK"] * 5 + ["Throttling.User"]
     assert sim.stats()["max_window_accepted"] == 5
     assert sim.stats()["max_window"] == 7  # arrivals at 1000.999 and 1001.0 x6 share a window
+    # The same, per AccessKey and action.
+    pace = sim.stats()["pace"]
+    assert pace[f"{TEST_AK_ID}/QuerySnapshotCallbackAuth"] == {
+        "calls": 13, "seconds": 1.0, "per_second": 12.0, "max_window": 7, "max_window_accepted": 5,
+    }
+    for key in (f"{TEST_AK_ID}/DescribeLiveSnapshotNotifyConfig", "LTAIother/QuerySnapshotCallbackAuth"):
+        assert pace[key] == {"calls": 5, "seconds": 0.0, "per_second": 0.0, "max_window": 5, "max_window_accepted": 5}
 
 
 # -- faults and latency ---------------------------------------------------------------------------
@@ -610,6 +617,21 @@ async def test_latency_follows_the_configured_distribution() -> None:
     assert max(took) - min(took) > 0.01  # jittered, not constant
 
 
+async def test_arrival_jitter_delays_each_request_before_it_is_stamped() -> None:
+    """Each request waits a seeded uniform draw in [0, 100 ms] before it is counted and stamped."""
+    config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, arrival_jitter_ms=100, seed=9)
+    async with Simulator(config) as sim, aiohttp.ClientSession() as s:
+        waited = []
+        for i in range(10):
+            sent = time.monotonic()  # the simulator's clock too
+            status, _ = await call(s, sim.url, "QuerySnapshotCallbackAuth", {"DomainName": f"j{i}.example.com"})
+            assert status == 200
+            waited.append(sim.arrivals()[-1][0] - sent)
+    # Ten draws with this seed add up to 0.457 s; without jitter the stamps follow within a few ms.
+    assert sum(waited) >= 0.45
+    assert max(waited) - min(waited) >= 0.05
+
+
 def test_config_is_checked() -> None:
     with pytest.raises(ValueError, match="unknown fault kind"):
         Simulator(SimConfig(access_keys={}, fault_kinds=("meteor",)))
@@ -617,3 +639,5 @@ def test_config_is_checked() -> None:
         Simulator(SimConfig(access_keys={}, error_rate=1.5))
     with pytest.raises(ValueError, match="qps"):
         Simulator(SimConfig(access_keys={}, qps=0))
+    with pytest.raises(ValueError, match="arrival_jitter_ms"):
+        Simulator(SimConfig(access_keys={}, arrival_jitter_ms=-1))

@@ -22,8 +22,9 @@ def sim_serve(
     qps: Annotated[float, typer.Option(help="Quota per AccessKey and action.")] = 30.0,
     latency_ms: Annotated[float, typer.Option(help="Mean added latency.")] = 0.0,
     latency_jitter_ms: Annotated[float, typer.Option(help="Spread of the added latency.")] = 0.0,
+    arrival_jitter_ms: Annotated[float, typer.Option(help="Network jitter: a random delay up to this before each request is counted.")] = 0.0,
     error_rate: Annotated[float, typer.Option(help="Share of calls that get an injected fault.")] = 0.0,
-    faults: Annotated[str, typer.Option(help="Fault kinds, comma-separated.")] = "internal_before,internal_after,unavailable,throttle,drop",
+    faults: Annotated[str, typer.Option(help="Fault kinds, comma-separated; a kind listed twice gets twice the share.")] = "internal_before,internal_after,unavailable,throttle,drop",
     seed: Annotated[int | None, typer.Option(help="Seed for faults and latency.")] = None,
     missing: Annotated[list[str] | None, typer.Option(help="Domain pattern that does not exist (repeatable).")] = None,
     access_key_id: Annotated[str | None, typer.Option(help="Accepted AccessKey ID (default: generated).")] = None,
@@ -48,7 +49,8 @@ def sim_serve(
     with errors():
         config = SimConfig(
             access_keys={access_key_id: access_key_secret},  # type: ignore[dict-item]
-            qps=qps, latency_ms=latency_ms, latency_jitter_ms=latency_jitter_ms, error_rate=error_rate,
+            qps=qps, latency_ms=latency_ms, latency_jitter_ms=latency_jitter_ms, arrival_jitter_ms=arrival_jitter_ms,
+            error_rate=error_rate,
             fault_kinds=tuple(f.strip() for f in faults.split(",") if f.strip()), seed=seed,
             missing_domains=tuple(missing or ()), state_file=state,
             streams=StreamsConfig(count=streams, uptime_mean=stream_uptime_mean, interval=stream_interval,
