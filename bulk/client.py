@@ -11,19 +11,16 @@ classified ``transient`` (worth retrying) or permanent. One aiohttp session
 with keep-alive serves the whole run. Pacing and retries are the caller's.
 
 ``call(..., at_wire=pacer.at_wire)`` awaits ``at_wire()`` once the
-connection is ready and right before the request is written: aiohttp awaits
-its ``on_connection_create_end`` trace hook after DNS and the TCP and TLS
-handshakes of a new connection, and ``on_connection_reuseconn`` when a
-pooled one is taken, then writes the request without awaiting anything else
-(verified in aiohttp 3.14's connector and ClientRequest.send: a request
-without a body, as ACS3 signs them, goes out in that same step; an HMAC-SHA1
-form body is written by a task of aiohttp's own, a loop turn later on
-Python 3.11).
-The callable travels with the request as its ``trace_request_ctx``. Should a
-request ever reach the wire without either hook (another aiohttp, another
-code path), ``at_wire()`` is awaited as soon as that is seen, so the send is
-still counted (late, which only makes the pacer more careful), and every
-later call awaits it before the request instead.
+connection is ready and right before the request is written. The session's
+connector awaits it when ``connect()`` returns: after DNS and the TCP and
+TLS handshakes of a new connection (through a proxy's tunnel too), or at
+once for a pooled one. aiohttp then writes the request without awaiting
+anything else (verified in aiohttp 3.14's ClientSession._request and
+ClientRequest.send: a request without a body, as ACS3 signs them, goes out
+in that same step; an HMAC-SHA1 form body is written by a task of aiohttp's
+own, a loop turn later on Python 3.11). The callable reaches the connector
+through a context variable of the calling task. (Trace hooks would do the
+same, at the cost of a dozen awaited signals on every request.)
 
 The timeout (``timeout``, aiohttp's ``total``) covers the whole call,
 including the wait at the wire (it would count against aiohttp's ``connect``
@@ -39,9 +36,9 @@ from __future__ import annotations
 
 import ssl
 import time
+from contextvars import ContextVar
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -138,41 +135,26 @@ def is_transient(status: int | None, code: str) -> bool:
 
 
 AtWire = Callable[[], Awaitable[None]]
+#: the calling task's ``at_wire``, for the connector (each call runs in its row's own task)
+_AT_WIRE: ContextVar[AtWire | None] = ContextVar("bulk_at_wire", default=None)
 
 
-class _WireGate:
-    """One request's ``at_wire``, and whether a connection hook has awaited it."""
+class _WireConnector(aiohttp.TCPConnector):
+    """A connector that hands the calling task's ``at_wire`` the connection's last moment before the write."""
 
-    __slots__ = ("at_wire", "passed")
-
-    def __init__(self, at_wire: AtWire) -> None:
-        self.at_wire = at_wire
-        self.passed = False
-
-    async def open(self) -> None:
-        # Awaited again if aiohttp resends on a fresh connection: each write is counted.
-        self.passed = True
-        await self.at_wire()
-
-
-async def _connection_ready(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
-    gate = ctx.trace_request_ctx
-    if isinstance(gate, _WireGate):
-        await gate.open()
-
-
-def _wire_hooks() -> aiohttp.TraceConfig:
-    trace = aiohttp.TraceConfig()
-    trace.on_connection_create_end.append(_connection_ready)
-    trace.on_connection_reuseconn.append(_connection_ready)
-    return trace
+    async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
+        conn = await super().connect(req, traces, timeout)
+        if (at_wire := _AT_WIRE.get()) is not None:
+            try:
+                await at_wire()
+            except BaseException:
+                conn.release()  # cancelled while waiting (a stop, a timeout): the connection goes back
+                raise
+        return conn
 
 
 class LiveClient:
-    __slots__ = (
-        "_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit", "_proxy", "_ssl",
-        "_hooks_fire",
-    )
+    __slots__ = ("_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit", "_proxy", "_ssl")
 
     def __init__(
         self,
@@ -201,8 +183,6 @@ class LiveClient:
         self._proxy = proxy_for(self._base)  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
-        # Until a request is seen to go out without the connection hooks.
-        self._hooks_fire = True
 
     async def __aenter__(self) -> LiveClient:
         return self
@@ -218,12 +198,8 @@ class LiveClient:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             # Created lazily so the session binds to the loop that uses it.
-            connector = aiohttp.TCPConnector(
-                limit=self._limit, limit_per_host=self._limit, keepalive_timeout=30, ssl=self._ssl
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, proxy=self._proxy[0], trace_configs=[_wire_hooks()]
-            )
+            connector = _WireConnector(limit=self._limit, limit_per_host=self._limit, keepalive_timeout=30, ssl=self._ssl)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, proxy=self._proxy[0])
         return self._session
 
     async def access_key_id(self) -> str:
@@ -249,21 +225,12 @@ class LiveClient:
             return Failure(CREDENTIALS_UNAVAILABLE, str(exc), None, None, True, 0.0, sent=False)
         request = sign(self._scheme, action, full, creds, host=self._host)
         url = URL(self._base + ("?" + request.query if request.query else ""), encoded=True)
-        gate = None
-        if at_wire is not None:
-            if self._hooks_fire:
-                gate = _WireGate(at_wire)
-            else:
-                await at_wire()
+        wire = _AT_WIRE.set(at_wire)
         started = time.monotonic()
         try:
             async with self._get_session().request(
-                request.method, url, headers=request.headers, data=request.body or None, trace_request_ctx=gate,
-                proxy_headers=self._proxy[1],
+                request.method, url, headers=request.headers, data=request.body or None, proxy_headers=self._proxy[1]
             ) as response:
-                if gate is not None and not gate.passed:
-                    self._hooks_fire = False
-                    await gate.open()
                 raw = await response.read()
                 status = response.status
         except TimeoutError:
@@ -275,6 +242,8 @@ class LiveClient:
         except aiohttp.ClientError as exc:
             kind = type(exc).__name__
             return Failure("ConnectionError", f"{kind}: {exc}", None, None, True, time.monotonic() - started)
+        finally:
+            _AT_WIRE.reset(wire)
         return _classify(status, raw, time.monotonic() - started, full)
 
 

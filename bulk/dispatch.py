@@ -107,7 +107,9 @@ class Dispatcher:
                 started = await self._unless_stopped(slots.acquire()) if slots.locked() else await slots.acquire()
                 first = self._job.first_call(row)
                 if started:
-                    await self._unless_stopped(self._pacers.get(self._account, first).admit())
+                    pacer = self._pacers.get(self._account, first)
+                    # Most rows are admitted at once; only a wait needs to watch for a stop.
+                    await pacer.admit() if pacer.ready() else await self._unless_stopped(pacer.admit())
                 if self._stop.is_set():
                     if started:
                         slots.release()

@@ -176,6 +176,11 @@ class Pacer:
         self._limiter.rate = self._rate_at(self._now())
         await self._limiter.acquire()
 
+    def ready(self) -> bool:
+        """Whether ``admit()`` would return at once (so a caller need not prepare to be interrupted)."""
+        self._limiter.rate = self._rate_at(self._now())
+        return not self._limiter._waiters and self._limiter.has_capacity()
+
     async def at_wire(self) -> None:
         """Wait until sending now keeps every window of sends within the quota, then count the send.
 

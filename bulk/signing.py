@@ -18,9 +18,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -57,7 +60,18 @@ class SignedRequest:
 
 def percent_encode(value: str) -> str:
     """RFC 3986 encoding of UTF-8 text; only unreserved characters stay."""
+    if _UNRESERVED.fullmatch(value):
+        return value  # a domain name, a key, an action: nothing to encode
+    return _encoded(value)
+
+
+@lru_cache(maxsize=4096)
+def _encoded(value: str) -> str:
+    # Most encoded values repeat from call to call (a NotifyUrl given with --set, a region).
     return quote(value, safe="~", encoding="utf-8")
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
 
 
 def canonical_query(params: Mapping[str, str]) -> str:
@@ -71,7 +85,15 @@ def new_nonce() -> str:
 
 def timestamp(now: datetime | None = None) -> str:
     """UTC time in the ``YYYY-MM-DDThh:mm:ssZ`` form both schemes use."""
-    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if now is not None:
+        return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _this_second(int(time.time()))
+
+
+@lru_cache(maxsize=2)
+def _this_second(second: int) -> str:
+    # One formatting a second, however many calls are signed in it.
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def v3_signature(
@@ -84,12 +106,16 @@ def v3_signature(
     payload_sha256: str,
 ) -> tuple[str, str]:
     """Sign the given headers (names lower-case); return (signed names, hex signature)."""
+    return _v3_signature(secret, method, path, canonical_query(query), headers, payload_sha256)
+
+
+def _v3_signature(
+    secret: str, method: str, path: str, query: str, headers: Mapping[str, str], payload_sha256: str
+) -> tuple[str, str]:
     names = sorted(headers)
     canonical_headers = "".join(f"{n}:{headers[n].strip()}\n" for n in names)
     signed = ";".join(names)
-    canonical_request = "\n".join(
-        (method, path or "/", canonical_query(query), canonical_headers, signed, payload_sha256)
-    )
+    canonical_request = "\n".join((method, path or "/", query, canonical_headers, signed, payload_sha256))
     to_sign = f"{V3_ALGORITHM}\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
     return signed, hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
 
@@ -125,18 +151,12 @@ def sign_v3(
     if credentials.security_token:
         headers["x-acs-accesskey-id"] = credentials.access_key_id
         headers["x-acs-security-token"] = credentials.security_token
-    signed, signature = v3_signature(
-        credentials.access_key_secret,
-        method=method,
-        path="/",
-        query=params,
-        headers=headers,
-        payload_sha256=_EMPTY_SHA256,
-    )
+    query = canonical_query(params)
+    signed, signature = _v3_signature(credentials.access_key_secret, method, "/", query, headers, _EMPTY_SHA256)
     headers["Authorization"] = (
         f"{V3_ALGORITHM} Credential={credentials.access_key_id},SignedHeaders={signed},Signature={signature}"
     )
-    return SignedRequest(method, canonical_query(params), headers)
+    return SignedRequest(method, query, headers)
 
 
 def sign_v1(

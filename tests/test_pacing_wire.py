@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -9,7 +10,6 @@ import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from slow_tls_proxy import SlowTlsProxy
 
-from bulk import client as client_module
 from bulk.actions import resolve
 from bulk.client import LiveClient
 from bulk.credentials import Credentials, StaticCredentials
@@ -73,28 +73,22 @@ async def test_at_wire_is_awaited_once_per_request_when_the_connection_is_ready(
     assert max(waits[1:]) < 0.2  # pooled: at once
 
 
-async def test_without_the_hooks_at_wire_is_awaited_before_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another aiohttp might not fire the hooks: the send is still counted, and later ones paced up front."""
-    import aiohttp
+async def test_a_call_that_times_out_at_the_wire_sends_nothing_and_returns_its_connection() -> None:
+    """Held at the wire past its timeout: never written, and the connection is reused by the next call."""
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=100)) as sim, \
+            SlowTlsProxy(upstream=sim.url, delay=(0.05, 0.05)) as proxy:
 
-    monkeypatch.setattr(client_module, "_wire_hooks", aiohttp.TraceConfig)  # a trace config with no hooks
-    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=100)) as sim:
-        waited: list[tuple[float, int]] = []
+        async def too_late() -> None:
+            await asyncio.sleep(5)
 
-        async def at_wire() -> None:
-            waited.append((time.monotonic(), len(sim.arrivals())))
-
-        async with LiveClient(credentials=CREDS, endpoint=sim.url) as client:
-            for _ in range(3):
-                assert (await client.call(DESCRIBE, {"DomainName": "a.example.com"}, at_wire=at_wire)).ok
-        arrivals = [t for t, _, _ in sim.arrivals()]
-    assert len(waited) == 3
-    # The first request went out unpaced and was counted once its answer showed no hook had fired...
-    assert waited[0][1] == 1
-    # ...every later one is paced before it reaches the server.
-    assert [seen for _, seen in waited[1:]] == [1, 2]
-    assert waited[1][0] < arrivals[1] and waited[2][0] < arrivals[2]
-
+        async with LiveClient(credentials=CREDS, endpoint=proxy.url, ssl_context=proxy.client_context,
+                              timeout=0.5) as client:
+            assert (await client.call(DESCRIBE, {"DomainName": "a.example.com"})).ok
+            held = await client.call(DESCRIBE, {"DomainName": "a.example.com"}, at_wire=too_late)
+            assert not held.ok and held.code == "Timeout"
+            assert (await client.call(DESCRIBE, {"DomainName": "a.example.com"})).ok
+        assert sim.stats()["total"] == 2
+    assert proxy.handshakes == 1
 
 
 async def test_5xx_answers_that_are_not_throttling_do_not_slow_the_pace(tmp_path: Path) -> None:
