@@ -72,7 +72,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         src = args.keep or Path(tmp) / "domains.csv"
         invalid = write_input(src, args.rows)
-        expected = f"{args.rows} rows: {args.rows - invalid} valid, {invalid} invalid"
+        expected = f"{args.rows + 1} lines: 1 header, {args.rows} rows: {args.rows - invalid} valid, {invalid} invalid"
         command = [*BULK, "validate", str(src), "--action", ACTION]
         print(f"$ {shown(command)}   # {args.rows} rows, {src.stat().st_size / 1e6:.1f} MB, expect {expected!r}",
               flush=True)

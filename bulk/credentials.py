@@ -4,11 +4,17 @@
     creds = await source.get()                   # asked again before every call
     print(creds.fingerprint)                     # 'LTAI5t.../fp:2bb80d53': never the secret
 
+    accounts = ProfileSources(default=source)    # many accounts in one run
+    names = profile_names()                      # what a row's Profile may name
+    creds = await accounts.source("prod").get()  # one source per profile, made once
+
 The chain is the official ``alibabacloud-credentials`` one, provider for
 provider and in the same order: environment variables, OIDC/RRSA, the aliyun
 CLI's ``~/.aliyun/config.json``, ``~/.alibabacloud/credentials.ini``, the ECS
 RAM role, a credentials URI. ``profile=`` takes one aliyun CLI profile instead.
 It is asked for every call, so an STS token that renews mid-run is picked up.
+``ProfileSources`` holds one such source per aliyun CLI profile, for runs
+whose rows name the profile (the account) that sends them.
 Two deliberate differences: the environment is read when asked, not once when
 the package is imported; and half an AccessKey (in the environment or in a
 profile) is an error, never completed from somewhere else.
@@ -31,9 +37,12 @@ __all__ = [
     "CredentialSource",
     "Credentials",
     "CredentialsError",
+    "ProfileSources",
     "StaticCredentials",
+    "cli_config_path",
     "fingerprint",
     "load_credentials",
+    "profile_names",
 ]
 
 
@@ -144,6 +153,39 @@ def _default_chain(environ: Mapping[str, str], home: Path) -> list[tuple[str, An
     return chain
 
 
+def _home(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("HOME") or os.path.expanduser("~"))
+
+
+def cli_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The aliyun CLI's ``~/.aliyun/config.json``, HOME taken from ``environ`` (the process's by default)."""
+    return _home(os.environ if environ is None else environ) / ".aliyun" / "config.json"
+
+
+def profile_names(config: Path | None = None, *, environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The profile names in the aliyun CLI config (``cli_config_path(environ)`` unless given).
+
+    No file: no names. A file that cannot be read or is not the CLI's JSON
+    is a CredentialsError that says where, never what it holds.
+    """
+    path = cli_config_path(environ) if config is None else config
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return frozenset()
+    except OSError as exc:
+        raise CredentialsError(f"cannot read the aliyun CLI config {path}: {exc.strerror}") from None
+    try:
+        profiles = json.loads(data).get("profiles") or []
+    except json.JSONDecodeError as exc:
+        raise CredentialsError(f"the aliyun CLI config {path} is not valid JSON (line {exc.lineno})") from None
+    except (UnicodeDecodeError, AttributeError):
+        raise CredentialsError(f"the aliyun CLI config {path} is not a JSON object in UTF-8") from None
+    if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
+        raise CredentialsError(f"the aliyun CLI config {path} has no list of profiles")
+    return frozenset(p["name"] for p in profiles if isinstance(p.get("name"), str) and p["name"])
+
+
 def _half_key_in_profile(config: Path, name: str) -> bool:
     """Whether the named profile stores an AccessKey with an empty half.
 
@@ -182,7 +224,7 @@ class ChainCredentials:
         # One provider lookup at a time: the package's async refresh takes a threading lock with a
         # blocking 5 s wait, so two refreshes at once would freeze the event loop for that long.
         self._lock = asyncio.Lock()
-        home = Path(self._environ.get("HOME") or os.path.expanduser("~"))
+        home = _home(self._environ)
         self._config = home / ".aliyun" / "config.json"
         if profile:
             from alibabacloud_credentials.provider import CLIProfileCredentialsProvider
@@ -224,3 +266,31 @@ async def load_credentials(
     source = ChainCredentials(profile=profile, environ=environ)
     await source.get()
     return source
+
+
+class ProfileSources:
+    """One credential source per aliyun CLI profile, made when first asked for and then kept.
+
+    Each is ``ChainCredentials(profile=name)``: every mode the official
+    package reads from the CLI config (AK, StsToken, RamRoleArn,
+    ChainableRamRoleArn, EcsRamRole, OIDC, CloudSSO), and RAM-role tokens
+    renewed by their own provider, once per profile. ``None`` (a row that
+    names no profile) is the run's ``default`` source. Nothing is read
+    until a source is asked for credentials.
+    """
+
+    __slots__ = ("_default", "_environ", "_sources")
+
+    def __init__(self, *, default: CredentialSource, environ: Mapping[str, str] | None = None) -> None:
+        self._default = default
+        self._environ = environ
+        self._sources: dict[str, ChainCredentials] = {}
+
+    def source(self, profile: str | None) -> CredentialSource:
+        """The source for ``profile`` (None: the run's own)."""
+        if profile is None:
+            return self._default
+        found = self._sources.get(profile)
+        if found is None:
+            found = self._sources[profile] = ChainCredentials(profile=profile, environ=self._environ)
+        return found

@@ -17,7 +17,9 @@ bad and reading goes on with the next one. Every physical line is a row, a
 bad row, or a blank, comment or header line, and ``validate_file`` counts
 each kind. Domain names are compared and sent in their DNS form (see
 ``actions.normalize_domain``); a ``RegionId`` column is checked and sent per
-row. Files are streamed: memory stays flat whatever their size, but for 25
+row; a ``Profile`` column names the aliyun CLI profile whose credentials send
+the row (checked against the names the caller passes as ``profiles``, and
+never sent). Files are streamed: memory stays flat whatever their size, but for 25
 to 50 bytes a domain to find the ones listed twice. ``read_rows_at`` re-reads
 chosen lines by their byte offsets, for a resume. Problems with the whole
 file raise ``InputError`` (exit 2 before any call); problems with one row
@@ -35,7 +37,7 @@ import itertools
 import os
 import re
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -78,6 +80,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z_ -]{0,39}")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _PATH = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")
 _KEY_SHAPED = re.compile(r"[A-Za-z0-9]{16,32}")
+# The names bulk takes for an aliyun CLI profile. Cells holding one are valid exactly as written and hold
+# no comma, quote or white space, as the quick path needs (see actions.plain_values).
+_PROFILE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 class InputError(Exception):
@@ -100,7 +105,9 @@ class Row:
 
     ``domain`` is the DomainName as sent (its DNS form); ``given`` is the
     name as written when that differs. ``offset`` is the byte offset where
-    the record's line starts, for ``read_rows_at``.
+    the record's line starts, for ``read_rows_at``. ``profile`` is the
+    aliyun CLI profile whose credentials send it (None: the run's); it is
+    never among ``params``.
     """
 
     line: int
@@ -109,11 +116,16 @@ class Row:
     raw: dict[str, str] = field(repr=False)
     offset: int = 0
     given: str | None = None
+    profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class BadRow:
-    """A record that is never sent, and why (the reason holds no secret value)."""
+    """A record that is never sent, and why (the reason holds no secret value).
+
+    ``profile`` is the row's profile when that is valid, and None when the
+    row names none or its Profile is what is wrong (``raw`` has it as written).
+    """
 
     line: int
     reason: str
@@ -121,6 +133,7 @@ class BadRow:
     raw: dict[str, str] | None = field(default=None, repr=False)
     offset: int = 0
     given: str | None = None
+    profile: str | None = None
 
 
 @dataclass(slots=True)
@@ -195,6 +208,9 @@ def parse_overrides(
         if name == "RegionId":
             raise InputError("--set RegionId: no such parameter for --set; give --region for the run, "
                              "or a RegionId column for each row")
+        if name == "Profile":
+            raise InputError("--set Profile: no such parameter for --set; give --profile for the run, "
+                             "or a Profile column for each row")
         param = known.get(name)
         if param is None:
             raise InputError(f"--set {_shown(name, f'number {number}')}: {action.name} has no such parameter; "
@@ -269,16 +285,30 @@ def _shown_value(param: Param, value: str) -> str:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def read_rows(path: Path, action: Action, *, overrides: Mapping[str, str] | None = None) -> Iterator[Row | BadRow]:
+def read_rows(
+    path: Path,
+    action: Action,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    profiles: Collection[str] | None = None,
+) -> Iterator[Row | BadRow]:
     """Every record of ``path`` in file order, validated for ``action`` with ``overrides`` applied.
 
-    Lazy: InputError comes from the first ``next()``, before any row.
+    ``profiles`` are the aliyun CLI profile names a row's Profile may take
+    (``credentials.profile_names()``). None takes no Profile at all: a CSV
+    with a Profile column is an InputError, a JSONL record naming one a bad
+    row. Lazy: InputError comes from the first ``next()``, before any row.
     """
-    return _items(path, action, dict(overrides or {}), Row, _Tally())
+    return _items(path, action, dict(overrides or {}), _names(profiles), Row, _Tally())
 
 
 def read_rows_at(
-    path: Path, action: Action, at: Iterable[tuple[int, int]], *, overrides: Mapping[str, str] | None = None
+    path: Path,
+    action: Action,
+    at: Iterable[tuple[int, int]],
+    *,
+    overrides: Mapping[str, str] | None = None,
+    profiles: Collection[str] | None = None,
 ) -> Iterator[Row | BadRow]:
     """The records at ``(line, offset)`` (from ``Row.line``/``Row.offset``), as ``read_rows`` gives them.
 
@@ -292,7 +322,7 @@ def read_rows_at(
     fmt = detect_format(path)
     with _open(path) as handle:
         lines = _lines(handle, path)
-        parser = _parser(fmt, lines, path, action, overrides, _Tally())
+        parser = _parser(fmt, lines, path, action, overrides, _names(profiles), _Tally())
         if fmt is not Format.CSV:
             next(lines, None)  # the checks of a file's first line (encoding, line ends), as read_rows makes them
         parser.header_passed = True
@@ -308,12 +338,21 @@ def read_rows_at(
             yield from items
 
 
-def validate_file(path: Path, action: Action, *, overrides: Mapping[str, str] | None = None) -> ValidationSummary:
-    """Counts of every kind of line (``describe()`` says them), and the first KEEP_BAD bad rows."""
+def validate_file(
+    path: Path,
+    action: Action,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    profiles: Collection[str] | None = None,
+) -> ValidationSummary:
+    """Counts of every kind of line (``describe()`` says them), and the first KEEP_BAD bad rows.
+
+    ``profiles`` as for ``read_rows``.
+    """
     summary = ValidationSummary()
     tally = _Tally()
     # Valid rows are only counted: a million frozen dataclasses cost a second.
-    for bad in _items(path, action, dict(overrides or {}), None, tally):
+    for bad in _items(path, action, dict(overrides or {}), _names(profiles), None, tally):
         summary.bad_count += 1
         if len(summary.bad) < KEEP_BAD:
             summary.bad.append(bad)  # type: ignore[arg-type]
@@ -362,14 +401,23 @@ def _open(path: Path) -> BinaryIO:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _names(profiles: Collection[str] | None) -> frozenset[str] | None:
+    return None if profiles is None else frozenset(profiles)
+
+
 def _items(
-    path: Path, action: Action, overrides: dict[str, str], row: Callable[..., _T] | None, tally: _Tally
+    path: Path,
+    action: Action,
+    overrides: dict[str, str],
+    profiles: frozenset[str] | None,
+    row: Callable[..., _T] | None,
+    tally: _Tally,
 ) -> Iterator[_T | BadRow]:
-    """read_rows, with ``row(line, domain, params, raw, offset, given)`` making each valid item."""
+    """read_rows, with ``row(line, domain, params, raw, offset, given, profile)`` making each valid item."""
     fmt = detect_format(path)
     with _open(path) as handle:
         lines = _lines(handle, path)
-        parser = _parser(fmt, lines, path, action, overrides, tally)
+        parser = _parser(fmt, lines, path, action, overrides, profiles, tally)
         yield from _validated(
             lines, parser, tally, action, overrides, row,
             dedupe=True, json=fmt is Format.JSONL, file_size=os.fstat(handle.fileno()).st_size,
@@ -455,26 +503,35 @@ def _unusual_line(handle: BinaryIO, path: Path, raw: bytes, line: int, start: in
 # -- formats: one physical line in, a record (dict), a reason it is bad (str), or None to skip --
 
 class _Parser:
-    __slots__ = ("header_passed", "quick", "regions")
+    __slots__ = ("header_passed", "profiled", "profiles", "quick", "regions")
 
-    def __init__(self) -> None:
+    def __init__(self, profiles: frozenset[str] | None = None) -> None:
         self.header_passed = False
-        #: whether a record may hold a RegionId
+        #: whether a record may hold a RegionId, a Profile
         self.regions = True
-        #: (raw, params) of a line whose values need no check one by one, else None
-        self.quick: Callable[[str], tuple[dict[str, str], dict[str, str]] | None] | None = None
+        self.profiled = True
+        #: the profile names a Profile may take (None: none may be given)
+        self.profiles = profiles
+        #: (raw, params, profile) of a line whose values need no check one by one, else None
+        self.quick: Callable[[str], tuple[dict[str, str], dict[str, str], str | None] | None] | None = None
 
     def parse(self, text: str) -> dict[str, Any] | str | None:
         raise NotImplementedError
 
 
 def _parser(
-    fmt: Format, lines: Iterator[_Line], path: Path, action: Action, overrides: Mapping[str, str], tally: _Tally
+    fmt: Format,
+    lines: Iterator[_Line],
+    path: Path,
+    action: Action,
+    overrides: Mapping[str, str],
+    profiles: frozenset[str] | None,
+    tally: _Tally,
 ) -> _Parser:
     if fmt is Format.CSV:
-        return _CsvParser(lines, path, action, overrides, tally)
+        return _CsvParser(lines, path, action, overrides, tally, profiles=profiles)
     if fmt is Format.JSONL:
-        return _JsonlParser(overrides)
+        return _JsonlParser(overrides, profiles)
     return _ListParser(tally)
 
 
@@ -497,18 +554,26 @@ class _OneLine:
 
 
 class _CsvParser(_Parser):
-    __slots__ = ("_auth", "_feed", "_header", "_plain", "_plan", "_reader", "_width")
+    __slots__ = ("_auth", "_feed", "_header", "_plain", "_plan", "_profile_at", "_reader", "_width")
 
     def __init__(
-        self, lines: Iterator[_Line], path: Path, action: Action, overrides: Mapping[str, str], tally: _Tally
+        self,
+        lines: Iterator[_Line],
+        path: Path,
+        action: Action,
+        overrides: Mapping[str, str],
+        tally: _Tally,
+        *,
+        profiles: frozenset[str] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(profiles)
         self._feed = _OneLine()
         # strict: a stray quote is an error, not a guess (one reader, reused: it resets after an error)
         self._reader = csv.reader(self._feed, strict=True)
         self._header = self._read_header(lines, path, action, overrides, tally)
         self._width = len(self._header)
         self.regions = "RegionId" in self._header
+        self.profiled = "Profile" in self._header
         self._plan_quick_lines(action, overrides)
 
     def fields(self, text: str) -> list[str]:
@@ -535,12 +600,14 @@ class _CsvParser(_Parser):
         Such a line gets exactly what parse() and Action.validate() would give
         it, in about half the time; any other line goes the long way.
         """
-        plain, header = plain_values(action), self._header
+        plain, header = {**plain_values(action), "Profile": _PROFILE.pattern}, self._header
         required = {p.name for p in action.params if p.required}
         if any(n not in header and n not in overrides for n in required) or not overrides.keys() <= set(plain):
             return  # every row is bad: the long way says why
         fields = ",".join(f"({plain[n]})" if n in required else f"({plain[n]}|)" for n in header)
-        self._plain = re.compile(fields + r"\r?\n?").fullmatch
+        # Without a Profile column, a last group that always matches empty stands for it: one code path.
+        self._profile_at = header.index("Profile") if self.profiled else len(header)
+        self._plain = re.compile(fields + ("" if self.profiled else "()") + r"\r?\n?").fullmatch
         # In the order Action.validate gives them (the catalogue's, then RegionId): (name, group or -1, --set value).
         names = [n for n in action.param_names if n in header or n in overrides]
         names += ["RegionId"] if "RegionId" in header else []
@@ -548,7 +615,7 @@ class _CsvParser(_Parser):
         self._auth = action.auth_pair
         self.quick = self._quick
 
-    def _quick(self, text: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    def _quick(self, text: str) -> tuple[dict[str, str], dict[str, str], str | None] | None:
         match = self._plain(text)
         if match is None:
             return None
@@ -559,7 +626,10 @@ class _CsvParser(_Parser):
                 params[name] = value
         if self._auth and params.get(self._auth[0]) == "yes" and self._auth[1] not in params:
             return None  # the long way says what is missing
-        return dict(zip(self._header, values)), params
+        profile = values[self._profile_at]
+        if profile and profile not in self.profiles:  # type: ignore[operator]  (a Profile column needs profiles)
+            return None  # the long way says it is unknown
+        return dict(zip(self._header, values)), params, profile or None
 
     def _csv(self, text: str) -> list[str]:
         self._feed.text = text
@@ -589,7 +659,7 @@ class _CsvParser(_Parser):
             )
         tally.header = 1
         header = [h.strip() for h in header]
-        allowed = (*action.param_names, "RegionId")
+        allowed = (*action.param_names, "RegionId", "Profile")
         unknown = [(i, h) for i, h in enumerate(header, 1) if h not in allowed]
         if unknown:
             if "." in header[0]:
@@ -610,6 +680,9 @@ class _CsvParser(_Parser):
         both = sorted(set(header) & overrides.keys())
         if both:
             raise InputError(f"{path}: {', '.join(both)} is given both by a column and by --set; keep one")
+        if "Profile" in header and self.profiles is None:
+            raise InputError(f"{path}: a Profile column names aliyun CLI profiles, and none were given to check "
+                             f"them against (read_rows(..., profiles=credentials.profile_names()))")
         return header
 
 
@@ -633,8 +706,8 @@ def _describe_column(index: int, name: str, allowed: Sequence[str]) -> str:
 class _JsonlParser(_Parser):
     __slots__ = ("_overrides",)
 
-    def __init__(self, overrides: Mapping[str, str]) -> None:
-        super().__init__()
+    def __init__(self, overrides: Mapping[str, str], profiles: frozenset[str] | None) -> None:
+        super().__init__(profiles)
         self._overrides = overrides
 
     def parse(self, text: str) -> dict[str, Any] | str | None:
@@ -658,7 +731,7 @@ class _ListParser(_Parser):
     def __init__(self, tally: _Tally) -> None:
         super().__init__()
         self._tally = tally
-        self.regions = False
+        self.regions = self.profiled = False
 
     def parse(self, text: str) -> dict[str, Any] | str | None:
         # A domain never holds '#', so a comment may also end a line.
@@ -745,19 +818,20 @@ def _validated(
     json: bool,
     file_size: int = 0,
 ) -> Iterator[_T | BadRow]:
-    """Each record of ``lines`` checked: a BadRow, or ``row(line, domain, params, raw, offset, given)``.
+    """Each record of ``lines`` checked: a BadRow, or ``row(line, domain, params, raw, offset, given, profile)``.
 
     With ``row`` None, valid rows are only counted in ``tally``.
     """
     first = _FirstSeen(file_size=file_size).first if dedupe else None
     parse, validate, regions, quick = parser.parse, action.validate, parser.regions, parser.quick
+    profiled, profiles = parser.profiled, parser.profiles
     line, valid, skipped = tally.lines, 0, 0
     for line, offset, text, problem in lines:
         if problem:
             yield BadRow(line, problem, offset=offset)
             continue
         if quick and (plain := quick(text)):
-            raw, params = plain
+            raw, params, profile = plain
         else:
             record = parse(text)
             if record is None:
@@ -767,7 +841,11 @@ def _validated(
                 yield BadRow(line, record, offset=offset)
                 continue
             raw = _as_text(record) if json else record
+            profile = None
             try:
+                if profiled and "Profile" in record:
+                    record = dict(record)  # raw keeps it: a failures file feeds it back
+                    profile = _profile(record.pop("Profile"), profiles)
                 params = validate({**record, **overrides} if overrides else record)
                 if regions and (region := record.get("RegionId")) is not None:
                     _add_region(params, region)
@@ -775,18 +853,18 @@ def _validated(
                 given = raw.get("DomainName", "").strip()
                 if given and first:  # a domain listed twice with different mistakes is still listed twice
                     first(normalize_domain(given) or given.lower(), line, offset)
-                yield BadRow(line, str(exc), given or None, raw, offset)
+                yield BadRow(line, str(exc), given or None, raw, offset, profile=profile)
                 continue
         name = params["DomainName"]
         given = raw["DomainName"]
         if given == name or (given := given.strip()) == name:
             given = None
         if first and (seen := first(name, line, offset)) != line:
-            yield BadRow(line, f"DomainName listed twice (first at line {seen})", name, raw, offset, given)
+            yield BadRow(line, f"DomainName listed twice (first at line {seen})", name, raw, offset, given, profile)
         elif row is None:
             valid += 1
         else:
-            yield row(line, name, params, raw, offset, given)
+            yield row(line, name, params, raw, offset, given, profile)
     tally.lines, tally.valid = line, valid
     tally.skipped += skipped
 
@@ -800,6 +878,27 @@ def _add_region(params: dict[str, str], value: object) -> None:
         if problem := check_region(value):
             raise InvalidParams("MalformedParam", f"RegionId {problem}")
         params["RegionId"] = value
+
+
+def _profile(value: object, profiles: frozenset[str] | None) -> str | None:
+    """A row's Profile, checked: the aliyun CLI profile to send it with, or None (empty) for the run's credentials."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidParams("MalformedParam", "Profile must be a string")
+    name = value.strip()
+    if not name:
+        return None
+    if profiles is None:
+        raise InvalidParams("MalformedParam", "Profile cannot be used here: no aliyun CLI profile names were "
+                                              "given to check it against")
+    if not _PROFILE.fullmatch(name):
+        raise InvalidParams("MalformedParam", "Profile is not an aliyun CLI profile name "
+                                              "(1 to 64 letters, digits, '.', '_', '@' or '-')")
+    if name not in profiles:
+        shown = _shown(name, "(name not shown: it looks like a key)", shape=_PROFILE)
+        raise InvalidParams("MalformedParam", f"Profile {shown} is not a profile in ~/.aliyun/config.json")
+    return name
 
 
 def _as_text(record: Mapping[str, object]) -> dict[str, str]:

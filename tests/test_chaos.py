@@ -30,7 +30,6 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 from bulk.actions import resolve

@@ -14,13 +14,19 @@ from pathlib import Path
 import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
+from bulk.client import Failure, LiveClient, Success
 from bulk.credentials import (
     ChainCredentials,
     Credentials,
     CredentialsError,
+    ProfileSources,
+    StaticCredentials,
+    cli_config_path,
     fingerprint,
     load_credentials,
+    profile_names,
 )
+from bulk.simulator import SimConfig, Simulator
 
 ENV_VARS = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
 PROFILE_SECRET = "profile-secret-do-not-print"
@@ -210,3 +216,95 @@ def test_no_secret_in_repr_and_a_stable_short_fingerprint() -> None:
     assert fingerprint("secret") == "fp:2bb80d53"  # the same in every run and on every machine
     assert fingerprint("x") == fingerprint("x") != fingerprint("y")
     assert len(fingerprint("very-secret-value" * 100)) == len("fp:") + 8
+
+
+# -- many accounts: one source per aliyun CLI profile -------------------------------------------
+
+WRONG_SECRET = "not-the-secret-the-service-holds"
+ACCOUNTS_CONFIG = {
+    "current": "acct-a",
+    "profiles": [
+        {"name": "acct-a", "mode": "AK", "access_key_id": "LTAIacctA", "access_key_secret": "secret-a"},
+        {"name": "acct-b", "mode": "StsToken", "access_key_id": "STS.acctB", "access_key_secret": "secret-b",
+         "sts_token": "token-b"},
+        {"name": "acct-c", "mode": "AK", "access_key_id": "LTAIacctC", "access_key_secret": WRONG_SECRET},
+    ],
+}
+
+
+def test_profile_names_are_the_cli_configs(tmp_path: Path) -> None:
+    env = bare_env(tmp_path)
+    assert profile_names(environ=env) == frozenset()  # no config file: no profiles, not an error
+    write_cli_config(tmp_path, ACCOUNTS_CONFIG)
+    assert profile_names(environ=env) == {"acct-a", "acct-b", "acct-c"}
+    assert profile_names(tmp_path / ".aliyun" / "config.json") == {"acct-a", "acct-b", "acct-c"}
+    assert cli_config_path(env) == tmp_path / ".aliyun" / "config.json"
+    write_cli_config(tmp_path, {"profiles": [{"name": "x"}, {"mode": "AK"}, {"name": ""}, {"name": 3}]})
+    assert profile_names(environ=env) == {"x"}
+    write_cli_config(tmp_path, {"current": ""})
+    assert profile_names(environ=env) == frozenset()
+
+
+def test_profile_names_from_the_real_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_cli_config(tmp_path, ACCOUNTS_CONFIG)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert profile_names() == {"acct-a", "acct-b", "acct-c"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"profiles": [{"name": "a", "access_key_secret": "' + PROFILE_SECRET + '"', "is not valid JSON \\(line 1\\)"),
+        (b'{"profiles": [], "x": "\xff' + PROFILE_SECRET.encode() + b'"}', "is not a JSON object in UTF-8"),
+        ('["' + PROFILE_SECRET + '"]', "is not a JSON object in UTF-8"),
+        ('{"profiles": {"a": "' + PROFILE_SECRET + '"}}', "has no list of profiles"),
+        ('{"profiles": ["' + PROFILE_SECRET + '"]}', "has no list of profiles"),
+        (None, "cannot read the aliyun CLI config .*: Is a directory"),
+    ],
+    ids=["broken-json", "not-utf8", "not-an-object", "profiles-not-a-list", "profile-not-an-object", "directory"],
+)
+def test_a_broken_cli_config_is_named_never_shown(tmp_path: Path, content: str | bytes | None, message: str) -> None:
+    path = tmp_path / ".aliyun" / "config.json"
+    path.parent.mkdir()
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(CredentialsError, match=message) as info:
+        profile_names(environ=bare_env(tmp_path))
+    assert str(path) in assert_clean(info.value, PROFILE_SECRET)
+
+
+async def test_one_cached_source_per_profile_and_the_runs_own_for_none(tmp_path: Path) -> None:
+    write_cli_config(tmp_path, ACCOUNTS_CONFIG)
+    run = StaticCredentials(Credentials("LTAIrun", "secret-run"))
+    sources = ProfileSources(default=run, environ=bare_env(tmp_path))
+    assert sources.source(None) is run
+    assert sources.source("acct-a") is sources.source("acct-a") is not sources.source("acct-b")
+    assert await sources.source("acct-a").get() == Credentials("LTAIacctA", "secret-a")
+    assert await sources.source("acct-b").get() == Credentials("STS.acctB", "secret-b", "token-b")
+    # A profile that is not there fails when asked, naming it, as --profile does.
+    with pytest.raises(CredentialsError, match="profile 'gone'") as info:
+        await sources.source("gone").get()
+    assert_clean(info.value, "secret-a", "secret-b", WRONG_SECRET)
+
+
+async def test_each_profile_signs_with_its_own_key_against_the_simulator(tmp_path: Path) -> None:
+    """Over real sockets: AK and StsToken profiles are accepted; a wrong secret is the service's to refuse."""
+    write_cli_config(tmp_path, ACCOUNTS_CONFIG)
+    sim = Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET, "LTAIacctA": "secret-a",
+                                           "STS.acctB": "secret-b", "LTAIacctC": "the-real-secret-c"}))
+    sources = ProfileSources(default=await load_credentials(), environ=bare_env(tmp_path))
+    async with sim:
+        outcomes = {}
+        for profile in (None, "acct-a", "acct-b", "acct-c"):
+            assert (await sources.source(profile).get()).access_key_secret != ""  # every source works locally
+            async with LiveClient(credentials=sources.source(profile), endpoint=sim.url) as client:
+                outcomes[profile] = await client.call("DescribeLiveSnapshotNotifyConfig",
+                                                      {"DomainName": "a.example.com"})
+        by_key = sim.stats()["by_access_key"]
+    assert [isinstance(outcomes[p], Success) for p in (None, "acct-a", "acct-b")] == [True, True, True]
+    refused = outcomes["acct-c"]
+    assert isinstance(refused, Failure) and refused.code == "SignatureDoesNotMatch" and refused.fatal
+    assert WRONG_SECRET not in refused.message
+    assert by_key == {TEST_AK_ID: 1, "LTAIacctA": 1, "STS.acctB": 1}  # a refused signature is no one's arrival

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -596,6 +597,115 @@ def test_a_region_id_column_is_sent_with_its_row(tmp_path: Path) -> None:
     assert items[2].params == {"DomainName": "c.example.com"}
 
 
+# -- Profile: an aliyun CLI profile per row, never sent ---------------------------------------
+
+PROFILES = frozenset({"prod", "acct-2", "ops@corp.example", "a.b_c"})
+KEYLIKE = "LTAI5tQ7xYz9AbCdEfGh"  # a name shaped like an AccessKey: never echoed
+
+
+def test_a_profile_column_names_each_rows_account(tmp_path: Path) -> None:
+    src = write(tmp_path, "d.csv",
+        "DomainName,Profile,NotifyUrl\r\n"
+        f"a.example.com,prod,{URL}\r\n"
+        f"b.example.com,,{URL}\r\n"
+        f"c.example.com, acct-2 ,{URL}\r\n"
+        f"d.example.com,nosuch,{URL}\r\n"
+        f"e.example.com,{KEYLIKE},{URL}\r\n"
+        f"f.example.com,bad name,{URL}\r\n"
+        f"g.example.com,Prod,{URL}\r\n"
+        f"h.example.com,prod,ftp://x\r\n"
+        f"a.example.com,acct-2,{URL}\r\n"
+        f"i.example.com,{'x' * 65},{URL}\r\n"
+        f"j.example.com,ops@corp.example,{URL}\r\n")
+    items = list(read_rows(src, ADD, profiles=PROFILES))
+    unknown = "is not a profile in ~/.aliyun/config.json"
+    shape = "Profile is not an aliyun CLI profile name (1 to 64 letters, digits, '.', '_', '@' or '-')"
+    assert lines_of(items) == {
+        2: "ok", 3: "ok", 4: "ok",
+        5: f"Profile 'nosuch' {unknown}",
+        6: f"Profile (name not shown: it looks like a key) {unknown}",
+        7: shape,
+        8: f"Profile 'Prod' {unknown}",  # names are case-sensitive, as in the aliyun CLI
+        9: "NotifyUrl is not a valid http(s) URL",
+        10: "DomainName listed twice (first at line 2)",  # a domain belongs to one account
+        11: shape,
+        12: "ok",
+    }
+    assert all(KEYLIKE not in getattr(i, "reason", "") for i in items)
+    assert [i.profile for i in items] == ["prod", None, "acct-2", None, None, None, None, "prod", "acct-2", None,
+                                          "ops@corp.example"]
+    # Never a parameter to send; kept as written in raw, for a failures file.
+    assert all("Profile" not in i.params for i in items if isinstance(i, Row))
+    assert items[0].params == {"DomainName": "a.example.com", "NotifyUrl": URL}
+    assert items[2].raw["Profile"] == " acct-2 " and items[3].raw["Profile"] == "nosuch"
+    assert items[0].raw == {"DomainName": "a.example.com", "Profile": "prod", "NotifyUrl": URL}
+    summary = validate_file(src, ADD, profiles=list(PROFILES))  # any collection
+    assert (summary.valid, summary.bad_count) == (4, 7)
+    assert [b.line for b in summary.bad] == [5, 6, 7, 8, 9, 10, 11]
+
+
+def test_a_profile_in_jsonl(tmp_path: Path) -> None:
+    src = write(tmp_path, "d.jsonl",
+        '{"DomainName": "a.example.com", "Profile": "prod"}\n'
+        '{"DomainName": "b.example.com", "Profile": null}\n'
+        '{"DomainName": "c.example.com", "Profile": ""}\n'
+        '{"DomainName": "d.example.com", "Profile": 7}\n'
+        '{"DomainName": "e.example.com", "Profile": "nosuch", "RegionId": "cn-beijing"}\n'
+        '{"DomainName": "f.example.com", "Profile": "a.b_c", "RegionId": "cn-beijing"}\n'
+        '{"DomainName": "g.example.com"}\n')
+    items = list(read_rows(src, DESCRIBE, profiles=PROFILES))
+    assert lines_of(items) == {1: "ok", 2: "ok", 3: "ok", 4: "Profile must be a string",
+                               5: "Profile 'nosuch' is not a profile in ~/.aliyun/config.json", 6: "ok", 7: "ok"}
+    assert [i.profile for i in items] == ["prod", None, None, None, None, "a.b_c", None]
+    assert items[5].params == {"DomainName": "f.example.com", "RegionId": "cn-beijing"}
+    assert items[3].raw["Profile"] == "7" and items[0].raw["Profile"] == "prod"
+    # No profile names given: a record naming one is bad, one that leaves it empty is fine.
+    items = list(read_rows(src, DESCRIBE))
+    assert lines_of(items)[1] == ("Profile cannot be used here: no aliyun CLI profile names were given to check "
+                                  "it against")
+    assert lines_of(items)[2] == lines_of(items)[3] == lines_of(items)[7] == "ok"
+
+
+def test_a_profile_column_needs_the_names_to_check_it_against(tmp_path: Path) -> None:
+    src = write(tmp_path, "d.csv", f"DomainName,NotifyUrl,Profile\na.example.com,{URL},\n")
+    with pytest.raises(InputError, match="a Profile column names aliyun CLI profiles, and none were given"):
+        list(read_rows(src, ADD))
+    with pytest.raises(InputError, match="a Profile column"):
+        validate_file(src, ADD)
+    # No profile at all (an empty config file) is a set too: every named profile is unknown.
+    assert [i.profile for i in read_rows(src, ADD, profiles=frozenset())] == [None]
+    with pytest.raises(InputError, match="column 'profile' \\(did you mean Profile\\?\\)"):
+        list(read_rows(write(tmp_path, "e.csv", "DomainName,profile\n"), DESCRIBE, profiles=PROFILES))
+    with pytest.raises(InputError, match="--set Profile: no such parameter for --set; give --profile for the run"):
+        parse_overrides(["Profile=prod"], ADD)
+
+
+def test_read_rows_at_gives_the_profile_read_rows_gave(tmp_path: Path) -> None:
+    for name, text in (
+        ("d.csv", "DomainName,Profile,NotifyUrl\n"
+                  f"a.example.com,prod,{URL}\n"
+                  f"b.example.com, acct-2,{URL}\n"
+                  f"c.example.com,nosuch,{URL}\n"
+                  f"d.example.com,,{URL}\n"
+                  f"e.example.com,prod,ftp://x\n"),
+        ("d.jsonl", '{"DomainName": "a.example.com", "Profile": "prod"}\n'
+                    '{"DomainName": "b.example.com", "Profile": " acct-2"}\n'
+                    '{"DomainName": "c.example.com", "Profile": "nosuch"}\n'
+                    '{"DomainName": "d.example.com"}\n'
+                    '{"DomainName": "e.example.com", "Profile": "prod", "Extra": 1}\n'),
+    ):
+        src = write(tmp_path, name, text)
+        items = list(read_rows(src, DESCRIBE if name.endswith("jsonl") else ADD, profiles=PROFILES))
+        assert [i.profile for i in items] == ["prod", "acct-2", None, None, "prod"]
+        action = DESCRIBE if name.endswith("jsonl") else ADD
+        again = list(inputs.read_rows_at(src, action, [(i.line, i.offset) for i in items[::-1]], profiles=PROFILES))
+        assert again == items[::-1]
+        with pytest.raises(InputError) if name.endswith("csv") else contextlib.nullcontext():
+            # Read without the names, a row's profile cannot be checked: never quietly the run's credentials.
+            alone = list(inputs.read_rows_at(src, action, [(items[0].line, items[0].offset)]))
+            assert isinstance(alone[0], BadRow) and alone[0].profile is None
+
+
 # -- --set: files, the environment, no echo ---------------------------------------------------
 
 
@@ -777,6 +887,8 @@ _QUICK_VALUES = {
     "CallbackReqAuth": ["yes", "no", ""],
     "CallbackAuthKey": [SECRET, "", "x"],
     "RegionId": ["cn-shanghai", "", "Cn-shanghai", "cn-", "ap-southeast-1"],
+    "Profile": ["prod", "acct-2", "", " prod", "nosuch", "Prod", "bad name", "x" * 64, "x" * 65, "ops@corp.example",
+                '"prod"', "a.b_c", KEYLIKE],
 }
 _QUICK_CASES = [
     (ADD, ["DomainName", "NotifyUrl", "NotifyReqAuth", "NotifyAuthKey"], {}),
@@ -788,6 +900,9 @@ _QUICK_CASES = [
     (DESCRIBE, ["DomainName"], {}),
     (DESCRIBE, ["DomainName"], {"RegionId": "cn-beijing"}),  # not a --set (parse_overrides refuses it)
     (DESCRIBE, ["DomainName"], {"Other": "x"}),
+    (ADD, ["DomainName", "Profile", "NotifyUrl", "NotifyReqAuth", "NotifyAuthKey"], {}),
+    (ADD, ["Profile", "DomainName", "RegionId"], {"NotifyUrl": URL}),
+    (DESCRIBE, ["DomainName", "Profile"], {}),
 ]
 
 
@@ -797,9 +912,9 @@ def test_the_quick_path_gives_what_the_long_way_gives(tmp_path: Path, case: Any,
     action, header, overrides = case
     rows = data.draw(st.lists(st.tuples(*(st.sampled_from(_QUICK_VALUES[h]) for h in header)), max_size=8))
     src = write(tmp_path, "q.csv", end.join([",".join(header), *(",".join(r) for r in rows)]) + end)
-    quick = list(read_rows(src, action, overrides=overrides))
+    quick = list(read_rows(src, action, overrides=overrides, profiles=PROFILES | {"x" * 64, "x" * 65, KEYLIKE}))
     with mock.patch.object(inputs._CsvParser, "_plan_quick_lines", lambda self, action, overrides: None):
-        long_way = list(read_rows(src, action, overrides=overrides))
+        long_way = list(read_rows(src, action, overrides=overrides, profiles=PROFILES | {"x" * 64, "x" * 65, KEYLIKE}))
     assert quick == long_way
     assert [list(i.params.items()) for i in quick if isinstance(i, Row)] == [
         list(i.params.items()) for i in long_way if isinstance(i, Row)]
@@ -813,7 +928,8 @@ def test_the_quick_path_takes_plain_lines_only() -> None:
         {"DomainName": "a.example.com", "NotifyUrl": URL, "NotifyReqAuth": "yes", "NotifyAuthKey": SECRET,
          "RegionId": "cn-beijing"},
         {"DomainName": "a.example.com", "NotifyUrl": URL, "NotifyReqAuth": "yes", "NotifyAuthKey": SECRET,
-         "RegionId": "cn-beijing"})
+         "RegionId": "cn-beijing"},
+        None)
     assert parser.quick(f"a.example.com,{URL},no,,\n")[1] == {  # type: ignore[index]
         "DomainName": "a.example.com", "NotifyUrl": URL, "NotifyReqAuth": "no"}
     assert parser.quick(f"a.example.com,https://a/{'x' * 490},no,,\n") is not None  # 500 characters
@@ -821,4 +937,12 @@ def test_the_quick_path_takes_plain_lines_only() -> None:
                  f'"a.example.com",{URL},no,,\n', f"a.example.com,{URL}/a b,no,,\n", f" a.example.com,{URL},no,,\n",
                  f"a.example.com,https://a/{'x' * 491},no,,\n", "a.example.com,https://a/b,c,no,,\n",
                  f"a.example.com,{URL}\",no,,\n", f"{'a' * 63}.{'a' * 63}.{'a' * 63}.{'b' * 62},{URL},no,,\n"):
+        assert parser.quick(line) is None, line
+    lines = iter([(1, 0, "DomainName,Profile,NotifyUrl\n", None)])
+    parser = inputs._CsvParser(lines, Path("q.csv"), ADD, {}, inputs._Tally(), profiles=PROFILES)
+    assert parser.quick(f"a.example.com,prod,{URL}\n") == (
+        {"DomainName": "a.example.com", "Profile": "prod", "NotifyUrl": URL},
+        {"DomainName": "a.example.com", "NotifyUrl": URL}, "prod")
+    assert parser.quick(f"a.example.com,,{URL}\n")[2] is None  # type: ignore[index]
+    for line in (f"a.example.com,nosuch,{URL}\n", f"a.example.com, prod,{URL}\n", f"a.example.com,a b,{URL}\n"):
         assert parser.quick(line) is None, line

@@ -11,7 +11,9 @@ import asyncio
 import logging
 import os
 import stat
+import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -24,7 +26,14 @@ from yarl import URL
 
 from bulk.credentials import Credentials
 from bulk.signing import canonical_query, new_nonce, sign, timestamp, v1_signature
-from bulk.simulator import SimConfig, Simulator, max_in_window, serve_forever
+from bulk.simulator import (
+    SimConfig,
+    Simulator,
+    max_in_window,
+    parse_access_key,
+    read_access_keys,
+    serve_forever,
+)
 
 CREDS = Credentials(TEST_AK_ID, TEST_AK_SECRET)
 KEY_A = "abcdefghij0123456789"
@@ -641,3 +650,132 @@ def test_config_is_checked() -> None:
         Simulator(SimConfig(access_keys={}, qps=0))
     with pytest.raises(ValueError, match="arrival_jitter_ms"):
         Simulator(SimConfig(access_keys={}, arrival_jitter_ms=-1))
+
+
+# -- many AccessKeys (accounts) -----------------------------------------------------------------
+
+ACCOUNTS = {f"LTAIacct{i:02d}": f"secret-of-account-{i:02d}" for i in range(5)}
+
+
+async def test_several_accesskeys_each_signs_for_itself_and_stats_count_arrivals_per_key() -> None:
+    config = SimConfig(access_keys=ACCOUNTS, qps=3)
+    request_ids: list[str] = []
+    async with Simulator(config, clock=lambda: 1000.0) as sim, aiohttp.ClientSession() as s:
+        for i, (key_id, secret) in enumerate(ACCOUNTS.items()):
+            for n in range(i + 1):
+                scheme = "v1" if n % 2 else "v3"
+                status, body = await call(s, sim.url, "DescribeLiveSnapshotNotifyConfig",
+                                          {"DomainName": "a.example.com"}, creds=Credentials(key_id, secret),
+                                          scheme=scheme)
+                assert status == (200 if n < 3 else 400)  # the quota is each key's own: 3 at once
+                request_ids.append(body["RequestId"])
+        # Another account's secret does not sign for this one; nor does an unknown key.
+        status, body = await call(s, sim.url, "DescribeLiveSnapshotNotifyConfig", {"DomainName": "a.example.com"},
+                                  creds=Credentials("LTAIacct00", ACCOUNTS["LTAIacct01"]))
+        assert (status, body["Code"]) == (400, "SignatureDoesNotMatch")
+        status, body = await call(s, sim.url, "DescribeLiveSnapshotNotifyConfig", {"DomainName": "a.example.com"},
+                                  creds=Credentials("LTAInobody", "x"))
+        assert (status, body["Code"]) == (404, "InvalidAccessKeyId.NotFound")
+        async with s.get(f"{sim.url}/_sim/stats") as resp:
+            stats = await resp.json()
+    # Arrivals are counted for the AccessKey that signed them (refused signatures are no one's).
+    assert stats["by_access_key"] == {"LTAIacct00": 1, "LTAIacct01": 2, "LTAIacct02": 3, "LTAIacct03": 4,
+                                      "LTAIacct04": 5}
+    assert stats["calls"]["DescribeLiveSnapshotNotifyConfig"] == {
+        "OK": 12, "Throttling.User": 3, "SignatureDoesNotMatch": 1, "InvalidAccessKeyId.NotFound": 1}
+    assert stats == sim.stats()
+    assert not any(secret in str(stats) for secret in ACCOUNTS.values())
+    # Request IDs as the service shows them: random version-4 UUIDs, in capitals.
+    assert all(str(uuid.UUID(r)).upper() == r and uuid.UUID(r).version == 4 for r in request_ids)
+    assert len(set(request_ids)) == len(request_ids) == 15
+
+
+def write_private(path, text: str, mode: int = 0o600):
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_read_access_keys(tmp_path) -> None:
+    path = write_private(tmp_path / "accounts.csv", "\ufeffAccessKeyId,AccessKeySecret\r\n"
+                         + "".join(f"{k}, {v}\r\n" for k, v in ACCOUNTS.items()) + "\r\n")
+    assert read_access_keys(path) == ACCOUNTS
+    secret = "very-secret-value"
+    for text, message in (
+        ("AccessKeyId,Secret\nLTAIa,x\n", "must start with the line AccessKeyId,AccessKeySecret"),
+        (f"AccessKeyId,AccessKeySecret\nLTAIa,{secret},x\n", "line 2 must have two fields"),
+        (f"AccessKeyId,AccessKeySecret\nLTAI a,{secret}\n", "line 2: the AccessKey ID must be 1 to 128 letters"),
+        ("AccessKeyId,AccessKeySecret\n\nLTAIa, \n", "line 3: the secret must not be empty"),
+        (f"AccessKeyId,AccessKeySecret\nLTAIa,{secret} x\n", "line 2: the secret must not be empty nor hold white"),
+        (f"AccessKeyId,AccessKeySecret\nLTAIa,{secret}\nLTAIa,{secret}2\n", "line 3: LTAIa is listed twice"),
+        ("AccessKeyId,AccessKeySecret\n", "holds no AccessKey"),
+    ):
+        with pytest.raises(ValueError, match=message) as info:
+            read_access_keys(write_private(path, text))
+        assert secret not in str(info.value) and str(path) in str(info.value)
+    path.write_bytes(b"AccessKeyId,AccessKeySecret\nLTAIa,\xff\n")
+    with pytest.raises(ValueError, match="is not UTF-8"):
+        read_access_keys(path)
+    # Secrets others may read are refused, as keys files are.
+    write_private(path, f"AccessKeyId,AccessKeySecret\nLTAIa,{secret}\n", 0o640)
+    with pytest.raises(ValueError, match=r"accessible by group or others \(mode 0640\).*chmod 600"):
+        read_access_keys(path)
+    with pytest.raises(ValueError, match="cannot read"):
+        read_access_keys(tmp_path / "missing.csv")
+
+
+def test_parse_access_key() -> None:
+    assert parse_access_key("LTAIa:s3cret") == ("LTAIa", "s3cret")
+    assert parse_access_key(" STS.a-b_c : se:cret ") == ("STS.a-b_c", "se:cret")  # the first colon splits
+    for pair, message in (("LTAIa-s3cret", "is not ID:SECRET"), (":s3cret", "AccessKey ID"), ("LTAIa:", "secret"),
+                          ("LTAI/a:s3cret", "AccessKey ID")):
+        with pytest.raises(ValueError, match=message) as info:
+            parse_access_key(pair)
+        assert "s3cret" not in str(info.value)
+
+
+async def test_sim_serve_takes_several_accesskeys(tmp_path) -> None:
+    keys_file = write_private(tmp_path / "accounts.csv", "AccessKeyId,AccessKeySecret\n"
+                              + "".join(f"{k},{v}\n" for k, v in list(ACCOUNTS.items())[2:]))
+    env = {k: v for k, v in os.environ.items() if k != "BULK_SIM_ACCESS_KEY_SECRET"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulk", "sim", "serve", "--port", "0", "--access-key-id", TEST_AK_ID,
+        "--access-key-secret", TEST_AK_SECRET, "--access-key", f"LTAIacct00:{ACCOUNTS['LTAIacct00']}",
+        "--access-key", f"LTAIacct01:{ACCOUNTS['LTAIacct01']}", "--access-keys-file", str(keys_file),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        first = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
+        url = first.rsplit(" ", 1)[1]
+        async with aiohttp.ClientSession() as s:
+            for key_id, secret in {TEST_AK_ID: TEST_AK_SECRET, **ACCOUNTS}.items():
+                status, _ = await call(s, url, "DescribeLiveSnapshotNotifyConfig", {"DomainName": "a.example.com"},
+                                       creds=Credentials(key_id, secret))
+                assert status == 200, key_id
+            async with s.get(f"{url}/_sim/stats") as resp:
+                assert set((await resp.json())["by_access_key"]) == {TEST_AK_ID, *ACCOUNTS}
+    finally:
+        proc.terminate()
+        out, _ = await proc.communicate()
+    assert b"export" not in out  # keys given: none made up, none printed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--access-key", "LTAIa-do-not-show"], "--access-key number 1: is not ID:SECRET"),
+        (["--access-key", "LTAIa:x", "--access-key", "LTAIa:do-not-show"], "AccessKey LTAIa is given twice"),
+        (["--access-key-id", "LTAIa", "--access-key", "LTAIa:do-not-show"], "give both --access-key-id and"),
+        (["--access-keys-file", "{open}"], "accessible by group or others"),
+    ],
+)
+async def test_sim_serve_refuses_unusable_accesskeys(tmp_path, args: list[str], message: str) -> None:
+    opened = write_private(tmp_path / "open.csv", "AccessKeyId,AccessKeySecret\nLTAIa,do-not-show\n", 0o644)
+    env = {k: v for k, v in os.environ.items() if k != "BULK_SIM_ACCESS_KEY_SECRET"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulk", "sim", "serve", "--port", "0", *(a.format(open=opened) for a in args),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    text = " ".join(err.decode().split())  # rich wraps long lines
+    assert message in text and "do-not-show" not in text + out.decode()

@@ -1,6 +1,7 @@
 """``bulk sim serve``: the local Live API, for rehearsals, demos and tests.
 
     bulk sim serve --port 8787 --qps 30 --latency-ms 200 --error-rate 0.05 --seed 1 --streams 20
+    bulk sim serve --access-keys-file accounts.csv    # many accounts: AccessKeyId,AccessKeySecret per line
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def sim_serve(
     missing: Annotated[list[str] | None, typer.Option(help="Domain pattern that does not exist (repeatable).")] = None,
     access_key_id: Annotated[str | None, typer.Option(help="Accepted AccessKey ID (default: generated).")] = None,
     access_key_secret: Annotated[str | None, typer.Option(help="Its secret (default: generated).", envvar="BULK_SIM_ACCESS_KEY_SECRET")] = None,
+    access_key: Annotated[list[str] | None, typer.Option(help="Another accepted AccessKey, as ID:SECRET (repeatable).")] = None,
+    access_keys_file: Annotated[Path | None, typer.Option(help="Accepted AccessKeys: a CSV file, AccessKeyId,AccessKeySecret, mode 0600.")] = None,
     state: Annotated[Path | None, typer.Option(help="Keep configs in this file across restarts.")] = None,
     streams: Annotated[int, typer.Option(help="Live streams posting signed snapshot callbacks to their domain's NotifyUrl.")] = 0,
     stream_uptime_mean: Annotated[float, typer.Option(help="Mean seconds a stream stays up before it is pushed again.")] = 3600.0,
@@ -38,17 +41,38 @@ def sim_serve(
     """Serve the snapshot-callback API on HOST:PORT until Ctrl-C."""
     import secrets
 
-    from ..simulator import SimConfig, serve_forever
+    from ..simulator import SimConfig, parse_access_key, read_access_keys, serve_forever
     from ..streams import StreamsConfig
 
-    generated = access_key_id is None and access_key_secret is None
+    keys: dict[str, str] = {}
+
+    def accept(key_id: str, secret: str) -> None:
+        if key_id in keys:
+            fail(f"AccessKey {key_id} is given twice")
+        keys[key_id] = secret
+
+    if access_key_id is not None or access_key_secret is not None:
+        if not (access_key_id and access_key_secret):
+            fail("give both --access-key-id and --access-key-secret, or neither")
+        accept(access_key_id, access_key_secret)  # type: ignore[arg-type]
+    for number, pair in enumerate(access_key or (), 1):
+        try:
+            accept(*parse_access_key(pair))
+        except ValueError as exc:  # the pair is not echoed: it holds a secret
+            fail(f"--access-key number {number}: {exc}")
+    if access_keys_file is not None:
+        try:
+            for key_id, secret in read_access_keys(access_keys_file).items():
+                accept(key_id, secret)
+        except ValueError as exc:
+            fail(str(exc))
+    generated = not keys
     if generated:
         access_key_id, access_key_secret = "LTAIsim" + secrets.token_hex(6), secrets.token_urlsafe(24)
-    elif not (access_key_id and access_key_secret):
-        fail("give both --access-key-id and --access-key-secret, or neither")
+        keys[access_key_id] = access_key_secret
     with errors():
         config = SimConfig(
-            access_keys={access_key_id: access_key_secret},  # type: ignore[dict-item]
+            access_keys=keys,
             qps=qps, latency_ms=latency_ms, latency_jitter_ms=latency_jitter_ms, arrival_jitter_ms=arrival_jitter_ms,
             error_rate=error_rate,
             fault_kinds=tuple(f.strip() for f in faults.split(",") if f.strip()), seed=seed,
