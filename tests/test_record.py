@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import resource
 import signal
 import sys
@@ -17,7 +16,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 import pytest
 from aiohttp import web
 from conftest import TEST_AK_ID, TEST_AK_SECRET
