@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.process
 import multiprocessing.synchronize
 import os
 import random
 import signal
 from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_for_ready
 from pathlib import Path
 
 import pytest
@@ -103,12 +105,21 @@ async def _run(argv: list[str], interruption: str | None, after: float) -> int |
     if interruption is not None:
         # Signals go to bulk, not to the child's start-up (an operator's Ctrl-C reaches a running command).
         assert await asyncio.to_thread(started.wait, 30)
-        await asyncio.to_thread(proc.join, after)
-        if proc.is_alive():
+        if not await _exited(proc, after):
             os.kill(proc.pid, signal.SIGKILL if interruption == "kill" else signal.SIGINT)
-    await asyncio.to_thread(proc.join, 60)
-    assert not proc.is_alive(), "bulk did not stop"
+    assert await _exited(proc, 60), "bulk did not stop"
     return proc.exitcode
+
+
+async def _exited(proc: multiprocessing.process.BaseProcess, timeout: float) -> bool:
+    """Whether the child ends within ``timeout``; its exit status is read on the event loop's thread only.
+
+    Every Process.start() polls the children started before it. A join in a
+    worker thread that polled the same child at that moment would read its
+    status from the forkserver twice: the second read meets EOF, and records 255.
+    """
+    await asyncio.to_thread(wait_for_ready, [proc.sentinel], timeout)
+    return not proc.is_alive()
 
 
 def _unfinished(ckpt: Path) -> int:
