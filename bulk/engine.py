@@ -14,6 +14,10 @@ do to the dispatcher (``bulk.dispatch``), which runs each through the job of
 the run's mode (``bulk.jobs``). Secrets are never stored, so the send phase
 reads each row's line from the input again; the input's SHA-256 proves it
 is the file that was ingested.
+
+A run that changes the service watches its failures with the safety stop
+(``bulk.safety``); a resumed run reopens the rows that failed with the code
+that tripped the last stop.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from .options import Halt, HaltKind, RowState, RunOptions, RunResult, RunStats
 from .pacing import Pacers
 from .plan import PlanError, read_plan
 from .retry import RetryPolicy
+from .safety import META_KEY as SAFETY_META
+from .safety import SafetyStop
 
 __all__ = ["DryRun", "StrictModeError", "default_checkpoint", "dry_run", "prepare", "redact_overrides",
            "remove_checkpoint", "run"]
@@ -136,8 +142,11 @@ async def _send(
     caller = Caller(client=client, pacers=pacers, account=account,
                     retry=retry or RetryPolicy(max_attempts=options.max_attempts), stop=stop, halt=halt,
                     stats=stats, health=health, log=log)
-    dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=_work_rows(options, ckpt), job=make_job(options),
-                            caller=caller, pacers=pacers, account=account, stop=stop, stats=stats)
+    job = make_job(options)
+    rows = _work_rows(options, ckpt)
+    stopper = SafetyStop(max_failure_rate=options.max_failure_rate) if options.changes else None
+    dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=rows, job=job, caller=caller, pacers=pacers,
+                            account=account, stop=stop, stats=stats, safety=stopper)
     try:
         result = await dispatcher.run()
     finally:
@@ -177,6 +186,11 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
         ckpt.reopen_failed(all_failed=True)
     elif not fresh:
         ckpt.reopen_failed(all_failed=False)
+        if tripped := (meta or {}).get(SAFETY_META):
+            # The last run's safety stop: its cause has been fixed (or the stop trips again at once).
+            ckpt.reopen_failed(code=tripped)
+    if (meta or {}).get(SAFETY_META):
+        ckpt.set_meta({SAFETY_META: None})
 
 
 def _check_same_run(meta: dict[str, Any], wanted: dict[str, Any], path: Path) -> None:

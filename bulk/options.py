@@ -79,6 +79,7 @@ class Exit(IntEnum):
     USAGE = 2
     INTERRUPTED = 3
     BUSY = 4
+    SAFETY_STOP = 5
 
 
 class HaltKind(StrEnum):
@@ -89,11 +90,14 @@ class HaltKind(StrEnum):
     CREDENTIALS_UNAVAILABLE = "credentials unavailable"  # the credential chain kept failing
     ENDPOINT_UNREACHABLE = "endpoint unreachable"  # no connection at all since the start
     LOCAL_FAULT = "local fault"  # a file of ours could not be written: disk full, sqlite error
+    SAFETY_STOP = "safety stop"  # too many rows failed alike: the account or the set-up is wrong, not the rows
 
     @property
     def exit_code(self) -> Exit:
         if self in (HaltKind.INTERRUPTED, HaltKind.LOCAL_FAULT):
             return Exit.INTERRUPTED
+        if self is HaltKind.SAFETY_STOP:
+            return Exit.SAFETY_STOP
         return Exit.USAGE
 
 
@@ -102,6 +106,8 @@ class Halt:
     kind: HaltKind
     #: one line for the operator: what happened and what to do (never a secret)
     message: str
+    #: the service's error code behind the halt, when there is one
+    code: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,6 +135,9 @@ class RunOptions:
     keep_current: tuple[str, ...] = ()
     #: only these input lines take part (verify: the rows a run recorded done)
     only_lines: frozenset[int] | None = field(default=None, repr=False)
+    #: the safety stop: halt once more than this share of the last 100 finished rows failed
+    #: permanently, or 10 in a row failed with one code; 1 turns it off
+    max_failure_rate: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "if_exists", IfExists(self.if_exists))
@@ -141,11 +150,18 @@ class RunOptions:
             raise ValueError("--timeout must be positive")
         if self.mode is not Mode.APPLY and not self.action.readback:
             raise ValueError(f"{self.action.name} changes nothing: there is nothing to plan or verify")
+        if not 0 < self.max_failure_rate <= 1:
+            raise ValueError("--max-failure-rate must be above 0 and at most 1 (1 turns the safety stop off)")
 
     def __repr__(self) -> str:
         # Names only: values may be secrets, and a repr ends up in tracebacks.
         return (f"RunOptions(action={self.action.name}, input={self.input_path}, mode={self.mode}, "
                 f"overrides=[{', '.join(self.overrides)}])")
+
+    @property
+    def changes(self) -> bool:
+        """Whether the run sends changing calls (an apply run of a changing action)."""
+        return self.mode is Mode.APPLY and not self.action.read_only
 
     @property
     def row_action(self) -> Action:

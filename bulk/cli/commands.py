@@ -44,6 +44,7 @@ ReportOpt = Annotated[Path | None, typer.Option(help="Write the per-row report h
 LogOpt = Annotated[Path | None, typer.Option(help="Append one JSON line per attempt here.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 RetryOpt = Annotated[bool, typer.Option(help="On resume, send rows that failed permanently again too.")]
+FailureRateOpt = Annotated[float, typer.Option(help="Safety stop (exit 5): halt once more than this share of the last 100 finished rows failed, or 10 in a row failed alike; 1 turns it off.")]
 
 
 def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quiet: bool) -> int:
@@ -101,6 +102,7 @@ def run_cmd(
     retry_failed: RetryOpt = False,
     plan: Annotated[Path | None, typer.Option(help="Apply a plan made by `bulk plan`: only its create and update rows.")] = None,
     max_plan_age: Annotated[float, typer.Option(help="Refuse to start from a plan older than this many minutes.")] = 60.0,
+    max_failure_rate: FailureRateOpt = 0.5,
     quiet: QuietOpt = False,
 ) -> None:
     """Apply ACTION to every row of INPUT; run it again to resume."""
@@ -117,7 +119,7 @@ def run_cmd(
         act = resolve(action)
     options = _options(act, input, set_, checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
                        timeout=timeout, if_exists=if_exists, strict=strict, retry_failed=retry_failed,
-                       log_file=log_file, **extra)
+                       log_file=log_file, max_failure_rate=max_failure_rate, **extra)
     if plan is not None:
         with errors():
             _check_plan_fits(plan, options, max_plan_age * 60)
@@ -307,6 +309,7 @@ def rotate_cmd(
     report: ReportOpt = None,
     log_file: LogOpt = None,
     prepare: Annotated[bool, typer.Option(help="Only write the keys file and the checkpoint; send nothing. Run again without it to apply.")] = False,
+    max_failure_rate: FailureRateOpt = 0.5,
     quiet: QuietOpt = False,
 ) -> None:
     """Give every domain a new callback auth key: keys file first, then the calls.
@@ -318,7 +321,8 @@ def rotate_cmd(
     with errors():
         rotation = plan_rotation(input, keys_out, via=via, key_length=key_length, same_key=same_key,
                                  checkpoint=checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
-                                 timeout=timeout, log_file=log_file, retry_failed=retry_failed)
+                                 timeout=timeout, log_file=log_file, retry_failed=retry_failed,
+                                 max_failure_rate=max_failure_rate)
     if not quiet:
         err.print(f"bulk: keys file {keys_out} ({rotation.domains} domain(s), mode 0600, "
                   f"sha256 {rotation.keys_sha256[:12]})")
@@ -330,5 +334,3 @@ def rotate_cmd(
         raise typer.Exit(Exit.OK)
     raise typer.Exit(execute(options, Connection(endpoint, region, signature, profile), quiet=quiet,
                               summary=lambda r: _finish(r, options, report=report, quiet=quiet)))
-
-

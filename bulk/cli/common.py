@@ -10,8 +10,9 @@ failed or were invalid; 2 usage, input, credential or configuration error
 (before any call, or a set-up the service refuses); 3 stopped before the
 end (interrupted, a local fault such as a full disk, or outcomes still to
 be read back): run the same command again to resume; 4 checkpoint in use by
-another run; 70 internal error (a bug; the checkpoint stays consistent); 130 aborted
-(a second Ctrl-C; the checkpoint stays consistent).
+another run; 5 safety stop (too many rows failed alike; fix the cause and
+run the same command again); 70 internal error (a bug; the checkpoint stays
+consistent); 130 aborted (a second Ctrl-C; the checkpoint stays consistent).
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ def print_halt(result: RunResult) -> None:
     then = "fix it and run the same command again to resume"
     if kind is HaltKind.LOCAL_FAULT:
         err.print(f"bulk: stopped: {message}; rows in flight will be read back. {then.capitalize()}.", soft_wrap=True)
+    elif kind is HaltKind.SAFETY_STOP:
+        err.print(f"bulk: {message}.", soft_wrap=True)
     else:
         err.print(f"bulk: error: {message}; nothing more was sent. {then.capitalize()}.", soft_wrap=True)
 
