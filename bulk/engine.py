@@ -15,9 +15,10 @@ the run's mode (``bulk.jobs``). Secrets are never stored, so the send phase
 reads each row's line from the input again; the input's SHA-256 proves it
 is the file that was ingested.
 
-A run that changes the service watches its failures with the safety stop
-(``bulk.safety``); a resumed run reopens the rows that failed with the code
-that tripped the last stop.
+A run that changes the service keeps each domain's prior state in a backup
+file beside the checkpoint (``bulk.backup``) and watches its failures with
+the safety stop (``bulk.safety``); a resumed run reopens the rows that
+failed with the code that tripped the last stop.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from typing import Any
 
 from .actions import ACTIONS, Action
 from .attempts import CallLog, Caller, Health
+from .backup import META_KEY as BACKUP_META
+from .backup import Backup, backup_path
 from .checkpoint import Checkpoint, CheckpointError, IngestedRow, RowResult, TodoRow
 from .client import LiveClient
 from .credentials import fingerprint
@@ -129,8 +132,12 @@ async def _send(
 ) -> Halt | None:
     account = await client.access_key_id()
     pacers = Pacers(options.qps)
+    backup: Backup | None = None
     try:
         log = CallLog(options.log_file) if options.log_file else None
+        if options.changes and options.backup:
+            complete = bool((ckpt.meta() or {}).get(BACKUP_META))
+            backup = Backup.open(backup_path(options.checkpoint_path), complete=complete)
     except LocalFault as fault:
         return Halt(HaltKind.LOCAL_FAULT, str(fault))
     dispatcher: Dispatcher | None = None
@@ -142,7 +149,7 @@ async def _send(
     caller = Caller(client=client, pacers=pacers, account=account,
                     retry=retry or RetryPolicy(max_attempts=options.max_attempts), stop=stop, halt=halt,
                     stats=stats, health=health, log=log)
-    job = make_job(options)
+    job = make_job(options, backup=backup)
     rows = _work_rows(options, ckpt)
     stopper = SafetyStop(max_failure_rate=options.max_failure_rate) if options.changes else None
     dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=rows, job=job, caller=caller, pacers=pacers,
@@ -150,6 +157,8 @@ async def _send(
     try:
         result = await dispatcher.run()
     finally:
+        if backup is not None:
+            await backup.close()
         if log is not None:
             try:
                 log.close()
@@ -182,6 +191,9 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
         if options.plan_path is not None:
             _apply_plan(ckpt, options.plan_path)
         ckpt.set_meta({"ingested": True})
+    if options.changes:
+        # Complete only while every run kept a backup: then a domain without a record was never written.
+        ckpt.set_meta({BACKUP_META: options.backup and (fresh or bool(meta and meta.get(BACKUP_META)))})
     if options.retry_failed:
         ckpt.reopen_failed(all_failed=True)
     elif not fresh:

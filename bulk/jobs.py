@@ -19,7 +19,9 @@ The apply job keeps the record truthful:
   does not; when the read-back itself keeps failing the outcome is unknown
   and the row stays ``sending`` for the next run to settle;
 - a create that meets an existing, different config follows ``--if-exists``,
-  whether the 409 came at once or the read-back found it.
+  whether the 409 came at once or the read-back found it;
+- with a backup (``bulk.backup``), a row's state is read and recorded
+  before its first write, on the read-back action's own quota.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Protocol
 
 from .actions import ACTIONS, Action
 from .attempts import Caller, Prepaid, Tried
+from .backup import Backup
 from .client import Failure, Success
 from .options import IfExists, Mode, RowState, RunOptions
 from .plan import classify
@@ -135,15 +138,21 @@ class Job(Protocol):
 class ApplyJob:
     """Send each row's action; read back whatever may already have landed."""
 
-    __slots__ = ("_if_exists", "_keep")
+    __slots__ = ("_backup", "_if_exists", "_keep")
     reads_only = False
 
-    def __init__(self, *, if_exists: IfExists, keep_current: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, *, if_exists: IfExists, keep_current: tuple[str, ...] = (), backup: Backup | None = None
+    ) -> None:
         self._if_exists = if_exists
         self._keep = keep_current
+        self._backup = backup
+
+    def _backs_up(self, row: WorkRow) -> bool:
+        return self._backup is not None and self._backup.wants(row.domain, reached=row.reached)
 
     def _reads_first(self, row: WorkRow) -> bool:
-        return row.action.readback is not None and (row.reached or bool(self._keep))
+        return row.action.readback is not None and (row.reached or bool(self._keep) or self._backs_up(row))
 
     def first_call(self, row: WorkRow) -> str:
         return row.action.readback if self._reads_first(row) else row.action.name  # type: ignore[return-value]
@@ -151,9 +160,12 @@ class ApplyJob:
     async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
         action, params = row.action, row.params
         if self._reads_first(row):
+            backs_up = self._backs_up(row)
             current = await calls.read(action)
             if not isinstance(current, dict):
-                return _unread(action, current, reached=row.reached)
+                return _unread(action, current, reached=row.reached, transient_fails=bool(self._keep))
+            if backs_up:
+                await self._backup.record(row.domain, current)  # type: ignore[union-attr]
             if self._keep:
                 missing = [k for k in self._keep if not current.get(k)]
                 if missing:
@@ -258,12 +270,12 @@ class VerifyJob:
         return Settled(RowState.DONE, reader, message="in sync")
 
 
-def make_job(options: RunOptions) -> Job:
+def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:
     if options.mode is Mode.PLAN:
         return PlanJob()
     if options.mode is Mode.VERIFY:
         return VerifyJob()
-    return ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current)
+    return ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current, backup=backup)
 
 
 def _exists(action: Action, current: Mapping[str, str]) -> bool:
@@ -271,13 +283,21 @@ def _exists(action: Action, current: Mapping[str, str]) -> bool:
     return ACTIONS[action.readback].exists(current)
 
 
-def _unread(action: Action, outcome: Failure | None, *, reached: bool) -> Settled | None:
-    """The read before sending did not answer: stopped (None), unknown, or failed with nothing sent."""
+def _unread(action: Action, outcome: Failure | None, *, reached: bool, transient_fails: bool = False) -> Settled | None:
+    """The read before sending did not answer: stopped or left to the next run (None), unknown, or failed.
+
+    Nothing was sent, and the domain may hold the change already (it may
+    have been there before): a transient failure leaves the row to the next
+    run, unless ``transient_fails`` (a rotation's new keys cannot be there yet).
+    A refused read fails the row with nothing sent, naming the read.
+    """
     if outcome is None:
         return None
     if reached:
         return _unknown(action, outcome, outcome)
-    return Settled.failed(action.name, outcome, "cannot read the current config; nothing was sent")
+    if outcome.transient and not transient_fails:
+        return None
+    return Settled.failed(action.readback or action.name, outcome, "cannot read the current config; nothing was sent")
 
 
 def _unknown(action: Action, failure: Failure, read: Failure | None) -> Settled | None:

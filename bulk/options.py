@@ -138,6 +138,8 @@ class RunOptions:
     #: the safety stop: halt once more than this share of the last 100 finished rows failed
     #: permanently, or 10 in a row failed with one code; 1 turns it off
     max_failure_rate: float = 0.5
+    #: record each domain's state before its first write, for ``bulk rollback``
+    backup: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "if_exists", IfExists(self.if_exists))

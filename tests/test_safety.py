@@ -13,6 +13,9 @@ from bulk.jobs import Settled
 from bulk.options import HaltKind, RowState
 from bulk.safety import META_KEY, SafetyStop, fix_for
 
+DESCRIBE = "DescribeLiveSnapshotNotifyConfig"
+
+
 def failed(code: str, *, transient: bool = False, message: str = "no", action: str = ADD) -> Settled:
     return Settled(RowState.FAILED, action, code, message, 403, "RID", transient)
 
@@ -115,6 +118,15 @@ async def test_a_missing_ram_permission_stops_3000_rows_early_and_a_resume_appli
         assert len(sim.notify_configs) == 3000 and len(sim.applied) == 3000 and set(sim.applied.values()) == {1}
     with Checkpoint.open_readonly(ckpt) as c:
         assert c.counts()["done"] == 3000 and (c.meta() or {})[META_KEY] is None
+
+
+async def test_a_missing_read_permission_stops_the_run_naming_the_read(tmp_path: Path) -> None:
+    """With a backup, each domain is read before it is written: a policy without Describe stops the run too."""
+    async with simulator(forbidden_actions=(DESCRIBE,)) as sim:
+        result = await run_engine(sim, domains_csv(tmp_path / "d.csv", 200), qps=200)
+    assert result.halt is not None and result.halt.kind is HaltKind.SAFETY_STOP and result.exit_code == 5
+    assert f"live:{DESCRIBE}" in result.halt.message
+    assert not sim.applied and ADD not in sim.stats()["calls"]
 
 
 async def test_a_few_row_failures_do_not_stop_a_run(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ LogOpt = Annotated[Path | None, typer.Option(help="Append one JSON line per atte
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 RetryOpt = Annotated[bool, typer.Option(help="On resume, send rows that failed permanently again too.")]
 FailureRateOpt = Annotated[float, typer.Option(help="Safety stop (exit 5): halt once more than this share of the last 100 finished rows failed, or 10 in a row failed alike; 1 turns it off.")]
+BackupOpt = Annotated[bool, typer.Option("--backup/--no-backup", help="Record each domain's state before its first write, next to the checkpoint (mode 0600), for `bulk rollback`.")]
 
 
 def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quiet: bool) -> int:
@@ -66,8 +67,8 @@ def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quie
     if result.interrupted:
         err.print(f"bulk: interrupted; run the same command again to resume (checkpoint {result.checkpoint})")
     elif result.halt is None and result.unfinished:
-        err.print(f"bulk: {result.unfinished} row(s) could not be read back to settle whether their change landed; "
-                  "run the same command again to settle them")
+        err.print(f"bulk: {result.unfinished} row(s) could not be read (to back them up, or to settle whether their "
+                  "change landed); run the same command again to settle them")
     return result.exit_code
 
 
@@ -103,6 +104,7 @@ def run_cmd(
     plan: Annotated[Path | None, typer.Option(help="Apply a plan made by `bulk plan`: only its create and update rows.")] = None,
     max_plan_age: Annotated[float, typer.Option(help="Refuse to start from a plan older than this many minutes.")] = 60.0,
     max_failure_rate: FailureRateOpt = 0.5,
+    backup: BackupOpt = True,
     quiet: QuietOpt = False,
 ) -> None:
     """Apply ACTION to every row of INPUT; run it again to resume."""
@@ -119,7 +121,7 @@ def run_cmd(
         act = resolve(action)
     options = _options(act, input, set_, checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
                        timeout=timeout, if_exists=if_exists, strict=strict, retry_failed=retry_failed,
-                       log_file=log_file, max_failure_rate=max_failure_rate, **extra)
+                       log_file=log_file, max_failure_rate=max_failure_rate, backup=backup, **extra)
     if plan is not None:
         with errors():
             _check_plan_fits(plan, options, max_plan_age * 60)
@@ -310,6 +312,7 @@ def rotate_cmd(
     log_file: LogOpt = None,
     prepare: Annotated[bool, typer.Option(help="Only write the keys file and the checkpoint; send nothing. Run again without it to apply.")] = False,
     max_failure_rate: FailureRateOpt = 0.5,
+    backup: BackupOpt = True,
     quiet: QuietOpt = False,
 ) -> None:
     """Give every domain a new callback auth key: keys file first, then the calls.
@@ -322,7 +325,7 @@ def rotate_cmd(
         rotation = plan_rotation(input, keys_out, via=via, key_length=key_length, same_key=same_key,
                                  checkpoint=checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
                                  timeout=timeout, log_file=log_file, retry_failed=retry_failed,
-                                 max_failure_rate=max_failure_rate)
+                                 max_failure_rate=max_failure_rate, backup=backup)
     if not quiet:
         err.print(f"bulk: keys file {keys_out} ({rotation.domains} domain(s), mode 0600, "
                   f"sha256 {rotation.keys_sha256[:12]})")
