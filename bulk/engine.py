@@ -18,7 +18,8 @@ is the file that was ingested.
 A run that changes the service keeps each domain's prior state in a backup
 file beside the checkpoint (``bulk.backup``) and watches its failures with
 the safety stop (``bulk.safety``); a resumed run reopens the rows that
-failed with the code that tripped the last stop.
+failed with the code that tripped the last stop. A canary (``--canary N``)
+hands the dispatcher only the first N rows still to send.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from .credentials import fingerprint
 from .dispatch import Dispatcher
 from .files import LocalFault
 from .inputs import BadRow, InputError, Row, detect_format, file_sha256, read_rows, validate_file
-from .jobs import WorkRow, make_job
-from .options import Halt, HaltKind, RowState, RunOptions, RunResult, RunStats
+from .jobs import CanaryJob, WorkRow, make_job
+from .options import Canary, CanaryRow, Halt, HaltKind, RowState, RunOptions, RunResult, RunStats
 from .pacing import Pacers
 from .plan import PlanError, read_plan
 from .retry import RetryPolicy
@@ -86,6 +87,7 @@ async def run(
     stats = stats or RunStats()
     stop = stop or asyncio.Event()
     halt: Halt | None = None
+    canary: Canary | None = None
     ckpt = Checkpoint.open(options.checkpoint_path)
     try:
         counts = _prepare_or_discard(ckpt, options)
@@ -93,16 +95,19 @@ async def run(
         stats.done, stats.skipped = counts["done"], counts["skipped"]
         stats.failed, stats.invalid = counts["failed"], counts["invalid"]
         stats.to_send = counts["pending"] + counts["sending"]
+        if options.canary:
+            stats.to_send = min(stats.to_send, options.canary)
+            canary = Canary(())
         stats.started = time.monotonic()
         if stats.to_send:
             health = health or Health(endpoint=client.endpoint)
-            halt = await _send(options, ckpt, client, stop, stats, retry, health)
+            halt, canary = await _send(options, ckpt, client, stop, stats, retry, health)
         try:
             ckpt.flush()
         except LocalFault as fault:
             halt = halt or Halt(HaltKind.LOCAL_FAULT, str(fault))
         return RunResult(counts=ckpt.counts(), errors=ckpt.error_counts(), calls=stats.calls,
-                         elapsed=stats.elapsed, checkpoint=options.checkpoint_path, halt=halt)
+                         elapsed=stats.elapsed, checkpoint=options.checkpoint_path, halt=halt, canary=canary)
     finally:
         with contextlib.suppress(LocalFault):
             ckpt.close()
@@ -129,7 +134,7 @@ def _prepare_or_discard(ckpt: Checkpoint, options: RunOptions) -> dict[str, int]
 async def _send(
     options: RunOptions, ckpt: Checkpoint, client: LiveClient, stop: asyncio.Event, stats: RunStats,
     retry: RetryPolicy | None, health: Health,
-) -> Halt | None:
+) -> tuple[Halt | None, Canary | None]:
     account = await client.access_key_id()
     pacers = Pacers(options.qps)
     backup: Backup | None = None
@@ -139,7 +144,7 @@ async def _send(
             complete = bool((ckpt.meta() or {}).get(BACKUP_META))
             backup = Backup.open(backup_path(options.checkpoint_path), complete=complete)
     except LocalFault as fault:
-        return Halt(HaltKind.LOCAL_FAULT, str(fault))
+        return Halt(HaltKind.LOCAL_FAULT, str(fault)), None
     dispatcher: Dispatcher | None = None
 
     def halt(reason: Halt) -> None:
@@ -151,6 +156,9 @@ async def _send(
                     stats=stats, health=health, log=log)
     job = make_job(options, backup=backup)
     rows = _work_rows(options, ckpt)
+    taken: list[WorkRow] = []
+    if options.canary:
+        rows = _first(rows, options.canary, taken)
     stopper = SafetyStop(max_failure_rate=options.max_failure_rate) if options.changes else None
     dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=rows, job=job, caller=caller, pacers=pacers,
                             account=account, stop=stop, stats=stats, safety=stopper)
@@ -164,7 +172,22 @@ async def _send(
                 log.close()
             except LocalFault as fault:
                 dispatcher.stop_with(Halt(HaltKind.LOCAL_FAULT, str(fault)))
-    return dispatcher.halt or result
+    canary = None
+    if isinstance(job, CanaryJob):
+        unfinished = "not finished: the run stopped first"
+        canary = Canary(tuple(job.results.get(r.line, CanaryRow(r.line, r.domain, unfinished)) for r in taken))
+    return dispatcher.halt or result, canary
+
+
+def _first(rows: Iterator[list[WorkRow]], n: int, taken: list[WorkRow]) -> Iterator[list[WorkRow]]:
+    """The first ``n`` rows of ``rows`` (a canary's), each also appended to ``taken``."""
+    for batch in rows:
+        batch = batch[:n - len(taken)]
+        taken.extend(batch)
+        if batch:
+            yield batch
+        if len(taken) >= n:
+            return
 
 
 def prepare(ckpt: Checkpoint, options: RunOptions) -> None:

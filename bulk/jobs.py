@@ -1,4 +1,4 @@
-"""What a run does with one row, one job per mode: apply, plan, verify.
+"""What a run does with one row, one job per mode: apply, plan, verify (and a canary around one).
 
     job = make_job(options)
     first = job.first_call(row)               # the dispatcher takes this call's pacer admission
@@ -22,6 +22,8 @@ The apply job keeps the record truthful:
   whether the 409 came at once or the read-back found it;
 - with a backup (``bulk.backup``), a row's state is read and recorded
   before its first write, on the read-back action's own quota.
+
+The canary job wraps another and reads back every row it took to ``done``.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ from .actions import ACTIONS, Action
 from .attempts import Caller, Prepaid, Tried
 from .backup import Backup
 from .client import Failure, Success
-from .options import IfExists, Mode, RowState, RunOptions
+from .options import CanaryRow, IfExists, Mode, RowState, RunOptions
 from .plan import classify
 
-__all__ = ["ApplyJob", "Job", "PlanJob", "RowCalls", "Settled", "VerifyJob", "WorkRow", "make_job"]
+__all__ = ["ApplyJob", "CanaryJob", "Job", "PlanJob", "RowCalls", "Settled", "VerifyJob", "WorkRow", "make_job"]
 
 _EXISTS = "ConfigAlreadyExists"
 #: answers that prove the service cannot hold the row's change: no read-back needed to say failed
@@ -270,12 +272,50 @@ class VerifyJob:
         return Settled(RowState.DONE, reader, message="in sync")
 
 
+class CanaryJob:
+    """Another job's rows, each read back once it is done: ``results`` says which hold their change."""
+
+    __slots__ = ("_inner", "results")
+
+    def __init__(self, inner: Job) -> None:
+        self._inner = inner
+        self.results: dict[int, CanaryRow] = {}
+
+    @property
+    def reads_only(self) -> bool:  # type: ignore[override]
+        return self._inner.reads_only
+
+    def first_call(self, row: WorkRow) -> str:
+        return self._inner.first_call(row)
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+        settled = await self._inner.run(row, calls)
+        if settled is None:
+            return None
+        problem = None
+        if settled.state is not RowState.DONE:
+            problem = ": ".join(str(part) for part in (settled.state, settled.code, settled.message) if part)
+        if problem is None:
+            current = await calls.read(row.action)
+            if current is None:
+                return settled  # stopped: the row is done, its check not finished
+            if isinstance(current, Failure):
+                problem = f"done, but the read-back failed: {current.code}: {current.message}"
+            elif diffs := row.action.differences(row.params, current):
+                # The service answered OK and does not hold the change: the row is failed, and says why.
+                problem = f"the service answered OK, but a read-back differs in {', '.join(diffs)}"
+                settled = Settled(RowState.FAILED, settled.action, "NotHeld", problem, request_id=settled.request_id)
+        self.results[row.line] = CanaryRow(row.line, row.domain, problem)
+        return settled
+
+
 def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:
     if options.mode is Mode.PLAN:
         return PlanJob()
     if options.mode is Mode.VERIFY:
         return VerifyJob()
-    return ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current, backup=backup)
+    job = ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current, backup=backup)
+    return CanaryJob(job) if options.canary else job
 
 
 def _exists(action: Action, current: Mapping[str, str]) -> bool:

@@ -16,7 +16,8 @@ A row moves through ``RowState``::
 ``done`` means the service holds the row's change, ``failed`` that it does
 not, ``sending`` that it may (the next run reads it back before sending
 anything). ``invalid`` rows never move. The exit code is derived from the
-final counts, so no path can end 0 with a row unaccounted for.
+final counts, so no path can end 0 with a row unaccounted for; the one run
+that ends 0 with rows left ``pending`` is a canary, which says so.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from typing import Any
 from .actions import Action
 
 __all__ = [
+    "Canary",
+    "CanaryRow",
     "Exit",
     "Halt",
     "HaltKind",
@@ -138,6 +141,8 @@ class RunOptions:
     #: the safety stop: halt once more than this share of the last 100 finished rows failed
     #: permanently, or 10 in a row failed with one code; 1 turns it off
     max_failure_rate: float = 0.5
+    #: take only the first N rows still to send, read each back, and stop
+    canary: int | None = None
     #: record each domain's state before its first write, for ``bulk rollback``
     backup: bool = True
 
@@ -154,6 +159,8 @@ class RunOptions:
             raise ValueError(f"{self.action.name} changes nothing: there is nothing to plan or verify")
         if not 0 < self.max_failure_rate <= 1:
             raise ValueError("--max-failure-rate must be above 0 and at most 1 (1 turns the safety stop off)")
+        if self.canary is not None and self.canary < 1:
+            raise ValueError("--canary must be at least 1")
 
     def __repr__(self) -> str:
         # Names only: values may be secrets, and a repr ends up in tracebacks.
@@ -225,6 +232,29 @@ class RunStats:
 
 
 @dataclass(frozen=True, slots=True)
+class CanaryRow:
+    line: int
+    domain: str
+    #: why the row does not count as applied and verified; None when it does
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """The rows a canary took, in line order, and whether each holds its change."""
+
+    rows: tuple[CanaryRow, ...]
+
+    @property
+    def verified(self) -> int:
+        return sum(r.problem is None for r in self.rows)
+
+    @property
+    def ok(self) -> bool:
+        return self.verified == len(self.rows)
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     counts: dict[str, int]
     errors: dict[str, int]
@@ -233,6 +263,8 @@ class RunResult:
     checkpoint: Path
     #: why the run stopped early, if it did
     halt: Halt | None = None
+    #: a canary run's verdict (``--canary``)
+    canary: Canary | None = None
 
     @property
     def pace(self) -> float:
@@ -250,6 +282,9 @@ class RunResult:
     def exit_code(self) -> Exit:
         if self.halt is not None:
             return self.halt.kind.exit_code
+        if self.canary is not None:
+            # Rows after the canary's are left pending on purpose; its own rows are all done when it is ok.
+            return Exit.OK if self.canary.ok else Exit.FAILED
         if self.unfinished:
             # Rows whose outcome could not be settled (a read-back that kept failing):
             # never 0, and the next run reads them back.

@@ -46,6 +46,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress outpu
 RetryOpt = Annotated[bool, typer.Option(help="On resume, send rows that failed permanently again too.")]
 FailureRateOpt = Annotated[float, typer.Option(help="Safety stop (exit 5): halt once more than this share of the last 100 finished rows failed, or 10 in a row failed alike; 1 turns it off.")]
 BackupOpt = Annotated[bool, typer.Option("--backup/--no-backup", help="Record each domain's state before its first write, next to the checkpoint (mode 0600), for `bulk rollback`.")]
+CanaryOpt = Annotated[int | None, typer.Option(help="Apply only the first N rows still to send, read each back, and stop (exit 0 if all hold the change).")]
 
 
 def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quiet: bool) -> int:
@@ -64,7 +65,9 @@ def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quie
             err.print(f"bulk: report written to {report}")
         if failures:
             err.print(f"bulk: {failures} failed or invalid row(s) written to {path}")
-    if result.interrupted:
+    if result.canary is not None and result.halt is None:
+        _print_canary(result)
+    elif result.interrupted:
         err.print(f"bulk: interrupted; run the same command again to resume (checkpoint {result.checkpoint})")
     elif result.halt is None and result.unfinished:
         err.print(f"bulk: {result.unfinished} row(s) could not be read (to back them up, or to settle whether their "
@@ -72,6 +75,22 @@ def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quie
     return result.exit_code
 
 
+
+
+def _print_canary(result: RunResult) -> None:
+    assert result.canary is not None
+    canary = result.canary
+    for row in canary.rows:
+        verdict = "applied and verified" if row.problem is None else row.problem
+        out.print(f"canary: line {row.line}: {row.domain}: {verdict}", soft_wrap=True)
+    if not canary.rows:
+        out.print("canary: no rows left to send")
+    elif canary.ok:
+        out.print(f"canary ok: {canary.verified}/{len(canary.rows)} applied and verified; "
+                  "run the same command without --canary to continue", soft_wrap=True)
+    else:
+        out.print(f"canary failed: {canary.verified}/{len(canary.rows)} applied and verified; nothing more was sent",
+                  soft_wrap=True)
 
 
 def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: Path | None, **kwargs: Any) -> RunOptions:
@@ -104,6 +123,7 @@ def run_cmd(
     plan: Annotated[Path | None, typer.Option(help="Apply a plan made by `bulk plan`: only its create and update rows.")] = None,
     max_plan_age: Annotated[float, typer.Option(help="Refuse to start from a plan older than this many minutes.")] = 60.0,
     max_failure_rate: FailureRateOpt = 0.5,
+    canary: CanaryOpt = None,
     backup: BackupOpt = True,
     quiet: QuietOpt = False,
 ) -> None:
@@ -121,7 +141,7 @@ def run_cmd(
         act = resolve(action)
     options = _options(act, input, set_, checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
                        timeout=timeout, if_exists=if_exists, strict=strict, retry_failed=retry_failed,
-                       log_file=log_file, max_failure_rate=max_failure_rate, backup=backup, **extra)
+                       log_file=log_file, max_failure_rate=max_failure_rate, canary=canary, backup=backup, **extra)
     if plan is not None:
         with errors():
             _check_plan_fits(plan, options, max_plan_age * 60)
@@ -312,6 +332,7 @@ def rotate_cmd(
     log_file: LogOpt = None,
     prepare: Annotated[bool, typer.Option(help="Only write the keys file and the checkpoint; send nothing. Run again without it to apply.")] = False,
     max_failure_rate: FailureRateOpt = 0.5,
+    canary: CanaryOpt = None,
     backup: BackupOpt = True,
     quiet: QuietOpt = False,
 ) -> None:
@@ -325,7 +346,7 @@ def rotate_cmd(
         rotation = plan_rotation(input, keys_out, via=via, key_length=key_length, same_key=same_key,
                                  checkpoint=checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
                                  timeout=timeout, log_file=log_file, retry_failed=retry_failed,
-                                 max_failure_rate=max_failure_rate, backup=backup)
+                                 max_failure_rate=max_failure_rate, canary=canary, backup=backup)
     if not quiet:
         err.print(f"bulk: keys file {keys_out} ({rotation.domains} domain(s), mode 0600, "
                   f"sha256 {rotation.keys_sha256[:12]})")

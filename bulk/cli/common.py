@@ -5,14 +5,16 @@
         with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
             out.print(ckpt.counts())
 
-Exit codes (``bulk.options.Exit``): 0 every valid row done; 1 some rows
-failed or were invalid; 2 usage, input, credential or configuration error
-(before any call, or a set-up the service refuses); 3 stopped before the
-end (interrupted, a local fault such as a full disk, or outcomes still to
-be read back): run the same command again to resume; 4 checkpoint in use by
-another run; 5 safety stop (too many rows failed alike; fix the cause and
-run the same command again); 70 internal error (a bug; the checkpoint stays
-consistent); 130 aborted (a second Ctrl-C; the checkpoint stays consistent).
+Exit codes (``bulk.options.Exit``): 0 every valid row done (a canary: its
+rows applied and verified); 1 some rows failed or were invalid (a canary:
+one of its rows does not hold the change); 2 usage, input, credential or
+configuration error (before any call, or a set-up the service refuses); 3
+stopped before the end (interrupted, a local fault such as a full disk, or
+outcomes still to be read back): run the same command again to resume; 4
+checkpoint in use by another run; 5 safety stop (too many rows failed
+alike; fix the cause and run the same command again); 70 internal error (a
+bug; the checkpoint stays consistent); 130 aborted (a second Ctrl-C; the
+checkpoint stays consistent).
 """
 
 from __future__ import annotations
