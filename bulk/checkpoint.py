@@ -188,6 +188,21 @@ class Checkpoint:
             raise CheckpointError(f"{path} was written by an older bulk; resume it once with this version first")
         return cls(path, db, None)
 
+    @staticmethod
+    def in_use(path: Path) -> bool:
+        """Whether a run holds the checkpoint at ``path`` right now."""
+        try:
+            fd = os.open(f"{path}.lock", os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing the descriptor drops the shared lock, if taken
+        return False
+
     def __enter__(self) -> Checkpoint:
         return self
 

@@ -1,4 +1,4 @@
-"""What a run does with one row, one job per mode: apply, plan, verify (and a canary around one).
+"""What a run does with one row, one job per mode: apply, plan, verify, rollback (and a canary around one).
 
     job = make_job(options)
     first = job.first_call(row)               # the dispatcher takes this call's pacer admission
@@ -23,7 +23,10 @@ The apply job keeps the record truthful:
 - with a backup (``bulk.backup``), a row's state is read and recorded
   before its first write, on the read-back action's own quota.
 
-The canary job wraps another and reads back every row it took to ``done``.
+The rollback job puts each domain back as the backup recorded it: it reads
+the live state and sends only what the difference needs (Delete, the
+create or the update action). The canary job wraps another and reads back
+every row it took to ``done``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from .client import Failure, Success
 from .options import CanaryRow, IfExists, Mode, RowState, RunOptions
 from .plan import classify
 
-__all__ = ["ApplyJob", "CanaryJob", "Job", "PlanJob", "RowCalls", "Settled", "VerifyJob", "WorkRow", "make_job"]
+__all__ = ["ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "Settled", "VerifyJob", "WorkRow",
+           "make_job"]
 
 _EXISTS = "ConfigAlreadyExists"
 #: answers that prove the service cannot hold the row's change: no read-back needed to say failed
@@ -180,9 +184,10 @@ class ApplyJob:
                     return Settled(RowState.DONE, action.name, message="applied (read back before resending)")
                 if not action.idempotent and _exists(action, current):
                     return await self._exists(row, calls, params, diffs)
-        return await self._send(row, calls, action, params)
+        return await self.send(row, calls, action, params)
 
-    async def _send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> Settled | None:
+    async def send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> Settled | None:
+        """Send ``action`` until the service holds it (done) or a read-back shows it does not (failed)."""
         tries = 0
         while True:
             tried = await calls.call(action, params, tried_before=tries)
@@ -219,7 +224,7 @@ class ApplyJob:
                            f"config already exists (differs in {', '.join(diffs)})",
                            failure.status if failure else None, failure.request_id if failure else None)
         if self._if_exists is IfExists.UPDATE and action.update:
-            return await self._send(row, calls, ACTIONS[action.update], params)
+            return await self.send(row, calls, ACTIONS[action.update], params)
         note = f"conflict: an existing config differs in {', '.join(diffs)}"
         if failure is None:
             return Settled(RowState.FAILED, action.name, _EXISTS, note)
@@ -272,6 +277,61 @@ class VerifyJob:
         return Settled(RowState.DONE, reader, message="in sync")
 
 
+class RollbackJob:
+    """Put each domain back as the backup shows it: read the live state, send only what differs.
+
+    The row is the recorded state (``actions.RESTORES``). A domain that had
+    no config gets Delete; one that had a config gets the create action if
+    it has none now, the update action if it has one, or Delete then create
+    when a field must become empty again (an update cannot clear a key).
+    Every row is read first, so a resumed rollback needs no special case.
+    """
+
+    __slots__ = ("_apply", "_backup")
+    reads_only = False
+
+    def __init__(self, *, backup: Backup | None = None) -> None:
+        self._apply = ApplyJob(if_exists=IfExists.UPDATE)
+        self._backup = backup
+
+    def first_call(self, row: WorkRow) -> str:
+        return row.action.readback  # type: ignore[return-value]
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+        backs_up = self._backup is not None and self._backup.wants(row.domain, reached=row.reached)
+        current = await calls.read(row.action)
+        if not isinstance(current, dict):
+            return _unread(row.action, current, reached=row.reached)
+        if backs_up:  # the rollback's own way back
+            await self._backup.record(row.domain, current)  # type: ignore[union-attr]
+        settled = Settled(RowState.DONE, row.action.readback, message="already as before")
+        for action, params in _restore_steps(row.action, row.params, current):
+            settled = await self._apply.send(row, calls, action, params)  # type: ignore[assignment]
+            if settled is None or settled.state is not RowState.DONE:
+                return settled
+        return settled
+
+
+def _restore_steps(
+    restore: Action, prior: dict[str, str], current: Mapping[str, str]
+) -> list[tuple[Action, dict[str, str]]]:
+    """The calls that turn ``current`` back into ``prior`` (none if it already is)."""
+    assert restore.readback and restore.create and restore.update and restore.delete
+    if not restore.differences(prior, current):
+        return []
+    reader = ACTIONS[restore.readback]
+    delete = (ACTIONS[restore.delete], {"DomainName": prior["DomainName"]})
+    if not reader.exists(prior):
+        return [delete]
+    create = (ACTIONS[restore.create], prior)
+    if not reader.exists(current):
+        return [create]
+    assert restore.expect is not None
+    if any(not want and current.get(f) for f, want in restore.expect(prior).items()):
+        return [delete, create]
+    return [(ACTIONS[restore.update], prior)]
+
+
 class CanaryJob:
     """Another job's rows, each read back once it is done: ``results`` says which hold their change."""
 
@@ -314,7 +374,11 @@ def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:
         return PlanJob()
     if options.mode is Mode.VERIFY:
         return VerifyJob()
-    job = ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current, backup=backup)
+    job: Job
+    if options.mode is Mode.ROLLBACK:
+        job = RollbackJob(backup=backup)
+    else:
+        job = ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current, backup=backup)
     return CanaryJob(job) if options.canary else job
 
 

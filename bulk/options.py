@@ -66,6 +66,8 @@ class Mode(StrEnum):
     APPLY = "apply"
     PLAN = "plan"
     VERIFY = "verify"
+    #: put each domain back as a run's backup recorded it (``bulk rollback``)
+    ROLLBACK = "rollback"
 
 
 class IfExists(StrEnum):
@@ -169,8 +171,8 @@ class RunOptions:
 
     @property
     def changes(self) -> bool:
-        """Whether the run sends changing calls (an apply run of a changing action)."""
-        return self.mode is Mode.APPLY and not self.action.read_only
+        """Whether the run sends changing calls (apply or rollback of a changing action)."""
+        return self.mode in (Mode.APPLY, Mode.ROLLBACK) and not self.action.read_only
 
     @property
     def row_action(self) -> Action:

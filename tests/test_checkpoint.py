@@ -62,6 +62,14 @@ def test_reopen_failed_with_a_code_reopens_only_that_code(tmp_path: Path) -> Non
         assert ckpt.reopen_failed(code="PlanConflict") == 0
 
 
+def test_in_use_is_true_only_while_a_run_holds_the_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "c.ckpt"
+    assert not Checkpoint.in_use(path)
+    with Checkpoint.open(path):
+        assert Checkpoint.in_use(path)
+    assert not Checkpoint.in_use(path)
+
+
 def test_second_writer_is_refused_while_first_holds_it(tmp_path: Path) -> None:
     path = tmp_path / "c.ckpt"
     holder = subprocess.Popen(

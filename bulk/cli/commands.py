@@ -1,4 +1,4 @@
-"""The commands that change or read the fleet: run, validate, status, report, plan, verify, rotate.
+"""The commands that change or read the fleet: run, validate, status, report, plan, verify, rotate, rollback.
 
     bulk run domains.csv --action AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap
     bulk status domains.csv.add-live-snapshot-notify-config.ckpt --json
@@ -24,6 +24,7 @@ from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
 from ..options import Exit, Mode, RunOptions, RunResult
 from ..plan import KINDS, PlanError, check_plan, read_plan
 from ..report import failures_path, plan_from_checkpoint, summary_table, write_failures, write_report
+from ..rollback import plan_rollback
 from ..rotate import VIA, plan_rotation, prepare_rotation
 from ..verify import drifted, verify_options
 from .common import Connection, app, err, errors, execute, fail, out, print_bad
@@ -340,7 +341,8 @@ def rotate_cmd(
 
     Safe order: `--prepare`, give the receiver the new keys file, run the same
     command without `--prepare`, check with `bulk verify`, then wait for the old
-    keys to drain (`bulk callback drain`) before retiring them.
+    keys to drain (`bulk callback drain`) before retiring them. `bulk rollback`
+    on its checkpoint puts the old keys back.
     """
     with errors():
         rotation = plan_rotation(input, keys_out, via=via, key_length=key_length, same_key=same_key,
@@ -358,3 +360,47 @@ def rotate_cmd(
         raise typer.Exit(Exit.OK)
     raise typer.Exit(execute(options, Connection(endpoint, region, signature, profile), quiet=quiet,
                               summary=lambda r: _finish(r, options, report=report, quiet=quiet)))
+
+
+@app.command("rollback")
+def rollback_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of the run (or rotation) to undo.")],
+    output: Annotated[Path | None, typer.Option("--checkpoint", help="The rollback's own checkpoint (default: CHECKPOINT with .rollback.ckpt).")] = None,
+    qps: QpsOpt = 30.0,
+    concurrency: ConcurrencyOpt = None,
+    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
+    region: RegionOpt = DEFAULT_REGION,
+    signature: SignatureOpt = "v3",
+    profile: ProfileOpt = None,
+    max_attempts: AttemptsOpt = 8,
+    timeout: TimeoutOpt = 10.0,
+    retry_failed: RetryOpt = False,
+    max_failure_rate: FailureRateOpt = 0.5,
+    backup: BackupOpt = True,
+    report: ReportOpt = None,
+    log_file: LogOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Put every domain a run changed back as its backup recorded it; run it again to resume.
+
+    A domain that had no config gets Delete, one that had a config gets it
+    back (old keys included). Check the result with `bulk verify` on the
+    rollback's checkpoint.
+    """
+    with errors():
+        rollback = plan_rollback(checkpoint, output=output, qps=qps, concurrency=concurrency,
+                                 max_attempts=max_attempts, timeout=timeout, retry_failed=retry_failed,
+                                 max_failure_rate=max_failure_rate, backup=backup, log_file=log_file)
+    options = rollback.options
+    if not quiet:
+        err.print(f"bulk: rolling back {rollback.rows} domain(s) from {options.input_path}")
+    if rollback.unrecorded:
+        shown = ", ".join(rollback.unrecorded[:5]) + (", ..." if len(rollback.unrecorded) > 5 else "")
+        err.print(f"bulk: {len(rollback.unrecorded)} domain(s) the run changed have no recorded prior state "
+                  f"(a run with --no-backup) and are left as they are: {shown}", soft_wrap=True)
+
+    def summary(result: RunResult) -> int:
+        code = _finish(result, options, report=report, quiet=quiet)
+        return Exit.FAILED if code == Exit.OK and rollback.unrecorded else code
+
+    raise typer.Exit(execute(options, Connection(endpoint, region, signature, profile), quiet=quiet, summary=summary))

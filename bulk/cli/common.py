@@ -45,6 +45,7 @@ from ..keys import KeysFileError
 from ..options import Exit, HaltKind, RunOptions, RunResult, RunStats
 from ..plan import PlanError
 from ..progress import show_progress
+from ..rollback import RollbackError
 from ..rotate import RotationError
 from ..verify import VerifyError
 
@@ -100,7 +101,8 @@ def errors() -> Iterator[None]:
     except RotationError as exc:
         print_bad(exc.bad[:20], len(exc.bad))
         fail(str(exc))
-    except (CheckpointError, CredentialsError, InputError, KeysFileError, PlanError, VerifyError, ValueError) as exc:
+    except (CheckpointError, CredentialsError, InputError, KeysFileError, PlanError, RollbackError, VerifyError,
+            ValueError) as exc:
         fail(str(exc))
     except KeyError as exc:  # resolve(): an unknown action
         fail(str(exc.args[0]))
