@@ -15,6 +15,11 @@ holds:
   every line of the input is accounted for, and no run exited 0 with a row
   unfinished.
 
+Most scenarios keep a backup (the default); they end with `bulk rollback`,
+killed at a random moment in some of them and resumed, after which the
+simulator must hold exactly the seeded fleet again, no call of the rollback
+applied twice. The others run with --no-backup and leave no backup file.
+
 `make test` runs 100 scenarios (seeds 0-99); `pytest tests/test_chaos.py
 --chaos-scenarios 1000` runs more.
 """
@@ -71,6 +76,8 @@ class Scenario:
     if_exists: str
     sim: SimConfig
     runs: list[tuple[int, str | None, float]]  # (max attempts, interruption, after seconds)
+    backup: bool
+    rollback_kill: float | None  # kill -9 the rollback after this many seconds (then resume it)
 
 
 def scenario(seed: int) -> Scenario:
@@ -95,7 +102,11 @@ def scenario(seed: int) -> Scenario:
                     fault_kinds=kinds, latency_ms=rng.choice([0, 3, 15]))
     runs = [(rng.randint(1, 4), rng.choice(["kill", "int", None]), rng.uniform(0.05, 0.5))
             for _ in range(rng.randint(0, 3))]
-    return Scenario(seed, action, rows, seeded, rng.choice(["fail", "skip", "update"]), sim, runs)
+    if_exists = rng.choice(["fail", "skip", "update"])
+    # Drawn last, so that the scenarios of every seed are those they were before backups existed.
+    backup = rng.random() < 0.8
+    rollback_kill = rng.choice([None, rng.uniform(0.02, 0.3)])
+    return Scenario(seed, action, rows, seeded, if_exists, sim, runs, backup, rollback_kill)
 
 
 async def _run(argv: list[str], interruption: str | None, after: float) -> int | None:
@@ -145,6 +156,8 @@ def test_scenarios_cover_every_case() -> None:
     assert {kind for c in cases for kind in c.sim.fault_kinds} == set(FAULT_KINDS)
     assert {i for c in cases for _, i, _ in c.runs} == {"kill", "int", None}
     assert sum(bool(c.seeded) for c in cases) > 90 and sum(len(c.seeded) < len(c.rows) for c in cases) > 90
+    assert 10 <= sum(not c.backup for c in cases) <= 30
+    assert {c.rollback_kill is None for c in cases if c.backup} == {True, False}
 
 
 async def test_record_agrees_with_the_service(tmp_path: Path, chaos_seeds: list[int]) -> None:
@@ -166,7 +179,8 @@ async def _check(seed: int, tmp_path: Path) -> None:
         store = sim.notify_configs if case.action == ADD else sim.callback_auth
         store.update({d: dict(c) for d, c in case.seeded.items()})
         base = ["run", str(src), "--action", case.action, "--endpoint", sim.url, "--checkpoint", str(ckpt),
-                "--qps", "1000", "--timeout", "0.5", "--if-exists", case.if_exists, "--quiet"]
+                "--qps", "1000", "--timeout", "0.5", "--if-exists", case.if_exists, "--quiet",
+                *([] if case.backup else ["--no-backup"])]
         codes: list[int | None] = []
         for attempts, interruption, after in case.runs:
             codes.append(await _run([*base, "--max-attempts", str(attempts)], interruption, after))
@@ -180,7 +194,19 @@ async def _check(seed: int, tmp_path: Path) -> None:
         per_domain: dict[str, int] = {}
         for (_, domain), n in sim.applied.items():
             per_domain[domain] = per_domain.get(domain, 0) + n
-    assert all(n == 1 for n in per_domain.values()), (per_domain, codes)
+        assert all(n == 1 for n in per_domain.values()), (per_domain, codes)
+        if not case.backup:
+            assert not ckpt.with_name("fleet.backup.jsonl").exists()
+            return
+        before = dict(sim.applied)
+        rollback = ["rollback", str(ckpt), "--endpoint", sim.url, "--qps", "1000", "--timeout", "0.5", "--quiet"]
+        if case.rollback_kill is not None:
+            codes.append(await _run(rollback, "kill", case.rollback_kill))
+            await _settle(sim)
+        codes.append(await _run(rollback, None, 0))
+        assert codes[-1] == 0, codes
+        assert store == case.seeded, codes  # exactly the fleet as it was seeded, keys and all
+        assert all(n - before.get(key, 0) <= 1 for key, n in sim.applied.items()), codes
 
 
 def _agrees(case: Scenario, ckpt: Path, store: dict[str, dict[str, str]], codes: list[int | None]) -> None:
