@@ -41,7 +41,7 @@ import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 from bulk.actions import resolve
-from bulk.checkpoint import Checkpoint
+from bulk.checkpoint import Checkpoint, CheckpointError
 from bulk.simulator import FAULT_KINDS, SimConfig, Simulator
 
 ADD, SET = "AddLiveSnapshotNotifyConfig", "SetSnapshotCallbackAuth"
@@ -185,8 +185,10 @@ async def _check(seed: int, tmp_path: Path) -> None:
         for attempts, interruption, after in case.runs:
             codes.append(await _run([*base, "--max-attempts", str(attempts)], interruption, after))
             await _settle(sim)
-            if ckpt.exists() and ckpt.stat().st_size:  # a run killed before its first commit leaves none
+            if _ingested(ckpt):
                 _agrees(case, ckpt, store, codes)
+            else:  # killed before the input was recorded, which comes before any call
+                assert sim.stats()["total"] == 0, codes
         sim.config.error_rate = 0.0  # the final resume, on a healthy service
         codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
         assert codes[-1] in (0, 1), codes
@@ -207,6 +209,17 @@ async def _check(seed: int, tmp_path: Path) -> None:
         assert codes[-1] == 0, codes
         assert store == case.seeded, codes  # exactly the fleet as it was seeded, keys and all
         assert all(n - before.get(key, 0) <= 1 for key, n in sim.applied.items()), codes
+
+
+def _ingested(ckpt: Path) -> bool:
+    """Whether a run got as far as recording every line of the input."""
+    if not ckpt.exists():
+        return False
+    try:
+        with Checkpoint.open_readonly(ckpt) as c:
+            return bool((c.meta() or {}).get("ingested"))
+    except CheckpointError:  # killed before the schema was committed
+        return False
 
 
 def _agrees(case: Scenario, ckpt: Path, store: dict[str, dict[str, str]], codes: list[int | None]) -> None:
