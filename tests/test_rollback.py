@@ -22,6 +22,10 @@ from test_engine import ADD, domains_csv, run_engine, simulator
 
 from bulk.backup import backup_path
 from bulk.checkpoint import Checkpoint
+from bulk.client import LiveClient
+from bulk.credentials import Credentials, StaticCredentials
+from bulk.engine import run
+from bulk.rollback import plan_rollback
 from bulk.simulator import SimConfig, Simulator
 
 DESCRIBE = "DescribeLiveSnapshotNotifyConfig"
@@ -273,3 +277,22 @@ async def test_domains_changed_without_a_backup_are_named_and_left_as_they_are(t
     assert f"4 domain(s) the run changed have no recorded prior state" in err and all(d in err for d in first)
     assert {d: held.get(d) for d in first} == {d: changed.get(d) for d in first}  # left as the run made them
     assert {d: c for d, c in held.items() if d not in first} == {d: c for d, c in seeded.items() if d not in first}
+
+
+async def test_a_delete_run_is_rolled_back_through_the_library_by_adding_each_config_again(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.txt"
+    async with simulator() as sim:
+        seeded = notify_fleet(sim, tmp_path / "fleet.csv", 20)
+        fleet.write_text("".join(f"{KINDS[i % 5]}{i:04d}.example.com\n" for i in range(20)))
+        deleted = await run_engine(sim, fleet, action="DeleteLiveSnapshotNotifyConfig", overrides={}, qps=500)
+        assert deleted.exit_code == 0 and not sim.notify_configs
+        rollback = plan_rollback(deleted.checkpoint, qps=500)
+        assert rollback.rows == 20 and not rollback.unrecorded
+        creds = StaticCredentials(Credentials(TEST_AK_ID, TEST_AK_SECRET))
+        async with LiveClient(credentials=creds, endpoint=sim.url) as client:
+            result = await run(rollback.options, client=client)
+        assert result.exit_code == 0 and sim.notify_configs == seeded
+    with Checkpoint.open_readonly(result.checkpoint) as c:
+        actions = Counter(r["action"] for r in c.rows())
+    # Where there was no config, nothing to do; the others are added again, keys and all.
+    assert actions == {"DescribeLiveSnapshotNotifyConfig": 4, "AddLiveSnapshotNotifyConfig": 16}
