@@ -29,8 +29,9 @@ ACTION = "AddLiveSnapshotNotifyConfig"
 
 
 def log_pace(path: Path) -> float:
-    """Calls/s between the first and the last send, as bulk's attempt log sees them."""
-    sends = sorted(e["time"] - e["latency_ms"] / 1000 for e in map(json.loads, path.read_text().splitlines()))
+    """ACTION calls/s between the first and the last send, as bulk's attempt log sees them (not its backup reads)."""
+    entries = [e for e in map(json.loads, path.read_text().splitlines()) if e["action"] == ACTION]
+    sends = sorted(e["time"] - e["latency_ms"] / 1000 for e in entries)
     return (len(sends) - 1) / (sends[-1] - sends[0]) if len(sends) > 1 else 0.0
 
 

@@ -26,10 +26,12 @@ __all__ = [
     "InvalidParams",
     "Kind",
     "Param",
+    "RESTORES",
     "SECRET_PARAMS",
     "check_region",
     "normalize_domain",
     "plain_values",
+    "recorded_action",
     "resolve",
 ]
 
@@ -197,6 +199,8 @@ class Action:
     #: the actions that make this change where no config exists yet, and where one does
     create: str | None = None
     update: str | None = None
+    #: (restore actions) the action that removes the config
+    delete: str | None = None
     #: (read-only actions) fields whose value shows that a config exists
     present: tuple[str, ...] = ()
     #: at least one of these must be given (an Update that changes nothing is a mistake)
@@ -349,6 +353,51 @@ ACTIONS: dict[str, Action] = {
 
 #: every parameter name that holds a secret, across the family
 SECRET_PARAMS: frozenset[str] = frozenset().union(*(a.secret_names for a in ACTIONS.values()))
+
+
+def _restore(reader: Action, writer: Action, delete: str) -> Action:
+    """A row of ``bulk rollback``: a domain's whole state as ``reader`` showed it, to be put back.
+
+    Not an API action (the simulator and ``resolve`` never see it): a row is
+    sent as Delete, the create or the update action, whichever turns the
+    live state into this one. Its read-back compares every field exactly,
+    since an empty field (no key) must be empty again; a row with no field
+    but DomainName is a domain that had no config.
+    """
+    fields = reader.returns[1:]
+    kinds = {p.name: p for p in writer.params}
+
+    def expect(p: Mapping[str, str]) -> dict[str, str]:
+        if not reader.exists(p):
+            return dict.fromkeys(reader.present, "")
+        return {f: p.get(f, "") for f in fields}
+
+    return Action(
+        "Restore" + reader.name.removeprefix("Describe").removeprefix("Query"),
+        (_DOMAIN_P, *(replace(kinds[f], required=False) for f in fields)),
+        idempotent=True, auth_pair=writer.auth_pair, readback=reader.name, expect=expect,
+        create=writer.create, update=writer.update, delete=delete,
+    )
+
+
+#: what ``bulk rollback`` sends, per read-back action of the run it undoes
+RESTORES: dict[str, Action] = {
+    r.readback: r  # type: ignore[misc]
+    for r in (
+        _restore(ACTIONS["DescribeLiveSnapshotNotifyConfig"], ACTIONS["AddLiveSnapshotNotifyConfig"],
+                 "DeleteLiveSnapshotNotifyConfig"),
+        _restore(ACTIONS["QuerySnapshotCallbackAuth"], ACTIONS["SetSnapshotCallbackAuth"],
+                 "DeleteSnapshotCallbackAuth"),
+    )
+}
+
+
+def recorded_action(name: str) -> Action:
+    """An action as a checkpoint names it: an API action, or a rollback's restore action."""
+    for restore in RESTORES.values():
+        if restore.name == name:
+            return restore
+    return resolve(name)
 
 
 def resolve(name: str) -> Action:

@@ -188,6 +188,21 @@ class Checkpoint:
             raise CheckpointError(f"{path} was written by an older bulk; resume it once with this version first")
         return cls(path, db, None)
 
+    @staticmethod
+    def in_use(path: Path) -> bool:
+        """Whether a run holds the checkpoint at ``path`` right now."""
+        try:
+            fd = os.open(f"{path}.lock", os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing the descriptor drops the shared lock, if taken
+        return False
+
     def __enter__(self) -> Checkpoint:
         return self
 
@@ -296,15 +311,19 @@ class Checkpoint:
             [(kind, fields, send, line) for line, kind, fields, send in entries],
         ))
 
-    def reopen_failed(self, *, all_failed: bool) -> int:
-        """Put failed rows back to pending: those that gave up on transient errors, or all.
+    def reopen_failed(self, *, all_failed: bool = False, code: str | None = None) -> int:
+        """Put failed rows back to pending: those that gave up on transient errors, or failed with ``code``, or all.
 
         A row the plan marked as a conflict is never reopened: no plan says to send it.
         ``reached`` is kept, so a reopened row that may have landed is read back first.
         """
-        where = "state = 'failed' AND COALESCE(code, '') != ?" + ("" if all_failed else " AND transient = 1")
+        where, args = "state = 'failed' AND COALESCE(code, '') != ?", [PLAN_CONFLICT]
+        if code is not None:
+            where, args = f"{where} AND code = ?", [*args, code]
+        elif not all_failed:
+            where += " AND transient = 1"
         return self._write(lambda: self._db.execute(
-            f"UPDATE rows SET state = 'pending', finished = NULL WHERE {where}", (PLAN_CONFLICT,)).rowcount)
+            f"UPDATE rows SET state = 'pending', finished = NULL WHERE {where}", args).rowcount)
 
     # -- reading -------------------------------------------------------------
 

@@ -11,7 +11,9 @@ service's latency by themselves; the worker count is only a ceiling.
 
 The dispatcher is also where a run stops, for whatever reason: a signal,
 an answer that refuses the credentials, a set-up that cannot work (no
-credentials, no endpoint), or a local fault such as a full disk. It stops
+credentials, no endpoint), too many rows failing alike (the safety stop,
+``bulk.safety``, which sees every finished row and whose tripping code is
+recorded in the checkpoint at once), or a local fault such as a full disk. It stops
 starting rows, gives the calls in flight ``grace`` seconds, and abandons
 the rest: their rows stay ``sending`` and are read back on resume. Claimed
 rows it never started go back to the state they had. Nothing raised inside
@@ -30,6 +32,7 @@ from .files import LocalFault
 from .jobs import Job, RowCalls, Settled, WorkRow
 from .options import Halt, HaltKind, RowState, RunOptions, RunStats
 from .pacing import Pacers
+from .safety import META_KEY, SafetyStop
 
 __all__ = ["Dispatcher"]
 
@@ -38,8 +41,8 @@ CLAIM_CHUNK = 32
 
 
 class Dispatcher:
-    __slots__ = ("_account", "_caller", "_ckpt", "_error", "_grace", "_job", "_pacers", "_rows", "_stats",
-                 "_stop", "_workers", "halt")
+    __slots__ = ("_account", "_caller", "_ckpt", "_error", "_grace", "_job", "_pacers", "_rows", "_safety",
+                 "_stats", "_stop", "_workers", "halt")
 
     def __init__(
         self,
@@ -53,6 +56,7 @@ class Dispatcher:
         account: str,
         stop: asyncio.Event,
         stats: RunStats,
+        safety: SafetyStop | None = None,
     ) -> None:
         self._ckpt = ckpt
         self._rows = rows
@@ -62,6 +66,7 @@ class Dispatcher:
         self._account = account
         self._stop = stop
         self._stats = stats
+        self._safety = safety
         self._workers = options.workers
         self._grace = options.grace
         self._error: BaseException | None = None
@@ -177,6 +182,10 @@ class Dispatcher:
             plan_fields=settled.plan_fields, plan_send=settled.plan_send,
         ))
         self._stats.count(settled.state, settled.code)
+        if self._safety is not None and (halt := self._safety.observe(settled)) is not None:
+            # Committed now: the next run reopens the rows that failed with this code, however this one ends.
+            self._ckpt.set_meta({META_KEY: halt.code})
+            self.stop_with(halt)
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         """Wait for the rows in flight; once stopping, give them ``grace`` seconds, then abandon them."""

@@ -14,6 +14,12 @@ do to the dispatcher (``bulk.dispatch``), which runs each through the job of
 the run's mode (``bulk.jobs``). Secrets are never stored, so the send phase
 reads each row's line from the input again; the input's SHA-256 proves it
 is the file that was ingested.
+
+A run that changes the service keeps each domain's prior state in a backup
+file beside the checkpoint (``bulk.backup``) and watches its failures with
+the safety stop (``bulk.safety``); a resumed run reopens the rows that
+failed with the code that tripped the last stop. A canary (``--canary N``)
+hands the dispatcher only the first N rows still to send.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from typing import Any
 
 from .actions import ACTIONS, Action
 from .attempts import CallLog, Caller, Health
+from .backup import META_KEY as BACKUP_META
+from .backup import Backup, backup_path
 from .checkpoint import Checkpoint, CheckpointError, IngestedRow, RowResult, TodoRow
 from .client import LiveClient
 from .credentials import fingerprint
@@ -36,11 +44,13 @@ from .files import LocalFault
 from .inputs import (
     BadRow, InputError, Row, ValidationSummary, detect_format, file_sha256, read_rows, read_rows_at, validate_file,
 )
-from .jobs import WorkRow, make_job
-from .options import Halt, HaltKind, RowState, RunOptions, RunResult, RunStats
+from .jobs import CanaryJob, WorkRow, make_job
+from .options import Canary, CanaryRow, Halt, HaltKind, RowState, RunOptions, RunResult, RunStats
 from .pacing import Pacer, Pacers
 from .plan import PlanError, read_plan
 from .retry import RetryPolicy
+from .safety import META_KEY as SAFETY_META
+from .safety import SafetyStop
 
 __all__ = ["DryRun", "StrictModeError", "default_checkpoint", "dry_run", "prepare", "redact_overrides",
            "remove_checkpoint", "run"]
@@ -79,6 +89,7 @@ async def run(
     stats = stats or RunStats()
     stop = stop or asyncio.Event()
     halt: Halt | None = None
+    canary: Canary | None = None
     ckpt = Checkpoint.open(options.checkpoint_path)
     try:
         counts = _prepare_or_discard(ckpt, options)
@@ -86,16 +97,19 @@ async def run(
         stats.done, stats.skipped = counts["done"], counts["skipped"]
         stats.failed, stats.invalid = counts["failed"], counts["invalid"]
         stats.to_send = counts["pending"] + counts["sending"]
+        if options.canary:
+            stats.to_send = min(stats.to_send, options.canary)
+            canary = Canary(())
         stats.started = time.monotonic()
         if stats.to_send:
             health = health or Health(endpoint=client.endpoint)
-            halt = await _send(options, ckpt, client, stop, stats, retry, health)
+            halt, canary = await _send(options, ckpt, client, stop, stats, retry, health)
         try:
             ckpt.flush()
         except LocalFault as fault:
             halt = halt or Halt(HaltKind.LOCAL_FAULT, str(fault))
         return RunResult(counts=ckpt.counts(), errors=ckpt.error_counts(), calls=stats.calls,
-                         elapsed=stats.elapsed, checkpoint=options.checkpoint_path, halt=halt)
+                         elapsed=stats.elapsed, checkpoint=options.checkpoint_path, halt=halt, canary=canary)
     finally:
         with contextlib.suppress(LocalFault):
             ckpt.close()
@@ -122,13 +136,17 @@ def _prepare_or_discard(ckpt: Checkpoint, options: RunOptions) -> dict[str, int]
 async def _send(
     options: RunOptions, ckpt: Checkpoint, client: LiveClient, stop: asyncio.Event, stats: RunStats,
     retry: RetryPolicy | None, health: Health,
-) -> Halt | None:
+) -> tuple[Halt | None, Canary | None]:
     account = await client.access_key_id()
     pacers = Pacers(options.qps)
+    backup: Backup | None = None
     try:
         log = CallLog(options.log_file) if options.log_file else None
+        if options.changes and options.backup:
+            complete = bool((ckpt.meta() or {}).get(BACKUP_META))
+            backup = Backup.open(backup_path(options.checkpoint_path), complete=complete)
     except LocalFault as fault:
-        return Halt(HaltKind.LOCAL_FAULT, str(fault))
+        return Halt(HaltKind.LOCAL_FAULT, str(fault)), None
     dispatcher: Dispatcher | None = None
 
     def halt(reason: Halt) -> None:
@@ -138,17 +156,40 @@ async def _send(
     caller = Caller(client=client, pacers=pacers, account=account,
                     retry=retry or RetryPolicy(max_attempts=options.max_attempts), stop=stop, halt=halt,
                     stats=stats, health=health, log=log)
-    dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=_work_rows(options, ckpt), job=make_job(options),
-                            caller=caller, pacers=pacers, account=account, stop=stop, stats=stats)
+    job = make_job(options, backup=backup)
+    rows = _work_rows(options, ckpt)
+    taken: list[WorkRow] = []
+    if options.canary:
+        rows = _first(rows, options.canary, taken)
+    stopper = SafetyStop(max_failure_rate=options.max_failure_rate) if options.changes else None
+    dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=rows, job=job, caller=caller, pacers=pacers,
+                            account=account, stop=stop, stats=stats, safety=stopper)
     try:
         result = await dispatcher.run()
     finally:
+        if backup is not None:
+            await backup.close()
         if log is not None:
             try:
                 log.close()
             except LocalFault as fault:
                 dispatcher.stop_with(Halt(HaltKind.LOCAL_FAULT, str(fault)))
-    return dispatcher.halt or result
+    canary = None
+    if isinstance(job, CanaryJob):
+        unfinished = "not finished: the run stopped first"
+        canary = Canary(tuple(job.results.get(r.line, CanaryRow(r.line, r.domain, unfinished)) for r in taken))
+    return dispatcher.halt or result, canary
+
+
+def _first(rows: Iterator[list[WorkRow]], n: int, taken: list[WorkRow]) -> Iterator[list[WorkRow]]:
+    """The first ``n`` rows of ``rows`` (a canary's), each also appended to ``taken``."""
+    for batch in rows:
+        batch = batch[:n - len(taken)]
+        taken.extend(batch)
+        if batch:
+            yield batch
+        if len(taken) >= n:
+            return
 
 
 def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
@@ -175,10 +216,18 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
         if options.plan_path is not None:
             _apply_plan(ckpt, options.plan_path)
         ckpt.set_meta({"ingested": True})
+    if options.changes:
+        # Complete only while every run kept a backup: then a domain without a record was never written.
+        ckpt.set_meta({BACKUP_META: options.backup and (fresh or bool(meta and meta.get(BACKUP_META)))})
     if options.retry_failed:
         ckpt.reopen_failed(all_failed=True)
     elif not fresh:
         ckpt.reopen_failed(all_failed=False)
+        if tripped := (meta or {}).get(SAFETY_META):
+            # The last run's safety stop: its cause has been fixed (or the stop trips again at once).
+            ckpt.reopen_failed(code=tripped)
+    if (meta or {}).get(SAFETY_META):
+        ckpt.set_meta({SAFETY_META: None})
 
 
 def _check_same_run(meta: dict[str, Any], wanted: dict[str, Any], path: Path) -> None:

@@ -1,4 +1,4 @@
-"""What a run does with one row, one job per mode: apply, plan, verify.
+"""What a run does with one row, one job per mode: apply, plan, verify, rollback (and a canary around one).
 
     job = make_job(options)
     first = job.first_call(row)               # the dispatcher takes this call's pacer admission
@@ -19,7 +19,14 @@ The apply job keeps the record truthful:
   does not; when the read-back itself keeps failing the outcome is unknown
   and the row stays ``sending`` for the next run to settle;
 - a create that meets an existing, different config follows ``--if-exists``,
-  whether the 409 came at once or the read-back found it.
+  whether the 409 came at once or the read-back found it;
+- with a backup (``bulk.backup``), a row's state is read and recorded
+  before its first write, on the read-back action's own quota.
+
+The rollback job puts each domain back as the backup recorded it: it reads
+the live state and sends only what the difference needs (Delete, the
+create or the update action). The canary job wraps another and reads back
+every row it took to ``done``.
 """
 
 from __future__ import annotations
@@ -30,11 +37,13 @@ from typing import Protocol
 
 from .actions import ACTIONS, Action
 from .attempts import Caller, Prepaid, Tried
+from .backup import Backup
 from .client import Failure, Success
-from .options import IfExists, Mode, RowState, RunOptions
+from .options import CanaryRow, IfExists, Mode, RowState, RunOptions
 from .plan import classify
 
-__all__ = ["ApplyJob", "Job", "PlanJob", "RowCalls", "Settled", "VerifyJob", "WorkRow", "make_job"]
+__all__ = ["ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "Settled", "VerifyJob", "WorkRow",
+           "make_job"]
 
 _EXISTS = "ConfigAlreadyExists"
 #: answers that prove the service cannot hold the row's change: no read-back needed to say failed
@@ -138,15 +147,21 @@ class Job(Protocol):
 class ApplyJob:
     """Send each row's action; read back whatever may already have landed."""
 
-    __slots__ = ("_if_exists", "_keep")
+    __slots__ = ("_backup", "_if_exists", "_keep")
     reads_only = False
 
-    def __init__(self, *, if_exists: IfExists, keep_current: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, *, if_exists: IfExists, keep_current: tuple[str, ...] = (), backup: Backup | None = None
+    ) -> None:
         self._if_exists = if_exists
         self._keep = keep_current
+        self._backup = backup
+
+    def _backs_up(self, row: WorkRow) -> bool:
+        return self._backup is not None and self._backup.wants(row.domain, reached=row.reached)
 
     def _reads_first(self, row: WorkRow) -> bool:
-        return row.action.readback is not None and (row.reached or bool(self._keep))
+        return row.action.readback is not None and (row.reached or bool(self._keep) or self._backs_up(row))
 
     def first_call(self, row: WorkRow) -> str:
         return row.action.readback if self._reads_first(row) else row.action.name  # type: ignore[return-value]
@@ -154,9 +169,12 @@ class ApplyJob:
     async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
         action, params = row.action, row.params
         if self._reads_first(row):
+            backs_up = self._backs_up(row)
             current = await calls.read(action)
             if not isinstance(current, dict):
-                return _unread(action, current, reached=row.reached)
+                return _unread(action, current, reached=row.reached, transient_fails=bool(self._keep))
+            if backs_up:
+                await self._backup.record(row.domain, current)  # type: ignore[union-attr]
             if self._keep:
                 missing = [k for k in self._keep if not current.get(k)]
                 if missing:
@@ -169,9 +187,10 @@ class ApplyJob:
                     return Settled(RowState.DONE, action.name, message="applied (read back before resending)")
                 if not action.idempotent and _exists(action, current):
                     return await self._exists(row, calls, params, diffs)
-        return await self._send(row, calls, action, params)
+        return await self.send(row, calls, action, params)
 
-    async def _send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> Settled | None:
+    async def send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> Settled | None:
+        """Send ``action`` until the service holds it (done) or a read-back shows it does not (failed)."""
         tries = 0
         while True:
             tried = await calls.call(action, params, tried_before=tries)
@@ -208,7 +227,7 @@ class ApplyJob:
                            f"config already exists (differs in {', '.join(diffs)})",
                            failure.status if failure else None, failure.request_id if failure else None)
         if self._if_exists is IfExists.UPDATE and action.update:
-            return await self._send(row, calls, ACTIONS[action.update], params)
+            return await self.send(row, calls, ACTIONS[action.update], params)
         note = f"conflict: an existing config differs in {', '.join(diffs)}"
         if failure is None:
             return Settled(RowState.FAILED, action.name, _EXISTS, note)
@@ -261,12 +280,109 @@ class VerifyJob:
         return Settled(RowState.DONE, reader, message="in sync")
 
 
-def make_job(options: RunOptions) -> Job:
+class RollbackJob:
+    """Put each domain back as the backup shows it: read the live state, send only what differs.
+
+    The row is the recorded state (``actions.RESTORES``). A domain that had
+    no config gets Delete; one that had a config gets the create action if
+    it has none now, the update action if it has one, or Delete then create
+    when a field must become empty again (an update cannot clear a key).
+    Every row is read first, so a resumed rollback needs no special case.
+    """
+
+    __slots__ = ("_apply", "_backup")
+    reads_only = False
+
+    def __init__(self, *, backup: Backup | None = None) -> None:
+        self._apply = ApplyJob(if_exists=IfExists.UPDATE)
+        self._backup = backup
+
+    def first_call(self, row: WorkRow) -> str:
+        return row.action.readback  # type: ignore[return-value]
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+        backs_up = self._backup is not None and self._backup.wants(row.domain, reached=row.reached)
+        current = await calls.read(row.action)
+        if not isinstance(current, dict):
+            return _unread(row.action, current, reached=row.reached)
+        if backs_up:  # the rollback's own way back
+            await self._backup.record(row.domain, current)  # type: ignore[union-attr]
+        settled = Settled(RowState.DONE, row.action.readback, message="already as before")
+        for action, params in _restore_steps(row.action, row.params, current):
+            settled = await self._apply.send(row, calls, action, params)  # type: ignore[assignment]
+            if settled is None or settled.state is not RowState.DONE:
+                return settled
+        return settled
+
+
+def _restore_steps(
+    restore: Action, prior: dict[str, str], current: Mapping[str, str]
+) -> list[tuple[Action, dict[str, str]]]:
+    """The calls that turn ``current`` back into ``prior`` (none if it already is)."""
+    assert restore.readback and restore.create and restore.update and restore.delete
+    if not restore.differences(prior, current):
+        return []
+    reader = ACTIONS[restore.readback]
+    delete = (ACTIONS[restore.delete], {"DomainName": prior["DomainName"]})
+    if not reader.exists(prior):
+        return [delete]
+    create = (ACTIONS[restore.create], prior)
+    if not reader.exists(current):
+        return [create]
+    assert restore.expect is not None
+    if any(not want and current.get(f) for f, want in restore.expect(prior).items()):
+        return [delete, create]
+    return [(ACTIONS[restore.update], prior)]
+
+
+class CanaryJob:
+    """Another job's rows, each read back once it is done: ``results`` says which hold their change."""
+
+    __slots__ = ("_inner", "results")
+
+    def __init__(self, inner: Job) -> None:
+        self._inner = inner
+        self.results: dict[int, CanaryRow] = {}
+
+    @property
+    def reads_only(self) -> bool:  # type: ignore[override]
+        return self._inner.reads_only
+
+    def first_call(self, row: WorkRow) -> str:
+        return self._inner.first_call(row)
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+        settled = await self._inner.run(row, calls)
+        if settled is None:
+            return None
+        problem = None
+        if settled.state is not RowState.DONE:
+            problem = ": ".join(str(part) for part in (settled.state, settled.code, settled.message) if part)
+        if problem is None:
+            current = await calls.read(row.action)
+            if current is None:
+                return settled  # stopped: the row is done, its check not finished
+            if isinstance(current, Failure):
+                problem = f"done, but the read-back failed: {current.code}: {current.message}"
+            elif diffs := row.action.differences(row.params, current):
+                # The service answered OK and does not hold the change: the row is failed, and says why.
+                problem = f"the service answered OK, but a read-back differs in {', '.join(diffs)}"
+                settled = Settled(RowState.FAILED, settled.action, "NotHeld", problem, request_id=settled.request_id)
+        self.results[row.line] = CanaryRow(row.line, row.domain, problem)
+        return settled
+
+
+def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:
     if options.mode is Mode.PLAN:
         return PlanJob()
     if options.mode is Mode.VERIFY:
         return VerifyJob()
-    return ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current)
+    job: Job
+    if options.mode is Mode.ROLLBACK:
+        job = RollbackJob(backup=backup)
+    else:
+        job = ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current, backup=backup)
+    return CanaryJob(job) if options.canary else job
 
 
 def _exists(action: Action, current: Mapping[str, str]) -> bool:
@@ -274,13 +390,21 @@ def _exists(action: Action, current: Mapping[str, str]) -> bool:
     return ACTIONS[action.readback].exists(current)
 
 
-def _unread(action: Action, outcome: Failure | None, *, reached: bool) -> Settled | None:
-    """The read before sending did not answer: stopped (None), unknown, or failed with nothing sent."""
+def _unread(action: Action, outcome: Failure | None, *, reached: bool, transient_fails: bool = False) -> Settled | None:
+    """The read before sending did not answer: stopped or left to the next run (None), unknown, or failed.
+
+    Nothing was sent, and the domain may hold the change already (it may
+    have been there before): a transient failure leaves the row to the next
+    run, unless ``transient_fails`` (a rotation's new keys cannot be there yet).
+    A refused read fails the row with nothing sent, naming the read.
+    """
     if outcome is None:
         return None
     if reached:
         return _unknown(action, outcome, outcome)
-    return Settled.failed(action.name, outcome, "cannot read the current config; nothing was sent")
+    if outcome.transient and not transient_fails:
+        return None
+    return Settled.failed(action.readback or action.name, outcome, "cannot read the current config; nothing was sent")
 
 
 def _unknown(action: Action, failure: Failure, read: Failure | None) -> Settled | None:

@@ -16,7 +16,8 @@ A row moves through ``RowState``::
 ``done`` means the service holds the row's change, ``failed`` that it does
 not, ``sending`` that it may (the next run reads it back before sending
 anything). ``invalid`` rows never move. The exit code is derived from the
-final counts, so no path can end 0 with a row unaccounted for.
+final counts, so no path can end 0 with a row unaccounted for; the one run
+that ends 0 with rows left ``pending`` is a canary, which says so.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from typing import Any
 from .actions import Action
 
 __all__ = [
+    "Canary",
+    "CanaryRow",
     "Exit",
     "Halt",
     "HaltKind",
@@ -63,6 +66,8 @@ class Mode(StrEnum):
     APPLY = "apply"
     PLAN = "plan"
     VERIFY = "verify"
+    #: put each domain back as a run's backup recorded it (``bulk rollback``)
+    ROLLBACK = "rollback"
 
 
 class IfExists(StrEnum):
@@ -79,6 +84,7 @@ class Exit(IntEnum):
     USAGE = 2
     INTERRUPTED = 3
     BUSY = 4
+    SAFETY_STOP = 5
 
 
 class HaltKind(StrEnum):
@@ -89,11 +95,14 @@ class HaltKind(StrEnum):
     CREDENTIALS_UNAVAILABLE = "credentials unavailable"  # the credential chain kept failing
     ENDPOINT_UNREACHABLE = "endpoint unreachable"  # no connection at all since the start
     LOCAL_FAULT = "local fault"  # a file of ours could not be written: disk full, sqlite error
+    SAFETY_STOP = "safety stop"  # too many rows failed alike: the account or the set-up is wrong, not the rows
 
     @property
     def exit_code(self) -> Exit:
         if self in (HaltKind.INTERRUPTED, HaltKind.LOCAL_FAULT):
             return Exit.INTERRUPTED
+        if self is HaltKind.SAFETY_STOP:
+            return Exit.SAFETY_STOP
         return Exit.USAGE
 
 
@@ -102,6 +111,8 @@ class Halt:
     kind: HaltKind
     #: one line for the operator: what happened and what to do (never a secret)
     message: str
+    #: the service's error code behind the halt, when there is one
+    code: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,6 +140,13 @@ class RunOptions:
     keep_current: tuple[str, ...] = ()
     #: only these input lines take part (verify: the rows a run recorded done)
     only_lines: frozenset[int] | None = field(default=None, repr=False)
+    #: the safety stop: halt once more than this share of the last 100 finished rows failed
+    #: permanently, or 10 in a row failed with one code; 1 turns it off
+    max_failure_rate: float = 0.5
+    #: take only the first N rows still to send, read each back, and stop
+    canary: int | None = None
+    #: record each domain's state before its first write, for ``bulk rollback``
+    backup: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "if_exists", IfExists(self.if_exists))
@@ -141,11 +159,20 @@ class RunOptions:
             raise ValueError("--timeout must be positive")
         if self.mode is not Mode.APPLY and not self.action.readback:
             raise ValueError(f"{self.action.name} changes nothing: there is nothing to plan or verify")
+        if not 0 < self.max_failure_rate <= 1:
+            raise ValueError("--max-failure-rate must be above 0 and at most 1 (1 turns the safety stop off)")
+        if self.canary is not None and self.canary < 1:
+            raise ValueError("--canary must be at least 1")
 
     def __repr__(self) -> str:
         # Names only: values may be secrets, and a repr ends up in tracebacks.
         return (f"RunOptions(action={self.action.name}, input={self.input_path}, mode={self.mode}, "
                 f"overrides=[{', '.join(self.overrides)}])")
+
+    @property
+    def changes(self) -> bool:
+        """Whether the run sends changing calls (apply or rollback of a changing action)."""
+        return self.mode in (Mode.APPLY, Mode.ROLLBACK) and not self.action.read_only
 
     @property
     def row_action(self) -> Action:
@@ -207,6 +234,29 @@ class RunStats:
 
 
 @dataclass(frozen=True, slots=True)
+class CanaryRow:
+    line: int
+    domain: str
+    #: why the row does not count as applied and verified; None when it does
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """The rows a canary took, in line order, and whether each holds its change."""
+
+    rows: tuple[CanaryRow, ...]
+
+    @property
+    def verified(self) -> int:
+        return sum(r.problem is None for r in self.rows)
+
+    @property
+    def ok(self) -> bool:
+        return self.verified == len(self.rows)
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     counts: dict[str, int]
     errors: dict[str, int]
@@ -215,6 +265,8 @@ class RunResult:
     checkpoint: Path
     #: why the run stopped early, if it did
     halt: Halt | None = None
+    #: a canary run's verdict (``--canary``)
+    canary: Canary | None = None
 
     @property
     def pace(self) -> float:
@@ -232,6 +284,9 @@ class RunResult:
     def exit_code(self) -> Exit:
         if self.halt is not None:
             return self.halt.kind.exit_code
+        if self.canary is not None:
+            # Rows after the canary's are left pending on purpose; its own rows are all done when it is ok.
+            return Exit.OK if self.canary.ok else Exit.FAILED
         if self.unfinished:
             # Rows whose outcome could not be settled (a read-back that kept failing):
             # never 0, and the next run reads them back.

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from rich.table import Table
 
-from .actions import resolve
+from .actions import recorded_action
 from .checkpoint import Checkpoint, CheckpointError
 from .inputs import Format, InputError, read_rows, write_rows
 from .plan import PlanEntry, PlanHeader, write_plan
@@ -102,7 +102,7 @@ def write_failures(ckpt: Checkpoint, path: Path) -> int:
     lines = {r["line"] for r in ckpt.rows(states=_FAILED)}
     if not lines:
         return 0
-    action = resolve(meta["action"])
+    action = recorded_action(meta["action"])
     fmt = Format(meta["format"])
     input_path = Path(meta["input_path"])
     try:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .actions import Action, resolve
+from .actions import Action, recorded_action
 from .checkpoint import Checkpoint
 from .engine import redact_overrides, remove_checkpoint
 from .inputs import file_sha256, parse_overrides
@@ -52,7 +52,7 @@ def verify_options(checkpoint: Path, *, given: Sequence[str] = (), **run: Any) -
         done = frozenset(r["line"] for r in c.rows(states=["done"]))
     if "action" not in meta:
         raise VerifyError(f"{checkpoint} holds no run")
-    action = resolve(meta["action"])
+    action = recorded_action(meta["action"])
     source = Path(meta["input_path"])
     if not source.is_file() or file_sha256(source) != meta["input_sha256"]:
         raise VerifyError(f"the input {source} changed since the run of {checkpoint} (or is gone); "

@@ -1,12 +1,15 @@
 """`make demo`: a real job against the built-in simulator, with faults on.
 
 1. starts ``bulk sim serve`` on a free loopback port (20 ms latency, 8 % faults);
-2. runs ``bulk run samples/domains.csv --action AddLiveSnapshotNotifyConfig``
-   and interrupts it after a few seconds, as Ctrl-C would;
-3. runs the same command again: it resumes and finishes;
-4. shows ``bulk status --json`` and the failures file;
-5. rotates the callback auth keys of the first 40 domains;
-6. rotates keys under live streams: a second simulator runs 20 streams whose
+2. tries the change on 5 domains first: ``--canary 5``;
+3. runs ``bulk run samples/domains.csv --action AddLiveSnapshotNotifyConfig``
+   and interrupts it once 80 domains are done, as Ctrl-C would;
+4. runs the same command again: it resumes and finishes;
+5. shows ``bulk status --json`` and the failures file;
+6. rotates the callback auth keys of 40 domains, 30 of which had old keys,
+   then rolls the rotation back (``bulk rollback``): the old keys return,
+   and ``bulk verify`` proves it;
+7. rotates keys under live streams: a second simulator runs 20 streams whose
    snapshot callbacks reach ``bulk callback serve``; ``bulk rotate``, then
    ``bulk callback drain`` until the old keys may go, and not before.
 
@@ -15,6 +18,7 @@ Everything talks to 127.0.0.1 only, with throwaway credentials.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,6 +84,11 @@ def get(url: str) -> str:
         return resp.read().decode()
 
 
+def applied(sim: str, action: str) -> int:
+    """How many calls of ``action`` the simulator has applied."""
+    return json.loads(get(f"{sim}/_sim/stats"))["applied"].get(action, 0)
+
+
 def show_counts(receiver: str) -> None:
     stats = json.loads(get(f"{receiver}/_bulk/stats"))
     accepted = ", ".join(f"{g} {n}" for g, n in stats["accepted"].items())
@@ -86,8 +96,16 @@ def show_counts(receiver: str) -> None:
     print(f"receiver: callbacks accepted per key generation: {accepted}; rejected: {rejected}", flush=True)
 
 
+def seed_state(path: Path) -> None:
+    """The simulator's state at start: live001-live030 already sign callbacks with old keys."""
+    auth = {f"live{i:03d}.example.com": {"DomainName": f"live{i:03d}.example.com", "CallbackReqAuth": "yes",
+                                         "CallbackAuthKey": f"OldDemoKey{i:03d}abcdefgh"} for i in range(1, 31)}
+    path.write_text(json.dumps({"version": 1, "notify": {}, "callback_auth": auth}))
+    path.chmod(0o600)
+
+
 def rotation_under_live_streams() -> None:
-    """Section 6: streams keep their key until pushed again; drain says when the old keys may go."""
+    """Section 7: streams keep their key until pushed again; drain says when the old keys may go."""
     live = OUT / "live"
     keys = live / "keys"
     keys.mkdir(parents=True)
@@ -145,18 +163,25 @@ def main() -> None:
     domains = OUT / "domains.csv"
     shutil.copy(ROOT / "samples" / "domains.csv", domains)
     ckpt = OUT / "migration.ckpt"
+    state = OUT / "sim-state.json"
+    seed_state(state)
     with running("sim", "serve", "--port", "0", "--latency-ms", "20", "--latency-jitter-ms", "10",
-                 "--error-rate", "0.08", "--seed", "7", "--missing", "*.gone.example.com",
-                 "--access-key-id", AK_ID, "--access-key-secret", AK_SECRET) as url:
+                 "--error-rate", "0.08", "--seed", "7", "--missing", "*.gone.example.com", "--qps", "100",
+                 "--state", str(state), "--access-key-id", AK_ID, "--access-key-secret", AK_SECRET) as url:
         banner(f"simulator at {url}: 20 ms latency, 8 % injected faults, *.gone.example.com missing")
         run = ["run", str(domains), "--action", "AddLiveSnapshotNotifyConfig",
-               "--set", "NotifyUrl=https://callback.example.com/snapshots", "--endpoint", url,
+               "--set", "NotifyUrl=https://callback.example.com/snapshots", "--endpoint", url, "--qps", "100",
                "--checkpoint", str(ckpt), "--report", str(OUT / "report.csv"), "--log-file", str(OUT / "attempts.jsonl")]
 
-        banner("migrate 300 domains to a new snapshot callback; interrupted after 4 s (as Ctrl-C would)")
+        banner("a canary first: 5 domains, each read back")
+        bulk(*run, "--canary", "5", "--quiet", check=(0,))
+
+        banner("migrate the other domains; interrupted once 80 are done (as Ctrl-C would)")
         print("$ bulk " + " ".join(run), flush=True)
         first = subprocess.Popen([*BULK, *run], env=ENV, cwd=ROOT)
-        time.sleep(4)
+        deadline = time.monotonic() + 30
+        while applied(url, "AddLiveSnapshotNotifyConfig") < 80 and time.monotonic() < deadline:
+            time.sleep(0.1)
         first.send_signal(signal.SIGINT)
         print(f"(exit code {first.wait()}: interrupted, resumable)", flush=True)
 
@@ -173,8 +198,17 @@ def main() -> None:
         banner("rotate the callback auth keys of 40 domains (keys file written first, mode 0600)")
         subset = OUT / "rotate.txt"
         subset.write_text("\n".join(f"live{i:03d}.example.com" for i in range(1, 41)) + "\n")
-        bulk("rotate", str(subset), "--keys-out", str(OUT / "keys-demo.csv"), "--endpoint", url,
+        bulk("rotate", str(subset), "--keys-out", str(OUT / "keys-demo.csv"), "--endpoint", url, "--qps", "100",
              "--checkpoint", str(OUT / "rotate.ckpt"))
+
+        banner("the rotation went wrong: roll it back (each domain's prior state was kept, mode 0600)")
+        bulk("rollback", str(OUT / "rotate.ckpt"), "--endpoint", url, "--qps", "100",
+             "--report", str(OUT / "rollback.csv"), check=(0,))
+        with (OUT / "rollback.csv").open() as report:
+            sent = Counter(row["action"] for row in csv.DictReader(report))
+        print("rollback: " + ", ".join(f"{action} {n}" for action, n in sent.most_common())
+              + " (the old keys back where there were some, none where there were none)", flush=True)
+        bulk("verify", str(OUT / "rotate.rollback.ckpt"), "--endpoint", url, "--qps", "100", "--quiet", check=(0,))
     rotation_under_live_streams()
     print("\ndemo: done. Outputs are in demo-out/.")
 

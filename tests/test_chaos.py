@@ -15,6 +15,11 @@ holds:
   every line of the input is accounted for, and no run exited 0 with a row
   unfinished.
 
+Most scenarios keep a backup (the default); they end with `bulk rollback`,
+killed at a random moment in some of them and resumed, after which the
+simulator must hold exactly the seeded fleet again, no call of the rollback
+applied twice. The others run with --no-backup and leave no backup file.
+
 `make test` runs 100 scenarios (seeds 0-99); `pytest tests/test_chaos.py
 --chaos-scenarios 1000` runs more.
 """
@@ -23,17 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.process
 import multiprocessing.synchronize
 import os
 import random
 import signal
 from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_for_ready
 from pathlib import Path
 
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 from bulk.actions import resolve
-from bulk.checkpoint import Checkpoint
+from bulk.checkpoint import Checkpoint, CheckpointError
 from bulk.simulator import FAULT_KINDS, SimConfig, Simulator
 
 ADD, SET = "AddLiveSnapshotNotifyConfig", "SetSnapshotCallbackAuth"
@@ -68,6 +75,8 @@ class Scenario:
     if_exists: str
     sim: SimConfig
     runs: list[tuple[int, str | None, float]]  # (max attempts, interruption, after seconds)
+    backup: bool
+    rollback_kill: float | None  # kill -9 the rollback after this many seconds (then resume it)
 
 
 def scenario(seed: int) -> Scenario:
@@ -92,7 +101,11 @@ def scenario(seed: int) -> Scenario:
                     fault_kinds=kinds, latency_ms=rng.choice([0, 3, 15]))
     runs = [(rng.randint(1, 4), rng.choice(["kill", "int", None]), rng.uniform(0.05, 0.5))
             for _ in range(rng.randint(0, 3))]
-    return Scenario(seed, action, rows, seeded, rng.choice(["fail", "skip", "update"]), sim, runs)
+    if_exists = rng.choice(["fail", "skip", "update"])
+    # Drawn last, so that the scenarios of every seed are those they were before backups existed.
+    backup = rng.random() < 0.8
+    rollback_kill = rng.choice([None, rng.uniform(0.02, 0.3)])
+    return Scenario(seed, action, rows, seeded, if_exists, sim, runs, backup, rollback_kill)
 
 
 async def _run(argv: list[str], interruption: str | None, after: float) -> int | None:
@@ -102,12 +115,21 @@ async def _run(argv: list[str], interruption: str | None, after: float) -> int |
     if interruption is not None:
         # Signals go to bulk, not to the child's start-up (an operator's Ctrl-C reaches a running command).
         assert await asyncio.to_thread(started.wait, 30)
-        await asyncio.to_thread(proc.join, after)
-        if proc.is_alive():
+        if not await _exited(proc, after):
             os.kill(proc.pid, signal.SIGKILL if interruption == "kill" else signal.SIGINT)
-    await asyncio.to_thread(proc.join, 60)
-    assert not proc.is_alive(), "bulk did not stop"
+    assert await _exited(proc, 60), "bulk did not stop"
     return proc.exitcode
+
+
+async def _exited(proc: multiprocessing.process.BaseProcess, timeout: float) -> bool:
+    """Whether the child ends within ``timeout``; its exit status is read on the event loop's thread only.
+
+    Every Process.start() polls the children started before it. A join in a
+    worker thread that polled the same child at that moment would read its
+    status from the forkserver twice: the second read meets EOF, and records 255.
+    """
+    await asyncio.to_thread(wait_for_ready, [proc.sentinel], timeout)
+    return not proc.is_alive()
 
 
 def _unfinished(ckpt: Path) -> int:
@@ -133,6 +155,8 @@ def test_scenarios_cover_every_case() -> None:
     assert {kind for c in cases for kind in c.sim.fault_kinds} == set(FAULT_KINDS)
     assert {i for c in cases for _, i, _ in c.runs} == {"kill", "int", None}
     assert sum(bool(c.seeded) for c in cases) > 90 and sum(len(c.seeded) < len(c.rows) for c in cases) > 90
+    assert 10 <= sum(not c.backup for c in cases) <= 30
+    assert {c.rollback_kill is None for c in cases if c.backup} == {True, False}
 
 
 async def test_record_agrees_with_the_service(tmp_path: Path, chaos_seeds: list[int]) -> None:
@@ -154,13 +178,16 @@ async def _check(seed: int, tmp_path: Path) -> None:
         store = sim.notify_configs if case.action == ADD else sim.callback_auth
         store.update({d: dict(c) for d, c in case.seeded.items()})
         base = ["run", str(src), "--action", case.action, "--endpoint", sim.url, "--checkpoint", str(ckpt),
-                "--qps", "1000", "--timeout", "0.5", "--if-exists", case.if_exists, "--quiet"]
+                "--qps", "1000", "--timeout", "0.5", "--if-exists", case.if_exists, "--quiet",
+                *([] if case.backup else ["--no-backup"])]
         codes: list[int | None] = []
         for attempts, interruption, after in case.runs:
             codes.append(await _run([*base, "--max-attempts", str(attempts)], interruption, after))
             await _settle(sim)
-            if ckpt.exists() and ckpt.stat().st_size:  # a run killed before its first commit leaves none
+            if _ingested(ckpt):
                 _agrees(case, ckpt, store, codes)
+            else:  # killed before the input was recorded, which comes before any call
+                assert sim.stats()["total"] == 0, codes
         sim.config.error_rate = 0.0  # the final resume, on a healthy service
         codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
         assert codes[-1] in (0, 1), codes
@@ -168,7 +195,30 @@ async def _check(seed: int, tmp_path: Path) -> None:
         per_domain: dict[str, int] = {}
         for (_, domain), n in sim.applied.items():
             per_domain[domain] = per_domain.get(domain, 0) + n
-    assert all(n == 1 for n in per_domain.values()), (per_domain, codes)
+        assert all(n == 1 for n in per_domain.values()), (per_domain, codes)
+        if not case.backup:
+            assert not ckpt.with_name("fleet.backup.jsonl").exists()
+            return
+        before = dict(sim.applied)
+        rollback = ["rollback", str(ckpt), "--endpoint", sim.url, "--qps", "1000", "--timeout", "0.5", "--quiet"]
+        if case.rollback_kill is not None:
+            codes.append(await _run(rollback, "kill", case.rollback_kill))
+            await _settle(sim)
+        codes.append(await _run(rollback, None, 0))
+        assert codes[-1] == 0, codes
+        assert store == case.seeded, codes  # exactly the fleet as it was seeded, keys and all
+        assert all(n - before.get(key, 0) <= 1 for key, n in sim.applied.items()), codes
+
+
+def _ingested(ckpt: Path) -> bool:
+    """Whether a run got as far as recording every line of the input."""
+    if not ckpt.exists():
+        return False
+    try:
+        with Checkpoint.open_readonly(ckpt) as c:
+            return bool((c.meta() or {}).get("ingested"))
+    except CheckpointError:  # killed before the schema was committed
+        return False
 
 
 def _agrees(case: Scenario, ckpt: Path, store: dict[str, dict[str, str]], codes: list[int | None]) -> None:

@@ -50,6 +50,26 @@ def test_reopen_failed_only_transient_unless_all(tmp_path: Path) -> None:
         assert ckpt.counts()["failed"] == 1
 
 
+def test_reopen_failed_with_a_code_reopens_only_that_code(tmp_path: Path) -> None:
+    """What the next run does after a safety stop: the rows of its code, permanent or not, and no others."""
+    with Checkpoint.open(tmp_path / "c.ckpt") as ckpt:
+        ckpt.add_rows([IngestedRow(i, f"d{i}.example.com", RowState.PENDING) for i in (2, 3, 4, 5)])
+        for line, code in ((2, "Forbidden.RAM"), (3, "MalformedParam"), (4, "Forbidden.RAM"), (5, "PlanConflict")):
+            ckpt.record(RowResult(line, RowState.FAILED, 1, code=code))
+        ckpt.flush()
+        assert ckpt.reopen_failed(code="Forbidden.RAM") == 2
+        assert [t.line for t in ckpt.todo()] == [2, 4]
+        assert ckpt.reopen_failed(code="PlanConflict") == 0
+
+
+def test_in_use_is_true_only_while_a_run_holds_the_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "c.ckpt"
+    assert not Checkpoint.in_use(path)
+    with Checkpoint.open(path):
+        assert Checkpoint.in_use(path)
+    assert not Checkpoint.in_use(path)
+
+
 def test_second_writer_is_refused_while_first_holds_it(tmp_path: Path) -> None:
     path = tmp_path / "c.ckpt"
     holder = subprocess.Popen(

@@ -28,14 +28,16 @@ async def test_slow_new_connections_then_pooled_ones_never_exceed_the_quota(tmp_
     Calls admitted evenly reach the wire bunched: one that waited for its handshake
     lands next to calls that went out on pooled connections after it. Taking the
     slot at admission (as before) put 37 requests in one second at the endpoint
-    here (measured); the guard at the wire counts the actual sends.
+    here (measured); the guard at the wire counts the actual sends. No backup:
+    the proxy cannot tell operations apart, and only the Adds are measured.
     """
     rows = tmp_path / "d.csv"
     rows.write_text("DomainName\n" + "".join(f"d{i:03d}.example.com\n" for i in range(110)))
     config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=30, latency_ms=250, latency_jitter_ms=150, seed=3)
     async with Simulator(config) as sim, SlowTlsProxy(upstream=sim.url, delay=(0.1, 0.3), seed=5) as proxy:
         options = RunOptions(action=resolve(ADD), input_path=rows, checkpoint_path=tmp_path / "d.ckpt",
-                             overrides={"NotifyUrl": "https://cb.example.com/x"}, qps=30, timeout=5.0)
+                             overrides={"NotifyUrl": "https://cb.example.com/x"}, qps=30, timeout=5.0,
+                             backup=False)
         async with LiveClient(credentials=CREDS, endpoint=proxy.url, ssl_context=proxy.client_context) as client:
             result = await run(options, client=client, retry=RetryPolicy(base=0.01, throttle_base=0.05, cap=0.2))
         calls = len(sim.arrivals())

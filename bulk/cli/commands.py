@@ -1,4 +1,4 @@
-"""The commands that change or read the fleet: run, validate, status, report, plan, verify, rotate.
+"""The commands that change or read the fleet: run, validate, status, report, plan, verify, rotate, rollback.
 
     bulk run domains.csv --action AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap
     bulk status domains.csv.add-live-snapshot-notify-config.ckpt --json
@@ -17,13 +17,14 @@ import typer
 from rich.table import Table
 
 from .. import engine
-from ..actions import Action, resolve
+from ..actions import Action, recorded_action, resolve
 from ..checkpoint import Checkpoint
 from ..client import DEFAULT_ENDPOINT, DEFAULT_REGION
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
 from ..options import Exit, Mode, RunOptions, RunResult
 from ..plan import KINDS, PlanError, check_plan, read_plan
 from ..report import failures_path, plan_from_checkpoint, summary_table, write_failures, write_report
+from ..rollback import plan_rollback
 from ..rotate import VIA, plan_rotation, prepare_rotation
 from ..verify import drifted, verify_action, verify_options
 from .common import Connection, app, err, errors, execute, fail, out, print_bad, warn_literal_secrets
@@ -44,6 +45,9 @@ ReportOpt = Annotated[Path | None, typer.Option(help="Write the per-row report h
 LogOpt = Annotated[Path | None, typer.Option(help="Append one JSON line per attempt here.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 RetryOpt = Annotated[bool, typer.Option(help="On resume, send rows that failed permanently again too.")]
+FailureRateOpt = Annotated[float, typer.Option(help="Safety stop (exit 5): halt once more than this share of the last 100 finished rows failed, or 10 in a row failed alike; 1 turns it off.")]
+BackupOpt = Annotated[bool, typer.Option("--backup/--no-backup", help="Record each domain's state before its first write, next to the checkpoint (mode 0600), for `bulk rollback`.")]
+CanaryOpt = Annotated[int | None, typer.Option(help="Apply only the first N rows still to send, read each back, and stop (exit 0 if all hold the change).")]
 
 
 def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quiet: bool) -> int:
@@ -62,14 +66,32 @@ def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quie
             err.print(f"bulk: report written to {report}")
         if failures:
             err.print(f"bulk: {failures} failed or invalid row(s) written to {path}")
-    if result.interrupted:
+    if result.canary is not None and result.halt is None:
+        _print_canary(result)
+    elif result.interrupted:
         err.print(f"bulk: interrupted; run the same command again to resume (checkpoint {result.checkpoint})")
     elif result.halt is None and result.unfinished:
-        err.print(f"bulk: {result.unfinished} row(s) could not be read back to settle whether their change landed; "
-                  "run the same command again to settle them")
+        err.print(f"bulk: {result.unfinished} row(s) could not be read (to back them up, or to settle whether their "
+                  "change landed); run the same command again to settle them")
     return result.exit_code
 
 
+
+
+def _print_canary(result: RunResult) -> None:
+    assert result.canary is not None
+    canary = result.canary
+    for row in canary.rows:
+        verdict = "applied and verified" if row.problem is None else row.problem
+        out.print(f"canary: line {row.line}: {row.domain}: {verdict}", soft_wrap=True)
+    if not canary.rows:
+        out.print("canary: no rows left to send")
+    elif canary.ok:
+        out.print(f"canary ok: {canary.verified}/{len(canary.rows)} applied and verified; "
+                  "run the same command without --canary to continue", soft_wrap=True)
+    else:
+        out.print(f"canary failed: {canary.verified}/{len(canary.rows)} applied and verified; nothing more was sent",
+                  soft_wrap=True)
 
 
 def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: Path | None, **kwargs: Any) -> RunOptions:
@@ -102,6 +124,9 @@ def run_cmd(
     retry_failed: RetryOpt = False,
     plan: Annotated[Path | None, typer.Option(help="Apply a plan made by `bulk plan`: only its create and update rows.")] = None,
     max_plan_age: Annotated[float, typer.Option(help="Refuse to start from a plan older than this many minutes.")] = 60.0,
+    max_failure_rate: FailureRateOpt = 0.5,
+    canary: CanaryOpt = None,
+    backup: BackupOpt = True,
     quiet: QuietOpt = False,
 ) -> None:
     """Apply ACTION to every row of INPUT; run it again to resume."""
@@ -118,7 +143,7 @@ def run_cmd(
         act = resolve(action)
     options = _options(act, input, set_, checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
                        timeout=timeout, if_exists=if_exists, strict=strict, retry_failed=retry_failed,
-                       log_file=log_file, **extra)
+                       log_file=log_file, max_failure_rate=max_failure_rate, canary=canary, backup=backup, **extra)
     if plan is not None:
         with errors():
             _check_plan_fits(plan, options, max_plan_age * 60)
@@ -270,7 +295,7 @@ def verify_cmd(
 ) -> None:
     """Read back every row a run recorded done; report drift (exit 1 if any)."""
     with errors():
-        warn_literal_secrets(set_ or [], resolve(verify_action(checkpoint)))
+        warn_literal_secrets(set_ or [], recorded_action(verify_action(checkpoint)))
         options = verify_options(checkpoint, given=set_ or [], qps=qps, concurrency=concurrency,
                                  max_attempts=max_attempts, timeout=timeout)
 
@@ -308,18 +333,23 @@ def rotate_cmd(
     report: ReportOpt = None,
     log_file: LogOpt = None,
     prepare: Annotated[bool, typer.Option(help="Only write the keys file and the checkpoint; send nothing. Run again without it to apply.")] = False,
+    max_failure_rate: FailureRateOpt = 0.5,
+    canary: CanaryOpt = None,
+    backup: BackupOpt = True,
     quiet: QuietOpt = False,
 ) -> None:
     """Give every domain a new callback auth key: keys file first, then the calls.
 
     Safe order: `--prepare`, give the receiver the new keys file, run the same
     command without `--prepare`, check with `bulk verify`, then wait for the old
-    keys to drain (`bulk callback drain`) before retiring them.
+    keys to drain (`bulk callback drain`) before retiring them. `bulk rollback`
+    on its checkpoint puts the old keys back.
     """
     with errors():
         rotation = plan_rotation(input, keys_out, via=via, key_length=key_length, same_key=same_key,
                                  checkpoint=checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
-                                 timeout=timeout, log_file=log_file, retry_failed=retry_failed)
+                                 timeout=timeout, log_file=log_file, retry_failed=retry_failed,
+                                 max_failure_rate=max_failure_rate, canary=canary, backup=backup)
     if not quiet:
         err.print(f"bulk: keys file {keys_out} ({rotation.domains} domain(s), mode 0600, "
                   f"sha256 {rotation.keys_sha256[:12]})")
@@ -333,3 +363,45 @@ def rotate_cmd(
                               summary=lambda r: _finish(r, options, report=report, quiet=quiet)))
 
 
+@app.command("rollback")
+def rollback_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of the run (or rotation) to undo.")],
+    output: Annotated[Path | None, typer.Option("--checkpoint", help="The rollback's own checkpoint (default: CHECKPOINT with .rollback.ckpt).")] = None,
+    qps: QpsOpt = 30.0,
+    concurrency: ConcurrencyOpt = None,
+    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
+    region: RegionOpt = DEFAULT_REGION,
+    signature: SignatureOpt = "v3",
+    profile: ProfileOpt = None,
+    max_attempts: AttemptsOpt = 8,
+    timeout: TimeoutOpt = 10.0,
+    retry_failed: RetryOpt = False,
+    max_failure_rate: FailureRateOpt = 0.5,
+    backup: BackupOpt = True,
+    report: ReportOpt = None,
+    log_file: LogOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Put every domain a run changed back as its backup recorded it; run it again to resume.
+
+    A domain that had no config gets Delete, one that had a config gets it
+    back (old keys included). Check the result with `bulk verify` on the
+    rollback's checkpoint.
+    """
+    with errors():
+        rollback = plan_rollback(checkpoint, output=output, qps=qps, concurrency=concurrency,
+                                 max_attempts=max_attempts, timeout=timeout, retry_failed=retry_failed,
+                                 max_failure_rate=max_failure_rate, backup=backup, log_file=log_file)
+    options = rollback.options
+    if not quiet:
+        err.print(f"bulk: rolling back {rollback.rows} domain(s) from {options.input_path}")
+    if rollback.unrecorded:
+        shown = ", ".join(rollback.unrecorded[:5]) + (", ..." if len(rollback.unrecorded) > 5 else "")
+        err.print(f"bulk: {len(rollback.unrecorded)} domain(s) the run changed have no recorded prior state "
+                  f"(a run with --no-backup) and are left as they are: {shown}", soft_wrap=True)
+
+    def summary(result: RunResult) -> int:
+        code = _finish(result, options, report=report, quiet=quiet)
+        return Exit.FAILED if code == Exit.OK and rollback.unrecorded else code
+
+    raise typer.Exit(execute(options, Connection(endpoint, region, signature, profile), quiet=quiet, summary=summary))

@@ -5,13 +5,16 @@
         with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
             out.print(ckpt.counts())
 
-Exit codes (``bulk.options.Exit``): 0 every valid row done; 1 some rows
-failed or were invalid; 2 usage, input, credential or configuration error
-(before any call, or a set-up the service refuses); 3 stopped before the
-end (interrupted, a local fault such as a full disk, or outcomes still to
-be read back): run the same command again to resume; 4 checkpoint in use by
-another run; 70 internal error (a bug; the checkpoint stays consistent); 130 aborted
-(a second Ctrl-C; the checkpoint stays consistent).
+Exit codes (``bulk.options.Exit``): 0 every valid row done (a canary: its
+rows applied and verified); 1 some rows failed or were invalid (a canary:
+one of its rows does not hold the change); 2 usage, input, credential or
+configuration error (before any call, or a set-up the service refuses); 3
+stopped before the end (interrupted, a local fault such as a full disk, or
+outcomes still to be read back): run the same command again to resume; 4
+checkpoint in use by another run; 5 safety stop (too many rows failed
+alike; fix the cause and run the same command again); 70 internal error (a
+bug; the checkpoint stays consistent); 130 aborted (a second Ctrl-C; the
+checkpoint stays consistent).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from ..keys import KeysFileError
 from ..options import Exit, HaltKind, RunOptions, RunResult, RunStats
 from ..plan import PlanError
 from ..progress import show_progress
+from ..rollback import RollbackError
 from ..rotate import RotationError
 from ..verify import VerifyError
 
@@ -101,7 +105,8 @@ def errors() -> Iterator[None]:
     except RotationError as exc:
         print_bad(exc.bad[:20], len(exc.bad))
         fail(str(exc))
-    except (CheckpointError, CredentialsError, InputError, KeysFileError, PlanError, VerifyError, ValueError) as exc:
+    except (CheckpointError, CredentialsError, InputError, KeysFileError, PlanError, RollbackError, VerifyError,
+            ValueError) as exc:
         fail(str(exc))
     except KeyError as exc:  # resolve(): an unknown action
         fail(str(exc.args[0]))
@@ -177,6 +182,8 @@ def print_halt(result: RunResult) -> None:
     then = "fix it and run the same command again to resume"
     if kind is HaltKind.LOCAL_FAULT:
         err.print(f"bulk: stopped: {message}; rows in flight will be read back. {then.capitalize()}.", soft_wrap=True)
+    elif kind is HaltKind.SAFETY_STOP:
+        err.print(f"bulk: {message}.", soft_wrap=True)
     else:
         err.print(f"bulk: error: {message}; nothing more was sent. {then.capitalize()}.", soft_wrap=True)
 
