@@ -12,8 +12,9 @@ never inside it: it holds the old auth keys. It is created with mode 0600,
 and every record is one JSON object of API parameters as the read showed
 them, empty fields left out: ``{"DomainName": "a.example.com", "NotifyUrl":
 "https://...", "NotifyReqAuth": "yes", "NotifyAuthKey": "..."}``, or the
-DomainName alone for a domain that had no config. So ``bulk rollback`` reads
-it as an ordinary input.
+DomainName alone for a domain that had no config, with the row's
+``Profile`` when it named one. So ``bulk rollback`` reads it as an ordinary
+input, and puts each domain back through its own account.
 
 Each record reaches the disk before the row's first write is sent (one
 fsync, off the event loop, covers every record written meanwhile). Hence:
@@ -85,9 +86,14 @@ class Backup:
         """
         return domain not in self._recorded and (self._complete or not reached)
 
-    async def record(self, domain: str, state: Mapping[str, str]) -> None:
-        """Append ``domain``'s state; returns once it is on disk. LocalFault if it cannot be."""
-        entry = {"DomainName": domain, **{k: v for k, v in state.items() if v and k != "DomainName"}}
+    async def record(self, domain: str, state: Mapping[str, str], *, profile: str | None = None) -> None:
+        """Append ``domain``'s state (and the profile whose account holds it); returns once it is on disk.
+
+        LocalFault if it cannot be.
+        """
+        entry = {"DomainName": domain, **{k: v for k, v in state.items() if v and k not in ("DomainName", "Profile")}}
+        if profile is not None:
+            entry["Profile"] = profile
         data = orjson.dumps(entry) + b"\n"
         try:
             while data:

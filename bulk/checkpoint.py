@@ -40,7 +40,7 @@ import orjson
 from .files import LocalFault
 from .options import RowState
 
-__all__ = ["Checkpoint", "CheckpointBusy", "CheckpointError", "IngestedRow", "RowResult", "TodoRow"]
+__all__ = ["ANY_PROFILE", "Checkpoint", "CheckpointBusy", "CheckpointError", "IngestedRow", "RowResult", "TodoRow"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,14 +62,17 @@ CREATE TABLE IF NOT EXISTS rows (
     given TEXT,
     plan_kind TEXT,
     plan_fields TEXT,
-    plan_send TEXT
+    plan_send TEXT,
+    profile TEXT
 );
 """
 # Columns added after the first release; older checkpoints get them on open.
 _ADDED = {
     "reached": "INTEGER NOT NULL DEFAULT 0", "offset": "INTEGER", "given": "TEXT",
-    "plan_kind": "TEXT", "plan_fields": "TEXT", "plan_send": "TEXT",
+    "plan_kind": "TEXT", "plan_fields": "TEXT", "plan_send": "TEXT", "profile": "TEXT",
 }
+#: ``todo(profile=ANY_PROFILE)``: rows of every profile
+ANY_PROFILE = object()
 #: a plan's verdict that a row must not be sent; --retry-failed leaves it alone
 PLAN_CONFLICT = "PlanConflict"
 
@@ -92,6 +95,8 @@ class IngestedRow:
     offset: int | None = None
     #: the domain as written in the input, when normalising changed it
     given: str | None = None
+    #: the aliyun CLI profile that sends the row (None: the run's credentials); a name, never a secret
+    profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +111,8 @@ class TodoRow:
     reached: bool
     #: run --plan: the action the plan chose for this row
     plan_send: str | None
+    #: the aliyun CLI profile that sends it (None: the run's credentials)
+    profile: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +252,8 @@ class Checkpoint:
 
     def add_rows(self, rows: Iterable[IngestedRow], *, chunk: int = 5000) -> None:
         """Insert ingested rows, committing every ``chunk``."""
-        sql = "INSERT OR IGNORE INTO rows (line, domain, state, message, code, offset, given) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        sql = ("INSERT OR IGNORE INTO rows (line, domain, state, message, code, offset, given, profile)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         batch: list[tuple[Any, ...]] = []
 
         def commit() -> None:
@@ -254,24 +262,27 @@ class Checkpoint:
 
         for r in rows:
             code = "InvalidRow" if r.state is RowState.INVALID else None
-            batch.append((r.line, r.domain, r.state.value, r.message, code, r.offset, r.given))
+            batch.append((r.line, r.domain, r.state.value, r.message, code, r.offset, r.given, r.profile))
             if len(batch) >= chunk:
                 commit()
         commit()
 
-    def todo(self, *, after: int = 0, limit: int = 512) -> list[TodoRow]:
+    def todo(self, *, after: int = 0, limit: int = 512, profile: object = ANY_PROFILE) -> list[TodoRow]:
         """The next rows still to send (pending or sending) after line ``after``, in line order.
 
+        ``profile`` keeps only the rows of one profile (None: rows that name none).
         A short read, fetched whole: a cursor left open across the send phase
         would keep SQLite from folding the WAL back and let it grow with the run.
         """
+        where, args = ("line > ?", (after, limit)) if profile is ANY_PROFILE else \
+            ("profile IS ? AND line > ?", (profile, after, limit))
         found = self._db.execute(
-            "SELECT line, offset, state, attempts, reached, plan_send FROM rows"
-            " WHERE line > ? AND state IN ('pending', 'sending') ORDER BY line LIMIT ?",
-            (after, limit),
+            "SELECT line, offset, state, attempts, reached, plan_send, profile FROM rows"
+            f" WHERE {where} AND state IN ('pending', 'sending') ORDER BY line LIMIT ?",
+            args,
         ).fetchall()
-        return [TodoRow(line, offset, RowState(state), attempts, bool(reached), send)
-                for line, offset, state, attempts, reached, send in found]
+        return [TodoRow(line, offset, RowState(state), attempts, bool(reached), send, profile)
+                for line, offset, state, attempts, reached, send, profile in found]
 
     def claim(self, lines: list[int]) -> None:
         """Mark rows as possibly reaching the service; committed before any is sent."""
@@ -332,6 +343,22 @@ class Checkpoint:
         counts.update(self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state").fetchall())
         return counts
 
+    def profiles_to_send(self) -> list[str | None]:
+        """The profiles of the rows still to send (None: rows that name none), None first, then by name."""
+        found = self._db.execute(
+            "SELECT DISTINCT profile FROM rows WHERE state IN ('pending', 'sending')").fetchall()
+        return sorted((p for (p,) in found), key=lambda p: (p is not None, p or ""))
+
+    def counts_by_profile(self) -> dict[str | None, dict[str, int]]:
+        """``counts()`` per profile (None: rows that name none); empty when no row names one."""
+        found = self._db.execute("SELECT profile, state, COUNT(*) FROM rows GROUP BY profile, state").fetchall()
+        if all(profile is None for profile, _, _ in found):
+            return {}
+        counts: dict[str | None, dict[str, int]] = {}
+        for profile, state, n in found:
+            counts.setdefault(profile, dict.fromkeys((s.value for s in RowState), 0))[state] = n
+        return dict(sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or "")))
+
     def error_counts(self) -> dict[str, int]:
         sql = "SELECT code, COUNT(*) FROM rows WHERE state IN ('failed', 'invalid') GROUP BY code ORDER BY 2 DESC"
         return dict(self._db.execute(sql).fetchall())
@@ -374,3 +401,5 @@ def _migrate(db: sqlite3.Connection) -> None:
         for name, decl in _ADDED.items():
             if name not in present:
                 db.execute(f"ALTER TABLE rows ADD COLUMN {name} {decl}")
+        # Each account's rows to send, in line order, without a scan of every other account's.
+        db.execute("CREATE INDEX IF NOT EXISTS rows_by_profile ON rows (profile, line)")

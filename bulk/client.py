@@ -34,6 +34,7 @@ treats as possibly sent: the safe reading.
 
 from __future__ import annotations
 
+import copy
 import ssl
 import time
 from contextvars import ContextVar
@@ -154,7 +155,8 @@ class _WireConnector(aiohttp.TCPConnector):
 
 
 class LiveClient:
-    __slots__ = ("_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit", "_proxy", "_ssl")
+    __slots__ = ("_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit", "_proxy", "_ssl",
+                 "_owner")
 
     def __init__(
         self,
@@ -183,6 +185,18 @@ class LiveClient:
         self._proxy = proxy_for(self._base)  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
+        self._owner: LiveClient | None = None
+
+    def with_credentials(self, credentials: CredentialSource) -> LiveClient:
+        """The same client signing with other credentials (another account), on this client's connections.
+
+        The new one is closed with this one; closing it alone does nothing.
+        """
+        other = copy.copy(self)
+        other._credentials = credentials
+        other._owner = self._owner or self
+        other._session = None
+        return other
 
     async def __aenter__(self) -> LiveClient:
         return self
@@ -191,11 +205,13 @@ class LiveClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None:
+        if self._owner is None and self._session is not None:
             await self._session.close()
             self._session = None
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._owner is not None:
+            return self._owner._get_session()
         if self._session is None:
             # Created lazily so the session binds to the loop that uses it.
             connector = _WireConnector(limit=self._limit, limit_per_host=self._limit, keepalive_timeout=30, ssl=self._ssl)

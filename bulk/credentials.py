@@ -281,14 +281,16 @@ class ProfileSources:
 
     __slots__ = ("_default", "_environ", "_sources")
 
-    def __init__(self, *, default: CredentialSource, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, *, default: CredentialSource | None = None, environ: Mapping[str, str] | None = None) -> None:
         self._default = default
         self._environ = environ
         self._sources: dict[str, ChainCredentials] = {}
 
     def source(self, profile: str | None) -> CredentialSource:
-        """The source for ``profile`` (None: the run's own)."""
+        """The source for ``profile`` (None: the run's own, CredentialsError if it has none)."""
         if profile is None:
+            if self._default is None:
+                raise CredentialsError("no credentials for the rows that name no profile")
             return self._default
         found = self._sources.get(profile)
         if found is None:

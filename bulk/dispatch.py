@@ -24,7 +24,7 @@ and anything else is re-raised once the run has stopped cleanly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .attempts import Caller, Prepaid
 from .checkpoint import Checkpoint, RowResult
@@ -32,7 +32,7 @@ from .files import LocalFault
 from .jobs import Job, RowCalls, Settled, WorkRow
 from .options import Halt, HaltKind, RowState, RunOptions, RunStats
 from .pacing import Pacers
-from .safety import META_KEY, SafetyStop
+from .safety import META_KEY, SafetyStop, tripped
 
 __all__ = ["Dispatcher"]
 
@@ -41,8 +41,8 @@ CLAIM_CHUNK = 32
 
 
 class Dispatcher:
-    __slots__ = ("_account", "_caller", "_ckpt", "_error", "_grace", "_job", "_pacers", "_rows", "_safety",
-                 "_stats", "_stop", "_workers", "halt")
+    __slots__ = ("_account", "_caller", "_ckpt", "_error", "_escalate", "_grace", "_job", "_pacers", "_rows",
+                 "_safety", "_stats", "_stop", "_workers", "halt")
 
     def __init__(
         self,
@@ -57,7 +57,10 @@ class Dispatcher:
         stop: asyncio.Event,
         stats: RunStats,
         safety: SafetyStop | None = None,
+        escalate: Callable[[Halt], None] | None = None,
     ) -> None:
+        """``stop`` stops this dispatcher's rows (one account's, in a run across accounts);
+        ``escalate`` is told of a halt that is not about the account alone (a local fault)."""
         self._ckpt = ckpt
         self._rows = rows
         self._job = job
@@ -67,6 +70,7 @@ class Dispatcher:
         self._stop = stop
         self._stats = stats
         self._safety = safety
+        self._escalate = escalate
         self._workers = options.workers
         self._grace = options.grace
         self._error: BaseException | None = None
@@ -77,6 +81,8 @@ class Dispatcher:
         if self.halt is None:
             self.halt = halt
         self._stop.set()
+        if self._escalate is not None and not halt.kind.per_account:
+            self._escalate(halt)
 
     async def run(self) -> Halt | None:
         """Send every row; the reason the run stopped early, if it did."""
@@ -184,7 +190,7 @@ class Dispatcher:
         self._stats.count(settled.state, settled.code)
         if self._safety is not None and (halt := self._safety.observe(settled)) is not None:
             # Committed now: the next run reopens the rows that failed with this code, however this one ends.
-            self._ckpt.set_meta({META_KEY: halt.code})
+            self._ckpt.set_meta({META_KEY: [*tripped(self._ckpt.meta()), halt.code]})
             self.stop_with(halt)
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:

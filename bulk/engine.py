@@ -15,6 +15,13 @@ the run's mode (``bulk.jobs``). Secrets are never stored, so the send phase
 reads each row's line from the input again; the input's SHA-256 proves it
 is the file that was ingested.
 
+Rows that name a ``Profile`` are sent with that aliyun CLI profile's
+credentials. Each account (each profile, and the run's own credentials for
+rows that name none) is a lane: its own dispatcher over its own rows, paced
+per (AccessKey, operation), so N accounts go N times as fast. A lane stops
+alone on what concerns its account (refused or unavailable credentials, the
+safety stop) while the others go on; a signal or a local fault stops all.
+
 A run that changes the service keeps each domain's prior state in a backup
 file beside the checkpoint (``bulk.backup``) and watches its failures with
 the safety stop (``bulk.safety``); a resumed run reopens the rows that
@@ -27,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,21 +43,21 @@ from .actions import ACTIONS, Action
 from .attempts import CallLog, Caller, Health
 from .backup import META_KEY as BACKUP_META
 from .backup import Backup, backup_path
-from .checkpoint import Checkpoint, CheckpointError, IngestedRow, RowResult, TodoRow
+from .checkpoint import ANY_PROFILE, Checkpoint, CheckpointError, IngestedRow, RowResult, TodoRow
 from .client import LiveClient
-from .credentials import fingerprint
+from .credentials import CredentialsError, CredentialSource, ProfileSources, fingerprint
 from .dispatch import Dispatcher
 from .files import LocalFault
 from .inputs import (
     BadRow, InputError, Row, ValidationSummary, detect_format, file_sha256, read_rows, read_rows_at, validate_file,
 )
-from .jobs import CanaryJob, WorkRow, make_job
+from .jobs import CanaryJob, Job, WorkRow, make_job
 from .options import Canary, CanaryRow, Halt, HaltKind, RowState, RunOptions, RunResult, RunStats
 from .pacing import Pacer, Pacers
 from .plan import PlanError, read_plan
 from .retry import RetryPolicy
 from .safety import META_KEY as SAFETY_META
-from .safety import SafetyStop
+from .safety import SafetyStop, tripped
 
 __all__ = ["DryRun", "StrictModeError", "default_checkpoint", "dry_run", "prepare", "redact_overrides",
            "remove_checkpoint", "run"]
@@ -77,18 +84,23 @@ async def run(
     stop: asyncio.Event | None = None,
     stats: RunStats | None = None,
     retry: RetryPolicy | None = None,
-    health: Health | None = None,
+    health: Callable[[], Health] | None = None,
+    sources: Callable[[str], CredentialSource] | None = None,
 ) -> RunResult:
     """Apply ``options.action`` to every valid row; resume if the checkpoint has begun.
 
     Raises CheckpointBusy, CheckpointError, StrictModeError, PlanError or
     inputs.InputError before any call is made. ``stop`` asks for a graceful
-    stop; why the run stopped early is in ``RunResult.halt``. ``retry`` and
-    ``health`` replace the default policy and thresholds.
+    stop; why the run stopped early is in ``RunResult.halt`` (and, for
+    accounts that stopped alone, ``RunResult.stopped``). ``retry`` and
+    ``health`` (one per account) replace the default policy and thresholds.
+    ``sources`` gives the credentials of a row's ``Profile`` (default: that
+    aliyun CLI profile); rows without one use ``client``'s.
     """
     stats = stats or RunStats()
     stop = stop or asyncio.Event()
     halt: Halt | None = None
+    stopped: dict[str, Halt] = {}
     canary: Canary | None = None
     ckpt = Checkpoint.open(options.checkpoint_path)
     try:
@@ -102,14 +114,16 @@ async def run(
             canary = Canary(())
         stats.started = time.monotonic()
         if stats.to_send:
-            health = health or Health(endpoint=client.endpoint)
-            halt, canary = await _send(options, ckpt, client, stop, stats, retry, health)
+            lanes = _Lanes(client=client, stop=stop, sources=sources or ProfileSources().source,
+                           health=health or (lambda: Health(endpoint=client.endpoint)))
+            halt, stopped, canary = await _send(options, ckpt, lanes, stats, retry)
         try:
             ckpt.flush()
         except LocalFault as fault:
             halt = halt or Halt(HaltKind.LOCAL_FAULT, str(fault))
         return RunResult(counts=ckpt.counts(), errors=ckpt.error_counts(), calls=stats.calls,
-                         elapsed=stats.elapsed, checkpoint=options.checkpoint_path, halt=halt, canary=canary)
+                         elapsed=stats.elapsed, checkpoint=options.checkpoint_path, halt=halt, canary=canary,
+                         stopped=stopped)
     finally:
         with contextlib.suppress(LocalFault):
             ckpt.close()
@@ -133,11 +147,31 @@ def _prepare_or_discard(ckpt: Checkpoint, options: RunOptions) -> dict[str, int]
     return counts
 
 
+@dataclass(slots=True)
+class _Lanes:
+    """What each account's lane is made from, and the run-wide stop every lane obeys."""
+
+    client: LiveClient
+    stop: asyncio.Event
+    sources: Callable[[str], CredentialSource]
+    health: Callable[[], Health]
+    #: the first halt that stopped every lane (a local fault, an endpoint that never answers)
+    halt: Halt | None = None
+
+    def escalate(self, halt: Halt) -> None:
+        self.halt = self.halt or halt
+        self.stop.set()
+
+
 async def _send(
-    options: RunOptions, ckpt: Checkpoint, client: LiveClient, stop: asyncio.Event, stats: RunStats,
-    retry: RetryPolicy | None, health: Health,
-) -> tuple[Halt | None, Canary | None]:
-    account = await client.access_key_id()
+    options: RunOptions, ckpt: Checkpoint, lanes: _Lanes, stats: RunStats, retry: RetryPolicy | None
+) -> tuple[Halt | None, dict[str, Halt], Canary | None]:
+    chosen: dict[int, str | None] | None = None
+    if options.canary:
+        chosen = {t.line: t.profile for t in ckpt.todo(limit=options.canary)}
+        profiles = sorted(set(chosen.values()), key=lambda p: (p is not None, p or ""))
+    else:
+        profiles = ckpt.profiles_to_send()
     pacers = Pacers(options.qps)
     backup: Backup | None = None
     try:
@@ -146,50 +180,94 @@ async def _send(
             complete = bool((ckpt.meta() or {}).get(BACKUP_META))
             backup = Backup.open(backup_path(options.checkpoint_path), complete=complete)
     except LocalFault as fault:
-        return Halt(HaltKind.LOCAL_FAULT, str(fault)), None
+        return Halt(HaltKind.LOCAL_FAULT, str(fault)), {}, None
+    job = make_job(options, backup=backup)
+    taken: list[WorkRow] = []
+    retry = retry or RetryPolicy(max_attempts=options.max_attempts)
+    many = len(profiles) > 1
+    with _stopping_all(lanes.stop) as lane_stops:
+        try:
+            halts = await asyncio.gather(*(
+                _lane(options, ckpt, lanes, profile, lane_stops, job, pacers, stats, retry, log, chosen, taken,
+                      rows_of=profile if many else ANY_PROFILE, escalate=lanes.escalate if many else None)
+                for profile in profiles))
+        finally:
+            if backup is not None:
+                await backup.close()
+            if log is not None:
+                try:
+                    log.close()
+                except LocalFault as fault:
+                    lanes.escalate(Halt(HaltKind.LOCAL_FAULT, str(fault)))
+    canary = None
+    if isinstance(job, CanaryJob):
+        unfinished = "not finished: the run stopped first"
+        canary = Canary(tuple(job.results.get(r.line, CanaryRow(r.line, r.domain, unfinished))
+                              for r in sorted(taken, key=lambda r: r.line)))
+    if not many:
+        return lanes.halt or halts[0], {}, canary
+    stopped = {p or "": h for p, h in zip(profiles, halts, strict=True) if h is not None and h.kind.per_account}
+    halt = lanes.halt or (Halt(HaltKind.INTERRUPTED, "interrupted") if lanes.stop.is_set() else None)
+    return halt, stopped, canary
+
+
+@contextlib.contextmanager
+def _stopping_all(stop: asyncio.Event) -> Iterator[list[asyncio.Event]]:
+    """Lane stops (appended by each lane) that are all set once ``stop`` is."""
+    lane_stops: list[asyncio.Event] = []
+
+    async def relay() -> None:
+        await stop.wait()
+        for each in lane_stops:
+            each.set()
+
+    relaying = asyncio.ensure_future(relay())
+    try:
+        yield lane_stops
+    finally:
+        relaying.cancel()
+
+
+async def _lane(
+    options: RunOptions, ckpt: Checkpoint, lanes: _Lanes, profile: str | None, lane_stops: list[asyncio.Event],
+    job: Job, pacers: Pacers, stats: RunStats, retry: RetryPolicy, log: CallLog | None,
+    chosen: dict[int, str | None] | None, taken: list[WorkRow], *, rows_of: object,
+    escalate: Callable[[Halt], None] | None,
+) -> Halt | None:
+    """One account's rows (``rows_of``: the profile, or ANY_PROFILE when it is the only lane), sent by
+    their own dispatcher; why the lane stopped early, if it did."""
+    stop = asyncio.Event()
+    if lanes.stop.is_set():
+        stop.set()
+    lane_stops.append(stop)
+    client = lanes.client if profile is None else lanes.client.with_credentials(lanes.sources(profile))
+    try:
+        account = await client.access_key_id()
+    except CredentialsError as exc:
+        return Halt(HaltKind.CREDENTIALS_UNAVAILABLE, str(exc))
     dispatcher: Dispatcher | None = None
 
     def halt(reason: Halt) -> None:
         assert dispatcher is not None
         dispatcher.stop_with(reason)
 
-    caller = Caller(client=client, pacers=pacers, account=account,
-                    retry=retry or RetryPolicy(max_attempts=options.max_attempts), stop=stop, halt=halt,
-                    stats=stats, health=health, log=log)
-    job = make_job(options, backup=backup)
-    rows = _work_rows(options, ckpt)
-    taken: list[WorkRow] = []
-    if options.canary:
-        rows = _first(rows, options.canary, taken)
+    caller = Caller(client=client, pacers=pacers, account=account, retry=retry, stop=stop, halt=halt,
+                    stats=stats, health=lanes.health(), log=log)
+    rows = _work_rows(options, ckpt, profile=rows_of, chosen=chosen)
+    if chosen is not None:
+        rows = _taking(rows, taken)
     stopper = SafetyStop(max_failure_rate=options.max_failure_rate) if options.changes else None
     dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=rows, job=job, caller=caller, pacers=pacers,
-                            account=account, stop=stop, stats=stats, safety=stopper)
-    try:
-        result = await dispatcher.run()
-    finally:
-        if backup is not None:
-            await backup.close()
-        if log is not None:
-            try:
-                log.close()
-            except LocalFault as fault:
-                dispatcher.stop_with(Halt(HaltKind.LOCAL_FAULT, str(fault)))
-    canary = None
-    if isinstance(job, CanaryJob):
-        unfinished = "not finished: the run stopped first"
-        canary = Canary(tuple(job.results.get(r.line, CanaryRow(r.line, r.domain, unfinished)) for r in taken))
-    return dispatcher.halt or result, canary
+                            account=account, stop=stop, stats=stats, safety=stopper, escalate=escalate)
+    result = await dispatcher.run()
+    return dispatcher.halt or result
 
 
-def _first(rows: Iterator[list[WorkRow]], n: int, taken: list[WorkRow]) -> Iterator[list[WorkRow]]:
-    """The first ``n`` rows of ``rows`` (a canary's), each also appended to ``taken``."""
+def _taking(rows: Iterator[list[WorkRow]], taken: list[WorkRow]) -> Iterator[list[WorkRow]]:
+    """``rows``, each also appended to ``taken`` (a canary's)."""
     for batch in rows:
-        batch = batch[:n - len(taken)]
         taken.extend(batch)
-        if batch:
-            yield batch
-        if len(taken) >= n:
-            return
+        yield batch
 
 
 def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
@@ -212,7 +290,7 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
     else:
         _check_same_run(meta, wanted, ckpt.path)
     if not (meta or {}).get("ingested"):
-        ckpt.add_rows(_ingest(path, options.row_action, options.overrides, options.only_lines))
+        ckpt.add_rows(_ingest(path, options.row_action, options.overrides, options.only_lines, options.profiles))
         if options.plan_path is not None:
             _apply_plan(ckpt, options.plan_path)
         ckpt.set_meta({"ingested": True})
@@ -223,10 +301,10 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
         ckpt.reopen_failed(all_failed=True)
     elif not fresh:
         ckpt.reopen_failed(all_failed=False)
-        if tripped := (meta or {}).get(SAFETY_META):
-            # The last run's safety stop: its cause has been fixed (or the stop trips again at once).
-            ckpt.reopen_failed(code=tripped)
-    if (meta or {}).get(SAFETY_META):
+        for code in tripped(meta):
+            # The last run's safety stops: their cause has been fixed (or a stop trips again at once).
+            ckpt.reopen_failed(code=code)
+    if tripped(meta):
         ckpt.set_meta({SAFETY_META: None})
 
 
@@ -247,16 +325,18 @@ def _check_same_run(meta: dict[str, Any], wanted: dict[str, Any], path: Path) ->
 
 
 def _ingest(
-    path: Path, action: Action, overrides: dict[str, str], only: frozenset[int] | None
+    path: Path, action: Action, overrides: dict[str, str], only: frozenset[int] | None,
+    profiles: frozenset[str] | None,
 ) -> Iterator[IngestedRow]:
-    for item in read_rows(path, action, overrides=overrides):
+    for item in read_rows(path, action, overrides=overrides, profiles=profiles):
         if only is not None and item.line not in only:
             continue
         if isinstance(item, Row):
-            yield IngestedRow(item.line, item.domain, RowState.PENDING, offset=item.offset, given=item.given)
+            yield IngestedRow(item.line, item.domain, RowState.PENDING, offset=item.offset, given=item.given,
+                              profile=item.profile)
         else:
             yield IngestedRow(item.line, item.domain, RowState.INVALID, item.reason, offset=item.offset,
-                              given=item.given)
+                              given=item.given, profile=item.profile)
 
 
 def _apply_plan(ckpt: Checkpoint, plan_path: Path) -> None:
@@ -276,8 +356,11 @@ def _apply_plan(ckpt: Checkpoint, plan_path: Path) -> None:
     ckpt.flush()
 
 
-def _work_rows(options: RunOptions, ckpt: Checkpoint) -> Iterator[list[WorkRow]]:
-    """The rows still to send, in line order and short batches, with their values read again from the input.
+def _work_rows(
+    options: RunOptions, ckpt: Checkpoint, *, profile: object = ANY_PROFILE, chosen: Mapping[int, object] | None = None
+) -> Iterator[list[WorkRow]]:
+    """The rows still to send (of ``profile``; only the ``chosen`` lines if given), in line order and short
+    batches, with their values read again from the input.
 
     Each row's line is read at the byte offset recorded at ingest, so a resume
     reads only what is left to send. A checkpoint written before offsets were
@@ -286,15 +369,19 @@ def _work_rows(options: RunOptions, ckpt: Checkpoint) -> Iterator[list[WorkRow]]
     stream: Iterator[Row | BadRow] | None = None
     item: Row | BadRow | None = None
     after = 0
-    while todo := ckpt.todo(after=after):
+    last = max(chosen, default=0) if chosen is not None else None
+    while todo := ckpt.todo(after=after, profile=profile):
         after = todo[-1].line
+        if chosen is not None:
+            todo = [t for t in todo if t.line in chosen]
         if all(t.offset is not None for t in todo):
             found = {r.line: r for r in read_rows_at(options.input_path, options.row_action,
                                                      [(t.line, t.offset) for t in todo],  # type: ignore[misc]
-                                                     overrides=options.overrides)}
+                                                     overrides=options.overrides, profiles=options.profiles)}
         else:
             if stream is None:
-                stream = iter(read_rows(options.input_path, options.row_action, overrides=options.overrides))
+                stream = iter(read_rows(options.input_path, options.row_action, overrides=options.overrides,
+                                        profiles=options.profiles))
                 item = next(stream, None)
             found = {}
             for t in todo:
@@ -310,13 +397,15 @@ def _work_rows(options: RunOptions, ckpt: Checkpoint) -> Iterator[list[WorkRow]]
             else:
                 _unreadable(ckpt, t, row)
         yield batch
+        if last is not None and after >= last:
+            return
 
 
 def _work_row(options: RunOptions, todo: TodoRow, row: Row) -> WorkRow:
     action = ACTIONS[todo.plan_send] if todo.plan_send else options.action
     # 'sending' at the start of a run: the last run died with the row in flight.
     reached = todo.reached or todo.state is RowState.SENDING
-    return WorkRow(todo.line, row.domain, row.params, action, reached, todo.attempts)
+    return WorkRow(todo.line, row.domain, row.params, action, reached, todo.attempts, row.profile)
 
 
 def _unreadable(ckpt: Checkpoint, todo: TodoRow, item: Row | BadRow | None) -> None:
@@ -355,6 +444,7 @@ def dry_run(options: RunOptions) -> DryRun:
             counts = ckpt.counts()
         to_send = counts["pending"] + counts["sending"]
         return DryRun(counts, to_send, to_send / Pacer(options.qps).full_rate, None)
-    summary = validate_file(options.input_path, options.row_action, overrides=options.overrides)
+    summary = validate_file(options.input_path, options.row_action, overrides=options.overrides,
+                            profiles=options.profiles)
     counts = {"pending": summary.valid, "invalid": summary.bad_count}
     return DryRun(counts, summary.valid, summary.valid / Pacer(options.qps).full_rate, summary)

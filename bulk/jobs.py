@@ -62,6 +62,8 @@ class WorkRow:
     #: an earlier changing call may have reached the service
     reached: bool
     attempts: int
+    #: the aliyun CLI profile that sends it (None: the run's credentials)
+    profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +176,7 @@ class ApplyJob:
             if not isinstance(current, dict):
                 return _unread(action, current, reached=row.reached, transient_fails=bool(self._keep))
             if backs_up:
-                await self._backup.record(row.domain, current)  # type: ignore[union-attr]
+                await self._backup.record(row.domain, current, profile=row.profile)  # type: ignore[union-attr]
             if self._keep:
                 missing = [k for k in self._keep if not current.get(k)]
                 if missing:
@@ -306,7 +308,7 @@ class RollbackJob:
         if not isinstance(current, dict):
             return _unread(row.action, current, reached=row.reached)
         if backs_up:  # the rollback's own way back
-            await self._backup.record(row.domain, current)  # type: ignore[union-attr]
+            await self._backup.record(row.domain, current, profile=row.profile)  # type: ignore[union-attr]
         settled = Settled(RowState.DONE, row.action.readback, message="already as before")
         for action, params in _restore_steps(row.action, row.params, current):
             settled = await self._apply.send(row, calls, action, params)  # type: ignore[assignment]

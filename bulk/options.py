@@ -98,6 +98,11 @@ class HaltKind(StrEnum):
     SAFETY_STOP = "safety stop"  # too many rows failed alike: the account or the set-up is wrong, not the rows
 
     @property
+    def per_account(self) -> bool:
+        """Whether it is about one account's credentials or failures: in a run across accounts, the others go on."""
+        return self in (HaltKind.CREDENTIALS_REFUSED, HaltKind.CREDENTIALS_UNAVAILABLE, HaltKind.SAFETY_STOP)
+
+    @property
     def exit_code(self) -> Exit:
         if self in (HaltKind.INTERRUPTED, HaltKind.LOCAL_FAULT):
             return Exit.INTERRUPTED
@@ -147,6 +152,9 @@ class RunOptions:
     canary: int | None = None
     #: record each domain's state before its first write, for ``bulk rollback``
     backup: bool = True
+    #: the aliyun CLI profile names a row's Profile may take (``credentials.profile_names()``);
+    #: None takes no Profile column
+    profiles: frozenset[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "if_exists", IfExists(self.if_exists))
@@ -267,6 +275,9 @@ class RunResult:
     halt: Halt | None = None
     #: a canary run's verdict (``--canary``)
     canary: Canary | None = None
+    #: a run across accounts: the accounts (profile names; "" for rows that name none) that
+    #: stopped on their own while the others went on, and why
+    stopped: dict[str, Halt] = field(default_factory=dict)
 
     @property
     def pace(self) -> float:
@@ -284,6 +295,8 @@ class RunResult:
     def exit_code(self) -> Exit:
         if self.halt is not None:
             return self.halt.kind.exit_code
+        if self.stopped:
+            return next(iter(self.stopped.values())).kind.exit_code
         if self.canary is not None:
             # Rows after the canary's are left pending on purpose; its own rows are all done when it is ok.
             return Exit.OK if self.canary.ok else Exit.FAILED

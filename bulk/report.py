@@ -25,10 +25,12 @@ from rich.table import Table
 from .actions import recorded_action
 from .checkpoint import Checkpoint, CheckpointError
 from .inputs import Format, InputError, read_rows, write_rows
+from .options import Halt
 from .plan import PlanEntry, PlanHeader, write_plan
 
 __all__ = [
     "REPORT_COLUMNS",
+    "accounts_table",
     "failures_path",
     "plan_from_checkpoint",
     "report_rows",
@@ -39,7 +41,7 @@ __all__ = [
 
 REPORT_COLUMNS = (
     "line", "domain", "action", "outcome", "attempts", "error_code", "error_message", "request_id", "finished_at",
-    "given_domain",
+    "given_domain", "profile",
 )
 _FAILED = ("failed", "invalid")
 
@@ -60,6 +62,8 @@ def report_rows(ckpt: Checkpoint, *, failed_only: bool = False) -> Iterator[dict
             "finished_at": _iso(r["finished"]),
             # The domain as the input wrote it, when it was normalised before sending.
             "given_domain": r["given"] or "",
+            # The aliyun CLI profile (the account) that sent it; empty: the run's credentials.
+            "profile": r["profile"] or "",
         }
 
 
@@ -105,9 +109,11 @@ def write_failures(ckpt: Checkpoint, path: Path) -> int:
     action = recorded_action(meta["action"])
     fmt = Format(meta["format"])
     input_path = Path(meta["input_path"])
+    # The profiles the run took: each failed row goes back with its own, as written.
+    profiles = frozenset(p for p in ckpt.counts_by_profile() if p)
     try:
-        items = read_rows(input_path, action)
-        public = [n for n in (*action.param_names, "RegionId") if n not in action.secret_names]
+        items = read_rows(input_path, action, profiles=profiles)
+        public = [n for n in (*action.param_names, "RegionId", "Profile") if n not in action.secret_names]
         rows = [_only(item.raw, public) for item in items if item.line in lines and item.raw]
     except (InputError, OSError) as exc:
         raise CheckpointError(f"cannot read the input {input_path} for the failures file: {exc}") from None
@@ -137,6 +143,19 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
     for entry in entries:
         counts[entry.kind] = counts.get(entry.kind, 0) + 1
     return counts
+
+
+def accounts_table(by_profile: Mapping[str | None, Mapping[str, int]], stopped: Mapping[str, Halt] | None = None) -> Table:
+    """Rows by outcome per account (``Checkpoint.counts_by_profile``), and why an account stopped alone."""
+    table = Table(title="bulk: by account", show_header=True, header_style="bold")
+    for column in ("profile", "done", "skipped", "failed", "invalid", "to send"):
+        table.add_column(column, justify="left" if column == "profile" else "right")
+    table.add_column("stopped")
+    for profile, counts in by_profile.items():
+        halt = (stopped or {}).get(profile or "")
+        table.add_row(profile or "(run's credentials)", *(str(counts[k]) for k in ("done", "skipped", "failed", "invalid")),
+                      str(counts["pending"] + counts["sending"]), f"{halt.kind}: exit {halt.kind.exit_code:d}" if halt else "")
+    return table
 
 
 def summary_table(counts: Mapping[str, int], errors: Mapping[str, int]) -> Table:

@@ -76,7 +76,7 @@ def plan_rollback(checkpoint: Path, *, output: Path | None = None, **run: Any) -
                             "so its prior states are unknown")
     restore = RESTORES[action.readback]
     lines, recorded = set(), set()
-    for item in read_rows(backup, restore):
+    for item in read_rows(backup, restore, profiles=run.get("profiles")):
         if item.domain in changed:
             lines.add(item.line)
             recorded.add(item.domain)

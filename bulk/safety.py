@@ -20,21 +20,29 @@ A ``max_failure_rate`` of 1 turns both rules off: a run that must go past
 any number of failures (say, a list with many deleted domains) can. The
 halt names the code, the service's message and the fix, and carries the
 code: the engine records it, and the next run of the same command retries
-the rows that failed with it. The state lives in this object, one per run
-today; a run across accounts keeps one per account.
+the rows that failed with it. The state lives in this object: a run across
+accounts keeps one per account, so one account's stop leaves the others going.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Mapping
+from typing import Any
 
 from .jobs import Settled
 from .options import Halt, HaltKind, RowState
 
-__all__ = ["META_KEY", "SafetyStop", "fix_for"]
+__all__ = ["META_KEY", "SafetyStop", "fix_for", "tripped"]
 
-#: checkpoint metadata: the code that tripped the last stop; its rows are reopened by the next run
+#: checkpoint metadata: the codes that tripped the last run's stops; their rows are reopened by the next run
 META_KEY = "safety_stop"
+
+
+def tripped(meta: Mapping[str, Any] | None) -> list[str]:
+    """The codes recorded under META_KEY (one string in checkpoints of a single-account bulk)."""
+    codes = (meta or {}).get(META_KEY) or []
+    return [codes] if isinstance(codes, str) else list(codes)
 
 #: what to do about an error code that fails every row; ``{action}`` is the call that failed
 _FIXES: dict[str, str] = {

@@ -263,7 +263,7 @@ async def _run_with_uri_credentials(tmp_path: Path, sim: Simulator, uri: str, n:
     opts = RunOptions(action=resolve(ADD), input_path=domains_csv(tmp_path / "d.csv", n),
                       checkpoint_path=tmp_path / "d.ckpt", overrides={"NotifyUrl": URL}, qps=20)
     async with LiveClient(credentials=creds, endpoint=sim.url) as client:
-        return await run(opts, client=client, retry=RetryPolicy(**FAST_RETRY), health=health)
+        return await run(opts, client=client, retry=RetryPolicy(**FAST_RETRY), health=lambda: health)
 
 
 async def test_a_credential_hiccup_is_retried_and_the_run_completes(tmp_path: Path) -> None:
@@ -311,7 +311,7 @@ async def test_an_endpoint_that_never_answers_stops_the_run_naming_it(tmp_path: 
         started = time.monotonic()
         async with LiveClient(credentials=creds, endpoint=endpoint) as client:
             result = await run(opts, client=client, retry=RetryPolicy(**FAST_RETRY),
-                               health=Health(endpoint=endpoint, connect_seconds=1.0))
+                               health=lambda: Health(endpoint=endpoint, connect_seconds=1.0))
         took = time.monotonic() - started
     assert result.halt is not None and result.halt.kind is HaltKind.ENDPOINT_UNREACHABLE
     assert endpoint in result.halt.message and result.exit_code == 2

@@ -20,10 +20,13 @@ from .. import engine
 from ..actions import Action, recorded_action, resolve
 from ..checkpoint import Checkpoint
 from ..client import DEFAULT_ENDPOINT, DEFAULT_REGION
+from ..credentials import profile_names
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
 from ..options import Exit, Mode, RunOptions, RunResult
 from ..plan import KINDS, PlanError, check_plan, read_plan
-from ..report import failures_path, plan_from_checkpoint, summary_table, write_failures, write_report
+from ..report import (
+    accounts_table, failures_path, plan_from_checkpoint, summary_table, write_failures, write_report,
+)
 from ..rollback import plan_rollback
 from ..rotate import VIA, plan_rotation, prepare_rotation
 from ..verify import drifted, verify_action, verify_options
@@ -59,8 +62,11 @@ def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quie
         if result.counts.get("failed") or result.counts.get("invalid"):
             path = failures_path(result.checkpoint, detect_format(options.input_path))
             failures = write_failures(ckpt, path)
+        by_profile = ckpt.counts_by_profile()
     if not quiet:
         err.print(summary_table(result.counts, result.errors))
+        if by_profile:
+            err.print(accounts_table(by_profile, result.stopped))
         err.print(f"{result.calls} calls in {result.elapsed:.1f} s, {result.pace:.1f} calls/s")
         if report:
             err.print(f"bulk: report written to {report}")
@@ -99,7 +105,8 @@ def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: P
     with errors():
         overrides = parse_overrides(pairs or [], action)
         ckpt = checkpoint or engine.default_checkpoint(input, action)
-        return RunOptions(action=action, input_path=input, checkpoint_path=ckpt, overrides=overrides, **kwargs)
+        return RunOptions(action=action, input_path=input, checkpoint_path=ckpt, overrides=overrides,
+                          profiles=profile_names(), **kwargs)
 
 
 @app.command("run")
@@ -184,10 +191,13 @@ def validate_cmd(input: Annotated[Path, typer.Argument(help="Domain list: .csv o
     """Check every row of INPUT for ACTION; print each bad row. Sends nothing."""
     with errors():
         act = resolve(action)
-        summary = validate_file(input, act, overrides=parse_overrides(set_ or [], act))
+        summary = validate_file(input, act, overrides=parse_overrides(set_ or [], act), profiles=profile_names())
     print_bad(summary.bad, summary.bad_count)
     out.print(summary.describe())
     raise typer.Exit(Exit.FAILED if summary.bad_count else Exit.OK)
+
+
+_STATES = ("done", "skipped", "failed", "invalid", "pending", "sending")
 
 
 @app.command("status")
@@ -196,17 +206,25 @@ def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file 
     """Counts by outcome of a run (also while it runs)."""
     with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
         meta, counts, codes = ckpt.meta() or {}, ckpt.counts(), ckpt.error_counts()
-    status = {"action": meta.get("action"), "input": meta.get("input_path"), "total": sum(counts.values()),
-              **{k: counts[k] for k in ("done", "skipped", "failed", "invalid", "pending", "sending")},
-              "errors": codes}
+        by_profile = ckpt.counts_by_profile()
+    status: dict[str, Any] = {
+        "action": meta.get("action"), "input": meta.get("input_path"), "total": sum(counts.values()),
+        **{k: counts[k] for k in _STATES}, "errors": codes,
+    }
+    if by_profile:
+        # A run across accounts: the same counts per profile ("" for rows that name none).
+        status["accounts"] = {profile or "": {"total": sum(c.values()), **{k: c[k] for k in _STATES}}
+                              for profile, c in by_profile.items()}
     if json:
         sys.stdout.write(orjson.dumps(status).decode() + "\n")
         return
     out.print(f"{status['action']} on {status['input']}")
-    for key in ("total", "done", "skipped", "failed", "invalid", "pending", "sending"):
+    for key in ("total", *_STATES):
         out.print(f"  {key:8} {status[key]}")
     for code, n in codes.items():
         out.print(f"  error {code}: {n}")
+    if by_profile:
+        out.print(accounts_table(by_profile))
 
 
 @app.command("report")
@@ -297,7 +315,7 @@ def verify_cmd(
     with errors():
         warn_literal_secrets(set_ or [], recorded_action(verify_action(checkpoint)))
         options = verify_options(checkpoint, given=set_ or [], qps=qps, concurrency=concurrency,
-                                 max_attempts=max_attempts, timeout=timeout)
+                                 max_attempts=max_attempts, timeout=timeout, profiles=profile_names())
 
     def summary(result: RunResult) -> int:
         if report:
@@ -391,7 +409,8 @@ def rollback_cmd(
     with errors():
         rollback = plan_rollback(checkpoint, output=output, qps=qps, concurrency=concurrency,
                                  max_attempts=max_attempts, timeout=timeout, retry_failed=retry_failed,
-                                 max_failure_rate=max_failure_rate, backup=backup, log_file=log_file)
+                                 max_failure_rate=max_failure_rate, backup=backup, log_file=log_file,
+                                 profiles=profile_names())
     options = rollback.options
     if not quiet:
         err.print(f"bulk: rolling back {rollback.rows} domain(s) from {options.input_path}")

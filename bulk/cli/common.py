@@ -38,12 +38,12 @@ from rich.markup import escape
 from .. import engine
 from ..checkpoint import CheckpointBusy, CheckpointError
 from ..client import LiveClient
-from ..credentials import CredentialsError, load_credentials
+from ..credentials import ChainCredentials, CredentialsError, CredentialSource, load_credentials
 from ..files import LocalFault
 from ..actions import Action
 from ..inputs import BadRow, InputError, literal_secrets
 from ..keys import KeysFileError
-from ..options import Exit, HaltKind, RunOptions, RunResult, RunStats
+from ..options import Exit, Halt, HaltKind, RunOptions, RunResult, RunStats
 from ..plan import PlanError
 from ..progress import show_progress
 from ..rollback import RollbackError
@@ -160,7 +160,7 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
 
     async def body(stop: asyncio.Event) -> int:
         with errors():
-            credentials = await load_credentials(profile=connection.profile)
+            credentials = await _run_credentials(connection.profile, deferred=bool(options.profiles))
             client = LiveClient(credentials=credentials, endpoint=connection.endpoint, region=connection.region,
                                 signature=connection.signature, timeout=options.timeout, connections=options.workers)
             if not quiet:
@@ -168,19 +168,39 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
             stats = RunStats()
             async with client, show_progress(stats, mode="quiet" if quiet else "auto"):
                 result = await engine.run(options, client=client, stop=stop, stats=stats)
+        for profile, halt in result.stopped.items():
+            print_halt(halt, account=profile or "(the run's credentials)")
         if result.halt is not None and result.halt.kind is not HaltKind.INTERRUPTED:
-            print_halt(result)
+            print_halt(result.halt)
         with errors():
             return summary(result)
 
     return run_async(body)
 
 
-def print_halt(result: RunResult) -> None:
-    assert result.halt is not None
-    kind, message = result.halt.kind, result.halt.message
+async def _run_credentials(profile: str | None, *, deferred: bool) -> CredentialSource:
+    """The run's own credentials, checked before anything is done.
+
+    ``deferred``: rows may name their own profile, and then the run's own may
+    not be needed at all; if they cannot be had, only rows without a Profile
+    stop, each account on its own.
+    """
+    try:
+        return await load_credentials(profile=profile)
+    except CredentialsError:
+        if not deferred:
+            raise
+        return ChainCredentials(profile=profile)
+
+
+def print_halt(halt: Halt, *, account: str | None = None) -> None:
+    """Why the run (or, in a run across accounts, one ``account``'s rows) stopped, and what to do."""
+    kind, message = halt.kind, halt.message
     then = "fix it and run the same command again to resume"
-    if kind is HaltKind.LOCAL_FAULT:
+    if account is not None:
+        err.print(f"bulk: account {account}: {message}; its rows not yet sent stay pending while the other "
+                  f"accounts went on. {then.capitalize()}.", soft_wrap=True)
+    elif kind is HaltKind.LOCAL_FAULT:
         err.print(f"bulk: stopped: {message}; rows in flight will be read back. {then.capitalize()}.", soft_wrap=True)
     elif kind is HaltKind.SAFETY_STOP:
         err.print(f"bulk: {message}.", soft_wrap=True)
