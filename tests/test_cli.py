@@ -27,9 +27,9 @@ async def bulk(*args: str, env: dict[str, str] | None = None) -> tuple[int, str,
     return proc.returncode, out.decode(), err.decode()
 
 
-async def start_bulk(*args: str) -> asyncio.subprocess.Process:
+async def start_bulk(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable, "-m", "bulk", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
 
 
