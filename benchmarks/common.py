@@ -43,11 +43,13 @@ class Simulator:
 
     __slots__ = ("_proc", "command", "url")
 
-    def __init__(self, *, qps: float, latency_ms: float = 0, **options: float | int | str) -> None:
-        """``options`` are more ``bulk sim serve`` options: latency_jitter_ms=30 -> --latency-jitter-ms 30."""
+    def __init__(self, *, qps: float, latency_ms: float = 0, wrap: list[str] | None = None,
+                 **options: float | int | str) -> None:
+        """``options`` are more ``bulk sim serve`` options: latency_jitter_ms=30 -> --latency-jitter-ms 30.
+        ``wrap`` goes before the command (``["taskset", "-c", "1"]``: the simulator on its own core)."""
         more = [arg for name, value in options.items()
                 for arg in (f"--{name.replace('_', '-')}", value if isinstance(value, str) else f"{value:g}")]
-        self.command = [*BULK, "sim", "serve", "--port", "0", "--qps", f"{qps:g}", "--latency-ms", f"{latency_ms:g}",
+        self.command = [*(wrap or []), *BULK, "sim", "serve", "--port", "0", "--qps", f"{qps:g}", "--latency-ms", f"{latency_ms:g}",
                         *more, "--access-key-id", AK_ID]
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None

@@ -2,7 +2,7 @@
 
     python benchmarks/run_all.py      # about 5 minutes: pace ~65 s, pace under faults ~35 s,
                                       # aiolimiter side by side ~70 s, throughput ~25 s, validate ~20 s,
-                                      # resume ~60 s
+                                      # resume ~60 s, 100 accounts ~15 s
 
 Each benchmark prints the exact commands it times; the summary repeats its
 verdict lines. Exit 1 if any goal is missed.
@@ -18,7 +18,8 @@ from pathlib import Path
 from common import machine
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["pace.py", "pace_faults.py", "pace_aiolimiter.py", "throughput.py", "validate_1m.py", "resume_1m.py"]
+BENCHMARKS = ["pace.py", "pace_faults.py", "pace_aiolimiter.py", "throughput.py", "validate_1m.py", "resume_1m.py",
+              "accounts.py"]
 VERDICT = re.compile(r"\b(PASS|FAIL)\b|info only|\(reference\)|^ *(latency|rows|round) ")
 
 

@@ -94,18 +94,23 @@ async def test_a_call_that_times_out_at_the_wire_sends_nothing_and_returns_its_c
 
 
 async def test_5xx_answers_that_are_not_throttling_do_not_slow_the_pace(tmp_path: Path) -> None:
-    """30 % of calls get a 500 InternalError or a 503 ServiceUnavailable: retried, at the full pace."""
+    """30 % of calls get a 500 InternalError or a 503 ServiceUnavailable: retried, at the full pace.
+
+    No backup, and attempts to spare: with 30 % faults a row can rightly spend its eight attempts
+    (reads back included) and be left to the next run; the Adds' pace is what is measured.
+    """
     rows = tmp_path / "d.csv"
     rows.write_text("DomainName\n" + "".join(f"d{i:03d}.example.com\n" for i in range(90)))
     config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=30, error_rate=0.3,
                        fault_kinds=("internal_before", "unavailable"), seed=2)
     async with Simulator(config) as sim:
         options = RunOptions(action=resolve(ADD), input_path=rows, checkpoint_path=tmp_path / "d.ckpt",
-                             overrides={"NotifyUrl": "https://cb.example.com/x"}, qps=30, timeout=5.0)
+                             overrides={"NotifyUrl": "https://cb.example.com/x"}, qps=30, timeout=5.0,
+                             backup=False)
         async with LiveClient(credentials=CREDS, endpoint=sim.url) as client:
-            result = await run(options, client=client, retry=RetryPolicy(base=0.01, cap=0.05))
+            result = await run(options, client=client, retry=RetryPolicy(base=0.01, cap=0.05, max_attempts=30))
         stats = sim.stats()
-    assert result.counts["done"] == 90
+    assert result.counts["done"] == 90, (result, stats["calls"])
     assert stats["calls"][ADD]["ServiceUnavailable"] >= 10
     times = sorted(t for t, _, action in sim.arrivals() if action == ADD)
     # While new rows and retries keep the pacer busy (the first three seconds), the pace is the full pace,
