@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .actions import ACTIONS, Action
 from .attempts import CallLog, Caller, Health
@@ -187,10 +187,11 @@ async def _send(
     many = len(profiles) > 1
     with _stopping_all(lanes.stop) as lane_stops:
         try:
-            halts = await asyncio.gather(*(
+            # Every lane ends before the files they share are closed, whatever happens in one of them.
+            ended = await asyncio.gather(*(
                 _lane(options, ckpt, lanes, profile, lane_stops, job, pacers, stats, retry, log, chosen, taken,
                       rows_of=profile if many else ANY_PROFILE, escalate=lanes.escalate if many else None)
-                for profile in profiles))
+                for profile in profiles), return_exceptions=True)
         finally:
             if backup is not None:
                 await backup.close()
@@ -199,6 +200,10 @@ async def _send(
                     log.close()
                 except LocalFault as fault:
                     lanes.escalate(Halt(HaltKind.LOCAL_FAULT, str(fault)))
+    for error in ended:
+        if isinstance(error, BaseException):
+            raise error
+    halts = cast(list[Halt | None], ended)
     canary = None
     if isinstance(job, CanaryJob):
         unfinished = "not finished: the run stopped first"
@@ -259,7 +264,11 @@ async def _lane(
     stopper = SafetyStop(max_failure_rate=options.max_failure_rate) if options.changes else None
     dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=rows, job=job, caller=caller, pacers=pacers,
                             account=account, stop=stop, stats=stats, safety=stopper, escalate=escalate)
-    result = await dispatcher.run()
+    try:
+        result = await dispatcher.run()
+    except Exception:
+        lanes.stop.set()  # a bug in one lane stops them all, cleanly, before it is raised
+        raise
     return dispatcher.halt or result
 
 

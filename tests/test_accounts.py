@@ -17,36 +17,32 @@ from pathlib import Path
 import orjson
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from test_cli import bulk, start_bulk
+from test_credentials import ACCOUNTS_CONFIG, WRONG_SECRET
 from test_rollback import settle, wait_until
 
+from bulk.actions import resolve
 from bulk.checkpoint import Checkpoint
 from bulk.client import LiveClient
-from bulk.credentials import ProfileSources, StaticCredentials, Credentials, profile_names
+from bulk.credentials import (
+    Credentials,
+    ProfileSources,
+    StaticCredentials,
+    profile_names,
+)
 from bulk.engine import RunOptions, run
-from bulk.actions import resolve
 from bulk.options import Exit
 from bulk.safety import META_KEY, tripped
 from bulk.simulator import SimConfig, Simulator, max_in_window
 
 ADD = "AddLiveSnapshotNotifyConfig"
 URL = "https://cb.example.com/snap"
-WRONG_SECRET = "not-the-secret-the-service-holds"
 KEY_OF = {None: TEST_AK_ID, "acct-a": "LTAIacctA", "acct-b": "STS.acctB", "acct-c": "LTAIacctC"}
-CONFIG = {
-    "current": "acct-a",
-    "profiles": [
-        {"name": "acct-a", "mode": "AK", "access_key_id": "LTAIacctA", "access_key_secret": "secret-a"},
-        {"name": "acct-b", "mode": "StsToken", "access_key_id": "STS.acctB", "access_key_secret": "secret-b",
-         "sts_token": "token-b"},
-        {"name": "acct-c", "mode": "AK", "access_key_id": "LTAIacctC", "access_key_secret": WRONG_SECRET},
-    ],
-}
 
 
 def home_with_profiles(tmp_path: Path) -> dict[str, str]:
     """The environment of a run: the CLI config in a temp HOME, the test AccessKey, no metadata service."""
     (tmp_path / ".aliyun").mkdir()
-    (tmp_path / ".aliyun" / "config.json").write_text(json.dumps(CONFIG))
+    (tmp_path / ".aliyun" / "config.json").write_text(json.dumps(ACCOUNTS_CONFIG))
     return {**os.environ, "HOME": str(tmp_path)}
 
 
