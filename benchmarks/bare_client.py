@@ -7,8 +7,9 @@ Sends, for every domain of the file, the call ``bulk run`` sends for it
 with ``bulk.signing.sign``, a fresh nonce and time per call) from one
 keep-alive ``aiohttp.ClientSession``, CONCURRENCY at a time (asyncio.Semaphore
 + gather, as ``sdk_client.py``). Nothing else: no pacing, checkpoint, retry,
-log or answer parsing beyond the status. What Python and aiohttp can do on
-this machine with bulk's signing. Prints how many succeeded and exits 1
+log or answer parsing beyond the status, and the collector set as bulk's CLI
+sets it (``bulk.cli.common.main``). What Python and aiohttp can do on this
+machine with bulk's signing. Prints how many succeeded and exits 1
 unless all did. Run as its own process, like bulk, so that every side pays
 for interpreter start and imports. Credentials come from the environment the
 benchmark sets.
@@ -17,6 +18,7 @@ benchmark sets.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 from urllib.parse import urlsplit
@@ -58,6 +60,7 @@ async def main(endpoint: str, domains: list[str], concurrency: int) -> int:
 
 
 if __name__ == "__main__":
+    gc.set_threshold(10_000, 10, 10)  # as bulk's CLI: the floor must not pay what bulk does not
     with open(sys.argv[2]) as f:
         names = [line.strip() for line in f.readlines()[1:] if line.strip()]
     sys.exit(asyncio.run(main(sys.argv[1], names, int(sys.argv[3]))))

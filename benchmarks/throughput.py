@@ -15,7 +15,8 @@ fresh set of domains (an Add of an existing domain would get a 409):
   and nothing else (``bare_client.py``): the floor of what Python and aiohttp
   do on this machine.
 
-Each is timed from process start to exit. The simulator's counts are checked
+Each is timed from process start to exit, with bulk's modules compiled to
+bytecode beforehand (as an install does). The simulator's counts are checked
 for every side: exactly one call a row, each answered 200 and applied.
 Goals: median bulk calls/s >= 3.0 x the SDK's and >= 0.8 x bare aiohttp's.
 bulk runs with --no-backup: like the other sides, it then sends one call a
@@ -32,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BULK, ENV, ROOT, Simulator, domains_csv, machine, shown
+from common import BULK, ENV, ROOT, Simulator, compile_bulk, domains_csv, machine, shown
 
 ACTION = "AddLiveSnapshotNotifyConfig"
 HERE = Path(__file__).parent
@@ -55,6 +56,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
+    compile_bulk()
     rates: dict[str, list[float]] = {side: [] for side in SIDES}
     with tempfile.TemporaryDirectory() as tmp, Simulator(qps=1_000_000) as sim:
         print(f"$ {shown(sim.command)}", flush=True)
