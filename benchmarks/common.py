@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import platform
@@ -84,6 +85,15 @@ class Simulator:
         assert self._proc is not None
         fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compile_bulk() -> None:
+    """Compile bulk's modules to bytecode, as installing a package does.
+
+    bulk is installed editable; with PYTHONDONTWRITEBYTECODE set (as in some
+    shells and CI) every timed process would compile them from source again.
+    """
+    compileall.compile_dir(ROOT / "bulk", quiet=1)
 
 
 def domains_csv(path: Path, n: int, *, prefix: str = "d") -> Path:

@@ -212,7 +212,7 @@ class ChainCredentials:
     the one asked from then on.
     """
 
-    __slots__ = ("_config", "_environ", "_last", "_lock", "_profile", "_providers")
+    __slots__ = ("_chain", "_config", "_environ", "_last", "_lock", "_profile")
 
     def __init__(self, *, profile: str | None = None, environ: Mapping[str, str] | None = None) -> None:
         # The package logs refresh failures on a stderr handler of its own (and, at debug level,
@@ -224,15 +224,21 @@ class ChainCredentials:
         # One provider lookup at a time: the package's async refresh takes a threading lock with a
         # blocking 5 s wait, so two refreshes at once would freeze the event loop for that long.
         self._lock = asyncio.Lock()
-        home = _home(self._environ)
-        self._config = home / ".aliyun" / "config.json"
+        self._config = _home(self._environ) / ".aliyun" / "config.json"
+        self._chain: list[tuple[str, Any]] | None = None
         if profile:
             from alibabacloud_credentials.provider import CLIProfileCredentialsProvider
 
-            self._providers = [(f"aliyun CLI profile {profile!r} in {self._config}",
-                                CLIProfileCredentialsProvider(profile_name=profile, profile_file=str(self._config)))]
-        else:
-            self._providers = _default_chain(self._environ, home)
+            self._chain = [(f"aliyun CLI profile {profile!r} in {self._config}",
+                            CLIProfileCredentialsProvider(profile_name=profile, profile_file=str(self._config)))]
+
+    @property
+    def _providers(self) -> list[tuple[str, Any]]:
+        # Built when first needed: with an AccessKey in the environment it never is, and a run
+        # does without importing the package (a tenth of a second at start).
+        if self._chain is None:
+            self._chain = _default_chain(self._environ, _home(self._environ))
+        return self._chain
 
     async def get(self) -> Credentials:
         failures = []

@@ -18,9 +18,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -80,7 +80,8 @@ def canonical_query(params: Mapping[str, str]) -> str:
 
 
 def new_nonce() -> str:
-    return uuid.uuid4().hex
+    # 32 hex digits like uuid4().hex (which fixes 6 of its 128 bits), at a quarter of its cost.
+    return os.urandom(16).hex()
 
 
 def timestamp(now: datetime | None = None) -> str:

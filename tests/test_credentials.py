@@ -196,6 +196,38 @@ def test_the_ecs_switch_is_read_from_the_environment_given(tmp_path: Path) -> No
     assert "EcsRamRoleCredentialsProvider" in chains["off"]  # the switch, not the package, made the difference
 
 
+def test_an_access_key_in_the_environment_needs_no_provider_chain(tmp_path: Path) -> None:
+    """The chain after the environment is built only when the environment has no AccessKey.
+
+    A fresh interpreter: with a key in its environment, loading credentials and asking them
+    twice never imports the official package (its import is a tenth of a second of every
+    run); once the key is gone, the same source builds the chain and asks it.
+    """
+    script = textwrap.dedent(f"""
+        import asyncio, json, sys
+        from bulk.credentials import CredentialsError, load_credentials
+        env = {{"HOME": {str(tmp_path)!r}, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+                "ALIBABA_CLOUD_ACCESS_KEY_ID": "AK-env", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s-env"}}
+        async def main():
+            source = await load_credentials(environ=env)
+            await source.get()
+            before = "alibabacloud_credentials" in sys.modules
+            del env["ALIBABA_CLOUD_ACCESS_KEY_ID"], env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
+            try:
+                await source.get()
+            except CredentialsError as exc:
+                return before, "alibabacloud_credentials" in sys.modules, str(exc)
+        print(json.dumps(asyncio.run(main())))
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+    done = subprocess.run([sys.executable, "-c", script], check=True, env=env, capture_output=True, text=True,
+                          timeout=30)
+    before, after, message = json.loads(done.stdout)
+    assert before is False
+    # Then the chain was built and asked: its links are named in the failure.
+    assert after is True and "credentials file" in message
+
+
 async def test_a_source_that_loses_its_credentials_raises_the_same_clear_error(tmp_path: Path) -> None:
     env = bare_env(tmp_path, ALIBABA_CLOUD_ACCESS_KEY_ID="AK-env", ALIBABA_CLOUD_ACCESS_KEY_SECRET="gone-secret")
     source = await load_credentials(environ=env)
