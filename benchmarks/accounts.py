@@ -84,6 +84,10 @@ def main() -> int:
     print(f"  whole command: {elapsed:.2f} s, {rate:.0f} calls/s = {rate / target:.3f} of {target:g}")
     print(f"  answers: {codes}; accounts seen: {len(pace)}; most calls of one account in any 1 s window: {worst}")
     print(f"  simulator CPU: {sim_cpu:.1f} s ({sim_cpu / elapsed:.2f} of one core)")
+    spans = sorted(v["seconds"] for v in pace.values())
+    print(f"  each account's calls, first to last: {spans[0]:.2f} to {spans[-1]:.2f} s "
+          f"({min(v['per_second'] for v in pace.values()):.2f} to {max(v['per_second'] for v in pace.values()):.2f} "
+          f"calls/s); the rest of the command is start-up, ingest and the last answers")
     ok = (rate >= GOAL * target and worst <= args.qps and codes == {"OK": args.rows}
           and len(pace) == args.accounts)
     print(f"{'PASS' if ok else 'FAIL'}: aggregate {rate / target:.3f} of accounts x qps (goal >= {GOAL}), "
