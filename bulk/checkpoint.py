@@ -40,7 +40,8 @@ import orjson
 from .files import LocalFault
 from .options import RowState
 
-__all__ = ["ANY_PROFILE", "Checkpoint", "CheckpointBusy", "CheckpointError", "IngestedRow", "RowResult", "TodoRow"]
+__all__ = ["ANY_PROFILE", "Checkpoint", "CheckpointBusy", "CheckpointError", "IngestedRow", "RowResult", "TodoRow",
+           "profile_order"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -73,6 +74,11 @@ _ADDED = {
 }
 #: ``todo(profile=ANY_PROFILE)``: rows of every profile
 ANY_PROFILE = object()
+
+
+def profile_order(profile: str | None) -> tuple[bool, str]:
+    """Sort key of profiles as bulk lists them: rows that name none first, then by name."""
+    return profile is not None, profile or ""
 #: a plan's verdict that a row must not be sent; --retry-failed leaves it alone
 PLAN_CONFLICT = "PlanConflict"
 
@@ -347,7 +353,7 @@ class Checkpoint:
         """The profiles of the rows still to send (None: rows that name none), None first, then by name."""
         found = self._db.execute(
             "SELECT DISTINCT profile FROM rows WHERE state IN ('pending', 'sending')").fetchall()
-        return sorted((p for (p,) in found), key=lambda p: (p is not None, p or ""))
+        return sorted((p for (p,) in found), key=profile_order)
 
     def counts_by_profile(self) -> dict[str | None, dict[str, int]]:
         """``counts()`` per profile (None: rows that name none); empty when no row names one."""
@@ -357,7 +363,7 @@ class Checkpoint:
         counts: dict[str | None, dict[str, int]] = {}
         for profile, state, n in found:
             counts.setdefault(profile, dict.fromkeys((s.value for s in RowState), 0))[state] = n
-        return dict(sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or "")))
+        return dict(sorted(counts.items(), key=lambda item: profile_order(item[0])))
 
     def error_counts(self) -> dict[str, int]:
         sql = "SELECT code, COUNT(*) FROM rows WHERE state IN ('failed', 'invalid') GROUP BY code ORDER BY 2 DESC"

@@ -43,7 +43,7 @@ from .actions import ACTIONS, Action
 from .attempts import CallLog, Caller, Health
 from .backup import META_KEY as BACKUP_META
 from .backup import Backup, backup_path
-from .checkpoint import ANY_PROFILE, Checkpoint, CheckpointError, IngestedRow, RowResult, TodoRow
+from .checkpoint import ANY_PROFILE, Checkpoint, CheckpointError, IngestedRow, RowResult, TodoRow, profile_order
 from .client import LiveClient
 from .credentials import CredentialsError, CredentialSource, ProfileSources, fingerprint
 from .dispatch import Dispatcher
@@ -169,7 +169,7 @@ async def _send(
     chosen: dict[int, str | None] | None = None
     if options.canary:
         chosen = {t.line: t.profile for t in ckpt.todo(limit=options.canary)}
-        profiles = sorted(set(chosen.values()), key=lambda p: (p is not None, p or ""))
+        profiles = sorted(set(chosen.values()), key=profile_order)
     else:
         profiles = ckpt.profiles_to_send()
     pacers = Pacers(options.qps)
