@@ -22,6 +22,11 @@ from contextlib import asynccontextmanager  # noqa: E402
 import pytest  # noqa: E402  (after the environment set-up above)
 import pytest_asyncio  # noqa: E402
 from aiohttp import web  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# A property is judged by its examples, not by how fast a busy machine ran them: no per-example deadline.
+settings.register_profile("bulk", deadline=None)
+settings.load_profile("bulk")
 
 
 @asynccontextmanager
@@ -52,12 +57,17 @@ async def sim():
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--chaos-scenarios", type=int, default=100,
-                     help="How many seeded scenarios tests/test_chaos.py runs (seeds 0..N-1).")
+    parser.addoption("--chaos-scenarios", type=int, default=120,
+                     help="How many seeded scenarios the slow chaos test runs (seeds 0..N-1).")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "chaos_seeds" in metafunc.fixturenames:
-        seeds = list(range(metafunc.config.getoption("--chaos-scenarios")))
-        batches = [seeds[i:i + 10] for i in range(0, len(seeds), 10)]
-        metafunc.parametrize("chaos_seeds", batches, ids=[f"seeds {b[0]}-{b[-1]}" for b in batches])
+    for name in ("chaos_seeds", "chaos_many_seeds"):
+        if name in metafunc.fixturenames:
+            if name == "chaos_seeds":  # every scenario kind, twice over: the few seeds `make test` runs
+                seeds = metafunc.module.covering_seeds()
+            else:
+                seeds = list(range(metafunc.config.getoption("--chaos-scenarios")))
+            batches = [seeds[i:i + 10] for i in range(0, len(seeds), 10)]
+            ids = [",".join(map(str, b)) if name == "chaos_seeds" else f"seeds {b[0]}-{b[-1]}" for b in batches]
+            metafunc.parametrize(name, batches, ids=ids)

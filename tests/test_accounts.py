@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from test_cli import bulk, start_bulk
 from test_credentials import ACCOUNTS_CONFIG, WRONG_SECRET
@@ -132,6 +133,7 @@ async def test_a_refused_account_stops_alone_across_a_kill_9_and_a_resume_applie
     assert list(csv.DictReader(failures.splitlines())) == [{"DomainName": "gone.example.com", "Profile": "acct-gone"}]
 
 
+@pytest.mark.realtime
 async def test_each_account_is_paced_on_its_own_at_the_quota_and_all_at_once(tmp_path: Path) -> None:
     """Three accounts at 30 calls/s: each keeps its quota at the server, and they run side by side."""
     env = home_with_profiles(tmp_path)

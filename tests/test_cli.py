@@ -89,6 +89,7 @@ async def test_sigint_stops_gracefully_exit_3_and_resume_finishes(tmp_path: Path
             counts = c.counts()
         assert 20 <= counts["done"] < 200
         assert counts["done"] == len(sim.applied)  # everything applied was recorded
+        sim.config.qps = 200  # the resume's own pace, not throttled by the first run's quota
         code, _, err = await bulk(*run_args(src, sim, "--qps", "200", "--quiet"))
         assert code == 0, err
         assert len(sim.applied) == 200 and set(sim.applied.values()) == {1}
@@ -216,6 +217,7 @@ async def test_a_resume_reads_each_row_at_its_offset(tmp_path: Path) -> None:
             offsets = {r["line"]: r["offset"] for r in c.rows()}
         lines = src.read_bytes().splitlines(keepends=True)
         assert all(offsets[n] == sum(map(len, lines[: n - 1])) for n in offsets)
+        sim.config.qps = 1000  # the resume's own pace, not throttled by the first run's quota
         code, _, err = await bulk("run", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}", "--endpoint",
                                   sim.url, "--checkpoint", str(ckpt), "--qps", "1000", "--quiet")
         assert code == 0, err

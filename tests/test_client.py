@@ -215,3 +215,39 @@ def test_proxy_settings_are_checked(no_proxy_env: pytest.MonkeyPatch) -> None:
     assert proxy_for("https://live.aliyuncs.com/") == (URL("http://proxy.example.com:3128"), None)
     no_proxy_env.setenv("NO_PROXY", ".aliyuncs.com")
     assert proxy_for("https://live.aliyuncs.com/") == (None, None)
+
+
+async def test_the_default_client_refuses_a_certificate_from_an_untrusted_ca() -> None:
+    """No ssl_context given: the system's trust store decides, so a private CA's certificate is refused."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    answered: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        answered.append(request.path)
+        return _answer(200, b'{"RequestId":"R-TLS"}')
+
+    app = web.Application()
+    app.router.add_route("*", "/", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context).start()
+    endpoint = f"https://127.0.0.1:{runner.addresses[0][1]}"
+    creds = StaticCredentials(Credentials("AKID", "secret"))
+    try:
+        async with LiveClient(credentials=creds, endpoint=endpoint, timeout=5) as client:
+            refused = await client.call("DescribeLiveSnapshotNotifyConfig", {"DomainName": "a.example.com"})
+        trusting = ssl.create_default_context()
+        ca.configure_trust(trusting)
+        async with LiveClient(credentials=creds, endpoint=endpoint, timeout=5, ssl_context=trusting) as client:
+            trusted = await client.call("DescribeLiveSnapshotNotifyConfig", {"DomainName": "a.example.com"})
+    finally:
+        await runner.cleanup()
+    assert isinstance(refused, Failure) and refused.code == "ConnectFailed" and not refused.sent
+    # The same server, its CA trusted: the refusal was the certificate's, and it is the only one.
+    assert trusted.ok and answered == ["/"]

@@ -68,6 +68,7 @@ def add_times(sim: Simulator, action: str = ADD) -> list[float]:
 # -- pacing, measured at the server ---------------------------------------------------------
 
 
+@pytest.mark.realtime
 @pytest.mark.parametrize("latency_ms", [0, 400])
 async def test_pace_never_exceeds_quota_and_stays_close(tmp_path: Path, latency_ms: int) -> None:
     async with simulator(qps=30, latency_ms=latency_ms) as sim:

@@ -60,6 +60,8 @@ def test_full_pace_is_the_quota_less_the_margin_and_never_above_it() -> None:
         assert min(spans(sends, 30)) >= 1 + DEFAULT_MARGIN - 1e-9
         # ...and no more: the pace is the full pace (0.988 of the quota), the first second included.
         assert pace(sends) >= 0.999 * pacer.full_rate
+        # The figure the README states for the starting margin: 0.988 of the quota, at the server.
+        assert round(pace(sends[1:]) / 30, 3) == 0.988  # (the bucket starts with two calls)
 
     run_virtual(scenario())
 

@@ -17,6 +17,9 @@ from bulk.engine import RunOptions, run
 from bulk.retry import RetryPolicy
 from bulk.simulator import SimConfig, Simulator, max_in_window
 
+# Real-time pace at the server: run alone, in the serial phase of `make test`.
+pytestmark = pytest.mark.realtime
+
 ADD = "AddLiveSnapshotNotifyConfig"
 DESCRIBE = "DescribeLiveSnapshotNotifyConfig"
 CREDS = StaticCredentials(Credentials(TEST_AK_ID, TEST_AK_SECRET))

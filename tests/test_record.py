@@ -276,6 +276,7 @@ async def test_a_credential_hiccup_is_retried_and_the_run_completes(tmp_path: Pa
     assert result.exit_code == 0 and result.counts["done"] == 30 and applied_once(sim)
 
 
+@pytest.mark.realtime
 async def test_concurrent_credential_lookups_during_a_refresh_never_freeze_the_loop(tmp_path: Path) -> None:
     """The package's async refresh blocks on a threading lock for up to 5 s when two refreshes overlap."""
     async with credentials_server() as (uri, state):
@@ -300,6 +301,7 @@ async def test_credentials_that_stay_unavailable_stop_the_run_saying_so(tmp_path
     assert result.counts["pending"] + result.counts["done"] == 100  # nothing was sent without credentials
 
 
+@pytest.mark.realtime
 async def test_an_endpoint_that_never_answers_stops_the_run_naming_it(tmp_path: Path) -> None:
     with contextlib.closing(__import__("socket").socket()) as s:
         s.bind(("127.0.0.1", 0))

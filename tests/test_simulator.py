@@ -590,6 +590,7 @@ async def test_fault_kinds_at_the_configured_rate() -> None:
     assert sum(d in again.callback_auth for d, o in again_results if o == "dropped") == dropped_applied
 
 
+@pytest.mark.realtime
 async def test_hang_holds_until_the_client_gives_up_and_stop_releases() -> None:
     config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, error_rate=1.0, fault_kinds=("hang",), seed=1)
     sim = Simulator(config)
@@ -611,6 +612,7 @@ async def test_hang_holds_until_the_client_gives_up_and_stop_releases() -> None:
     assert sim.stats()["calls"]["QuerySnapshotCallbackAuth"] == {"hang": 2}
 
 
+@pytest.mark.realtime
 async def test_latency_follows_the_configured_distribution() -> None:
     config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, latency_ms=80, latency_jitter_ms=20, seed=5)
     async with Simulator(config) as sim, aiohttp.ClientSession() as s:
@@ -626,6 +628,7 @@ async def test_latency_follows_the_configured_distribution() -> None:
     assert max(took) - min(took) > 0.01  # jittered, not constant
 
 
+@pytest.mark.realtime
 async def test_arrival_jitter_delays_each_request_before_it_is_stamped() -> None:
     """Each request waits a seeded uniform draw in [0, 100 ms] before it is counted and stamped."""
     config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, arrival_jitter_ms=100, seed=9)

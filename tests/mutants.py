@@ -1,0 +1,173 @@
+"""Named one-line breakages of bulk's promises, each of which the suite must catch.
+
+    python tests/mutants.py              # every mutant: apply, run its tests, expect a failure
+    python tests/mutants.py -k sigterm   # the mutants whose name contains "sigterm"
+    python tests/mutants.py --list       # names, and where each pattern is found today
+
+Each mutant is a regular expression that must match exactly once somewhere
+under ``bulk/`` (found by content, not by file name, so the list survives
+modules being moved or split) and its replacement. The tree is copied to a
+temporary directory, the mutant applied there, and its tests run against the
+copy (``PYTHONPATH`` puts the copy first, for child processes too). A mutant
+that leaves its tests green, or whose pattern no longer matches exactly once,
+makes the script exit 1: the first is a hole in the suite, the second a list
+that needs updating along with the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Mutant:
+    name: str
+    #: what breaks, in the words of the promise
+    breaks: str
+    pattern: str
+    replacement: str
+    #: pytest node ids or files, relative to the repository
+    tests: tuple[str, ...]
+
+
+MUTANTS = (
+    Mutant(
+        "notify-auth-key-not-compared",
+        "NotifyAuthKey dropped from the comparison that decides whether a domain holds a row's config",
+        r"return \{f: p\[f\] for f in _NOTIFY_FIELDS\[1:\] if f in p\}",
+        'return {f: p[f] for f in _NOTIFY_FIELDS[1:] if f in p and f != "NotifyAuthKey"}',
+        ("tests/test_chaos.py::test_record_agrees_with_the_service",),
+    ),
+    Mutant(
+        "v3-host-unsigned",
+        "V3 signing no longer signs the host header",
+        r'\n\s*"host": host,(?=\n\s*"x-acs-action")',
+        "",
+        ("tests/test_signing.py",),
+    ),
+    Mutant(
+        "sigterm-unhandled",
+        "SIGTERM no longer stops run, rotate and rollback gracefully (exit 3)",
+        r"for sig in \(signal\.SIGINT, signal\.SIGTERM\):",
+        "for sig in (signal.SIGINT,):",
+        ("tests/test_signals.py",),
+    ),
+    Mutant(
+        "tls-unverified-by-default",
+        "the default client no longer verifies the endpoint's certificate",
+        r"ssl_context if ssl_context is not None else True",
+        "ssl_context if ssl_context is not None else False",
+        ("tests/test_client.py",),
+    ),
+    Mutant(
+        "pacing-margin-60ms",
+        "the starting pacing margin raised from 12 ms to 60 ms (pace 0.943 instead of 0.988)",
+        r"DEFAULT_MARGIN = 0\.012",
+        "DEFAULT_MARGIN = 0.060",
+        ("tests/test_pacing.py",),
+    ),
+    Mutant(
+        "fingerprint-is-the-secret",
+        "a fingerprint shows the secret itself",
+        r'return "fp:" \+ hashlib\.sha256\(secret\.encode\(\)\)\.hexdigest\(\)\[:8\]',
+        'return "fp:" + secret',
+        ("tests/test_credentials.py", "tests/test_engine.py"),
+    ),
+    Mutant(
+        "5xx-not-retried",
+        "a 5xx answer is no longer worth retrying",
+        r"or status is None or status >= 500",
+        "or status is None",
+        ("tests/test_client.py", "tests/test_engine.py"),
+    ),
+    Mutant(
+        "stale-callback-accepted",
+        "the receiver's signature check no longer refuses an old timestamp",
+        r"if -skew > max_skew:",
+        "if False:",
+        ("tests/test_callback.py",),
+    ),
+    Mutant(
+        "whole-files-readable-by-others",
+        "files written whole (keys files, reports) are left readable by others",
+        r"os\.replace\(tmp, path\)",
+        "os.chmod(tmp, 0o644); os.replace(tmp, path)",
+        ("tests/test_rotate.py", "tests/test_keys.py"),
+    ),
+)
+
+
+def locate(mutant: Mutant, root: Path) -> tuple[Path, re.Match[str]]:
+    """The one place under ``root/bulk`` where the mutant's pattern matches; ValueError otherwise."""
+    found = []
+    for path in sorted((root / "bulk").rglob("*.py")):
+        found += [(path, m) for m in re.finditer(mutant.pattern, path.read_text())]
+    if len(found) != 1:
+        where = ", ".join(str(p.relative_to(root)) for p, _ in found) or "nowhere"
+        raise ValueError(f"{mutant.name}: pattern must match exactly once under bulk/, matched {where}")
+    return found[0]
+
+
+def survives(mutant: Mutant, *, verbose: bool) -> bool:
+    """Apply the mutant to a copy of the tree and run its tests there: True when they all pass."""
+    with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
+        copy = Path(tmp)
+        for name in ("bulk", "tests", "pyproject.toml"):
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, copy / name)
+        path, match = locate(mutant, copy)
+        text = path.read_text()
+        path.write_text(text[:match.start()] + match.expand(mutant.replacement) + text[match.end():])
+        env = {**os.environ, "PYTHONPATH": str(copy), "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+             *mutant.tests], cwd=copy, env=env, capture_output=not verbose, check=False,
+        )
+        return done.returncode == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-k", default="", help="only the mutants whose name contains this")
+    parser.add_argument("--list", action="store_true", help="show each mutant and where it applies")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the tests' output")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if args.k in m.name]
+    failed = []
+    for mutant in chosen:
+        try:
+            path, match = locate(mutant, ROOT)
+        except ValueError as exc:
+            print(f"LOST     {exc}")
+            failed.append(mutant.name)
+            continue
+        line = path.read_text().count("\n", 0, match.start()) + 1
+        where = f"{path.relative_to(ROOT)}:{line}"
+        if args.list:
+            print(f"{mutant.name:32} {where:28} {mutant.breaks}")
+            continue
+        if survives(mutant, verbose=args.verbose):
+            print(f"SURVIVED {mutant.name} ({where}): {mutant.breaks}; {' '.join(mutant.tests)} stayed green")
+            failed.append(mutant.name)
+        else:
+            print(f"caught   {mutant.name} ({where})")
+    if not args.list:
+        print(f"{len(chosen) - len(failed)} of {len(chosen)} mutants caught")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
