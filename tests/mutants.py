@@ -91,6 +91,13 @@ MUTANTS = (
         ("tests/test_client.py", "tests/test_engine.py"),
     ),
     Mutant(
+        "endpoint-patience-30s",
+        "an endpoint that never answers is given up on after 30 s, not the documented 10 s",
+        r"connect_seconds: float = 10\.0",
+        "connect_seconds: float = 30.0",
+        ("tests/test_record.py",),
+    ),
+    Mutant(
         "stale-callback-accepted",
         "the receiver's signature check no longer refuses an old timestamp",
         r"if -skew > max_skew:",

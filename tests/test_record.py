@@ -321,6 +321,29 @@ async def test_an_endpoint_that_never_answers_stops_the_run_naming_it(tmp_path: 
     assert result.counts["pending"] == 40  # nothing was sent, nothing failed
 
 
+async def test_by_default_an_endpoint_is_given_up_on_after_10_seconds_without_an_answer(tmp_path: Path) -> None:
+    """The default Health, on an injected clock that moves a second at each failed connection."""
+    with contextlib.closing(__import__("socket").socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"  # bound, never listening: refused
+        opts = RunOptions(action=resolve(ADD), input_path=domains_csv(tmp_path / "d.csv", 5),
+                          checkpoint_path=tmp_path / "d.ckpt", overrides={"NotifyUrl": URL}, qps=100)
+        creds = StaticCredentials(Credentials(TEST_AK_ID, TEST_AK_SECRET))
+        readings: list[float] = []
+
+        def clock() -> float:
+            readings.append(float(len(readings)))  # 0, 1, 2, ... seconds
+            return readings[-1]
+
+        async with LiveClient(credentials=creds, endpoint=endpoint) as client:
+            result = await run(opts, client=client, retry=RetryPolicy(**FAST_RETRY),
+                               health=lambda: Health(endpoint=endpoint, clock=clock))
+    assert result.halt is not None and result.halt.kind is HaltKind.ENDPOINT_UNREACHABLE
+    # The first refusal at 0 s, the halt at the first reading 10 s later: not one earlier, not one later.
+    assert readings[-1] == 10.0
+    assert result.exit_code == 2 and result.counts["pending"] == 5
+
+
 # -- 9. the WAL stays bounded ------------------------------------------------------------------
 
 
