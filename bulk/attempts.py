@@ -34,6 +34,7 @@ from .client import Failure, LiveClient, Outcome, Success
 from .files import LocalFault
 from .options import Halt, HaltKind, RunStats
 from .pacing import Pacers
+from .redact import redact
 from .retry import RetryPolicy
 
 __all__ = ["CallLog", "Caller", "Health", "Prepaid", "Tried"]
@@ -278,5 +279,5 @@ class Caller:
             "request_id": outcome.request_id, "status": outcome.status,
         }
         if isinstance(outcome, Failure):
-            entry.update(code=outcome.code, message=outcome.message, transient=outcome.transient)
+            entry.update(code=outcome.code, message=redact(outcome.message), transient=outcome.transient)
         self._log.write(entry)

@@ -39,6 +39,7 @@ import orjson
 
 from .files import LocalFault
 from .options import RowState
+from .redact import redact
 
 __all__ = ["ANY_PROFILE", "Checkpoint", "CheckpointBusy", "CheckpointError", "IngestedRow", "RowResult", "TodoRow",
            "profile_order"]
@@ -268,7 +269,7 @@ class Checkpoint:
 
         for r in rows:
             code = "InvalidRow" if r.state is RowState.INVALID else None
-            batch.append((r.line, r.domain, r.state.value, r.message, code, r.offset, r.given, r.profile))
+            batch.append((r.line, r.domain, r.state.value, r.message and redact(r.message), code, r.offset, r.given, r.profile))
             if len(batch) >= chunk:
                 commit()
         commit()
@@ -315,7 +316,7 @@ class Checkpoint:
             " plan_kind = COALESCE(?, plan_kind), plan_fields = COALESCE(?, plan_fields),"
             " plan_send = COALESCE(?, plan_send) WHERE line = ?",
             [
-                (RowState(r.state).value, r.attempts, r.action, r.code, r.message, r.status, r.request_id,
+                (RowState(r.state).value, r.attempts, r.action, r.code, r.message and redact(r.message), r.status, r.request_id,
                  int(r.transient), now if RowState(r.state).finished else None, int(r.reached), r.plan_kind, r.plan_fields, r.plan_send, r.line)
                 for r in buffer
             ],

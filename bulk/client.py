@@ -47,9 +47,9 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from .actions import SECRET_PARAMS
-from .credentials import CredentialsError, CredentialSource, fingerprint
+from .credentials import CredentialsError, CredentialSource
 from .proxies import proxy_for
+from .redact import redact, secret_values
 from .signing import sign
 
 __all__ = [
@@ -274,14 +274,6 @@ def _classify(status: int, raw: bytes, latency: float, sent: Mapping[str, str]) 
     if status < 300:
         return Success(request_id or "", body, status, latency)
     code = str(body.get("Code") or f"HTTP{status}")
-    message = _redact(str(body.get("Message") or ""), sent)
+    message = redact(str(body.get("Message") or ""), secrets=secret_values(sent))
     return Failure(code, message, status, request_id, is_transient(status, code), latency)
 
-
-def _redact(message: str, sent: Mapping[str, str]) -> str:
-    """Services sometimes echo parameters back; never let a secret through."""
-    for name in SECRET_PARAMS:
-        value = sent.get(name)
-        if value and value in message:
-            message = message.replace(value, fingerprint(value))
-    return message

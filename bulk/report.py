@@ -27,6 +27,7 @@ from .checkpoint import Checkpoint, CheckpointError
 from .inputs import Format, InputError, read_rows, write_rows
 from .options import Halt
 from .plan import PlanEntry, PlanHeader, write_plan
+from .redact import redact
 
 __all__ = [
     "REPORT_COLUMNS",
@@ -57,7 +58,7 @@ def report_rows(ckpt: Checkpoint, *, failed_only: bool = False) -> Iterator[dict
             "outcome": r["state"],
             "attempts": r["attempts"],
             "error_code": r["code"] or "",
-            "error_message": r["message"] or "",
+            "error_message": redact(r["message"] or ""),
             "request_id": r["request_id"] or "",
             "finished_at": _iso(r["finished"]),
             # The domain as the input wrote it, when it was normalised before sending.
@@ -129,9 +130,9 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
     entries = []
     for r in ckpt.rows():
         if r["state"] == "invalid":
-            entries.append(PlanEntry(r["line"], r["domain"] or "", "invalid", reason=r["message"] or ""))
+            entries.append(PlanEntry(r["line"], r["domain"] or "", "invalid", reason=redact(r["message"] or "")))
         elif r["plan_kind"] == "conflict" or r["state"] == "failed":
-            entries.append(PlanEntry(r["line"], r["domain"], "conflict", reason=r["message"] or ""))
+            entries.append(PlanEntry(r["line"], r["domain"], "conflict", reason=redact(r["message"] or "")))
         elif r["plan_kind"]:
             fields = tuple(f for f in (r["plan_fields"] or "").split(",") if f)
             entries.append(PlanEntry(r["line"], r["domain"], r["plan_kind"], fields, r["plan_send"]))
