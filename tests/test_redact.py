@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bulk.attempts import CallLog, Caller
+from bulk.attempts import Caller, CallLog
 from bulk.checkpoint import Checkpoint, IngestedRow, RowResult
 from bulk.client import Failure
 from bulk.credentials import fingerprint
