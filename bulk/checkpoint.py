@@ -39,7 +39,7 @@ import orjson
 
 from .files import LocalFault
 from .options import RowState
-from .redact import redact
+from .redact import error_kind, redact
 
 __all__ = ["ANY_PROFILE", "Checkpoint", "CheckpointBusy", "CheckpointError", "IngestedRow", "RowResult", "TodoRow",
            "profile_order"]
@@ -183,7 +183,7 @@ class Checkpoint:
             os.chmod(path, 0o600)
         except (sqlite3.DatabaseError, OSError) as exc:
             os.close(lock_fd)
-            raise CheckpointError(f"{path} is not a usable bulk checkpoint ({exc})") from None
+            raise CheckpointError(f"{path} is not a usable bulk checkpoint ({error_kind(exc)})") from None
         return cls(path, db, lock_fd, clock=clock)
 
     @classmethod
@@ -196,7 +196,7 @@ class Checkpoint:
             db.execute("SELECT 1 FROM meta LIMIT 1")
             present = {r[1] for r in db.execute("PRAGMA table_info(rows)")}
         except sqlite3.DatabaseError as exc:
-            raise CheckpointError(f"{path} is not a bulk checkpoint ({exc})") from None
+            raise CheckpointError(f"{path} is not a bulk checkpoint ({error_kind(exc)})") from None
         if not present >= _ADDED.keys():
             db.close()
             raise CheckpointError(f"{path} was written by an older bulk; resume it once with this version first")

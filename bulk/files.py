@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .redact import error_kind
+
 __all__ = ["LocalFault", "write_atomic"]
 
 
@@ -26,7 +28,8 @@ class LocalFault(Exception):
     """
 
     def __init__(self, path: object, error: BaseException | str) -> None:
-        reason = error if isinstance(error, str) else (getattr(error, "strerror", None) or str(error) or type(error).__name__)
+        # An OS error's own words (they name no file: the message does); else only the kind, never a library's text.
+        reason = error if isinstance(error, str) else (getattr(error, "strerror", None) or error_kind(error))
         super().__init__(f"cannot write {path}: {reason}")
         self.path = path
 

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from .actions import ACTIONS, Action
+from .redact import error_kind
 
 __all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "check_plan", "classify", "read_plan", "write_plan"]
 
@@ -90,7 +91,7 @@ def read_plan(path: Path) -> tuple[PlanHeader, dict[int, PlanEntry]]:
                 item["line"], item["domain"], item["kind"], tuple(item["fields"]), item["send"], item["reason"]
             )
     except (OSError, IndexError, KeyError, TypeError, ValueError) as exc:
-        raise PlanError(f"cannot read plan {path}: {exc}") from None
+        raise PlanError(f"cannot read plan {path}: {error_kind(exc)}") from None
     return header, entries
 
 

@@ -72,7 +72,7 @@ def redact_overrides(action: Action, overrides: Mapping[str, str]) -> dict[str, 
 
 
 def error_kind(exc: BaseException) -> str:
-    """What a message may say of an exception from a library: its type, and an OS error's errno name.
+    """What a message may say of an exception from a library: its type, and an OS or SQLite error's name.
 
     Never its text: aiohttp's holds the whole URL, and a V3 URL holds every
     parameter, auth keys included.
@@ -81,6 +81,8 @@ def error_kind(exc: BaseException) -> str:
     number = getattr(exc, "errno", None)
     if isinstance(number, int) and number in errno.errorcode:
         return f"{kind} ({errno.errorcode[number]}: {os.strerror(number)})"
+    if isinstance(name := getattr(exc, "sqlite_errorname", None), str):
+        return f"{kind} ({name})"
     return kind
 
 

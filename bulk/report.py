@@ -27,7 +27,7 @@ from .checkpoint import Checkpoint, CheckpointError
 from .inputs import Format, InputError, read_rows, write_rows
 from .options import Halt
 from .plan import PlanEntry, PlanHeader, write_plan
-from .redact import redact
+from .redact import error_kind, redact
 
 __all__ = [
     "REPORT_COLUMNS",
@@ -116,8 +116,10 @@ def write_failures(ckpt: Checkpoint, path: Path) -> int:
         items = read_rows(input_path, action, profiles=profiles)
         public = [n for n in (*action.param_names, "RegionId", "Profile") if n not in action.secret_names]
         rows = [_only(item.raw, public) for item in items if item.line in lines and item.raw]
-    except (InputError, OSError) as exc:
+    except InputError as exc:
         raise CheckpointError(f"cannot read the input {input_path} for the failures file: {exc}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the input {input_path} for the failures file: {error_kind(exc)}") from None
     write_rows(path, fmt, rows, columns=_columns(rows) or None)
     return len(rows)
 
