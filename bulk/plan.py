@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from .actions import ACTIONS, Action
+from .files import atomic_file
 from .redact import error_kind
 
 __all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "check_plan", "classify", "read_plan", "write_plan"]
@@ -69,7 +70,7 @@ def classify(
 
 
 def write_plan(path: Path, header: PlanHeader, entries: list[PlanEntry]) -> None:
-    with path.open("wb") as out:
+    with atomic_file(path) as out:
         out.write(orjson.dumps({"plan": 1, **_asdict(header)}) + b"\n")
         for entry in entries:
             out.write(orjson.dumps(_asdict(entry)) + b"\n")

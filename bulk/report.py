@@ -13,17 +13,19 @@ the input are left out of the failures file.
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 from rich.table import Table
 
 from .actions import recorded_action
 from .checkpoint import Checkpoint, CheckpointError
+from .files import atomic_file
 from .inputs import Format, InputError, read_rows, write_rows
 from .options import Halt
 from .plan import PlanEntry, PlanHeader, write_plan
@@ -72,20 +74,27 @@ def write_report(ckpt: Checkpoint, path: Path | None, *, fmt: str = "csv", faile
     """Write the per-row report to ``path`` (stdout when None); return the row count."""
     if fmt not in ("csv", "jsonl"):
         raise ValueError("report format must be csv or jsonl")
-    out = path.open("w", encoding="utf-8", newline="") if path else sys.stdout
+    if path is None:
+        return _write_report(ckpt, sys.stdout, fmt, failed_only)
+    # Written whole: a temporary file (0600, never a link) renamed into place.
+    with atomic_file(path) as raw:
+        out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        count = _write_report(ckpt, out, fmt, failed_only)
+        out.flush()
+        out.detach()  # atomic_file syncs and closes the file itself
+    return count
+
+
+def _write_report(ckpt: Checkpoint, out: TextIO, fmt: str, failed_only: bool) -> int:
     count = 0
-    try:
-        if fmt == "csv":
-            writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS)
-            writer.writeheader()
-            for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
-                writer.writerow(row)
-        else:
-            for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
-                out.write(orjson.dumps(row).decode() + "\n")
-    finally:
-        if path:
-            out.close()
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS)
+        writer.writeheader()
+        for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
+            writer.writerow(row)
+    else:
+        for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
+            out.write(orjson.dumps(row).decode() + "\n")
     return count
 
 

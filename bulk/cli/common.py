@@ -40,7 +40,7 @@ from .. import engine
 from ..checkpoint import CheckpointBusy, CheckpointError
 from ..client import LiveClient
 from ..credentials import ChainCredentials, CredentialsError, CredentialSource, load_credentials
-from ..files import LocalFault
+from ..files import LocalFault, UnsafeFile
 from ..actions import Action
 from ..inputs import BadRow, InputError, literal_secrets
 from ..keys import KeysFileError
@@ -121,7 +121,7 @@ def errors() -> Iterator[None]:
         print_bad(exc.bad[:20], len(exc.bad))
         fail(str(exc))
     except (CheckpointError, CredentialsError, InputError, KeysFileError, PlanError, RollbackError, VerifyError,
-            ValueError) as exc:
+            UnsafeFile, ValueError) as exc:
         fail(str(exc))
     except KeyError as exc:  # resolve(): an unknown action
         fail(str(exc.args[0]))
