@@ -153,7 +153,8 @@ class CsvParser(Parser):
         if self._auth and params.get(self._auth[0]) == "yes" and self._auth[1] not in params:
             return None  # the long way says what is missing
         profile = values[self._profile_at]
-        if profile and profile not in self.profiles:  # type: ignore[operator]  (a Profile column needs profiles)
+        # A Profile column needs profiles (the header check says so), so they are not None here.
+        if profile and profile not in self.profiles:  # type: ignore[operator]
             return None  # the long way says it is unknown
         return dict(zip(self._header, values)), params, profile or None
 

@@ -104,7 +104,7 @@ def validate_file(
     for bad in _items(path, action, dict(overrides or {}), _names(profiles), None, tally):
         summary.bad_count += 1
         if len(summary.bad) < KEEP_BAD:
-            summary.bad.append(bad)  # type: ignore[arg-type]
+            summary.bad.append(bad)
     summary.valid, summary.total = tally.valid, tally.valid + summary.bad_count
     summary.lines, summary.header = tally.lines, tally.header
     summary.blank = tally.skipped - tally.header

@@ -48,6 +48,7 @@ def validated(
     parse, validate, regions, quick = parser.parse, action.validate, parser.regions, parser.quick
     profiled, profiles = parser.profiled, parser.profiles
     line, valid, skipped = tally.lines, 0, 0
+    given: str | None
     for line, offset, text, problem in lines:
         if problem:
             yield BadRow(line, problem, offset=offset)
