@@ -28,10 +28,10 @@ from bulk.inputs import (
     file_sha256,
     parse_overrides,
     read_rows,
+    reading,
     validate_file,
     write_rows,
 )
-from bulk.inputs import reading
 from bulk.inputs.formats import CsvParser, csv_problem
 from bulk.inputs.lines import MAX_LINE, Tally
 
