@@ -9,10 +9,11 @@ export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 
 .PHONY: demo test test-slow mutants bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 # Two phases: everything else on both cores, then the tests that time the wall clock, alone,

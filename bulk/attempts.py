@@ -31,9 +31,10 @@ from typing import IO, Any
 import orjson
 
 from .client import Failure, LiveClient, Outcome, Success
-from .files import LocalFault
+from .files import LocalFault, open_append
 from .options import Halt, HaltKind, RunStats
 from .pacing import Pacers
+from .redact import redact
 from .retry import RetryPolicy
 
 __all__ = ["CallLog", "Caller", "Health", "Prepaid", "Tried"]
@@ -129,14 +130,18 @@ class Health:
 
 
 class CallLog:
-    """``--log-file``: one JSON line per attempt, written in batches; a write error is a LocalFault."""
+    """``--log-file``: one JSON line per attempt, written in batches; a write error is a LocalFault.
+
+    Appended across resumes, never through a link, created 0600: a file that others may read is
+    refused (``files.UnsafeFile``).
+    """
 
     __slots__ = ("_buffer", "_clock", "_file", "_last", "path")
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         try:
-            self._file: IO[bytes] = path.open("ab")
+            self._file: IO[bytes] = open_append(path)
         except OSError as exc:
             raise LocalFault(path, exc) from None
         self._buffer: list[bytes] = []
@@ -278,5 +283,5 @@ class Caller:
             "request_id": outcome.request_id, "status": outcome.status,
         }
         if isinstance(outcome, Failure):
-            entry.update(code=outcome.code, message=outcome.message, transient=outcome.transient)
+            entry.update(code=outcome.code, message=redact(outcome.message), transient=outcome.transient)
         self._log.write(entry)

@@ -67,7 +67,7 @@ class Backup:
         domain without a record was never written by any of them.
         """
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise LocalFault(path, exc) from None
         try:

@@ -39,6 +39,7 @@ import orjson
 
 from .files import LocalFault
 from .options import RowState
+from .redact import error_kind, redact
 
 __all__ = ["ANY_PROFILE", "Checkpoint", "CheckpointBusy", "CheckpointError", "IngestedRow", "RowResult", "TodoRow",
            "profile_order"]
@@ -182,7 +183,7 @@ class Checkpoint:
             os.chmod(path, 0o600)
         except (sqlite3.DatabaseError, OSError) as exc:
             os.close(lock_fd)
-            raise CheckpointError(f"{path} is not a usable bulk checkpoint ({exc})") from None
+            raise CheckpointError(f"{path} is not a usable bulk checkpoint ({error_kind(exc)})") from None
         return cls(path, db, lock_fd, clock=clock)
 
     @classmethod
@@ -195,7 +196,7 @@ class Checkpoint:
             db.execute("SELECT 1 FROM meta LIMIT 1")
             present = {r[1] for r in db.execute("PRAGMA table_info(rows)")}
         except sqlite3.DatabaseError as exc:
-            raise CheckpointError(f"{path} is not a bulk checkpoint ({exc})") from None
+            raise CheckpointError(f"{path} is not a bulk checkpoint ({error_kind(exc)})") from None
         if not present >= _ADDED.keys():
             db.close()
             raise CheckpointError(f"{path} was written by an older bulk; resume it once with this version first")
@@ -268,7 +269,7 @@ class Checkpoint:
 
         for r in rows:
             code = "InvalidRow" if r.state is RowState.INVALID else None
-            batch.append((r.line, r.domain, r.state.value, r.message, code, r.offset, r.given, r.profile))
+            batch.append((r.line, r.domain, r.state.value, r.message and redact(r.message), code, r.offset, r.given, r.profile))
             if len(batch) >= chunk:
                 commit()
         commit()
@@ -315,7 +316,7 @@ class Checkpoint:
             " plan_kind = COALESCE(?, plan_kind), plan_fields = COALESCE(?, plan_fields),"
             " plan_send = COALESCE(?, plan_send) WHERE line = ?",
             [
-                (RowState(r.state).value, r.attempts, r.action, r.code, r.message, r.status, r.request_id,
+                (RowState(r.state).value, r.attempts, r.action, r.code, r.message and redact(r.message), r.status, r.request_id,
                  int(r.transient), now if RowState(r.state).finished else None, int(r.reached), r.plan_kind, r.plan_fields, r.plan_send, r.line)
                 for r in buffer
             ],

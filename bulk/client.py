@@ -47,9 +47,9 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from .actions import SECRET_PARAMS
-from .credentials import CredentialsError, CredentialSource, fingerprint
+from .credentials import CredentialsError, CredentialSource
 from .proxies import proxy_for
+from .redact import error_kind, redact, secret_values
 from .signing import sign
 
 __all__ = [
@@ -253,14 +253,22 @@ class LiveClient:
             return Failure("Timeout", "no response within the timeout", None, None, True, time.monotonic() - started)
         except aiohttp.ClientConnectorError as exc:
             # No connection was made, so nothing was sent.
-            return Failure(CONNECT_FAILED, f"cannot connect to {self._host}: {exc.strerror or exc}", None, None, True,
-                           time.monotonic() - started, sent=False)
+            return Failure(CONNECT_FAILED, f"cannot connect to {self._host}: {error_kind(exc.os_error)}", None, None,
+                           True, time.monotonic() - started, sent=False)
         except aiohttp.ClientError as exc:
-            kind = type(exc).__name__
-            return Failure("ConnectionError", f"{kind}: {exc}", None, None, True, time.monotonic() - started)
+            # Never the exception's text: aiohttp's holds the whole URL, and a V3 URL every parameter.
+            return Failure("ConnectionError", _client_error(exc, self._host), None, None, True,
+                           time.monotonic() - started)
         finally:
             _AT_WIRE.reset(wire)
         return _classify(status, raw, time.monotonic() - started, full)
+
+
+def _client_error(exc: aiohttp.ClientError, host: str) -> str:
+    """What bulk knows of a call that ended without a readable answer: the error's kind and status, never its text."""
+    status = getattr(exc, "status", None)
+    said = f", HTTP status {status}" if isinstance(status, int) and status else ""
+    return f"{error_kind(exc)}{said}: no readable answer from {host}; the call may have reached the service"
 
 
 def _classify(status: int, raw: bytes, latency: float, sent: Mapping[str, str]) -> Outcome:
@@ -274,14 +282,6 @@ def _classify(status: int, raw: bytes, latency: float, sent: Mapping[str, str]) 
     if status < 300:
         return Success(request_id or "", body, status, latency)
     code = str(body.get("Code") or f"HTTP{status}")
-    message = _redact(str(body.get("Message") or ""), sent)
+    message = redact(str(body.get("Message") or ""), secrets=secret_values(sent))
     return Failure(code, message, status, request_id, is_transient(status, code), latency)
 
-
-def _redact(message: str, sent: Mapping[str, str]) -> str:
-    """Services sometimes echo parameters back; never let a secret through."""
-    for name in SECRET_PARAMS:
-        value = sent.get(name)
-        if value and value in message:
-            message = message.replace(value, fingerprint(value))
-    return message

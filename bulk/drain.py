@@ -35,6 +35,8 @@ from typing import Any
 
 import aiohttp
 
+from .redact import error_kind
+
 __all__ = ["DrainError", "DrainReport", "UnknownGeneration", "assess", "merge", "parse_window", "query_drain"]
 
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", re.IGNORECASE)
@@ -164,7 +166,7 @@ async def _ask(session: aiohttp.ClientSession, url: str, generation: str, window
                 raise DrainError(f"receiver {url} answered HTTP {resp.status}: {body.get('error', '')}")
             return DrainReport.from_json(body)
     except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, AttributeError) as exc:
-        raise DrainError(f"cannot ask receiver {url}: {type(exc).__name__}: {exc}") from None
+        raise DrainError(f"cannot ask receiver {url}: {error_kind(exc)}") from None
 
 
 async def query_drain(receivers: Sequence[str], *, generation: str, window: float, timeout: float = 10.0) -> DrainReport:

@@ -45,7 +45,7 @@ from .backup import META_KEY as BACKUP_META
 from .backup import Backup, backup_path
 from .checkpoint import ANY_PROFILE, Checkpoint, CheckpointError, IngestedRow, RowResult, TodoRow, profile_order
 from .client import LiveClient
-from .credentials import CredentialsError, CredentialSource, ProfileSources, fingerprint
+from .credentials import CredentialsError, CredentialSource, ProfileSources
 from .dispatch import Dispatcher
 from .files import LocalFault
 from .inputs import (
@@ -55,12 +55,12 @@ from .jobs import CanaryJob, Job, WorkRow, make_job
 from .options import Canary, CanaryRow, Halt, HaltKind, RowState, RunOptions, RunResult, RunStats
 from .pacing import Pacer, Pacers
 from .plan import PlanError, read_plan
+from .redact import redact_overrides
 from .retry import RetryPolicy
 from .safety import META_KEY as SAFETY_META
 from .safety import SafetyStop, tripped
 
-__all__ = ["DryRun", "StrictModeError", "default_checkpoint", "dry_run", "prepare", "redact_overrides",
-           "remove_checkpoint", "run"]
+__all__ = ["DryRun", "StrictModeError", "default_checkpoint", "dry_run", "prepare", "remove_checkpoint", "run"]
 
 
 class StrictModeError(CheckpointError):
@@ -70,11 +70,6 @@ class StrictModeError(CheckpointError):
 def default_checkpoint(input_path: Path, action: Action) -> Path:
     """``domains.csv`` + Add... -> ``domains.csv.add-live-snapshot-notify-config.ckpt``."""
     return input_path.with_name(f"{input_path.name}.{action.kebab}.ckpt")
-
-
-def redact_overrides(action: Action, overrides: dict[str, str]) -> dict[str, str]:
-    """--set values as they may be stored and shown: secrets become fingerprints."""
-    return {k: fingerprint(v) if k in action.secret_names else v for k, v in overrides.items()}
 
 
 async def run(

@@ -1,20 +1,34 @@
-"""Files that are either wholly old or wholly new, never half-written.
+"""Our files: either wholly old or wholly new, or appended to; never through a planted link, never readable by others.
 
     write_atomic(Path("keys-2026-11.csv"), data)   # mode 0600, on disk when it returns
+    with atomic_file(Path("report.csv")) as out:   # the same, written as it goes
+        out.write(b"line,domain\n")
+    log = open_append(Path("calls.log"))           # O_APPEND, mode 0600; UnsafeFile if others could read it
 
-The keys file, the failures file and the simulator's state all hold what a
-crash must not corrupt, and two of them hold secrets: one helper writes them
-all, to a temporary file beside the target (owner-only, as ``mkstemp``
-creates it), synced, then renamed over it.
+The keys file, the failures file, reports, plans and the simulator's state
+hold what a crash must not corrupt, and some hold secrets: a file written
+whole goes to a temporary file beside the target (``mkstemp``: mode 0600,
+``O_EXCL``, which never follows a link), synced, then renamed over it; a
+link planted at the target is replaced, its own target left alone. A file
+appended across runs (``--log-file``) is opened with ``O_NOFOLLOW`` and
+created 0600; one that exists with looser modes, or belongs to another
+user, is refused rather than trusted or silently narrowed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["LocalFault", "write_atomic"]
+from .redact import error_kind
+
+__all__ = ["LocalFault", "UnsafeFile", "atomic_file", "open_append", "write_atomic"]
 
 
 class LocalFault(Exception):
@@ -26,17 +40,30 @@ class LocalFault(Exception):
     """
 
     def __init__(self, path: object, error: BaseException | str) -> None:
-        reason = error if isinstance(error, str) else (getattr(error, "strerror", None) or str(error) or type(error).__name__)
+        # An OS error's own words (they name no file: the message does); else only the kind, never a library's text.
+        reason = error if isinstance(error, str) else (getattr(error, "strerror", None) or error_kind(error))
         super().__init__(f"cannot write {path}: {reason}")
         self.path = path
 
 
+class UnsafeFile(Exception):
+    """A file to append to exists with modes looser than 0600, or another user's: nothing was written to it."""
+
+
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` whole (mode 0600): a reader sees the old file or the new one, never half of it."""
+    with atomic_file(path) as out:
+        out.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file to write ``path`` with; it replaces ``path`` (synced, mode 0600) only if the block ends without error."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600, O_EXCL | O_NOFOLLOW
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
@@ -49,3 +76,31 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def open_append(path: Path) -> BinaryIO:
+    """``path`` opened to append (created 0600), never through a link; UnsafeFile if others may read or own it.
+
+    Any other OSError as ``open`` raises it.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFile(f"{path} is a symbolic link, which is not followed; give the file itself") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISCHR(info.st_mode):
+            return os.fdopen(fd, "ab")  # a device (/dev/null, a terminal) keeps nothing for others to read
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile(f"{path} is not a regular file")
+        if info.st_uid != os.geteuid():
+            raise UnsafeFile(f"{path} belongs to another user (uid {info.st_uid}); give a file of your own")
+        if info.st_mode & 0o077:
+            raise UnsafeFile(f"{path} has mode {stat.S_IMODE(info.st_mode):04o}, and others may read it; "
+                             f"make it 0600 (chmod 600 {path}) or give another file")
+        return os.fdopen(fd, "ab")
+    except BaseException:
+        os.close(fd)
+        raise

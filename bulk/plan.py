@@ -22,6 +22,8 @@ from typing import Any
 import orjson
 
 from .actions import ACTIONS, Action
+from .files import atomic_file
+from .redact import error_kind
 
 __all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "check_plan", "classify", "read_plan", "write_plan"]
 
@@ -68,7 +70,7 @@ def classify(
 
 
 def write_plan(path: Path, header: PlanHeader, entries: list[PlanEntry]) -> None:
-    with path.open("wb") as out:
+    with atomic_file(path) as out:
         out.write(orjson.dumps({"plan": 1, **_asdict(header)}) + b"\n")
         for entry in entries:
             out.write(orjson.dumps(_asdict(entry)) + b"\n")
@@ -90,7 +92,7 @@ def read_plan(path: Path) -> tuple[PlanHeader, dict[int, PlanEntry]]:
                 item["line"], item["domain"], item["kind"], tuple(item["fields"]), item["send"], item["reason"]
             )
     except (OSError, IndexError, KeyError, TypeError, ValueError) as exc:
-        raise PlanError(f"cannot read plan {path}: {exc}") from None
+        raise PlanError(f"cannot read plan {path}: {error_kind(exc)}") from None
     return header, entries
 
 

@@ -8,25 +8,37 @@ Both read only the checkpoint (and, for the failures file, the input file it
 names), so they can be produced at any time, also for a run still going.
 Neither ever holds a secret: the checkpoint has none, and secret columns of
 the input are left out of the failures file.
+
+Both are opened in spreadsheets, and a cell that starts with ``= + - @``, a
+tab or a CR is a formula there (``=HYPERLINK(...)`` in a domain cell of an
+invalid row). Every such cell of a CSV report gets a leading ``'``; so does
+every such cell of an invalid row in a CSV failures file. The valid rows of a
+failures file are left as read, so that they read back the same: their cells
+passed validation (domain names, URLs, yes/no, regions, profile names) and
+can hold no formula call. Keys files are machine-read, and hold only
+validated domains and keys of letters and digits: they are left alone.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 from rich.table import Table
 
 from .actions import recorded_action
 from .checkpoint import Checkpoint, CheckpointError
-from .inputs import Format, InputError, read_rows, write_rows
+from .files import atomic_file
+from .inputs import BadRow, Format, InputError, read_rows, write_rows
 from .options import Halt
 from .plan import PlanEntry, PlanHeader, write_plan
+from .redact import error_kind, redact
 
 __all__ = [
     "REPORT_COLUMNS",
@@ -34,6 +46,7 @@ __all__ = [
     "failures_path",
     "plan_from_checkpoint",
     "report_rows",
+    "spreadsheet_safe",
     "summary_table",
     "write_failures",
     "write_report",
@@ -44,6 +57,8 @@ REPORT_COLUMNS = (
     "given_domain", "profile",
 )
 _FAILED = ("failed", "invalid")
+# What makes a spreadsheet cell a formula (OWASP's list).
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def report_rows(ckpt: Checkpoint, *, failed_only: bool = False) -> Iterator[dict[str, Any]]:
@@ -57,7 +72,7 @@ def report_rows(ckpt: Checkpoint, *, failed_only: bool = False) -> Iterator[dict
             "outcome": r["state"],
             "attempts": r["attempts"],
             "error_code": r["code"] or "",
-            "error_message": r["message"] or "",
+            "error_message": redact(r["message"] or ""),
             "request_id": r["request_id"] or "",
             "finished_at": _iso(r["finished"]),
             # The domain as the input wrote it, when it was normalised before sending.
@@ -67,24 +82,36 @@ def report_rows(ckpt: Checkpoint, *, failed_only: bool = False) -> Iterator[dict
         }
 
 
+def spreadsheet_safe(cell: object) -> object:
+    """``cell`` as a spreadsheet shows it as text: a string that would start a formula gets a leading ``'``."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA) else cell
+
+
 def write_report(ckpt: Checkpoint, path: Path | None, *, fmt: str = "csv", failed_only: bool = False) -> int:
     """Write the per-row report to ``path`` (stdout when None); return the row count."""
     if fmt not in ("csv", "jsonl"):
         raise ValueError("report format must be csv or jsonl")
-    out = path.open("w", encoding="utf-8", newline="") if path else sys.stdout
+    if path is None:
+        return _write_report(ckpt, sys.stdout, fmt, failed_only)
+    # Written whole: a temporary file (0600, never a link) renamed into place.
+    with atomic_file(path) as raw:
+        out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        count = _write_report(ckpt, out, fmt, failed_only)
+        out.flush()
+        out.detach()  # atomic_file syncs and closes the file itself
+    return count
+
+
+def _write_report(ckpt: Checkpoint, out: TextIO, fmt: str, failed_only: bool) -> int:
     count = 0
-    try:
-        if fmt == "csv":
-            writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS)
-            writer.writeheader()
-            for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
-                writer.writerow(row)
-        else:
-            for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
-                out.write(orjson.dumps(row).decode() + "\n")
-    finally:
-        if path:
-            out.close()
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS)
+        writer.writeheader()
+        for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
+            writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
+    else:
+        for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
+            out.write(orjson.dumps(row).decode() + "\n")
     return count
 
 
@@ -114,9 +141,12 @@ def write_failures(ckpt: Checkpoint, path: Path) -> int:
     try:
         items = read_rows(input_path, action, profiles=profiles)
         public = [n for n in (*action.param_names, "RegionId", "Profile") if n not in action.secret_names]
-        rows = [_only(item.raw, public) for item in items if item.line in lines and item.raw]
-    except (InputError, OSError) as exc:
+        rows = [_only(_guarded(item.raw) if fmt is Format.CSV and isinstance(item, BadRow) else item.raw, public)
+                for item in items if item.line in lines and item.raw]
+    except InputError as exc:
         raise CheckpointError(f"cannot read the input {input_path} for the failures file: {exc}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the input {input_path} for the failures file: {error_kind(exc)}") from None
     write_rows(path, fmt, rows, columns=_columns(rows) or None)
     return len(rows)
 
@@ -129,9 +159,9 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
     entries = []
     for r in ckpt.rows():
         if r["state"] == "invalid":
-            entries.append(PlanEntry(r["line"], r["domain"] or "", "invalid", reason=r["message"] or ""))
+            entries.append(PlanEntry(r["line"], r["domain"] or "", "invalid", reason=redact(r["message"] or "")))
         elif r["plan_kind"] == "conflict" or r["state"] == "failed":
-            entries.append(PlanEntry(r["line"], r["domain"], "conflict", reason=r["message"] or ""))
+            entries.append(PlanEntry(r["line"], r["domain"], "conflict", reason=redact(r["message"] or "")))
         elif r["plan_kind"]:
             fields = tuple(f for f in (r["plan_fields"] or "").split(",") if f)
             entries.append(PlanEntry(r["line"], r["domain"], r["plan_kind"], fields, r["plan_send"]))
@@ -171,6 +201,10 @@ def summary_table(counts: Mapping[str, int], errors: Mapping[str, int]) -> Table
     for code, n in errors.items():
         table.add_row(f"  error {code}", str(n))
     return table
+
+
+def _guarded(raw: Mapping[str, str]) -> dict[str, str]:
+    return {k: str(spreadsheet_safe(v)) for k, v in raw.items()}
 
 
 def _only(raw: Mapping[str, str], names: list[str]) -> dict[str, str]:

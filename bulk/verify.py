@@ -21,9 +21,10 @@ from typing import Any
 
 from .actions import Action, recorded_action
 from .checkpoint import Checkpoint
-from .engine import redact_overrides, remove_checkpoint
+from .engine import remove_checkpoint
 from .inputs import file_sha256, parse_overrides
 from .options import Mode, RunOptions
+from .redact import redact_overrides
 
 __all__ = ["VerifyError", "drifted", "recover_overrides", "verify_action", "verify_options"]
 

@@ -28,9 +28,12 @@ from bulk.inputs import (
     file_sha256,
     parse_overrides,
     read_rows,
+    reading,
     validate_file,
     write_rows,
 )
+from bulk.inputs.formats import CsvParser, csv_problem
+from bulk.inputs.lines import MAX_LINE, Tally
 
 ADD = resolve("AddLiveSnapshotNotifyConfig")
 SET = resolve("SetSnapshotCallbackAuth")
@@ -203,7 +206,7 @@ def test_not_utf8_or_cr_alone_from_the_start_is_refused(tmp_path: Path, data: by
 
 
 def test_an_overlong_line_is_one_bad_row(tmp_path: Path) -> None:
-    long = "x" * (inputs._MAX_LINE + 10)
+    long = "x" * (MAX_LINE + 10)
     src = write(tmp_path, "d.csv", f"DomainName\na.example.com\n{long}\nb.example.com\n")
     assert lines_of(list(read_rows(src, DESCRIBE))) == {2: "ok", 3: "line 3 is longer than 1024 KiB", 4: "ok"}
     src = write(tmp_path, "d.txt", f"a.example.com\n{long}\nb.example.com\n")
@@ -323,7 +326,7 @@ def test_overrides() -> None:
 
 
 def test_validate_file_counts_all_and_keeps_the_first_bad_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inputs, "KEEP_BAD", 3)
+    monkeypatch.setattr(reading, "KEEP_BAD", 3)
     src = write(tmp_path, "d.txt", "".join(f"d{i}.example.com\nbad{i}\n" for i in range(10)))
     summary = validate_file(src, DESCRIBE)
     assert (summary.total, summary.valid, summary.bad_count) == (20, 10, 10)
@@ -511,11 +514,11 @@ def test_every_physical_line_is_a_row_a_bad_row_or_counted_as_skipped(
 def test_a_csv_line_splits_as_the_csv_module_splits_it(text: str, end: str) -> None:
     """The quick split of lines without quotes or CR gives what csv.reader gives for that one line."""
     line = text + end
-    parser = inputs._CsvParser(iter([(1, 0, "DomainName,NotifyUrl\n", None)]), Path("p.csv"), ADD, {}, inputs._Tally())
+    parser = CsvParser(iter([(1, 0, "DomainName,NotifyUrl\n", None)]), Path("p.csv"), ADD, {}, Tally())
     try:
         want: object = next(csv.reader([line], strict=True), [])
     except csv.Error as exc:
-        want = inputs._csv_problem(exc)
+        want = csv_problem(exc)
     if isinstance(want, list):
         want = (None if not "".join(want).strip() else dict(zip(["DomainName", "NotifyUrl"], want)) if len(want) == 2
                 else f"has {len(want)} field(s), the header has 2")
@@ -866,7 +869,7 @@ def test_read_rows_at_reads_only_the_lines_asked_for(tmp_path: Path, monkeypatch
         opened.append(_CountingFile(path))
         return io.BufferedReader(opened[-1])
 
-    monkeypatch.setattr(inputs, "_open", counting_open)
+    monkeypatch.setattr(reading, "open_input", counting_open)
     assert list(inputs.read_rows_at(src, ADD, [(i.line, i.offset) for i in wanted])) == wanted
     # Of a 4.7 MB file: the header and three lines, a buffer or two each.
     assert src.stat().st_size > 4_000_000 and len(opened) == 1
@@ -913,7 +916,7 @@ def test_the_quick_path_gives_what_the_long_way_gives(tmp_path: Path, case: Any,
     rows = data.draw(st.lists(st.tuples(*(st.sampled_from(_QUICK_VALUES[h]) for h in header)), max_size=8))
     src = write(tmp_path, "q.csv", end.join([",".join(header), *(",".join(r) for r in rows)]) + end)
     quick = list(read_rows(src, action, overrides=overrides, profiles=PROFILES | {"x" * 64, "x" * 65, KEYLIKE}))
-    with mock.patch.object(inputs._CsvParser, "_plan_quick_lines", lambda self, action, overrides: None):
+    with mock.patch.object(CsvParser, "_plan_quick_lines", lambda self, action, overrides: None):
         long_way = list(read_rows(src, action, overrides=overrides, profiles=PROFILES | {"x" * 64, "x" * 65, KEYLIKE}))
     assert quick == long_way
     assert [list(i.params.items()) for i in quick if isinstance(i, Row)] == [
@@ -922,7 +925,7 @@ def test_the_quick_path_gives_what_the_long_way_gives(tmp_path: Path, case: Any,
 
 def test_the_quick_path_takes_plain_lines_only() -> None:
     lines = iter([(1, 0, "DomainName,NotifyUrl,NotifyReqAuth,NotifyAuthKey,RegionId\r\n", None)])
-    parser = inputs._CsvParser(lines, Path("q.csv"), ADD, {}, inputs._Tally())
+    parser = CsvParser(lines, Path("q.csv"), ADD, {}, Tally())
     assert parser.quick is not None
     assert parser.quick(f"a.example.com,{URL},yes,{SECRET},cn-beijing\r\n") == (
         {"DomainName": "a.example.com", "NotifyUrl": URL, "NotifyReqAuth": "yes", "NotifyAuthKey": SECRET,
@@ -939,7 +942,7 @@ def test_the_quick_path_takes_plain_lines_only() -> None:
                  f"a.example.com,{URL}\",no,,\n", f"{'a' * 63}.{'a' * 63}.{'a' * 63}.{'b' * 62},{URL},no,,\n"):
         assert parser.quick(line) is None, line
     lines = iter([(1, 0, "DomainName,Profile,NotifyUrl\n", None)])
-    parser = inputs._CsvParser(lines, Path("q.csv"), ADD, {}, inputs._Tally(), profiles=PROFILES)
+    parser = CsvParser(lines, Path("q.csv"), ADD, {}, Tally(), profiles=PROFILES)
     assert parser.quick(f"a.example.com,prod,{URL}\n") == (
         {"DomainName": "a.example.com", "Profile": "prod", "NotifyUrl": URL},
         {"DomainName": "a.example.com", "NotifyUrl": URL}, "prod")

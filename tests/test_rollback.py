@@ -132,7 +132,8 @@ async def test_rollback_after_add_with_update_restores_the_seeded_fleet_across_a
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     assert all(old_key(i).encode() in backup.read_bytes() for i in range(3, 200, 5))
     exposed = readable_by_others(tmp_path)
-    assert tmp_path / "rollback.csv" in exposed and tmp_path / "rollback-log.jsonl" in exposed  # the scan sees them
+    assert src in exposed  # the scan sees the files others may read; bulk's own are 0600 (issue 20, finding 9)
+    assert tmp_path / "rollback.csv" not in exposed and tmp_path / "rollback-log.jsonl" not in exposed
     for path in exposed:
         data = path.read_bytes()
         assert not any(old_key(i).encode() in data for i in range(200)), path

@@ -24,6 +24,7 @@ from ..credentials import profile_names
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
 from ..options import Exit, Mode, RunOptions, RunResult
 from ..plan import KINDS, PlanError, check_plan, read_plan
+from ..redact import redact_overrides
 from ..report import (
     accounts_table, failures_path, plan_from_checkpoint, summary_table, write_failures, write_report,
 )
@@ -168,7 +169,7 @@ def _check_plan_fits(plan: Path, options: RunOptions, max_age: float) -> None:
     if not options.input_path.is_file() or file_sha256(options.input_path) != header.input_sha256:
         raise PlanError(f"the input {options.input_path} changed since plan {plan} was made; make a new plan")
     started = options.checkpoint_path.exists()  # a started run resumes whatever the plan's age
-    check_plan(plan, header, overrides=engine.redact_overrides(options.action, options.overrides),
+    check_plan(plan, header, overrides=redact_overrides(options.action, options.overrides),
                max_age=None if started else max_age)
 
 

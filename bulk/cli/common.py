@@ -40,13 +40,14 @@ from .. import engine
 from ..checkpoint import CheckpointBusy, CheckpointError
 from ..client import LiveClient
 from ..credentials import ChainCredentials, CredentialsError, CredentialSource, load_credentials
-from ..files import LocalFault
+from ..files import LocalFault, UnsafeFile
 from ..actions import Action
 from ..inputs import BadRow, InputError, literal_secrets
 from ..keys import KeysFileError
 from ..options import Exit, Halt, HaltKind, RunOptions, RunResult, RunStats
 from ..plan import PlanError
 from ..progress import show_progress
+from ..redact import redact
 from ..rollback import RollbackError
 from ..rotate import RotationError
 from ..verify import VerifyError
@@ -69,9 +70,17 @@ callback_app = typer.Typer(no_args_is_help=True, help="Snapshot callbacks: a rec
 app.add_typer(sim_app, name="sim")
 app.add_typer(callback_app, name="callback")
 
+
+class _RedactingConsole(Console):
+    """A console whose text passes the redactor: a new message to the terminal cannot forget it."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(redact(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
 # No markup: row reasons and file names are data, and may hold brackets.
-out = Console(highlight=False, markup=False)
-err = Console(stderr=True, highlight=False, markup=False)
+out = _RedactingConsole(highlight=False, markup=False)
+err = _RedactingConsole(stderr=True, highlight=False, markup=False)
 
 
 def main() -> None:
@@ -88,7 +97,8 @@ def main() -> None:
         fd, path = tempfile.mkstemp(prefix="bulk-debug-", suffix=".log")  # owner-only
         with os.fdopen(fd, "w") as log:
             log.write(f"bulk {' '.join(sys.argv[1:2])} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
-            traceback.print_exception(exc, file=log)  # no locals: the traceback holds code, not values
+            # No locals: the traceback holds code, not values; its exception texts pass the redactor.
+            log.write(redact("".join(traceback.format_exception(exc))))
         err.print(f"bulk: internal error: {type(exc).__name__}; the checkpoint is consistent. Details: {path}")
         sys.exit(EXIT_INTERNAL)
 
@@ -111,7 +121,7 @@ def errors() -> Iterator[None]:
         print_bad(exc.bad[:20], len(exc.bad))
         fail(str(exc))
     except (CheckpointError, CredentialsError, InputError, KeysFileError, PlanError, RollbackError, VerifyError,
-            ValueError) as exc:
+            UnsafeFile, ValueError) as exc:
         fail(str(exc))
     except KeyError as exc:  # resolve(): an unknown action
         fail(str(exc.args[0]))

@@ -1,0 +1,140 @@
+"""What reading a domain list gives: rows, bad rows, their counts, and the errors of a whole file.
+
+    item = next(read_rows(Path("domains.csv"), action))
+    if isinstance(item, BadRow):
+        print(f"line {item.line}: {item.reason}")   # the reason holds no secret value
+
+The types every part of the input layer shares, and ``shown``, which
+decides what text read from a file or the command line a message may echo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+__all__ = [
+    "KEY_SHAPED",
+    "PROFILE",
+    "BadRow",
+    "Format",
+    "InputChanged",
+    "InputError",
+    "Row",
+    "ValidationSummary",
+    "detect_format",
+    "file_sha256",
+    "shown",
+]
+
+# Text shaped like these is echoed in messages; anything else might be data, even a key,
+# and so is anything shaped like a key: a secret typed in the wrong place.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z_ -]{0,39}")
+KEY_SHAPED = re.compile(r"[A-Za-z0-9]{16,32}")
+# The names bulk takes for an aliyun CLI profile. Cells holding one are valid exactly as written and hold
+# no comma, quote or white space, as the quick path needs (see actions.plain_values).
+PROFILE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+
+def shown(text: str, instead: str, *, shape: re.Pattern[str] = _NAME) -> str:
+    """``text`` quoted for a message, or ``instead`` when it might be a secret typed in the wrong place."""
+    return repr(text) if shape.fullmatch(text) and not KEY_SHAPED.fullmatch(text) else instead
+
+
+class InputError(Exception):
+    """The input as a whole cannot be used; nothing is sent."""
+
+
+class InputChanged(InputError):
+    """``read_rows_at`` found the file is not the one its lines and offsets were taken from."""
+
+
+class Format(Enum):
+    CSV = "csv"
+    JSONL = "jsonl"
+    LIST = "list"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A valid record: ``params`` are ready to send, ``raw`` is the record as read.
+
+    ``domain`` is the DomainName as sent (its DNS form); ``given`` is the
+    name as written when that differs. ``offset`` is the byte offset where
+    the record's line starts, for ``read_rows_at``. ``profile`` is the
+    aliyun CLI profile whose credentials send it (None: the run's); it is
+    never among ``params``.
+    """
+
+    line: int
+    domain: str
+    params: dict[str, str] = field(repr=False)
+    raw: dict[str, str] = field(repr=False)
+    offset: int = 0
+    given: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A record that is never sent, and why (the reason holds no secret value).
+
+    ``profile`` is the row's profile when that is valid, and None when the
+    row names none or its Profile is what is wrong (``raw`` has it as written).
+    """
+
+    line: int
+    reason: str
+    domain: str | None = None
+    raw: dict[str, str] | None = field(default=None, repr=False)
+    offset: int = 0
+    given: str | None = None
+    profile: str | None = None
+
+
+@dataclass(slots=True)
+class ValidationSummary:
+    """Every physical line of a file: ``lines == header + blank + total``."""
+
+    #: records: valid plus bad
+    total: int = 0
+    valid: int = 0
+    #: the first reading.KEEP_BAD bad rows
+    bad: list[BadRow] = field(default_factory=list)
+    bad_count: int = 0
+    lines: int = 0
+    #: the CSV header line, or a plain list's leading "DomainName"
+    header: int = 0
+    #: blank lines and comment lines
+    blank: int = 0
+
+    def describe(self) -> str:
+        """One line of totals that adds up to the file's line count."""
+        parts = [f"{self.header} header"] if self.header else []
+        if self.blank:
+            parts.append(f"{self.blank} blank or comment")
+        parts.append(f"{self.total} rows: {self.valid} valid, {self.bad_count} invalid")
+        return f"{self.lines} lines: {', '.join(parts)}"
+
+
+def detect_format(path: Path) -> Format:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return Format.CSV
+    if suffix in (".jsonl", ".ndjson"):
+        return Format.JSONL
+    return Format.LIST
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    return digest.hexdigest()
