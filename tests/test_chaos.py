@@ -41,7 +41,7 @@ from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 from bulk.actions import resolve
 from bulk.checkpoint import Checkpoint, CheckpointError
-from bulk.simulator import FAULT_KINDS, SimConfig, Simulator
+from bulk.sim import FAULT_KINDS, SimConfig, Simulator
 
 ADD, SET = "AddLiveSnapshotNotifyConfig", "SetSnapshotCallbackAuth"
 URL, OTHER_URL = "https://cb.example.com/new", "https://cb.example.com/old"

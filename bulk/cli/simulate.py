@@ -41,8 +41,7 @@ def sim_serve(
     """Serve the snapshot-callback API on HOST:PORT until Ctrl-C."""
     import secrets
 
-    from ..simulator import SimConfig, parse_access_key, read_access_keys, serve_forever
-    from ..streams import StreamsConfig
+    from ..sim import SimConfig, StreamsConfig, parse_access_key, read_access_keys, serve_forever
 
     keys: dict[str, str] = {}
 

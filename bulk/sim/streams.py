@@ -42,11 +42,11 @@ from typing import Any
 import aiohttp
 import orjson
 
-from .callback import host_of, sign
+from ..callback import host_of, sign
 
 __all__ = ["LiveStreams", "StreamsConfig", "is_loopback", "snapshot_body", "uptimes"]
 
-log = logging.getLogger("bulk.streams")
+log = logging.getLogger("bulk.sim.streams")
 
 _OSS_BUCKET = "bulk-sim-snapshots"
 _OSS_ENDPOINT = "oss-cn-shanghai.aliyuncs.com"
