@@ -5,23 +5,46 @@
     try:
         values = check(operation, {"DomainName": "live.example.com", "NotifyUrl": "ftp://x"})
     except Reject as refusal:
-        ERRORS[refusal.code]                       # (400, "Invalid parameter, please check and try again.")
+        refusal.code, ERRORS[refusal.code][0]      # ("MalformedParam", 400)
 
-One row per action family: the actions that create, update, set, read and
-delete its per-domain config, and the fields that config holds.
+The simulator is a second opinion, not a mirror: these rules are written
+from the API reference (the operations' pages and the project's notes on
+them), and nothing here is imported from bulk's own validation. A rule bulk
+loosens or gets wrong is still refused here with the code and HTTP status
+the documentation gives, so a rehearsal against the simulator catches it.
+
+One row per action family (``FAMILIES``): the actions that create, update,
+set, read and delete its per-domain config, and the fields that config
+holds with their documented rules: a length, a URL scheme, a key alphabet,
+a yes/no switch, which call must carry a field, and when. A new family is
+one row here; ``state`` keeps its configs without knowing its actions.
+
+Documented, per parameter: NotifyUrl a valid URL of at most 500 characters
+(HTTP or HTTPS: the callbacks are HTTP(S) requests); NotifyReqAuth and
+CallbackReqAuth ``yes`` or ``no`` (NotifyReqAuth defaults to ``no``); auth
+keys 16 to 32 letters and digits; NotifyAuthKey required when NotifyReqAuth
+is ``yes``; Add's NotifyUrl required, Update's optional (an omitted field
+keeps its value); every SetSnapshotCallbackAuth parameter required. Errors:
+400 MissingParam, 400 MalformedParam, 409 ConfigAlreadyExists, 500
+InternalError, with the message each page words (``%s, please check and
+try again later.``). Not documented, and this simulator's own choice:
+DomainName must be a DNS name in ASCII (a wildcard ``*.`` allowed, compared
+without case or a final dot); an empty value counts as absent; a parameter
+the action does not take is MalformedParam; Update of a domain with no
+config is 400 ConfigNotFound.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-
-from ..actions import ACTIONS, InvalidParams
+from urllib.parse import urlsplit
 
 __all__ = [
-    "API_VERSION", "COMMON_PARAMS", "ERRORS", "FAMILIES", "OPERATIONS", "SECRET_PARAMS", "Family", "Operation",
-    "Reject", "Verb", "check", "resolve",
+    "API_VERSION", "COMMON_PARAMS", "ERRORS", "FAMILIES", "OPERATIONS", "SECRET_PARAMS", "Family", "Field",
+    "Operation", "Reject", "Rule", "Verb", "check", "resolve",
 ]
 
 API_VERSION = "2016-11-01"
@@ -73,11 +96,62 @@ class Verb(Enum):
     DELETE = "delete"  # idempotent
 
 
+class Rule(Enum):
+    """The documented shape of a value."""
+
+    DOMAIN = "domain"
+    URL = "url"
+    SWITCH = "yes/no"
+    AUTH_KEY = "auth key"
+
+
+_URL_MAX = 500
+_AUTH_KEY = re.compile(r"[A-Za-z0-9]{16,32}")
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_DOMAIN = re.compile(rf"(?=.{{1,253}}$)(?:\*\.)?{_LABEL}(?:\.{_LABEL})+")
+
+
+def _domain(value: str) -> str | None:
+    return None if _DOMAIN.fullmatch(value.removesuffix(".")) else "is not a valid domain name"
+
+
+def _url(value: str) -> str | None:
+    if len(value) > _URL_MAX:
+        return f"is longer than {_URL_MAX} characters"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if not host or parts.scheme not in ("http", "https") or not value.isprintable() or " " in value:
+        return "is not a valid HTTP or HTTPS URL"
+    return None
+
+
+def _switch(value: str) -> str | None:
+    return None if value in ("yes", "no") else "must be yes or no"
+
+
+def _auth_key(value: str) -> str | None:
+    return None if _AUTH_KEY.fullmatch(value) else "must be 16 to 32 characters, letters and digits only"
+
+
+#: why a value breaks its rule (never the value: some are secrets), or None
+_PROBLEM: dict[Rule, Callable[[str], str | None]] = {
+    Rule.DOMAIN: _domain, Rule.URL: _url, Rule.SWITCH: _switch, Rule.AUTH_KEY: _auth_key,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Field:
-    """One field of a family's config, as its writing actions take it."""
+    """One field of a family's config, with its documented rule."""
 
     name: str
+    rule: Rule
+    #: the actions (by what they do) whose calls must carry it
+    required: tuple[Verb, ...] = ()
+    #: (switch, value): also required when the same call sets that switch to that value
+    required_when: tuple[str, str] | None = None
     #: what a config made without the field holds
     default: str = ""
     secret: bool = False
@@ -91,18 +165,27 @@ class Family:
     #: what the config is called in answers
     label: str
     actions: tuple[tuple[Verb, str], ...]
-    fields: tuple[Field, ...] = ()
+    fields: tuple[Field, ...]
+    #: the refusal message as the family's pages word it; {} is what was wrong
+    message: str = "{}, please check and try again later."
+
+    def refuse(self, code: str, detail: str) -> Reject:
+        """A refusal of ``code`` worded as this family's pages word it."""
+        return Reject(code, self.message.format(detail))
 
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """One action: its family and what it does there."""
+    """One action: its family, what it does there, the parameters it takes and the fields it returns."""
 
     name: str
     family: Family
     verb: Verb
+    takes: tuple[Field, ...] = field(default=())
     returns: tuple[str, ...] = field(default=())
 
+
+_DOMAIN_NAME = Field("DomainName", Rule.DOMAIN, required=tuple(Verb))
 
 FAMILIES: tuple[Family, ...] = (
     Family(
@@ -113,7 +196,11 @@ FAMILIES: tuple[Family, ...] = (
             (Verb.READ, "DescribeLiveSnapshotNotifyConfig"),
             (Verb.DELETE, "DeleteLiveSnapshotNotifyConfig"),
         ),
-        (Field("NotifyUrl"), Field("NotifyReqAuth", default="no"), Field("NotifyAuthKey", secret=True)),
+        (
+            Field("NotifyUrl", Rule.URL, required=(Verb.CREATE,)),
+            Field("NotifyReqAuth", Rule.SWITCH, default="no"),
+            Field("NotifyAuthKey", Rule.AUTH_KEY, required_when=("NotifyReqAuth", "yes"), secret=True),
+        ),
     ),
     Family(
         "callback_auth", "snapshot callback authentication",
@@ -122,19 +209,29 @@ FAMILIES: tuple[Family, ...] = (
             (Verb.READ, "QuerySnapshotCallbackAuth"),
             (Verb.DELETE, "DeleteSnapshotCallbackAuth"),
         ),
-        (Field("CallbackReqAuth"), Field("CallbackAuthKey", secret=True)),
+        (
+            Field("CallbackReqAuth", Rule.SWITCH, required=(Verb.SET,)),
+            Field("CallbackAuthKey", Rule.AUTH_KEY, required=(Verb.SET,), secret=True),
+        ),
+        message="{}",
     ),
 )
 
 OPERATIONS: dict[str, Operation] = {
-    name: Operation(name, family, verb,
-                    ("DomainName", *(f.name for f in family.fields)) if verb is Verb.READ else ())
+    name: Operation(
+        name, family, verb,
+        takes=(_DOMAIN_NAME, *family.fields) if verb in (Verb.CREATE, Verb.UPDATE, Verb.SET) else (_DOMAIN_NAME,),
+        returns=("DomainName", *(f.name for f in family.fields)) if verb is Verb.READ else (),
+    )
     for family in FAMILIES
     for verb, name in family.actions
 }
 
 #: parameters whose values are secrets: masked wherever the simulator shows parameters
 SECRET_PARAMS: frozenset[str] = frozenset(f.name for family in FAMILIES for f in family.fields if f.secret)
+
+#: parameters any call may carry besides its action's own (RegionId is optional and free-form)
+_ANY_CALL = COMMON_PARAMS | {"RegionId"}
 
 
 def resolve(action: str, version: str | None) -> Operation:
@@ -152,10 +249,32 @@ def resolve(action: str, version: str | None) -> Operation:
 
 
 def check(operation: Operation, params: Mapping[str, str]) -> dict[str, str]:
-    """The action's own parameters of a call, as the service takes them, or Reject."""
-    # A V3 call carries its common parameters in headers: nothing to take out.
-    own = params if COMMON_PARAMS.isdisjoint(params) else {k: v for k, v in params.items() if k not in COMMON_PARAMS}
-    try:
-        return ACTIONS[operation.name].validate(own)
-    except InvalidParams as exc:
-        raise Reject(exc.code, str(exc)) from None
+    """The action's own parameters of a call, or Reject: MalformedParam or MissingParam, as documented.
+
+    Values are taken exactly as sent (an empty one counts as absent);
+    DomainName comes back in lower case without a final dot, the form the
+    state is kept in.
+    """
+    family, verb = operation.family, operation.verb
+    names = {f.name for f in operation.takes}
+    unknown = sorted(k for k, v in params.items() if v and k not in names and k not in _ANY_CALL)
+    if unknown:
+        raise family.refuse("MalformedParam", f"The parameter {', '.join(unknown)} is not one of {operation.name}")
+    values: dict[str, str] = {}
+    for f in operation.takes:
+        value = params.get(f.name, "")
+        if not value:
+            continue
+        if problem := _PROBLEM[f.rule](value):
+            raise family.refuse("MalformedParam", f"The {f.name} parameter {problem}")
+        values[f.name] = value
+    for f in operation.takes:
+        if f.name in values:
+            continue
+        if verb in f.required:
+            raise family.refuse("MissingParam", f"The {f.name} parameter is required")
+        if f.required_when is not None and values.get(f.required_when[0]) == f.required_when[1]:
+            switch, value = f.required_when
+            raise family.refuse("MissingParam", f"The {f.name} parameter is required when {switch} is {value}")
+    values["DomainName"] = values["DomainName"].lower().removesuffix(".")
+    return values

@@ -65,9 +65,9 @@ class State:
             return {f: found.get(f, domain if f == "DomainName" else "") for f in operation.returns}
         current = store.get(key)
         if verb is Verb.CREATE and current is not None:
-            raise Reject("ConfigAlreadyExists", f"A {family.label} already exists for {domain}.")
+            raise family.refuse("ConfigAlreadyExists", f"A {family.label} already exists for {domain}")
         if verb is Verb.UPDATE and current is None:
-            raise Reject("ConfigNotFound", f"No {family.label} exists for {domain}.")
+            raise family.refuse("ConfigNotFound", f"No {family.label} exists for {domain}")
         if verb is Verb.DELETE:
             store.pop(key, None)
         else:
