@@ -43,5 +43,7 @@ class SimConfig:
     fault_actions: tuple[str, ...] = ()
     #: actions answered 403 Forbidden.RAM, as when the RAM policy lacks them (a switch tests can flip)
     forbidden_actions: tuple[str, ...] = ()
+    #: how many of the latest arrivals ``Simulator.arrivals()`` keeps (the stats' figures count every one)
+    arrivals_kept: int = 100_000
     #: live streams posting snapshot callbacks to the configured NotifyUrls (see bulk.sim.streams)
     streams: StreamsConfig | None = None

@@ -234,9 +234,9 @@ SECRET_PARAMS: frozenset[str] = frozenset(f.name for family in FAMILIES for f in
 _ANY_CALL = COMMON_PARAMS | {"RegionId"}
 
 
-def resolve(action: str, version: str | None) -> Operation:
+def resolve(action: str | None, version: str | None) -> Operation:
     """The operation a call names, or Reject (MissingParam, InvalidVersion, InvalidAction.NotFound)."""
-    if action == "?":
+    if not action:
         raise Reject("MissingParam", "Action is mandatory for this request.")
     if not version:
         raise Reject("MissingParam", "Version is mandatory for this request.")

@@ -1,6 +1,6 @@
 """The simulator's quota per (AccessKey, action), what it saw of the pace, and its seeded faults.
 
-    quota = Quota()
+    quota = Quota(keep=100_000)
     quota.arrive("LTAIdemo", "AddLiveSnapshotNotifyConfig", now)   # every authenticated call
     if not quota.admit("LTAIdemo", "AddLiveSnapshotNotifyConfig", now, limit=30):
         ...                                                          # Throttling.User
@@ -12,6 +12,12 @@ sliding window, and refuses (does not queue) what goes over: so does this
 quota, over half-open one-second windows. Arrivals are stamped after
 authentication and before the quota, so that ``max_window`` shows what the
 client sent and ``max_window_accepted`` what the quota let through.
+
+Memory stays bounded however long it runs: per (AccessKey, action) only
+the last second's stamps and a few running figures are kept (count, first
+and last arrival, peak windows), and the list of arrivals that tests read
+holds only the latest ``keep``. Actions are known names (or ``?``) and
+AccessKeys authenticated ones, so what a stranger sends adds no key.
 
 Faults, latency and arrival jitter draw from generators seeded by ``seed``,
 jitter from its own, so that adding jitter leaves the fault sequence as it
@@ -86,8 +92,11 @@ class Quota:
 
     __slots__ = ("_arrivals", "_arrival_windows", "_quota_windows", "_spans")
 
-    def __init__(self) -> None:
-        self._arrivals: list[tuple[float, str, str]] = []
+    def __init__(self, *, keep: int) -> None:
+        """``keep``: how many of the latest arrivals ``arrivals()`` shows; every figure counts them all."""
+        if keep < 1:
+            raise ValueError(f"arrivals kept must be at least 1, got {keep}")
+        self._arrivals: collections.deque[tuple[float, str, str]] = collections.deque(maxlen=keep)
         self._arrival_windows: dict[tuple[str, str], _Window] = collections.defaultdict(_Window)
         self._quota_windows: dict[tuple[str, str], _Window] = collections.defaultdict(_Window)
         self._spans: dict[tuple[str, str], _Span] = {}
@@ -114,7 +123,7 @@ class Quota:
         return True
 
     def arrivals(self) -> list[tuple[float, str, str]]:
-        """(time, AccessKey, action) of each arrival, oldest first."""
+        """(time, AccessKey, action) of the latest ``keep`` arrivals, oldest first."""
         return list(self._arrivals)
 
     def stats(self) -> dict[str, Any]:

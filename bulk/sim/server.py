@@ -40,7 +40,7 @@ from aiohttp import web
 from ..signing import V3_ALGORITHM
 from .auth import Authenticator
 from .config import SimConfig
-from .constraints import ERRORS, Operation, Reject, check, resolve
+from .constraints import ERRORS, OPERATIONS, Operation, Reject, check, resolve
 from .quota import FAULT_CODES, Faults, Quota
 from .state import State
 from .streams import LiveStreams
@@ -81,7 +81,7 @@ class Simulator:
         # Request ids come from their own generator so they never shift the seeded fault sequence.
         self._ids = random.Random()
         self._auth = Authenticator(config.access_keys, max_skew_s=config.max_skew_s, wall_clock=wall_clock)
-        self._quota = Quota()
+        self._quota = Quota(keep=config.arrivals_kept)
         self._calls: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         self._total = 0
         self._stopping = asyncio.Event()
@@ -175,7 +175,7 @@ class Simulator:
         }
 
     def arrivals(self) -> list[tuple[float, str, str]]:
-        """(time, AccessKey, action) of each authenticated arrival, oldest first."""
+        """(time, AccessKey, action) of the latest ``config.arrivals_kept`` authenticated arrivals, oldest first."""
         return self._quota.arrivals()
 
     async def _stats_handler(self, request: web.Request) -> web.Response:
@@ -203,17 +203,19 @@ class Simulator:
                 params = dict(query)
                 params.update(parse_qsl(body.decode(), keep_blank_values=True))
             authorization = request.headers.get("Authorization", "")
-            if authorization.startswith(V3_ALGORITHM):
-                action = request.headers.get("x-acs-action") or "?"
+            v3 = authorization.startswith(V3_ALGORITHM)
+            named = request.headers.get("x-acs-action") if v3 else params.get("Action")
+            # Counted by name only when it names a known action: stats stay bounded whatever is sent.
+            action = named if named in OPERATIONS else "?"
+            if v3:
                 access_key = self._auth.verify_v3(request, authorization, query, body)
                 version = request.headers.get("x-acs-version")
             else:
-                action = params.get("Action") or "?"
                 access_key = self._auth.verify_v1(request, params)
                 version = params.get("Version")
             now = self._clock()
             self._quota.arrive(access_key, action, now)
-            operation = resolve(action, version)
+            operation = resolve(named, version)
             if not self._quota.admit(access_key, action, now, limit=self.config.qps):
                 raise Reject("Throttling.User")
             if action in self.config.forbidden_actions:
