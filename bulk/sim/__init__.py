@@ -19,7 +19,7 @@ signed snapshot callbacks as live streams would.
 
 from __future__ import annotations
 
-from .auth import parse_access_key, read_access_keys
+from .auth import parse_access_key, read_access_keys, read_secret
 from .config import SimConfig
 from .quota import FAULT_KINDS, max_in_window
 from .server import Simulator, serve_forever
@@ -35,6 +35,7 @@ __all__ = [
     "max_in_window",
     "parse_access_key",
     "read_access_keys",
+    "read_secret",
     "serve_forever",
     "snapshot_body",
     "uptimes",

@@ -4,6 +4,7 @@
     access_key = auth.verify_v3(request, authorization, query, body)   # or Reject("SignatureDoesNotMatch")
     access_key = auth.verify_v1(request, params)
     keys = read_access_keys(Path("accounts.csv"))                      # AccessKeyId,AccessKeySecret, mode 0600
+    secret = read_secret("@/run/secrets/sim-secret")                   # a secret off the command line
 
 ACS3-HMAC-SHA256 and HMAC-SHA1 are checked with the functions bulk signs
 with (``bulk.signing``), which the tests hold byte for byte against the
@@ -33,7 +34,7 @@ from ..keys import KeysFileError, _read_private
 from ..signing import V3_ALGORITHM, canonical_query, percent_encode, v1_signature, v3_signature
 from .constraints import ERRORS, SECRET_PARAMS, Reject
 
-__all__ = ["Authenticator", "parse_access_key", "read_access_keys"]
+__all__ = ["Authenticator", "parse_access_key", "read_access_keys", "read_secret"]
 
 _V3_AUTH = re.compile(rf"{V3_ALGORITHM} Credential=([^,\s]+),SignedHeaders=([^,\s]+),Signature=([0-9a-fA-F]+)")
 _MASKED = SECRET_PARAMS | {"SecurityToken"}
@@ -144,14 +145,41 @@ def _v1_mismatch(method: str, params: Mapping[str, str]) -> str:
 
 
 def parse_access_key(pair: str) -> tuple[str, str]:
-    """``ID:SECRET`` (``bulk sim serve --access-key``) as (ID, secret); ValueError never shows the secret."""
+    """``ID:SECRET`` or ``ID:@FILE`` (``bulk sim serve --access-key``) as (ID, secret).
+
+    ValueError never shows the secret.
+    """
     key_id, sep, secret = pair.partition(":")
     if not sep:
         raise ValueError("is not ID:SECRET")
-    key_id, secret = key_id.strip(), secret.strip()
+    key_id, secret = key_id.strip(), read_secret(secret.strip())
     if problem := _access_key_problem(key_id, secret):
         raise ValueError(problem)
     return key_id, secret
+
+
+def read_secret(value: str) -> str:
+    """``@FILE``: the secret that FILE holds (one line, owner-only); any other value is the secret itself.
+
+    A secret typed on a command line is visible in ``ps`` and kept in shell
+    history; one in a file is not. ValueError names the file, never a secret.
+    """
+    if not value.startswith("@"):
+        return value
+    if not value[1:]:
+        raise ValueError("@ names no file (e.g. @/run/secrets/sim-secret)")
+    path = Path(value[1:])
+    try:
+        data = _read_private(path)
+    except KeysFileError as exc:
+        raise ValueError(str(exc)) from None  # it names the file, and chmod 600 when others may read it
+    try:
+        secret = data.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"secret file {path} is not UTF-8") from None
+    if not secret or any(c.isspace() for c in secret):
+        raise ValueError(f"secret file {path} must hold one secret on one line")
+    return secret
 
 
 def read_access_keys(path: Path) -> dict[str, str]:
