@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit
 
@@ -181,8 +181,8 @@ class Operation:
     name: str
     family: Family
     verb: Verb
-    takes: tuple[Field, ...] = field(default=())
-    returns: tuple[str, ...] = field(default=())
+    takes: tuple[Field, ...] = ()
+    returns: tuple[str, ...] = ()
 
 
 _DOMAIN_NAME = Field("DomainName", Rule.DOMAIN, required=tuple(Verb))
@@ -259,7 +259,7 @@ def check(operation: Operation, params: Mapping[str, str]) -> dict[str, str]:
     names = {f.name for f in operation.takes}
     unknown = sorted(k for k, v in params.items() if v and k not in names and k not in _ANY_CALL)
     if unknown:
-        raise family.refuse("MalformedParam", f"The parameter {', '.join(unknown)} is not one of {operation.name}")
+        raise family.refuse("MalformedParam", f"{', '.join(unknown)} is not a parameter of {operation.name}")
     values: dict[str, str] = {}
     for f in operation.takes:
         value = params.get(f.name, "")
