@@ -3,7 +3,7 @@
     python benchmarks/sim_cost.py [--keys 100] [--qps 30] [--seconds 10] [--connections 32] [--max] [--tree DIR]
                                   [--cprofile FILE]
 
-The simulator runs in its own process: ``bulk.simulator.serve_forever`` from
+The simulator runs in its own process: ``bulk.sim.serve_forever`` from
 the ``--tree`` checkout (this one by default), so that a change can be
 measured before and after with the same load. The load generator signs every
 request before the clock starts (ACS3-HMAC-SHA256, a fresh nonce each,
@@ -43,7 +43,7 @@ ACTION = "AddLiveSnapshotNotifyConfig"
 _LAUNCH = """
 import asyncio, cProfile, contextlib, json, sys
 sys.path.insert(0, sys.argv[1])
-from bulk.simulator import SimConfig, serve_forever
+from bulk.sim import SimConfig, serve_forever
 keys = json.loads(sys.stdin.readline())  # secrets on stdin, never on a command line
 profiler = cProfile.Profile() if sys.argv[2] else None
 with contextlib.suppress(asyncio.CancelledError):
@@ -109,7 +109,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--max", action="store_true", help="send as fast as the connections go")
-    parser.add_argument("--tree", type=Path, default=ROOT, help="checkout whose bulk.simulator is measured")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="checkout whose bulk.sim is measured")
     parser.add_argument("--cprofile", type=Path, help="run the simulator under cProfile, its stats written here")
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}", flush=True)

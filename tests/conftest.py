@@ -46,7 +46,7 @@ async def serving(handle: Callable[[web.Request], Awaitable[web.StreamResponse]]
 @pytest_asyncio.fixture
 async def sim():
     """A running simulator that accepts the test AccessKey, with the service's quota of 30/s."""
-    from bulk.simulator import SimConfig, Simulator
+    from bulk.sim import SimConfig, Simulator
 
     simulator = Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=30))
     await simulator.start()

@@ -33,7 +33,7 @@ from bulk.credentials import (
 from bulk.engine import RunOptions, run
 from bulk.options import Exit
 from bulk.safety import META_KEY, tripped
-from bulk.simulator import SimConfig, Simulator, max_in_window
+from bulk.sim import SimConfig, Simulator, max_in_window
 
 ADD = "AddLiveSnapshotNotifyConfig"
 URL = "https://cb.example.com/snap"

@@ -9,7 +9,7 @@ from test_cli import bulk
 from test_engine import ADD, URL, domains_csv, run_engine, simulator
 
 from bulk.checkpoint import Checkpoint
-from bulk.simulator import SimConfig, Simulator
+from bulk.sim import SimConfig, Simulator
 
 DESCRIBE = "DescribeLiveSnapshotNotifyConfig"
 

@@ -42,7 +42,7 @@ import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 from bulk.checkpoint import Checkpoint, CheckpointError
-from bulk.simulator import FAULT_KINDS, SimConfig, Simulator
+from bulk.sim import FAULT_KINDS, SimConfig, Simulator
 
 ADD, SET = "AddLiveSnapshotNotifyConfig", "SetSnapshotCallbackAuth"
 URL, OTHER_URL = "https://cb.example.com/new", "https://cb.example.com/old"

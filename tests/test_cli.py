@@ -12,7 +12,7 @@ import orjson
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 from bulk.checkpoint import Checkpoint
-from bulk.simulator import SimConfig, Simulator
+from bulk.sim import SimConfig, Simulator
 
 ADD = "AddLiveSnapshotNotifyConfig"
 URL = "https://callback.example.com/snapshots"

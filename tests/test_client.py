@@ -14,7 +14,7 @@ from yarl import URL
 from bulk.client import Failure, LiveClient, Success
 from bulk.credentials import Credentials, StaticCredentials
 from bulk.proxies import proxy_for
-from bulk.simulator import Simulator
+from bulk.sim import Simulator
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 SECRET_KEY = "SecretKey0123456789abcdef"

@@ -26,7 +26,7 @@ from bulk.credentials import (
     load_credentials,
     profile_names,
 )
-from bulk.simulator import SimConfig, Simulator
+from bulk.sim import SimConfig, Simulator
 
 ENV_VARS = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
 PROFILE_SECRET = "profile-secret-do-not-print"

@@ -16,7 +16,7 @@ from bulk.client import LiveClient
 from bulk.credentials import Credentials, StaticCredentials
 from bulk.engine import RunOptions, RunResult, StrictModeError, run
 from bulk.retry import RetryPolicy
-from bulk.simulator import SimConfig, Simulator, max_in_window
+from bulk.sim import SimConfig, Simulator, max_in_window
 
 ADD = "AddLiveSnapshotNotifyConfig"
 URL = "https://callback.example.com/snapshots"

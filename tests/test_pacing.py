@@ -17,7 +17,7 @@ import pytest
 from virtual_time import run_virtual, virtual_loop
 
 from bulk.pacing import DEFAULT_MARGIN, Pacer, Pacers, RateLimiter
-from bulk.simulator import max_in_window
+from bulk.sim import max_in_window
 
 
 async def paced_sends(pacer: Pacer, n: int, *, to_wire: Callable[[], float] = lambda: 0.0) -> list[float]:

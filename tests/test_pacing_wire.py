@@ -15,7 +15,7 @@ from bulk.client import LiveClient
 from bulk.credentials import Credentials, StaticCredentials
 from bulk.engine import RunOptions, run
 from bulk.retry import RetryPolicy
-from bulk.simulator import SimConfig, Simulator, max_in_window
+from bulk.sim import SimConfig, Simulator, max_in_window
 
 # Real-time pace at the server: run alone, in the serial phase of `make test`.
 pytestmark = pytest.mark.realtime

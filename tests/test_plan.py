@@ -8,7 +8,7 @@ import orjson
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from test_cli import bulk
 
-from bulk.simulator import SimConfig, Simulator
+from bulk.sim import SimConfig, Simulator
 
 NEW_URL = "https://new.cb.example.com/snap"
 KEY, OLD_KEY = "NewKey0123456789abcdef", "OldKey0123456789abcdef"

@@ -30,7 +30,7 @@ from bulk.credentials import ChainCredentials, Credentials, StaticCredentials
 from bulk.engine import run
 from bulk.options import HaltKind, RowState, RunOptions
 from bulk.retry import RetryPolicy
-from bulk.simulator import Simulator
+from bulk.sim import Simulator
 
 DESCRIBE = "DescribeLiveSnapshotNotifyConfig"
 UPDATE = "UpdateLiveSnapshotNotifyConfig"

@@ -26,7 +26,7 @@ from bulk.client import LiveClient
 from bulk.credentials import Credentials, StaticCredentials
 from bulk.engine import run
 from bulk.rollback import plan_rollback
-from bulk.simulator import SimConfig, Simulator
+from bulk.sim import SimConfig, Simulator
 
 DESCRIBE = "DescribeLiveSnapshotNotifyConfig"
 NEW_URL, OLD_URL = "https://cb.example.com/new", "https://cb.example.com/old"

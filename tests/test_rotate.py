@@ -11,7 +11,7 @@ from conftest import TEST_AK_ID, TEST_AK_SECRET
 from test_cli import bulk
 
 from bulk.keys import ALPHABET, read_keys_file
-from bulk.simulator import SimConfig, Simulator
+from bulk.sim import SimConfig, Simulator
 
 
 async def test_rotation_survives_kill_9_and_applies_exactly_the_keys_file(tmp_path: Path) -> None:

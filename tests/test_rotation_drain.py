@@ -20,8 +20,7 @@ from test_cli import bulk
 from bulk.drain import DrainReport, query_drain
 from bulk.keys import generate_keys, write_keys_file
 from bulk.receiver import Receiver
-from bulk.simulator import SimConfig, Simulator
-from bulk.streams import StreamsConfig
+from bulk.sim import SimConfig, Simulator, StreamsConfig
 
 DOMAINS = [f"live{i:02d}.example.com" for i in range(16)]
 OLD, NEW = "keys-2026-10", "keys-2026-11"

@@ -26,7 +26,7 @@ from yarl import URL
 
 from bulk.credentials import Credentials
 from bulk.signing import canonical_query, new_nonce, sign, timestamp, v1_signature
-from bulk.simulator import (
+from bulk.sim import (
     SimConfig,
     Simulator,
     max_in_window,

@@ -14,8 +14,7 @@ from aiohttp import web
 from conftest import TEST_AK_ID, TEST_AK_SECRET, serving
 
 from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
-from bulk.simulator import SimConfig, Simulator
-from bulk.streams import LiveStreams, StreamsConfig, is_loopback, uptimes
+from bulk.sim import LiveStreams, SimConfig, Simulator, StreamsConfig, is_loopback, uptimes
 
 K1, K2, K3 = "FirstKey0123456789abcd", "SecondKey0123456789abc", "ThirdKey0123456789abcd"
 

@@ -2,6 +2,12 @@
 
     bulk sim serve --port 8787 --qps 30 --latency-ms 200 --error-rate 0.05 --seed 1 --streams 20
     bulk sim serve --access-keys-file accounts.csv    # many accounts: AccessKeyId,AccessKeySecret per line
+    bulk sim serve --access-key-id LTAIsim --access-key-secret @/run/secrets/sim-secret --bind 0.0.0.0
+
+A secret is best given from a file (``@FILE``, mode 0600), the environment
+(BULK_SIM_ACCESS_KEY_SECRET) or an access keys file: one typed on the
+command line is visible to other users in ``ps`` and stays in the shell's
+history, and ``sim serve`` says so on stderr.
 """
 
 from __future__ import annotations
@@ -13,12 +19,13 @@ from typing import Annotated
 
 import typer
 
-from .common import errors, fail, out, sim_app
+from .common import err, errors, fail, out, sim_app
 
 
 @sim_app.command("serve")
 def sim_serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    ctx: typer.Context,
+    bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8787,
     qps: Annotated[float, typer.Option(help="Quota per AccessKey and action.")] = 30.0,
     latency_ms: Annotated[float, typer.Option(help="Mean added latency.")] = 0.0,
@@ -29,8 +36,8 @@ def sim_serve(
     seed: Annotated[int | None, typer.Option(help="Seed for faults and latency.")] = None,
     missing: Annotated[list[str] | None, typer.Option(help="Domain pattern that does not exist (repeatable).")] = None,
     access_key_id: Annotated[str | None, typer.Option(help="Accepted AccessKey ID (default: generated).")] = None,
-    access_key_secret: Annotated[str | None, typer.Option(help="Its secret (default: generated).", envvar="BULK_SIM_ACCESS_KEY_SECRET")] = None,
-    access_key: Annotated[list[str] | None, typer.Option(help="Another accepted AccessKey, as ID:SECRET (repeatable).")] = None,
+    access_key_secret: Annotated[str | None, typer.Option(help="Its secret, or @FILE to read it from a file (default: generated).", envvar="BULK_SIM_ACCESS_KEY_SECRET")] = None,
+    access_key: Annotated[list[str] | None, typer.Option(help="Another accepted AccessKey, as ID:SECRET or ID:@FILE (repeatable).")] = None,
     access_keys_file: Annotated[Path | None, typer.Option(help="Accepted AccessKeys: a CSV file, AccessKeyId,AccessKeySecret, mode 0600.")] = None,
     state: Annotated[Path | None, typer.Option(help="Keep configs in this file across restarts.")] = None,
     streams: Annotated[int, typer.Option(help="Live streams posting signed snapshot callbacks to their domain's NotifyUrl.")] = 0,
@@ -38,11 +45,10 @@ def sim_serve(
     stream_interval: Annotated[float, typer.Option(help="Seconds between two callbacks of a stream.")] = 5.0,
     allow_remote_callbacks: Annotated[bool, typer.Option(help="Let streams post to NotifyUrls that are not loopback addresses.")] = False,
 ) -> None:
-    """Serve the snapshot-callback API on HOST:PORT until Ctrl-C."""
+    """Serve the snapshot-callback API on BIND:PORT until Ctrl-C."""
     import secrets
 
-    from ..simulator import SimConfig, parse_access_key, read_access_keys, serve_forever
-    from ..streams import StreamsConfig
+    from ..sim import SimConfig, StreamsConfig, parse_access_key, read_access_keys, read_secret, serve_forever
 
     keys: dict[str, str] = {}
 
@@ -51,10 +57,20 @@ def sim_serve(
             fail(f"AccessKey {key_id} is given twice")
         keys[key_id] = secret
 
+    # By name: typer has vendored click's ParameterSource since 0.2x, older typers use click's own.
+    source = ctx.get_parameter_source("access_key_secret")
+    typed = source is not None and source.name == "COMMANDLINE"
+    if typed and _literal(access_key_secret or ""):
+        warn_literal_secret("--access-key-secret")
+    if any(_literal(pair.partition(":")[2]) for pair in access_key or ()):
+        warn_literal_secret("--access-key")
     if access_key_id is not None or access_key_secret is not None:
         if not (access_key_id and access_key_secret):
             fail("give both --access-key-id and --access-key-secret, or neither")
-        accept(access_key_id, access_key_secret)  # type: ignore[arg-type]
+        try:
+            accept(access_key_id, read_secret(access_key_secret))
+        except ValueError as exc:
+            fail(f"--access-key-secret: {exc}")
     for number, pair in enumerate(access_key or (), 1):
         try:
             accept(*parse_access_key(pair))
@@ -90,8 +106,20 @@ def sim_serve(
         sys.stdout.flush()
 
     try:
-        asyncio.run(serve_forever(config, host=host, port=port, on_ready=ready))
+        asyncio.run(serve_forever(config, host=bind, port=port, on_ready=ready))
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass  # Ctrl-C or SIGTERM: the state was saved on the way out
     except OSError as exc:
-        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+        fail(f"cannot listen on {bind}:{port}: {exc.strerror}")
+
+
+def warn_literal_secret(option: str) -> None:
+    """A secret typed on the command line is in ``ps`` and the shell's history: say so (never the secret)."""
+    err.print(f"bulk: warning: a secret given literally to {option} is visible to other users (ps) and kept in "
+              f"shell history; give it as @FILE, in BULK_SIM_ACCESS_KEY_SECRET or with --access-keys-file",
+              soft_wrap=True)
+
+
+def _literal(secret: str) -> bool:
+    """Whether ``secret`` is the secret itself rather than ``@FILE``."""
+    return bool(secret.strip()) and not secret.strip().startswith("@")

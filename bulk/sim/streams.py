@@ -22,7 +22,9 @@ Each callback is a POST with ``ALI-LIVE-TIMESTAMP`` and
 (DomainName, AppName, StreamName, OssEndpoint, OssBucket, OssObject,
 CreateTime, named as DescribeLiveStreamSnapshotInfo names them). Only
 loopback NotifyUrls are posted to unless ``allow_remote``: a rehearsal never
-reaches a real host; refused callbacks are counted, not sent.
+reaches a real host; refused callbacks are counted, not sent. Redirects are
+never followed (a 3xx is counted as the answer), so a loopback receiver
+cannot lead a stream past that check.
 """
 
 from __future__ import annotations
@@ -42,11 +44,11 @@ from typing import Any
 import aiohttp
 import orjson
 
-from .callback import host_of, sign
+from ..callback import host_of, sign
 
 __all__ = ["LiveStreams", "StreamsConfig", "is_loopback", "snapshot_body", "uptimes"]
 
-log = logging.getLogger("bulk.streams")
+log = logging.getLogger("bulk.sim.streams")
 
 _OSS_BUCKET = "bulk-sim-snapshots"
 _OSS_ENDPOINT = "oss-cn-shanghai.aliyuncs.com"
@@ -230,8 +232,10 @@ class LiveStreams:
             headers.update(sign(host_of(push.url), push.key, now=lambda: now))
         self._sent += 1
         try:
+            # No redirects: a loopback NotifyUrl must not lead a rehearsal to another host.
             async with session.post(
-                push.url, data=snapshot_body(push.domain, self.config.app_name, stream, now), headers=headers
+                push.url, data=snapshot_body(push.domain, self.config.app_name, stream, now), headers=headers,
+                allow_redirects=False,
             ) as resp:
                 await resp.read()
                 self._answers[resp.status] += 1
