@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bulk.files import UnsafeFile, atomic_file, open_append, write_atomic
-from bulk.simulator import Simulator
+from bulk.sim import Simulator
 
 URL = "https://cb.example.com/snap"
 

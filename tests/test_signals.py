@@ -17,7 +17,7 @@ from conftest import TEST_AK_ID, TEST_AK_SECRET
 from test_cli import bulk, csv_of, start_bulk
 
 from bulk.checkpoint import Checkpoint
-from bulk.simulator import SimConfig, Simulator
+from bulk.sim import SimConfig, Simulator
 
 URL = "https://callback.example.com/snapshots"
 ROWS = 150

@@ -11,7 +11,7 @@ from pathlib import Path
 from bulk.actions import resolve
 from bulk.inputs import BadRow, Row, read_rows
 from bulk.report import spreadsheet_safe
-from bulk.simulator import Simulator
+from bulk.sim import Simulator
 
 URL = "https://cb.example.com/snap"
 HYPERLINK = '=HYPERLINK("http://evil.example/steal","click me")'
