@@ -39,9 +39,10 @@ import orjson
 
 from .files import LocalFault
 from .options import RowState
+from .paths import checkpoint_files, lock_path
 
 __all__ = ["ANY_PROFILE", "Checkpoint", "CheckpointBusy", "CheckpointError", "IngestedRow", "RowResult", "TodoRow",
-           "profile_order"]
+           "profile_order", "remove_checkpoint"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -165,7 +166,7 @@ class Checkpoint:
         """Open (or create) for writing; raise CheckpointBusy if another run holds it."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            lock_fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise CheckpointError(f"cannot open checkpoint {path}: {exc.strerror}") from None
         try:
@@ -205,7 +206,7 @@ class Checkpoint:
     def in_use(path: Path) -> bool:
         """Whether a run holds the checkpoint at ``path`` right now."""
         try:
-            fd = os.open(f"{path}.lock", os.O_RDONLY)
+            fd = os.open(lock_path(path), os.O_RDONLY)
         except FileNotFoundError:
             return False
         try:
@@ -386,6 +387,12 @@ class Checkpoint:
             for values in found:
                 yield dict(zip(names, values, strict=True))
             after = found[-1][0]
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint and its WAL, shared-memory and lock files."""
+    for each in checkpoint_files(path):
+        each.unlink(missing_ok=True)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

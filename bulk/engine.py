@@ -42,8 +42,10 @@ from typing import Any, cast
 from .actions import ACTIONS, Action
 from .attempts import CallLog, Caller, Health
 from .backup import META_KEY as BACKUP_META
-from .backup import Backup, backup_path
-from .checkpoint import ANY_PROFILE, Checkpoint, CheckpointError, IngestedRow, RowResult, TodoRow, profile_order
+from .backup import Backup
+from .checkpoint import (
+    ANY_PROFILE, Checkpoint, CheckpointError, IngestedRow, RowResult, TodoRow, profile_order, remove_checkpoint,
+)
 from .client import LiveClient
 from .credentials import CredentialsError, CredentialSource, ProfileSources, fingerprint
 from .dispatch import Dispatcher
@@ -54,22 +56,17 @@ from .inputs import (
 from .jobs import CanaryJob, Job, WorkRow, make_job
 from .options import Canary, CanaryRow, Halt, HaltKind, RowState, RunOptions, RunResult, RunStats
 from .pacing import Pacer, Pacers
+from .paths import backup_path
 from .plan import PlanError, read_plan
 from .retry import RetryPolicy
 from .safety import META_KEY as SAFETY_META
 from .safety import SafetyStop, tripped
 
-__all__ = ["DryRun", "StrictModeError", "default_checkpoint", "dry_run", "prepare", "redact_overrides",
-           "remove_checkpoint", "run"]
+__all__ = ["DryRun", "StrictModeError", "dry_run", "prepare", "redact_overrides", "run"]
 
 
 class StrictModeError(CheckpointError):
     """--strict and at least one invalid row: nothing was sent."""
-
-
-def default_checkpoint(input_path: Path, action: Action) -> Path:
-    """``domains.csv`` + Add... -> ``domains.csv.add-live-snapshot-notify-config.ckpt``."""
-    return input_path.with_name(f"{input_path.name}.{action.kebab}.ckpt")
 
 
 def redact_overrides(action: Action, overrides: dict[str, str]) -> dict[str, str]:
@@ -425,13 +422,6 @@ def _unreadable(ckpt: Checkpoint, todo: TodoRow, item: Row | BadRow | None) -> N
                               message=f"the input row can no longer be read ({why}); outcome unknown"))
     else:
         ckpt.record(RowResult(todo.line, RowState.INVALID, todo.attempts, code="InvalidRow", message=why))
-
-
-def remove_checkpoint(path: Path) -> None:
-    """Delete a checkpoint and its WAL, shared-memory and lock files."""
-    for suffix in ("", "-wal", "-shm", ".lock"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{path}{suffix}").unlink()
 
 
 @dataclass(frozen=True, slots=True)

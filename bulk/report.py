@@ -31,7 +31,6 @@ from .plan import PlanEntry, PlanHeader, write_plan
 __all__ = [
     "REPORT_COLUMNS",
     "accounts_table",
-    "failures_path",
     "plan_from_checkpoint",
     "report_rows",
     "summary_table",
@@ -86,12 +85,6 @@ def write_report(ckpt: Checkpoint, path: Path | None, *, fmt: str = "csv", faile
         if path:
             out.close()
     return count
-
-
-def failures_path(checkpoint: Path, fmt: Format) -> Path:
-    """``x.ckpt`` -> ``x.failures.csv`` (or .jsonl / .txt, as the input was)."""
-    ext = {Format.CSV: ".csv", Format.JSONL: ".jsonl", Format.LIST: ".txt"}[fmt]
-    return checkpoint.with_name(checkpoint.stem + ".failures" + ext)
 
 
 def write_failures(ckpt: Checkpoint, path: Path) -> int:

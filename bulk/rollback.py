@@ -23,12 +23,12 @@ from typing import Any
 
 from .actions import RESTORES, recorded_action
 from .backup import META_KEY as BACKUP_META
-from .backup import backup_path
 from .checkpoint import Checkpoint, CheckpointBusy, CheckpointError
 from .inputs import read_rows
 from .options import Mode, RowState, RunOptions
+from .paths import backup_path, rollback_checkpoint
 
-__all__ = ["Rollback", "RollbackError", "plan_rollback", "rollback_checkpoint"]
+__all__ = ["Rollback", "RollbackError", "plan_rollback"]
 
 #: rows that hold, or may hold, the run's change
 _CHANGED = (RowState.DONE, RowState.SENDING)
@@ -47,15 +47,10 @@ class Rollback:
     unrecorded: tuple[str, ...]
 
 
-def rollback_checkpoint(checkpoint: Path) -> Path:
-    """``x.ckpt`` -> ``x.rollback.ckpt``."""
-    return checkpoint.with_name(checkpoint.stem + ".rollback.ckpt")
-
-
 def plan_rollback(checkpoint: Path, *, output: Path | None = None, **run: Any) -> Rollback:
     """The options of the run that puts back what ``checkpoint``'s run changed.
 
-    ``output`` is the rollback's checkpoint (default ``rollback_checkpoint``);
+    ``output`` is the rollback's checkpoint (default ``paths.rollback_checkpoint``);
     ``run`` takes RunOptions fields (qps, max_attempts, timeout, log_file...).
     Raises RollbackError, CheckpointBusy or CheckpointError; sends nothing.
     """

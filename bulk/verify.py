@@ -6,7 +6,7 @@
         print(row["line"], row["domain"], row["code"], row["message"])
 
 A verify is an engine run in verify mode over the rows the run recorded
-``done``, with its own checkpoint (``CHECKPOINT.verify``, made anew each
+``done``, with its own checkpoint (``paths.verify_checkpoint``, made anew each
 time). The run's --set values come from its checkpoint; secret ones were
 never stored, so they must be given again and are checked against the
 fingerprints the run kept. An input that changed since the run is refused:
@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .actions import Action, recorded_action
-from .checkpoint import Checkpoint
-from .engine import redact_overrides, remove_checkpoint
+from .checkpoint import Checkpoint, remove_checkpoint
+from .engine import redact_overrides
 from .inputs import file_sha256, parse_overrides
 from .options import Mode, RunOptions
+from .paths import verify_checkpoint
 
 __all__ = ["VerifyError", "drifted", "recover_overrides", "verify_action", "verify_options"]
 
@@ -58,7 +59,7 @@ def verify_options(checkpoint: Path, *, given: Sequence[str] = (), **run: Any) -
         raise VerifyError(f"the input {source} changed since the run of {checkpoint} (or is gone); "
                           "verify needs the very file the run used")
     overrides = recover_overrides(action, meta.get("overrides", {}), parse_overrides(given, action))
-    target = checkpoint.with_name(checkpoint.name + ".verify")
+    target = verify_checkpoint(checkpoint)
     remove_checkpoint(target)
     return RunOptions(action=action, input_path=source, checkpoint_path=target, overrides=overrides,
                       mode=Mode.VERIFY, only_lines=done, keep_current=tuple(meta.get("keep_current", ())), **run)
