@@ -24,14 +24,16 @@ and anything else is re-raised once the run has stopped cleanly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 
 from .attempts import Caller, Prepaid
-from .checkpoint import Checkpoint, RowResult
+from .checkpoint import Checkpoint, RowOutcome, RowState
 from .files import LocalFault
-from .jobs import Job, RowCalls, Settled, WorkRow
-from .options import Halt, HaltKind, RowState, RunOptions, RunStats
+from .jobs import Job, RowCalls
+from .options import Halt, HaltKind, RunOptions, RunStats
 from .pacing import Pacers
+from .rows import WorkRow
 from .safety import META_KEY, SafetyStop, tripped
 
 __all__ = ["Dispatcher"]
@@ -129,7 +131,8 @@ class Dispatcher:
                     return
                 task = asyncio.create_task(self._row(row, Prepaid(first)))
                 tasks.add(task)
-                task.add_done_callback(lambda t: (tasks.discard(t), slots.release()))
+                task.add_done_callback(tasks.discard)
+                task.add_done_callback(lambda _: slots.release())
 
     def _chunks(self) -> Iterator[list[WorkRow]]:
         chunk: list[WorkRow] = []
@@ -142,9 +145,9 @@ class Dispatcher:
         if chunk:
             yield chunk
 
-    async def _unless_stopped(self, waiting: object) -> bool:
+    async def _unless_stopped(self, waiting: Awaitable[object]) -> bool:
         """Await ``waiting`` unless the run stops first; True if it completed."""
-        wait = asyncio.ensure_future(waiting)  # type: ignore[arg-type]
+        wait = asyncio.ensure_future(waiting)
         if wait.done():
             return True
         stopped = asyncio.ensure_future(self._stop.wait())
@@ -159,13 +162,12 @@ class Dispatcher:
         """Claimed but never started: each row goes back to the state it had."""
         for row in rows:
             state = RowState.SENDING if row.reached else RowState.PENDING
-            self._ckpt.record(RowResult(row.line, state, row.attempts, reached=row.reached))
+            self._ckpt.record(RowOutcome(state, line=row.line, attempts=row.attempts, reached=row.reached))
 
     async def _row(self, row: WorkRow, prepaid: Prepaid) -> None:
         calls = RowCalls(self._caller, row, prepaid, count_reads=self._job.reads_only)
         try:
-            settled = await self._job.run(row, calls)
-            self._record(row, calls, settled)
+            self._record(row, calls, await self._job.run(row, calls))
         except LocalFault as fault:
             # The row stays 'sending' in the checkpoint, to be read back on resume.
             self.stop_with(Halt(HaltKind.LOCAL_FAULT, str(fault)))
@@ -174,22 +176,17 @@ class Dispatcher:
                 self._error = exc
             self._stop.set()
 
-    def _record(self, row: WorkRow, calls: RowCalls, settled: Settled | None) -> None:
-        attempts = row.attempts + calls.attempts
+    def _record(self, row: WorkRow, calls: RowCalls, outcome: RowOutcome | None) -> None:
+        """Record the job's outcome as the row's, with this run's attempts and whether anything may have landed."""
         reached = row.reached or calls.reached
-        if settled is None:
-            # Stopped, or the outcome is unknown: 'sending' if anything may have landed.
-            state = RowState.SENDING if reached else RowState.PENDING
-            self._ckpt.record(RowResult(row.line, state, attempts, reached=reached))
+        # None: stopped, or the outcome is unknown: 'sending' if anything may have landed.
+        unsettled = RowOutcome(RowState.SENDING if reached else RowState.PENDING)
+        self._ckpt.record(replace(outcome or unsettled, line=row.line, attempts=row.attempts + calls.attempts,
+                                  reached=reached))
+        if outcome is None:
             return
-        self._ckpt.record(RowResult(
-            line=row.line, state=settled.state, attempts=attempts, action=settled.action, code=settled.code,
-            message=settled.message, status=settled.status, request_id=settled.request_id,
-            transient=settled.transient, reached=reached, plan_kind=settled.plan_kind,
-            plan_fields=settled.plan_fields, plan_send=settled.plan_send,
-        ))
-        self._stats.count(settled.state, settled.code)
-        if self._safety is not None and (halt := self._safety.observe(settled)) is not None:
+        self._stats.count(outcome.state, outcome.code)
+        if self._safety is not None and (halt := self._safety.observe(outcome)) is not None:
             # Committed now: the next run reopens the rows that failed with this code, however this one ends.
             self._ckpt.set_meta({META_KEY: [*tripped(self._ckpt.meta()), halt.code]})
             self.stop_with(halt)

@@ -7,13 +7,11 @@
         result = await run(options, client=client)
     sys.exit(result.exit_code)
 
-A run has two phases. *Ingest* streams the input once, validates every row
-and records it in the checkpoint (``pending`` or ``invalid``, with the byte
-offset of its line) before any call is made. *Send* hands the rows still to
-do to the dispatcher (``bulk.dispatch``), which runs each through the job of
-the run's mode (``bulk.jobs``). Secrets are never stored, so the send phase
-reads each row's line from the input again; the input's SHA-256 proves it
-is the file that was ingested.
+A run has two phases. *Prepare* (``bulk.prepare``) records the run in its
+checkpoint and ingests the input (``bulk.rows``) before any call is made.
+*Send* hands the rows still to do, read again from the input, to the
+dispatcher (``bulk.dispatch``), which runs each through the job of the
+run's mode (``bulk.jobs``). This module only orchestrates the send phase.
 
 Rows that name a ``Profile`` are sent with that aliyun CLI profile's
 credentials. Each account (each profile, and the run's own credentials for
@@ -34,44 +32,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
-from .actions import ACTIONS, Action
-from .attempts import CallLog, Caller, Health
+from .attempts import Caller, CallLog, Health
 from .backup import META_KEY as BACKUP_META
 from .backup import Backup
-from .checkpoint import (
-    ANY_PROFILE, Checkpoint, CheckpointError, IngestedRow, RowResult, TodoRow, profile_order, remove_checkpoint,
-)
+from .checkpoint import ANY_PROFILE, Checkpoint, profile_order
 from .client import LiveClient
-from .credentials import CredentialsError, CredentialSource, ProfileSources, fingerprint
+from .credentials import CredentialsError, CredentialSource, ProfileSources
 from .dispatch import Dispatcher
 from .files import LocalFault
-from .inputs import (
-    BadRow, InputError, Row, ValidationSummary, detect_format, file_sha256, read_rows, read_rows_at, validate_file,
-)
-from .jobs import CanaryJob, Job, WorkRow, make_job
-from .options import Canary, CanaryRow, Halt, HaltKind, RowState, RunOptions, RunResult, RunStats
-from .pacing import Pacer, Pacers
+from .jobs import CanaryJob, Job, make_job
+from .options import Canary, CanaryRow, Halt, HaltKind, RunOptions, RunResult, RunStats
+from .pacing import Pacers
 from .paths import backup_path
-from .plan import PlanError, read_plan
+from .prepare import prepare_run
 from .retry import RetryPolicy
-from .safety import META_KEY as SAFETY_META
-from .safety import SafetyStop, tripped
+from .rows import RowSource, WorkRow
+from .safety import SafetyStop
 
-__all__ = ["DryRun", "StrictModeError", "dry_run", "prepare", "redact_overrides", "run"]
-
-
-class StrictModeError(CheckpointError):
-    """--strict and at least one invalid row: nothing was sent."""
-
-
-def redact_overrides(action: Action, overrides: dict[str, str]) -> dict[str, str]:
-    """--set values as they may be stored and shown: secrets become fingerprints."""
-    return {k: fingerprint(v) if k in action.secret_names else v for k, v in overrides.items()}
+__all__ = ["run"]
 
 
 async def run(
@@ -101,7 +83,7 @@ async def run(
     canary: Canary | None = None
     ckpt = Checkpoint.open(options.checkpoint_path)
     try:
-        counts = _prepare_or_discard(ckpt, options)
+        counts = prepare_run(ckpt, options)
         stats.total = sum(counts.values())
         stats.done, stats.skipped = counts["done"], counts["skipped"]
         stats.failed, stats.invalid = counts["failed"], counts["invalid"]
@@ -124,24 +106,6 @@ async def run(
     finally:
         with contextlib.suppress(LocalFault):
             ckpt.close()
-
-
-def _prepare_or_discard(ckpt: Checkpoint, options: RunOptions) -> dict[str, int]:
-    new = ckpt.meta() is None
-    try:
-        prepare(ckpt, options)
-        counts = ckpt.counts()
-        if options.strict and counts["invalid"]:
-            bad = ckpt.rows(states=["invalid"])
-            lines = "; ".join(f"line {r['line']}: {r['message']}" for r, _ in zip(bad, range(10), strict=False))
-            raise StrictModeError(f"--strict: {counts['invalid']} invalid row(s), nothing sent ({lines})")
-    except (InputError, StrictModeError, PlanError, LocalFault):
-        if new:
-            # Nothing was sent: leave no checkpoint that would refuse the corrected file.
-            ckpt.close()
-            remove_checkpoint(options.checkpoint_path)
-        raise
-    return counts
 
 
 @dataclass(slots=True)
@@ -255,7 +219,7 @@ async def _lane(
 
     caller = Caller(client=client, pacers=pacers, account=account, retry=retry, stop=stop, halt=halt,
                     stats=stats, health=lanes.health(), log=log)
-    rows = _work_rows(options, ckpt, profile=rows_of, chosen=chosen)
+    rows = RowSource(options).to_send(ckpt, profile=rows_of, chosen=chosen)
     if chosen is not None:
         rows = _taking(rows, taken)
     stopper = SafetyStop(max_failure_rate=options.max_failure_rate) if options.changes else None
@@ -274,176 +238,3 @@ def _taking(rows: Iterator[list[WorkRow]], taken: list[WorkRow]) -> Iterator[lis
     for batch in rows:
         taken.extend(batch)
         yield batch
-
-
-def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
-    """Record the run (or check it matches the one recorded) and ingest the input."""
-    action, path = options.action, options.input_path
-    if not path.is_file():
-        raise CheckpointError(f"input file {path} does not exist")
-    wanted: dict[str, Any] = {
-        "action": action.name,
-        "mode": options.mode.value,
-        "input_sha256": file_sha256(path),
-        "overrides": redact_overrides(action, options.overrides),
-        **options.extra_meta,
-    }
-    meta = ckpt.meta()
-    fresh = meta is None
-    if meta is None:
-        ckpt.set_meta({**wanted, "input_path": str(path.resolve()), "format": detect_format(path).value,
-                       "created": time.time(), "ingested": False})
-    else:
-        _check_same_run(meta, wanted, ckpt.path)
-    if not (meta or {}).get("ingested"):
-        ckpt.add_rows(_ingest(path, options.row_action, options.overrides, options.only_lines, options.profiles))
-        if options.plan_path is not None:
-            _apply_plan(ckpt, options.plan_path)
-        ckpt.set_meta({"ingested": True})
-    if options.changes:
-        # Complete only while every run kept a backup: then a domain without a record was never written.
-        ckpt.set_meta({BACKUP_META: options.backup and (fresh or bool(meta and meta.get(BACKUP_META)))})
-    if options.retry_failed:
-        ckpt.reopen_failed(all_failed=True)
-    elif not fresh:
-        ckpt.reopen_failed(all_failed=False)
-        for code in tripped(meta):
-            # The last run's safety stops: their cause has been fixed (or a stop trips again at once).
-            ckpt.reopen_failed(code=code)
-    if tripped(meta):
-        ckpt.set_meta({SAFETY_META: None})
-
-
-def _check_same_run(meta: dict[str, Any], wanted: dict[str, Any], path: Path) -> None:
-    if meta.get("action") != wanted["action"]:
-        raise CheckpointError(f"checkpoint {path} belongs to a {meta.get('action')} run, not {wanted['action']}")
-    if meta.get("input_sha256") != wanted["input_sha256"]:
-        raise CheckpointError(
-            f"the input changed since checkpoint {path} was started (SHA-256 differs); "
-            "restore the original file or start over with a new --checkpoint"
-        )
-    for key, value in wanted.items():
-        if key not in ("action", "input_sha256") and meta.get(key, value if key == "mode" else None) != value:
-            raise CheckpointError(
-                f"checkpoint {path} was started with {key}={meta.get(key)!r}, this run has {value!r}; "
-                "run the same command again to resume, or use a new --checkpoint"
-            )
-
-
-def _ingest(
-    path: Path, action: Action, overrides: dict[str, str], only: frozenset[int] | None,
-    profiles: frozenset[str] | None,
-) -> Iterator[IngestedRow]:
-    for item in read_rows(path, action, overrides=overrides, profiles=profiles):
-        if only is not None and item.line not in only:
-            continue
-        if isinstance(item, Row):
-            yield IngestedRow(item.line, item.domain, RowState.PENDING, offset=item.offset, given=item.given,
-                              profile=item.profile)
-        else:
-            yield IngestedRow(item.line, item.domain, RowState.INVALID, item.reason, offset=item.offset,
-                              given=item.given, profile=item.profile)
-
-
-def _apply_plan(ckpt: Checkpoint, plan_path: Path) -> None:
-    """Store the plan's verdict per row; rows it sends nothing for are settled at once."""
-    _, entries = read_plan(plan_path)
-    lines = [r["line"] for r in ckpt.rows(states=["pending"])]
-    ckpt.set_plan((line, e.kind, ",".join(e.fields), e.send) for line in lines if (e := entries.get(line)))
-    for line in lines:
-        entry = entries.get(line)
-        if entry is None:
-            ckpt.record(RowResult(line, RowState.SKIPPED, 0, message="not in the plan"))
-        elif entry.kind == "conflict":
-            ckpt.record(RowResult(line, RowState.FAILED, 0, code="PlanConflict",
-                                  message=entry.reason or "conflict in the plan"))
-        elif not entry.send:
-            ckpt.record(RowResult(line, RowState.SKIPPED, 0, message=f"{entry.kind} in the plan"))
-    ckpt.flush()
-
-
-def _work_rows(
-    options: RunOptions, ckpt: Checkpoint, *, profile: object = ANY_PROFILE, chosen: Mapping[int, object] | None = None
-) -> Iterator[list[WorkRow]]:
-    """The rows still to send (of ``profile``; only the ``chosen`` lines if given), in line order and short
-    batches, with their values read again from the input.
-
-    Each row's line is read at the byte offset recorded at ingest, so a resume
-    reads only what is left to send. A checkpoint written before offsets were
-    recorded is joined with one pass over the input instead.
-    """
-    stream: Iterator[Row | BadRow] | None = None
-    item: Row | BadRow | None = None
-    after = 0
-    last = max(chosen, default=0) if chosen is not None else None
-    while todo := ckpt.todo(after=after, profile=profile):
-        after = todo[-1].line
-        if chosen is not None:
-            todo = [t for t in todo if t.line in chosen]
-        if all(t.offset is not None for t in todo):
-            found = {r.line: r for r in read_rows_at(options.input_path, options.row_action,
-                                                     [(t.line, t.offset) for t in todo],  # type: ignore[misc]
-                                                     overrides=options.overrides, profiles=options.profiles)}
-        else:
-            if stream is None:
-                stream = iter(read_rows(options.input_path, options.row_action, overrides=options.overrides,
-                                        profiles=options.profiles))
-                item = next(stream, None)
-            found = {}
-            for t in todo:
-                while item is not None and item.line < t.line:
-                    item = next(stream, None)
-                if item is not None and item.line == t.line:
-                    found[t.line] = item
-        batch = []
-        for t in todo:
-            row = found.get(t.line)
-            if isinstance(row, Row):
-                batch.append(_work_row(options, t, row))
-            else:
-                _unreadable(ckpt, t, row)
-        yield batch
-        if last is not None and after >= last:
-            return
-
-
-def _work_row(options: RunOptions, todo: TodoRow, row: Row) -> WorkRow:
-    action = ACTIONS[todo.plan_send] if todo.plan_send else options.action
-    # 'sending' at the start of a run: the last run died with the row in flight.
-    reached = todo.reached or todo.state is RowState.SENDING
-    return WorkRow(todo.line, row.domain, row.params, action, reached, todo.attempts, row.profile)
-
-
-def _unreadable(ckpt: Checkpoint, todo: TodoRow, item: Row | BadRow | None) -> None:
-    """A row the checkpoint holds but the input no longer yields (validation rules changed)."""
-    why = item.reason if isinstance(item, BadRow) else "line not found"
-    if todo.reached or todo.state is RowState.SENDING:
-        ckpt.record(RowResult(todo.line, RowState.FAILED, todo.attempts, code="InputChanged", reached=True,
-                              message=f"the input row can no longer be read ({why}); outcome unknown"))
-    else:
-        ckpt.record(RowResult(todo.line, RowState.INVALID, todo.attempts, code="InvalidRow", message=why))
-
-
-@dataclass(frozen=True, slots=True)
-class DryRun:
-    """What a run would do: rows by state, the calls to send and how long they would take."""
-
-    counts: dict[str, int]
-    to_send: int
-    seconds: float
-    #: the input's validation, when the run has not started (else the counts are the checkpoint's)
-    validation: ValidationSummary | None
-
-
-def dry_run(options: RunOptions) -> DryRun:
-    """Validate (or read the checkpoint of a started run) and estimate; send nothing."""
-    path = options.checkpoint_path
-    if path.exists():
-        with Checkpoint.open_readonly(path) as ckpt:
-            counts = ckpt.counts()
-        to_send = counts["pending"] + counts["sending"]
-        return DryRun(counts, to_send, to_send / Pacer(options.qps).full_rate, None)
-    summary = validate_file(options.input_path, options.row_action, overrides=options.overrides,
-                            profiles=options.profiles)
-    counts = {"pending": summary.valid, "invalid": summary.bad_count}
-    return DryRun(counts, summary.valid, summary.valid / Pacer(options.qps).full_rate, summary)

@@ -2,8 +2,8 @@
 
     job = make_job(options)
     first = job.first_call(row)               # the dispatcher takes this call's pacer admission
-    settled = await job.run(row, calls)       # None: stopped, or the outcome is unknown
-    # -> Settled(state=RowState.DONE, action="AddLiveSnapshotNotifyConfig", request_id=...)
+    outcome = await job.run(row, calls)       # None: stopped, or the outcome is unknown
+    # -> RowOutcome(RowState.DONE, "AddLiveSnapshotNotifyConfig", request_id=...)
 
 A job only decides: it calls through ``RowCalls`` (paced, retried, logged,
 with the row's attempt count and whether a changing call may have landed)
@@ -32,60 +32,22 @@ every row it took to ``done``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from .actions import ACTIONS, Action
 from .attempts import Caller, Prepaid, Tried
 from .backup import Backup
+from .checkpoint import RowOutcome, RowState
 from .client import Failure, Success
-from .options import CanaryRow, IfExists, Mode, RowState, RunOptions
+from .options import CanaryRow, IfExists, Mode, RunOptions
 from .plan import classify
+from .rows import WorkRow
 
-__all__ = ["ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "Settled", "VerifyJob", "WorkRow",
-           "make_job"]
+__all__ = ["ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "VerifyJob", "make_job"]
 
 _EXISTS = "ConfigAlreadyExists"
 #: answers that prove the service cannot hold the row's change: no read-back needed to say failed
 _CANNOT_HOLD = frozenset({"InvalidDomain.NotFound", "MissingParam", "MalformedParam"})
-
-
-@dataclass(frozen=True, slots=True)
-class WorkRow:
-    """A row to send: validated parameters (secrets included, never stored) and what the checkpoint knows."""
-
-    line: int
-    domain: str
-    params: dict[str, str] = field(repr=False)
-    #: what this row sends: the run's action, or the one its plan chose
-    action: Action
-    #: an earlier changing call may have reached the service
-    reached: bool
-    attempts: int
-    #: the aliyun CLI profile that sends it (None: the run's credentials)
-    profile: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """A row's outcome, to record."""
-
-    state: RowState
-    action: str | None = None
-    code: str | None = None
-    message: str | None = None
-    status: int | None = None
-    request_id: str | None = None
-    transient: bool = False
-    plan_kind: str | None = None
-    plan_fields: str | None = None
-    plan_send: str | None = None
-
-    @classmethod
-    def failed(cls, action: str, failure: Failure, note: str | None = None) -> Settled:
-        message = f"{failure.message} ({note})" if note and failure.message else (note or failure.message)
-        return cls(RowState.FAILED, action, failure.code, message, failure.status, failure.request_id,
-                   failure.transient)
 
 
 class RowCalls:
@@ -136,13 +98,14 @@ class RowCalls:
 
 
 class Job(Protocol):
-    #: True for a job that only reads (plan, verify): its reads are the row's attempts
-    reads_only: bool
+    @property
+    def reads_only(self) -> bool:
+        """True for a job that only reads (plan, verify): its reads are the row's attempts."""
 
     def first_call(self, row: WorkRow) -> str:
         """The action of the row's first call: the dispatcher takes its pacer admission."""
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
         """Take the row to an outcome; None when stopped or when the outcome cannot be known yet."""
 
 
@@ -168,7 +131,7 @@ class ApplyJob:
     def first_call(self, row: WorkRow) -> str:
         return row.action.readback if self._reads_first(row) else row.action.name  # type: ignore[return-value]
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
         action, params = row.action, row.params
         if self._reads_first(row):
             backs_up = self._backs_up(row)
@@ -180,18 +143,18 @@ class ApplyJob:
             if self._keep:
                 missing = [k for k in self._keep if not current.get(k)]
                 if missing:
-                    return Settled(RowState.FAILED, action.name, "NoCurrentConfig",
+                    return RowOutcome(RowState.FAILED, action.name, "NoCurrentConfig",
                                    f"no current config to keep ({', '.join(missing)})")
                 params = {**params, **{k: current[k] for k in self._keep}}
             if row.reached:
                 diffs = action.differences(params, current)
                 if not diffs:
-                    return Settled(RowState.DONE, action.name, message="applied (read back before resending)")
+                    return RowOutcome(RowState.DONE, action.name, message="applied (read back before resending)")
                 if not action.idempotent and _exists(action, current):
                     return await self._exists(row, calls, params, diffs)
         return await self.send(row, calls, action, params)
 
-    async def send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> Settled | None:
+    async def send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> RowOutcome | None:
         """Send ``action`` until the service holds it (done) or a read-back shows it does not (failed)."""
         tries = 0
         while True:
@@ -201,10 +164,10 @@ class ApplyJob:
             if outcome is None:
                 return None
             if isinstance(outcome, Success):
-                return Settled(RowState.DONE, action.name, request_id=outcome.request_id)
+                return RowOutcome(RowState.DONE, action.name, request_id=outcome.request_id)
             conflict = outcome.code == _EXISTS and not action.idempotent
             if outcome.code in _CANNOT_HOLD and not calls.may_have_landed:
-                return Settled.failed(action.name, outcome)
+                return RowOutcome.failed(action.name, outcome)
             # Whatever else went wrong, the row is failed only if the service does not hold its change.
             current = await calls.read(action)
             if not isinstance(current, dict):
@@ -212,28 +175,29 @@ class ApplyJob:
             diffs = action.differences(params, current)
             if not diffs:
                 how = f"read back after {outcome.code}" if calls.may_have_landed else "already configured, read back"
-                return Settled(RowState.DONE, action.name, message=f"applied ({how})")
+                return RowOutcome(RowState.DONE, action.name, message=f"applied ({how})")
             if not action.idempotent and _exists(action, current) and (conflict or calls.may_have_landed):
                 return await self._exists(row, calls, params, diffs, outcome)
             if not (outcome.maybe_applied and calls.may_retry(outcome, tries)):
-                return Settled.failed(action.name, outcome, "read back: not applied" if calls.may_have_landed else None)
+                note = "read back: not applied" if calls.may_have_landed else None
+                return RowOutcome.failed(action.name, outcome, note)
 
     async def _exists(
         self, row: WorkRow, calls: RowCalls, params: dict[str, str], diffs: list[str],
         failure: Failure | None = None,
-    ) -> Settled | None:
+    ) -> RowOutcome | None:
         """An existing config that differs from the row's: --if-exists decides."""
         action = row.action
         if self._if_exists is IfExists.SKIP:
-            return Settled(RowState.SKIPPED, action.name, _EXISTS,
+            return RowOutcome(RowState.SKIPPED, action.name, _EXISTS,
                            f"config already exists (differs in {', '.join(diffs)})",
                            failure.status if failure else None, failure.request_id if failure else None)
         if self._if_exists is IfExists.UPDATE and action.update:
             return await self.send(row, calls, ACTIONS[action.update], params)
         note = f"conflict: an existing config differs in {', '.join(diffs)}"
         if failure is None:
-            return Settled(RowState.FAILED, action.name, _EXISTS, note)
-        return Settled.failed(action.name, failure, note)
+            return RowOutcome(RowState.FAILED, action.name, _EXISTS, note)
+        return RowOutcome.failed(action.name, failure, note)
 
 
 class PlanJob:
@@ -245,18 +209,18 @@ class PlanJob:
     def first_call(self, row: WorkRow) -> str:
         return row.action.readback  # type: ignore[return-value]
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
         current = await calls.read(row.action)
         if current is None:
             return None
         if isinstance(current, Failure):
             if current.transient:
-                return Settled.failed(row.action.readback or "", current, "cannot read the current state")
-            return Settled(RowState.DONE, row.action.readback, current.code,
+                return RowOutcome.failed(row.action.readback or "", current, "cannot read the current state")
+            return RowOutcome(RowState.DONE, row.action.readback, current.code,
                            f"cannot read the current state: {current.code}: {current.message}", current.status,
                            current.request_id, plan_kind="conflict")
         kind, fields, send = classify(row.action, row.params, current)
-        return Settled(RowState.DONE, row.action.readback, plan_kind=kind, plan_fields=",".join(fields),
+        return RowOutcome(RowState.DONE, row.action.readback, plan_kind=kind, plan_fields=",".join(fields),
                        plan_send=send)
 
 
@@ -269,17 +233,17 @@ class VerifyJob:
     def first_call(self, row: WorkRow) -> str:
         return row.action.readback  # type: ignore[return-value]
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
         reader = row.action.readback or ""
         current = await calls.read(row.action)
         if current is None:
             return None
         if isinstance(current, Failure):
-            return Settled.failed(reader, current)
+            return RowOutcome.failed(reader, current)
         diffs = row.action.differences(row.params, current)
         if diffs:
-            return Settled(RowState.FAILED, reader, "Drift", f"live state differs in {', '.join(diffs)}")
-        return Settled(RowState.DONE, reader, message="in sync")
+            return RowOutcome(RowState.FAILED, reader, "Drift", f"live state differs in {', '.join(diffs)}")
+        return RowOutcome(RowState.DONE, reader, message="in sync")
 
 
 class RollbackJob:
@@ -302,14 +266,14 @@ class RollbackJob:
     def first_call(self, row: WorkRow) -> str:
         return row.action.readback  # type: ignore[return-value]
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
         backs_up = self._backup is not None and self._backup.wants(row.domain, reached=row.reached)
         current = await calls.read(row.action)
         if not isinstance(current, dict):
             return _unread(row.action, current, reached=row.reached)
         if backs_up:  # the rollback's own way back
             await self._backup.record(row.domain, current, profile=row.profile)  # type: ignore[union-attr]
-        settled = Settled(RowState.DONE, row.action.readback, message="already as before")
+        settled = RowOutcome(RowState.DONE, row.action.readback, message="already as before")
         for action, params in _restore_steps(row.action, row.params, current):
             settled = await self._apply.send(row, calls, action, params)  # type: ignore[assignment]
             if settled is None or settled.state is not RowState.DONE:
@@ -347,13 +311,13 @@ class CanaryJob:
         self.results: dict[int, CanaryRow] = {}
 
     @property
-    def reads_only(self) -> bool:  # type: ignore[override]
+    def reads_only(self) -> bool:
         return self._inner.reads_only
 
     def first_call(self, row: WorkRow) -> str:
         return self._inner.first_call(row)
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
         settled = await self._inner.run(row, calls)
         if settled is None:
             return None
@@ -369,7 +333,7 @@ class CanaryJob:
             elif diffs := row.action.differences(row.params, current):
                 # The service answered OK and does not hold the change: the row is failed, and says why.
                 problem = f"the service answered OK, but a read-back differs in {', '.join(diffs)}"
-                settled = Settled(RowState.FAILED, settled.action, "NotHeld", problem, request_id=settled.request_id)
+                settled = RowOutcome(RowState.FAILED, settled.action, "NotHeld", problem, request_id=settled.request_id)
         self.results[row.line] = CanaryRow(row.line, row.domain, problem)
         return settled
 
@@ -392,7 +356,9 @@ def _exists(action: Action, current: Mapping[str, str]) -> bool:
     return ACTIONS[action.readback].exists(current)
 
 
-def _unread(action: Action, outcome: Failure | None, *, reached: bool, transient_fails: bool = False) -> Settled | None:
+def _unread(
+    action: Action, outcome: Failure | None, *, reached: bool, transient_fails: bool = False
+) -> RowOutcome | None:
     """The read before sending did not answer: stopped or left to the next run (None), unknown, or failed.
 
     Nothing was sent, and the domain may hold the change already (it may
@@ -406,10 +372,11 @@ def _unread(action: Action, outcome: Failure | None, *, reached: bool, transient
         return _unknown(action, outcome, outcome)
     if outcome.transient and not transient_fails:
         return None
-    return Settled.failed(action.readback or action.name, outcome, "cannot read the current config; nothing was sent")
+    return RowOutcome.failed(action.readback or action.name, outcome,
+                             "cannot read the current config; nothing was sent")
 
 
-def _unknown(action: Action, failure: Failure, read: Failure | None) -> Settled | None:
+def _unknown(action: Action, failure: Failure, read: Failure | None) -> RowOutcome | None:
     """A call failed and the read-back that would tell whether the service holds the change did not answer.
 
     Stopped, or a transient read failure: record nothing yet (the row stays
@@ -419,5 +386,5 @@ def _unknown(action: Action, failure: Failure, read: Failure | None) -> Settled 
     """
     if read is None or read.transient:
         return None
-    return Settled.failed(action.name, failure, f"cannot read back ({read.code}); whether the service holds the "
+    return RowOutcome.failed(action.name, failure, f"cannot read back ({read.code}); whether the service holds the "
                           "change is unknown")

@@ -23,9 +23,9 @@ from typing import Any
 
 from .actions import RESTORES, recorded_action
 from .backup import META_KEY as BACKUP_META
-from .checkpoint import Checkpoint, CheckpointBusy, CheckpointError
+from .checkpoint import Checkpoint, CheckpointBusy, CheckpointError, RowState
 from .inputs import read_rows
-from .options import Mode, RowState, RunOptions
+from .options import Mode, RunOptions
 from .paths import backup_path, rollback_checkpoint
 
 __all__ = ["Rollback", "RollbackError", "plan_rollback"]

@@ -21,11 +21,11 @@ from typing import Any
 
 from .actions import resolve
 from .checkpoint import Checkpoint
-from .engine import prepare
 from .inputs import BadRow, Row, file_sha256, read_rows
 from .keys import KEY_COLUMNS, load_or_create_keys
 from .options import RunOptions
 from .paths import default_checkpoint
+from .prepare import prepare
 
 __all__ = ["VIA", "Rotation", "RotationError", "plan_rotation", "prepare_rotation"]
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .actions import Action, recorded_action
-from .checkpoint import Checkpoint, remove_checkpoint
-from .engine import redact_overrides
+from .checkpoint import Checkpoint, RowState, StoredRow, remove_checkpoint
 from .inputs import file_sha256, parse_overrides
 from .options import Mode, RunOptions
 from .paths import verify_checkpoint
+from .prepare import redact_overrides
 
 __all__ = ["VerifyError", "drifted", "recover_overrides", "verify_action", "verify_options"]
 
@@ -50,7 +50,7 @@ def verify_options(checkpoint: Path, *, given: Sequence[str] = (), **run: Any) -
     """
     with Checkpoint.open_readonly(checkpoint) as c:
         meta = c.meta() or {}
-        done = frozenset(r["line"] for r in c.rows(states=["done"]))
+        done = frozenset(r["line"] for r in c.rows(states=[RowState.DONE]))
     if "action" not in meta:
         raise VerifyError(f"{checkpoint} holds no run")
     action = recorded_action(meta["action"])
@@ -78,7 +78,7 @@ def recover_overrides(action: Action, stored: Mapping[str, str], given: Mapping[
     return overrides
 
 
-def drifted(verify_checkpoint: Path) -> Iterator[dict[str, Any]]:
+def drifted(verify_checkpoint: Path) -> Iterator[StoredRow]:
     """The rows a verify found drifted or unreadable."""
     with Checkpoint.open_readonly(verify_checkpoint) as c:
-        yield from c.rows(states=["failed"])
+        yield from c.rows(states=[RowState.FAILED])

@@ -16,23 +16,42 @@ import orjson
 import typer
 from rich.table import Table
 
-from .. import engine
 from ..actions import Action, recorded_action, resolve
 from ..checkpoint import Checkpoint, remove_checkpoint
 from ..client import DEFAULT_ENDPOINT, DEFAULT_REGION
 from ..credentials import profile_names
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
 from ..options import Exit, Mode, RunOptions, RunResult
-from ..paths import default_checkpoint, failures_path, plan_reads_checkpoint, plan_run_checkpoint
+from ..paths import (
+    default_checkpoint,
+    failures_path,
+    plan_reads_checkpoint,
+    plan_run_checkpoint,
+)
 from ..paths import plan_path as default_plan_path
 from ..plan import KINDS, PlanError, check_plan, read_plan
+from ..prepare import dry_run, redact_overrides
 from ..report import (
-    accounts_table, plan_from_checkpoint, summary_table, write_failures, write_report,
+    accounts_table,
+    plan_from_checkpoint,
+    summary_table,
+    write_failures,
+    write_report,
 )
 from ..rollback import plan_rollback
 from ..rotate import VIA, plan_rotation, prepare_rotation
 from ..verify import drifted, verify_action, verify_options
-from .common import Connection, app, err, errors, execute, fail, out, print_bad, warn_literal_secrets
+from .common import (
+    Connection,
+    app,
+    err,
+    errors,
+    execute,
+    fail,
+    out,
+    print_bad,
+    warn_literal_secrets,
+)
 
 # Options shared by the commands that call the API.
 ActionOpt = Annotated[str, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")]
@@ -170,13 +189,13 @@ def _check_plan_fits(plan: Path, options: RunOptions, max_age: float) -> None:
     if not options.input_path.is_file() or file_sha256(options.input_path) != header.input_sha256:
         raise PlanError(f"the input {options.input_path} changed since plan {plan} was made; make a new plan")
     started = options.checkpoint_path.exists()  # a started run resumes whatever the plan's age
-    check_plan(plan, header, overrides=engine.redact_overrides(options.action, options.overrides),
+    check_plan(plan, header, overrides=redact_overrides(options.action, options.overrides),
                max_age=None if started else max_age)
 
 
 def _print_dry_run(options: RunOptions) -> int:
     with errors():
-        estimate = engine.dry_run(options)
+        estimate = dry_run(options)
     if estimate.validation is None:
         out.print(f"checkpoint {options.checkpoint_path}: " + ", ".join(f"{k} {v}" for k, v in estimate.counts.items()))
     else:
