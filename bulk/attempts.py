@@ -2,7 +2,7 @@
 
     caller = Caller(client=client, pacers=pacers, account="LTAI...", retry=RetryPolicy(),
                     stop=stop, halt=on_halt, log=None, stats=stats)
-    tried = await caller.call("AddLiveSnapshotNotifyConfig", params, line=2, domain="a.example.com")
+    tried = await caller.call(resolve("AddLiveSnapshotNotifyConfig"), params, line=2, domain="a.example.com")
     if tried.outcome is None:      # stopped (Ctrl-C, or the run halted) before a final answer
         ...
     elif tried.reached:            # some attempt may have changed the service, whatever the answer
@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import orjson
 
+from .actions import Action
 from .client import Failure, LiveClient, Outcome, Success
 from .files import LocalFault
 from .options import Halt, HaltKind, RunStats
@@ -53,11 +54,12 @@ class Prepaid:
 
     __slots__ = ("action",)
 
-    def __init__(self, action: str | None) -> None:
+    def __init__(self, action: Action | None) -> None:
         self.action = action
 
-    def use(self, action: str) -> bool:
-        if self.action == action:
+    def use(self, action: Action) -> bool:
+        """True (once) if the admission was taken for ``action``."""
+        if self.action is not None and self.action.name == action.name:
             self.action = None
             return True
         return False
@@ -197,24 +199,24 @@ class Caller:
 
     async def call(
         self,
-        action: str,
+        action: Action,
         params: Mapping[str, str],
         *,
         line: int,
         domain: str,
         prepaid: Prepaid | None = None,
-        changes: bool = False,
         tried_before: int = 0,
     ) -> Tried:
         """Send until an answer worth keeping; ``Tried(None, ...)`` if stopped first.
 
         Worth keeping: a success, a permanent refusal, the last attempt the
         policy allows (``tried_before`` attempts of this call were already
-        made), or, for a call that ``changes`` something, a failure after
+        made), or, for a call that changes something, a failure after
         which the change may have landed: the caller must read back before
         anything is sent again, so that it is never applied twice.
         """
-        pacer = self._pacers.get(self._account, action)
+        changes = not action.read_only
+        pacer = self._pacers.get(self._account, action.name)
         attempts = local = 0
         reached = False
         if tried_before and await self._backoff(self._retry.delay(tried_before)):
@@ -226,8 +228,8 @@ class Caller:
                 await pacer.admit()
                 if self._stop.is_set():
                     return Tried(None, attempts, reached)
-            outcome = await self._client.call(action, params, at_wire=pacer.at_wire)
-            self._write_log(line, domain, action, tried_before + attempts + local + 1, outcome)
+            outcome = await self._client.call(action.name, params, at_wire=pacer.at_wire)
+            self._write_log(line, domain, action.name, tried_before + attempts + local + 1, outcome)
             if isinstance(outcome, Failure) and not outcome.sent and self._health.counts_as_local(outcome):
                 local += 1
                 if (halt := self._health.local_failure(outcome)) is not None:

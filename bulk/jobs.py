@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from .actions import ACTIONS, Action
+from .actions import Action
 from .attempts import Caller, Prepaid, Tried
 from .backup import Backup
 from .checkpoint import RowOutcome, RowState
@@ -66,9 +66,8 @@ class RowCalls:
         self.reached = False
 
     async def call(self, action: Action, params: Mapping[str, str], *, tried_before: int = 0) -> Tried:
-        tried = await self._caller.call(action.name, params, line=self.row.line, domain=self.row.domain,
-                                        prepaid=self._prepaid, changes=not action.read_only,
-                                        tried_before=tried_before)
+        tried = await self._caller.call(action, params, line=self.row.line, domain=self.row.domain,
+                                        prepaid=self._prepaid, tried_before=tried_before)
         if not action.read_only:
             self.attempts += tried.attempts
             self.reached = self.reached or tried.reached
@@ -86,8 +85,7 @@ class RowCalls:
 
     async def read(self, action: Action) -> dict[str, str] | Failure | None:
         """The live state ``action`` changes; the Failure if unreadable; None if stopped."""
-        assert action.readback is not None
-        reader = ACTIONS[action.readback]
+        reader = _reader(action)
         params = {"DomainName": self.row.domain}
         if region := self.row.params.get("RegionId"):
             params["RegionId"] = region  # the row's region, for its read as for its change
@@ -102,7 +100,7 @@ class Job(Protocol):
     def reads_only(self) -> bool:
         """True for a job that only reads (plan, verify): its reads are the row's attempts."""
 
-    def first_call(self, row: WorkRow) -> str:
+    def first_call(self, row: WorkRow) -> Action:
         """The action of the row's first call: the dispatcher takes its pacer admission."""
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
@@ -122,24 +120,22 @@ class ApplyJob:
         self._keep = keep_current
         self._backup = backup
 
-    def _backs_up(self, row: WorkRow) -> bool:
-        return self._backup is not None and self._backup.wants(row.domain, reached=row.reached)
-
     def _reads_first(self, row: WorkRow) -> bool:
-        return row.action.readback is not None and (row.reached or bool(self._keep) or self._backs_up(row))
+        wanted = _wanting(self._backup, row) is not None
+        return row.action.reader is not None and (row.reached or bool(self._keep) or wanted)
 
-    def first_call(self, row: WorkRow) -> str:
-        return row.action.readback if self._reads_first(row) else row.action.name  # type: ignore[return-value]
+    def first_call(self, row: WorkRow) -> Action:
+        return _reader(row.action) if self._reads_first(row) else row.action
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
         action, params = row.action, row.params
         if self._reads_first(row):
-            backs_up = self._backs_up(row)
+            backup = _wanting(self._backup, row)
             current = await calls.read(action)
             if not isinstance(current, dict):
                 return _unread(action, current, reached=row.reached, transient_fails=bool(self._keep))
-            if backs_up:
-                await self._backup.record(row.domain, current, profile=row.profile)  # type: ignore[union-attr]
+            if backup is not None:
+                await backup.record(row.domain, current, profile=row.profile)
             if self._keep:
                 missing = [k for k in self._keep if not current.get(k)]
                 if missing:
@@ -192,8 +188,8 @@ class ApplyJob:
             return RowOutcome(RowState.SKIPPED, action.name, _EXISTS,
                            f"config already exists (differs in {', '.join(diffs)})",
                            failure.status if failure else None, failure.request_id if failure else None)
-        if self._if_exists is IfExists.UPDATE and action.update:
-            return await self.send(row, calls, ACTIONS[action.update], params)
+        if self._if_exists is IfExists.UPDATE and action.update is not None:
+            return await self.send(row, calls, action.update, params)
         note = f"conflict: an existing config differs in {', '.join(diffs)}"
         if failure is None:
             return RowOutcome(RowState.FAILED, action.name, _EXISTS, note)
@@ -206,21 +202,22 @@ class PlanJob:
     __slots__ = ()
     reads_only = True
 
-    def first_call(self, row: WorkRow) -> str:
-        return row.action.readback  # type: ignore[return-value]
+    def first_call(self, row: WorkRow) -> Action:
+        return _reader(row.action)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        reader = _reader(row.action).name
         current = await calls.read(row.action)
         if current is None:
             return None
         if isinstance(current, Failure):
             if current.transient:
-                return RowOutcome.failed(row.action.readback or "", current, "cannot read the current state")
-            return RowOutcome(RowState.DONE, row.action.readback, current.code,
+                return RowOutcome.failed(reader, current, "cannot read the current state")
+            return RowOutcome(RowState.DONE, reader, current.code,
                            f"cannot read the current state: {current.code}: {current.message}", current.status,
                            current.request_id, plan_kind="conflict")
         kind, fields, send = classify(row.action, row.params, current)
-        return RowOutcome(RowState.DONE, row.action.readback, plan_kind=kind, plan_fields=",".join(fields),
+        return RowOutcome(RowState.DONE, reader, plan_kind=kind, plan_fields=",".join(fields),
                        plan_send=send)
 
 
@@ -230,11 +227,11 @@ class VerifyJob:
     __slots__ = ()
     reads_only = True
 
-    def first_call(self, row: WorkRow) -> str:
-        return row.action.readback  # type: ignore[return-value]
+    def first_call(self, row: WorkRow) -> Action:
+        return _reader(row.action)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
-        reader = row.action.readback or ""
+        reader = _reader(row.action).name
         current = await calls.read(row.action)
         if current is None:
             return None
@@ -249,7 +246,7 @@ class VerifyJob:
 class RollbackJob:
     """Put each domain back as the backup shows it: read the live state, send only what differs.
 
-    The row is the recorded state (``actions.RESTORES``). A domain that had
+    The row is the recorded state (its action is a family's ``restore``). A domain that had
     no config gets Delete; one that had a config gets the create action if
     it has none now, the update action if it has one, or Delete then create
     when a field must become empty again (an update cannot clear a key).
@@ -263,42 +260,42 @@ class RollbackJob:
         self._apply = ApplyJob(if_exists=IfExists.UPDATE)
         self._backup = backup
 
-    def first_call(self, row: WorkRow) -> str:
-        return row.action.readback  # type: ignore[return-value]
+    def first_call(self, row: WorkRow) -> Action:
+        return _reader(row.action)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
-        backs_up = self._backup is not None and self._backup.wants(row.domain, reached=row.reached)
+        backup = _wanting(self._backup, row)
         current = await calls.read(row.action)
         if not isinstance(current, dict):
             return _unread(row.action, current, reached=row.reached)
-        if backs_up:  # the rollback's own way back
-            await self._backup.record(row.domain, current, profile=row.profile)  # type: ignore[union-attr]
-        settled = RowOutcome(RowState.DONE, row.action.readback, message="already as before")
+        if backup is not None:  # the rollback's own way back
+            await backup.record(row.domain, current, profile=row.profile)
+        outcome: RowOutcome | None = RowOutcome(RowState.DONE, _reader(row.action).name, message="already as before")
         for action, params in _restore_steps(row.action, row.params, current):
-            settled = await self._apply.send(row, calls, action, params)  # type: ignore[assignment]
-            if settled is None or settled.state is not RowState.DONE:
-                return settled
-        return settled
+            outcome = await self._apply.send(row, calls, action, params)
+            if outcome is None or outcome.state is not RowState.DONE:
+                return outcome
+        return outcome
 
 
 def _restore_steps(
     restore: Action, prior: dict[str, str], current: Mapping[str, str]
 ) -> list[tuple[Action, dict[str, str]]]:
     """The calls that turn ``current`` back into ``prior`` (none if it already is)."""
-    assert restore.readback and restore.create and restore.update and restore.delete
+    family = restore.family
+    if family is None or restore.expect is None:
+        raise ValueError(f"{restore.name} is not a restore action")
     if not restore.differences(prior, current):
         return []
-    reader = ACTIONS[restore.readback]
-    delete = (ACTIONS[restore.delete], {"DomainName": prior["DomainName"]})
-    if not reader.exists(prior):
+    delete = (family.delete, {"DomainName": prior["DomainName"]})
+    if not family.read.exists(prior):
         return [delete]
-    create = (ACTIONS[restore.create], prior)
-    if not reader.exists(current):
+    create = (family.create, prior)
+    if not family.read.exists(current):
         return [create]
-    assert restore.expect is not None
     if any(not want and current.get(f) for f, want in restore.expect(prior).items()):
         return [delete, create]
-    return [(ACTIONS[restore.update], prior)]
+    return [(family.update, prior)]
 
 
 class CanaryJob:
@@ -314,7 +311,7 @@ class CanaryJob:
     def reads_only(self) -> bool:
         return self._inner.reads_only
 
-    def first_call(self, row: WorkRow) -> str:
+    def first_call(self, row: WorkRow) -> Action:
         return self._inner.first_call(row)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
@@ -352,8 +349,19 @@ def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:
 
 
 def _exists(action: Action, current: Mapping[str, str]) -> bool:
-    assert action.readback is not None
-    return ACTIONS[action.readback].exists(current)
+    return _reader(action).exists(current)
+
+
+def _wanting(backup: Backup | None, row: WorkRow) -> Backup | None:
+    """``backup`` if it wants ``row``'s state recorded before the row's first write, else None."""
+    return backup if backup is not None and backup.wants(row.domain, reached=row.reached) else None
+
+
+def _reader(action: Action) -> Action:
+    """The action that reads back what ``action`` changes (a run that reads first checks it has one)."""
+    if action.reader is None:
+        raise ValueError(f"{action.name} changes nothing: it has no read-back")
+    return action.reader
 
 
 def _unread(
@@ -372,7 +380,7 @@ def _unread(
         return _unknown(action, outcome, outcome)
     if outcome.transient and not transient_fails:
         return None
-    return RowOutcome.failed(action.readback or action.name, outcome,
+    return RowOutcome.failed((action.reader or action).name, outcome,
                              "cannot read the current config; nothing was sent")
 
 

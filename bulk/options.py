@@ -143,7 +143,7 @@ class RunOptions:
             raise ValueError("--max-attempts must be at least 1")
         if self.timeout <= 0:
             raise ValueError("--timeout must be positive")
-        if self.mode is not Mode.APPLY and not self.action.readback:
+        if self.mode is not Mode.APPLY and self.action.reader is None:
             raise ValueError(f"{self.action.name} changes nothing: there is nothing to plan or verify")
         if not 0 < self.max_failure_rate <= 1:
             raise ValueError("--max-failure-rate must be above 0 and at most 1 (1 turns the safety stop off)")

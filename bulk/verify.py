@@ -39,7 +39,7 @@ def verify_action(checkpoint: Path) -> str:
         action = (c.meta() or {}).get("action")
     if not action:
         raise VerifyError(f"{checkpoint} holds no run")
-    return action
+    return str(action)
 
 
 def verify_options(checkpoint: Path, *, given: Sequence[str] = (), **run: Any) -> RunOptions:
