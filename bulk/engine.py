@@ -15,10 +15,11 @@ run's mode (``bulk.jobs``). This module only orchestrates the send phase.
 
 Rows that name a ``Profile`` are sent with that aliyun CLI profile's
 credentials. Each account (each profile, and the run's own credentials for
-rows that name none) is a lane: its own dispatcher over its own rows, paced
-per (AccessKey, operation), so N accounts go N times as fast. A lane stops
-alone on what concerns its account (refused or unavailable credentials, the
-safety stop) while the others go on; a signal or a local fault stops all.
+rows that name none) is a lane (``bulk.lanes``, below the run's): its own
+dispatcher over its own rows, paced per (AccessKey, operation), so N
+accounts go N times as fast. A lane stops alone on what concerns its
+account (refused or unavailable credentials, the safety stop) while the
+others go on; a signal or a local fault stops the run's lane, and so all.
 
 A run that changes the service keeps each domain's prior state in a backup
 file beside the checkpoint (``bulk.backup``) and watches its failures with
@@ -33,7 +34,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import cast
 
 from .attempts import Caller, CallLog, Health
@@ -45,6 +45,7 @@ from .credentials import CredentialsError, CredentialSource, ProfileSources
 from .dispatch import Dispatcher
 from .files import LocalFault
 from .jobs import CanaryJob, Job, make_job
+from .lanes import Lane
 from .options import Canary, CanaryRow, Halt, HaltKind, RunOptions, RunResult, RunStats
 from .pacing import Pacers
 from .paths import backup_path
@@ -77,7 +78,6 @@ async def run(
     aliyun CLI profile); rows without one use ``client``'s.
     """
     stats = stats or RunStats()
-    stop = stop or asyncio.Event()
     halt: Halt | None = None
     stopped: dict[str, Halt] = {}
     canary: Canary | None = None
@@ -93,9 +93,12 @@ async def run(
             canary = Canary(())
         stats.started = time.monotonic()
         if stats.to_send:
-            lanes = _Lanes(client=client, stop=stop, sources=sources or ProfileSources().source,
-                           health=health or (lambda: Health(endpoint=client.endpoint)))
-            halt, stopped, canary = await _send(options, ckpt, lanes, stats, retry)
+            with Lane().following(stop) as lane:
+                send = _Send(options, ckpt, lane, client=client, stats=stats,
+                             retry=retry or RetryPolicy(max_attempts=options.max_attempts),
+                             health=health or (lambda: Health(endpoint=client.endpoint)),
+                             sources=sources or ProfileSources().source)
+                halt, stopped, canary = await send.run()
         try:
             ckpt.flush()
         except LocalFault as fault:
@@ -108,129 +111,99 @@ async def run(
             ckpt.close()
 
 
-@dataclass(slots=True)
-class _Lanes:
-    """What each account's lane is made from, and the run-wide stop every lane obeys."""
+class _Send:
+    """The send phase of one run: one lane per account below the run's ``lane``, sharing the files and pacers."""
 
-    client: LiveClient
-    stop: asyncio.Event
-    sources: Callable[[str], CredentialSource]
-    health: Callable[[], Health]
-    #: the first halt that stopped every lane (a local fault, an endpoint that never answers)
-    halt: Halt | None = None
+    __slots__ = ("_chosen", "_ckpt", "_client", "_health", "_lane", "_log", "_options", "_pacers", "_retry",
+                 "_sources", "_stats", "_taken")
 
-    def escalate(self, halt: Halt) -> None:
-        self.halt = self.halt or halt
-        self.stop.set()
+    def __init__(
+        self, options: RunOptions, ckpt: Checkpoint, lane: Lane, *, client: LiveClient, stats: RunStats,
+        retry: RetryPolicy, health: Callable[[], Health], sources: Callable[[str], CredentialSource],
+    ) -> None:
+        self._options = options
+        self._ckpt = ckpt
+        self._lane = lane
+        self._client = client
+        self._stats = stats
+        self._retry = retry
+        self._health = health
+        self._sources = sources
+        self._pacers = Pacers(options.qps)
+        self._log: CallLog | None = None
+        #: a canary's rows: their lines and profiles, and the rows taken
+        self._chosen: dict[int, str | None] | None = None
+        self._taken: list[WorkRow] = []
 
-
-async def _send(
-    options: RunOptions, ckpt: Checkpoint, lanes: _Lanes, stats: RunStats, retry: RetryPolicy | None
-) -> tuple[Halt | None, dict[str, Halt], Canary | None]:
-    chosen: dict[int, str | None] | None = None
-    if options.canary:
-        chosen = {t.line: t.profile for t in ckpt.todo(limit=options.canary)}
-        profiles = sorted(set(chosen.values()), key=profile_order)
-    else:
-        profiles = ckpt.profiles_to_send()
-    pacers = Pacers(options.qps)
-    backup: Backup | None = None
-    try:
-        log = CallLog(options.log_file) if options.log_file else None
-        if options.changes and options.backup:
-            complete = bool((ckpt.meta() or {}).get(BACKUP_META))
-            backup = Backup.open(backup_path(options.checkpoint_path), complete=complete)
-    except LocalFault as fault:
-        return Halt(HaltKind.LOCAL_FAULT, str(fault)), {}, None
-    job = make_job(options, backup=backup)
-    taken: list[WorkRow] = []
-    retry = retry or RetryPolicy(max_attempts=options.max_attempts)
-    many = len(profiles) > 1
-    with _stopping_all(lanes.stop) as lane_stops:
+    async def run(self) -> tuple[Halt | None, dict[str, Halt], Canary | None]:
+        """Send every lane; why the run stopped, the accounts that stopped alone, and a canary's verdict."""
+        options, ckpt = self._options, self._ckpt
+        if options.canary:
+            self._chosen = {t.line: t.profile for t in ckpt.todo(limit=options.canary)}
+            profiles = sorted(set(self._chosen.values()), key=profile_order)
+        else:
+            profiles = ckpt.profiles_to_send()
+        backup: Backup | None = None
+        try:
+            self._log = CallLog(options.log_file) if options.log_file else None
+            if options.changes and options.backup:
+                complete = bool((ckpt.meta() or {}).get(BACKUP_META))
+                backup = Backup.open(backup_path(options.checkpoint_path), complete=complete)
+        except LocalFault as fault:
+            return Halt(HaltKind.LOCAL_FAULT, str(fault)), {}, None
+        job = make_job(options, backup=backup)
+        many = len(profiles) > 1
         try:
             # Every lane ends before the files they share are closed, whatever happens in one of them.
             ended = await asyncio.gather(*(
-                _lane(options, ckpt, lanes, profile, lane_stops, job, pacers, stats, retry, log, chosen, taken,
-                      rows_of=profile if many else ANY_PROFILE, escalate=lanes.escalate if many else None)
+                self._send_lane(self._lane.child(), job, profile, rows_of=profile if many else ANY_PROFILE)
                 for profile in profiles), return_exceptions=True)
         finally:
             if backup is not None:
                 await backup.close()
-            if log is not None:
+            if self._log is not None:
                 try:
-                    log.close()
+                    self._log.close()
                 except LocalFault as fault:
-                    lanes.escalate(Halt(HaltKind.LOCAL_FAULT, str(fault)))
-    for error in ended:
-        if isinstance(error, BaseException):
-            raise error
-    halts = cast(list[Halt | None], ended)
-    canary = None
-    if isinstance(job, CanaryJob):
-        unfinished = "not finished: the run stopped first"
-        canary = Canary(tuple(job.results.get(r.line, CanaryRow(r.line, r.domain, unfinished))
-                              for r in sorted(taken, key=lambda r: r.line)))
-    if not many:
-        return lanes.halt or halts[0], {}, canary
-    stopped = {p or "": h for p, h in zip(profiles, halts, strict=True) if h is not None and h.kind.per_account}
-    halt = lanes.halt or (Halt(HaltKind.INTERRUPTED, "interrupted") if lanes.stop.is_set() else None)
-    return halt, stopped, canary
+                    self._lane.stop(Halt(HaltKind.LOCAL_FAULT, str(fault)))
+        for error in ended:
+            if isinstance(error, BaseException):
+                raise error
+        halts = cast(list[Halt | None], ended)
+        canary = None
+        if isinstance(job, CanaryJob):
+            unfinished = "not finished: the run stopped first"
+            canary = Canary(tuple(job.results.get(r.line, CanaryRow(r.line, r.domain, unfinished))
+                                  for r in sorted(self._taken, key=lambda r: r.line)))
+        if not many:
+            return self._lane.halt or halts[0], {}, canary
+        stopped = {p or "": h for p, h in zip(profiles, halts, strict=True) if h is not None and h.kind.per_account}
+        interrupted = Halt(HaltKind.INTERRUPTED, "interrupted") if self._lane.stopping else None
+        return self._lane.halt or interrupted, stopped, canary
 
-
-@contextlib.contextmanager
-def _stopping_all(stop: asyncio.Event) -> Iterator[list[asyncio.Event]]:
-    """Lane stops (appended by each lane) that are all set once ``stop`` is."""
-    lane_stops: list[asyncio.Event] = []
-
-    async def relay() -> None:
-        await stop.wait()
-        for each in lane_stops:
-            each.set()
-
-    relaying = asyncio.ensure_future(relay())
-    try:
-        yield lane_stops
-    finally:
-        relaying.cancel()
-
-
-async def _lane(
-    options: RunOptions, ckpt: Checkpoint, lanes: _Lanes, profile: str | None, lane_stops: list[asyncio.Event],
-    job: Job, pacers: Pacers, stats: RunStats, retry: RetryPolicy, log: CallLog | None,
-    chosen: dict[int, str | None] | None, taken: list[WorkRow], *, rows_of: object,
-    escalate: Callable[[Halt], None] | None,
-) -> Halt | None:
-    """One account's rows (``rows_of``: the profile, or ANY_PROFILE when it is the only lane), sent by
-    their own dispatcher; why the lane stopped early, if it did."""
-    stop = asyncio.Event()
-    if lanes.stop.is_set():
-        stop.set()
-    lane_stops.append(stop)
-    client = lanes.client if profile is None else lanes.client.with_credentials(lanes.sources(profile))
-    try:
-        account = await client.access_key_id()
-    except CredentialsError as exc:
-        return Halt(HaltKind.CREDENTIALS_UNAVAILABLE, str(exc))
-    dispatcher: Dispatcher | None = None
-
-    def halt(reason: Halt) -> None:
-        assert dispatcher is not None
-        dispatcher.stop_with(reason)
-
-    caller = Caller(client=client, pacers=pacers, account=account, retry=retry, stop=stop, halt=halt,
-                    stats=stats, health=lanes.health(), log=log)
-    rows = RowSource(options).to_send(ckpt, profile=rows_of, chosen=chosen)
-    if chosen is not None:
-        rows = _taking(rows, taken)
-    stopper = SafetyStop(max_failure_rate=options.max_failure_rate) if options.changes else None
-    dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=rows, job=job, caller=caller, pacers=pacers,
-                            account=account, stop=stop, stats=stats, safety=stopper, escalate=escalate)
-    try:
-        result = await dispatcher.run()
-    except Exception:
-        lanes.stop.set()  # a bug in one lane stops them all, cleanly, before it is raised
-        raise
-    return dispatcher.halt or result
+    async def _send_lane(self, lane: Lane, job: Job, profile: str | None, *, rows_of: object) -> Halt | None:
+        """One account's rows (``rows_of``: the profile, or ANY_PROFILE when it is the only lane), sent by
+        their own dispatcher in their own ``lane``; why the lane stopped early, if it did."""
+        options, ckpt = self._options, self._ckpt
+        client = self._client if profile is None else self._client.with_credentials(self._sources(profile))
+        try:
+            account = await client.access_key_id()
+        except CredentialsError as exc:
+            lane.stop(Halt(HaltKind.CREDENTIALS_UNAVAILABLE, str(exc)))
+            return lane.halt
+        caller = Caller(client=client, pacers=self._pacers, account=account, retry=self._retry, lane=lane,
+                        stats=self._stats, health=self._health(), log=self._log)
+        rows = RowSource(options).to_send(ckpt, profile=rows_of, chosen=self._chosen)
+        if self._chosen is not None:
+            rows = _taking(rows, self._taken)
+        safety = SafetyStop(max_failure_rate=options.max_failure_rate) if options.changes else None
+        dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=rows, job=job, caller=caller, pacers=self._pacers,
+                                account=account, lane=lane, stats=self._stats, safety=safety)
+        try:
+            return await dispatcher.run()
+        except Exception:
+            self._lane.stop()  # a bug in one lane stops them all, cleanly, before it is raised
+            raise
 
 
 def _taking(rows: Iterator[list[WorkRow]], taken: list[WorkRow]) -> Iterator[list[WorkRow]]:

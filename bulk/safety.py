@@ -3,7 +3,7 @@
     safety = SafetyStop(max_failure_rate=0.5)
     for outcome in outcomes:                      # every row the run takes to an outcome
         if (halt := safety.observe(outcome)) is not None:
-            stop_with(halt)                       # Halt(HaltKind.SAFETY_STOP, "...", code="Forbidden.RAM")
+            lane.stop(halt)                       # Halt(HaltKind.SAFETY_STOP, "...", code="Forbidden.RAM")
 
 Some permanent errors are not about the row: a RAM policy without the
 action (``Forbidden.RAM``), a clock off by more than 15 minutes
