@@ -198,6 +198,8 @@ class StoredRow(TypedDict):
 
 
 class Checkpoint:
+    """The SQLite record of one run: ``open`` to write it (one run at a time), ``open_readonly`` to read it."""
+
     __slots__ = ("path", "_db", "_lock_fd", "_buffer", "_batch", "_interval", "_last_flush", "_clock")
 
     def __init__(

@@ -121,8 +121,9 @@ class ApplyJob:
         self._backup = backup
 
     def _reads_first(self, row: WorkRow) -> bool:
-        wanted = _wanting(self._backup, row) is not None
-        return row.action.reader is not None and (row.reached or bool(self._keep) or wanted)
+        if row.action.reader is None:
+            return False
+        return row.reached or bool(self._keep) or _wanting(self._backup, row) is not None
 
     def first_call(self, row: WorkRow) -> Action:
         return _reader(row.action) if self._reads_first(row) else row.action
@@ -140,7 +141,7 @@ class ApplyJob:
                 missing = [k for k in self._keep if not current.get(k)]
                 if missing:
                     return RowOutcome(RowState.FAILED, action.name, "NoCurrentConfig",
-                                   f"no current config to keep ({', '.join(missing)})")
+                                      f"no current config to keep ({', '.join(missing)})")
                 params = {**params, **{k: current[k] for k in self._keep}}
             if row.reached:
                 diffs = action.differences(params, current)
@@ -186,8 +187,8 @@ class ApplyJob:
         action = row.action
         if self._if_exists is IfExists.SKIP:
             return RowOutcome(RowState.SKIPPED, action.name, _EXISTS,
-                           f"config already exists (differs in {', '.join(diffs)})",
-                           failure.status if failure else None, failure.request_id if failure else None)
+                              f"config already exists (differs in {', '.join(diffs)})",
+                              failure.status if failure else None, failure.request_id if failure else None)
         if self._if_exists is IfExists.UPDATE and action.update is not None:
             return await self.send(row, calls, action.update, params)
         note = f"conflict: an existing config differs in {', '.join(diffs)}"
@@ -214,11 +215,11 @@ class PlanJob:
             if current.transient:
                 return RowOutcome.failed(reader, current, "cannot read the current state")
             return RowOutcome(RowState.DONE, reader, current.code,
-                           f"cannot read the current state: {current.code}: {current.message}", current.status,
-                           current.request_id, plan_kind="conflict")
+                              f"cannot read the current state: {current.code}: {current.message}", current.status,
+                              current.request_id, plan_kind="conflict")
         kind, fields, send = classify(row.action, row.params, current)
         return RowOutcome(RowState.DONE, reader, plan_kind=kind, plan_fields=",".join(fields),
-                       plan_send=send)
+                          plan_send=send)
 
 
 class VerifyJob:
@@ -315,24 +316,24 @@ class CanaryJob:
         return self._inner.first_call(row)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
-        settled = await self._inner.run(row, calls)
-        if settled is None:
+        outcome = await self._inner.run(row, calls)
+        if outcome is None:
             return None
         problem = None
-        if settled.state is not RowState.DONE:
-            problem = ": ".join(str(part) for part in (settled.state, settled.code, settled.message) if part)
+        if outcome.state is not RowState.DONE:
+            problem = ": ".join(str(part) for part in (outcome.state, outcome.code, outcome.message) if part)
         if problem is None:
             current = await calls.read(row.action)
             if current is None:
-                return settled  # stopped: the row is done, its check not finished
+                return outcome  # stopped: the row is done, its check not finished
             if isinstance(current, Failure):
                 problem = f"done, but the read-back failed: {current.code}: {current.message}"
             elif diffs := row.action.differences(row.params, current):
                 # The service answered OK and does not hold the change: the row is failed, and says why.
                 problem = f"the service answered OK, but a read-back differs in {', '.join(diffs)}"
-                settled = RowOutcome(RowState.FAILED, settled.action, "NotHeld", problem, request_id=settled.request_id)
+                outcome = RowOutcome(RowState.FAILED, outcome.action, "NotHeld", problem, request_id=outcome.request_id)
         self.results[row.line] = CanaryRow(row.line, row.domain, problem)
-        return settled
+        return outcome
 
 
 def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:
