@@ -3,10 +3,15 @@
     >>> action = resolve("add-live-snapshot-notify-config")
     >>> action.validate({"DomainName": "live.example.com", "NotifyUrl": "https://cb.example.com/s"})
     {'DomainName': 'live.example.com', 'NotifyUrl': 'https://cb.example.com/s'}
+    >>> action.reader.name, action.update.name
+    ('DescribeLiveSnapshotNotifyConfig', 'UpdateLiveSnapshotNotifyConfig')
 
 Every other module (input checks, the client, the simulator, plan and verify)
 reads parameters, constraints and response shapes from this catalogue, so the
-documented rules live in exactly one place.
+documented rules live in exactly one place. Actions on one kind of config
+form a ``Family`` (what reads it, creates, updates and deletes it, and how a
+rotation sets its key): each action reaches its partners by reference
+through its family, so a new family is one declaration here.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ import idna
 __all__ = [
     "API_VERSION",
     "ACTIONS",
+    "FAMILIES",
     "Action",
+    "Family",
     "InvalidParams",
+    "KeyRotation",
     "Kind",
     "Param",
-    "RESTORES",
     "SECRET_PARAMS",
     "check_region",
     "normalize_domain",
@@ -193,18 +200,16 @@ class Action:
     returns: tuple[str, ...] = ()
     #: (switch, key): the key is required when the switch is "yes"
     auth_pair: tuple[str, str] | None = None
-    #: the read-only action that shows this one's effect, and what it should show
-    readback: str | None = None
+    #: what the family's read action shows once this action has been applied
     expect: Callable[[Mapping[str, str]], dict[str, str]] | None = None
-    #: the actions that make this change where no config exists yet, and where one does
-    create: str | None = None
-    update: str | None = None
-    #: (restore actions) the action that removes the config
-    delete: str | None = None
     #: (read-only actions) fields whose value shows that a config exists
     present: tuple[str, ...] = ()
     #: at least one of these must be given (an Update that changes nothing is a mistake)
     one_of: tuple[str, ...] = ()
+    #: it removes its family's config: where one exists it is its own update, where none does nothing is created
+    deletes: bool = False
+    #: the actions on the same config, linked once by ``Family`` (None: an action outside any family)
+    family: Family | None = field(default=None, repr=False, compare=False)
     # Derived once, as validate runs for every row of a file: (name, required, clean).
     _rules: tuple[tuple[str, bool, Callable[[str], str]], ...] = field(init=False, repr=False, compare=False)
     _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -213,6 +218,28 @@ class Action:
         object.__setattr__(self, "_rules", tuple((p.name, p.required, _CLEAN[p.kind]) for p in self.params))
         # RegionId is a common parameter of every call, not one of the action's.
         object.__setattr__(self, "_allowed", frozenset((*self.param_names, "RegionId")))
+
+    @property
+    def reader(self) -> Action | None:
+        """The read-only action that shows this one's effect (None for a read-only action)."""
+        return None if self.family is None or self.read_only else self.family.read
+
+    @property
+    def create(self) -> Action | None:
+        """The action that makes this change where no config exists yet (None: nothing to create)."""
+        return None if self.family is None or self.read_only or self.deletes else self.family.create
+
+    @property
+    def update(self) -> Action | None:
+        """The action that makes this change where a config exists."""
+        if self.family is None or self.read_only:
+            return None
+        return self if self.deletes else self.family.update
+
+    @property
+    def delete(self) -> Action | None:
+        """The action that removes the config this one changes."""
+        return None if self.family is None or self.read_only else self.family.delete
 
     @property
     def kebab(self) -> str:
@@ -265,7 +292,7 @@ class Action:
         return {f: str(body.get(f) or "") for f in self.returns}
 
     def differences(self, params: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
-        """Fields where the live state (read with ``readback``) differs from what ``params`` set.
+        """Fields where the live state (read with ``reader``) differs from what ``params`` set.
 
         Only what the row sets is compared: an omitted optional field keeps the
         service's value. Only names are returned, never values: some are secrets.
@@ -303,60 +330,88 @@ def _notify_set(p: Mapping[str, str]) -> dict[str, str]:
 def _callback_set(p: Mapping[str, str]) -> dict[str, str]:
     return {"CallbackReqAuth": p["CallbackReqAuth"], "CallbackAuthKey": p["CallbackAuthKey"]}
 
+_ADD_NOTIFY = Action(
+    "AddLiveSnapshotNotifyConfig", _NOTIFY, idempotent=False,
+    auth_pair=("NotifyReqAuth", "NotifyAuthKey"), expect=_notify_set,
+)
+_UPDATE_NOTIFY = Action(
+    # The Update page marks NotifyUrl optional; an omitted field keeps its value.
+    "UpdateLiveSnapshotNotifyConfig", (_DOMAIN_P, replace(_NOTIFY[1], required=False), *_NOTIFY[2:]),
+    idempotent=True, auth_pair=("NotifyReqAuth", "NotifyAuthKey"), one_of=_NOTIFY_FIELDS[1:], expect=_notify_set,
+)
+_DESCRIBE_NOTIFY = Action(
+    "DescribeLiveSnapshotNotifyConfig", (_DOMAIN_P,), idempotent=True,
+    read_only=True, returns=_NOTIFY_FIELDS, present=("NotifyUrl",),
+)
+_DELETE_NOTIFY = Action(
+    "DeleteLiveSnapshotNotifyConfig", (_DOMAIN_P,), idempotent=True, expect=lambda p: {"NotifyUrl": ""}, deletes=True,
+)
+_SET_CALLBACK = Action(
+    "SetSnapshotCallbackAuth",
+    (
+        _DOMAIN_P,
+        Param("CallbackReqAuth", Kind.YESNO, required=True),
+        Param("CallbackAuthKey", Kind.KEY, required=True, secret=True),
+    ),
+    idempotent=True, expect=_callback_set,
+)
+_QUERY_CALLBACK = Action(
+    "QuerySnapshotCallbackAuth", (_DOMAIN_P,), idempotent=True,
+    read_only=True, returns=_CALLBACK_FIELDS, present=("CallbackReqAuth", "CallbackAuthKey"),
+)
+_DELETE_CALLBACK = Action(
+    "DeleteSnapshotCallbackAuth", (_DOMAIN_P,), idempotent=True, expect=lambda p: {"CallbackAuthKey": ""},
+    deletes=True,
+)
+
 ACTIONS: dict[str, Action] = {
     a.name: a
-    for a in (
-        Action(
-            "AddLiveSnapshotNotifyConfig", _NOTIFY, idempotent=False,
-            auth_pair=("NotifyReqAuth", "NotifyAuthKey"),
-            readback="DescribeLiveSnapshotNotifyConfig", expect=_notify_set,
-            create="AddLiveSnapshotNotifyConfig", update="UpdateLiveSnapshotNotifyConfig",
-        ),
-        Action(
-            # The Update page marks NotifyUrl optional; an omitted field keeps its value.
-            "UpdateLiveSnapshotNotifyConfig", (_DOMAIN_P, replace(_NOTIFY[1], required=False), *_NOTIFY[2:]),
-            idempotent=True, auth_pair=("NotifyReqAuth", "NotifyAuthKey"), one_of=_NOTIFY_FIELDS[1:],
-            readback="DescribeLiveSnapshotNotifyConfig", expect=_notify_set,
-            create="AddLiveSnapshotNotifyConfig", update="UpdateLiveSnapshotNotifyConfig",
-        ),
-        Action(
-            "DescribeLiveSnapshotNotifyConfig", (_DOMAIN_P,), idempotent=True,
-            read_only=True, returns=_NOTIFY_FIELDS, present=("NotifyUrl",),
-        ),
-        Action(
-            "DeleteLiveSnapshotNotifyConfig", (_DOMAIN_P,), idempotent=True,
-            readback="DescribeLiveSnapshotNotifyConfig", expect=lambda p: {"NotifyUrl": ""},
-            update="DeleteLiveSnapshotNotifyConfig",
-        ),
-        Action(
-            "SetSnapshotCallbackAuth",
-            (
-                _DOMAIN_P,
-                Param("CallbackReqAuth", Kind.YESNO, required=True),
-                Param("CallbackAuthKey", Kind.KEY, required=True, secret=True),
-            ),
-            idempotent=True,
-            readback="QuerySnapshotCallbackAuth", expect=_callback_set,
-            create="SetSnapshotCallbackAuth", update="SetSnapshotCallbackAuth",
-        ),
-        Action(
-            "QuerySnapshotCallbackAuth", (_DOMAIN_P,), idempotent=True,
-            read_only=True, returns=_CALLBACK_FIELDS, present=("CallbackReqAuth", "CallbackAuthKey"),
-        ),
-        Action(
-            "DeleteSnapshotCallbackAuth", (_DOMAIN_P,), idempotent=True,
-            readback="QuerySnapshotCallbackAuth", expect=lambda p: {"CallbackAuthKey": ""},
-            update="DeleteSnapshotCallbackAuth",
-        ),
-    )
+    for a in (_ADD_NOTIFY, _UPDATE_NOTIFY, _DESCRIBE_NOTIFY, _DELETE_NOTIFY, _SET_CALLBACK, _QUERY_CALLBACK,
+              _DELETE_CALLBACK)
 }
 
 #: every parameter name that holds a secret, across the family
 SECRET_PARAMS: frozenset[str] = frozenset().union(*(a.secret_names for a in ACTIONS.values()))
 
 
-def _restore(reader: Action, writer: Action, delete: str) -> Action:
-    """A row of ``bulk rollback``: a domain's whole state as ``reader`` showed it, to be put back.
+@dataclass(frozen=True, slots=True)
+class KeyRotation:
+    """How ``bulk rotate --via VIA`` gives each domain a new key with its family's update action."""
+
+    #: the --via name
+    via: str
+    #: the parameter that holds the key: the keys file's column
+    key: str
+    #: the yes/no parameter that turns the key on, set to yes on every row
+    switch: str
+    #: parameters kept from the live config, read right before each call
+    keep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One kind of config and the actions on it, by reference: what reads, creates, updates and deletes it.
+
+    Declaring it links each of its actions to it (``Action.family``), once.
+    """
+
+    read: Action
+    create: Action
+    update: Action
+    delete: Action
+    #: how ``bulk rotate`` gives each domain a new key through this family (None: it cannot)
+    rotation: KeyRotation | None = None
+    #: what ``bulk rollback`` sends to put a domain's config back as ``read`` showed it
+    restore: Action = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for action in (self.read, self.create, self.update, self.delete):
+            object.__setattr__(action, "family", self)
+        object.__setattr__(self, "restore", _restore(self))
+
+
+def _restore(family: Family) -> Action:
+    """A row of ``bulk rollback``: a domain's whole state as ``family.read`` showed it, to be put back.
 
     Not an API action (the simulator and ``resolve`` never see it): a row is
     sent as Delete, the create or the update action, whichever turns the
@@ -364,6 +419,7 @@ def _restore(reader: Action, writer: Action, delete: str) -> Action:
     since an empty field (no key) must be empty again; a row with no field
     but DomainName is a domain that had no config.
     """
+    reader, writer = family.read, family.create
     fields = reader.returns[1:]
     kinds = {p.name: p for p in writer.params}
 
@@ -375,28 +431,25 @@ def _restore(reader: Action, writer: Action, delete: str) -> Action:
     return Action(
         "Restore" + reader.name.removeprefix("Describe").removeprefix("Query"),
         (_DOMAIN_P, *(replace(kinds[f], required=False) for f in fields)),
-        idempotent=True, auth_pair=writer.auth_pair, readback=reader.name, expect=expect,
-        create=writer.create, update=writer.update, delete=delete,
+        idempotent=True, auth_pair=writer.auth_pair, expect=expect, family=family,
     )
 
 
-#: what ``bulk rollback`` sends, per read-back action of the run it undoes
-RESTORES: dict[str, Action] = {
-    r.readback: r  # type: ignore[misc]
-    for r in (
-        _restore(ACTIONS["DescribeLiveSnapshotNotifyConfig"], ACTIONS["AddLiveSnapshotNotifyConfig"],
-                 "DeleteLiveSnapshotNotifyConfig"),
-        _restore(ACTIONS["QuerySnapshotCallbackAuth"], ACTIONS["SetSnapshotCallbackAuth"],
-                 "DeleteSnapshotCallbackAuth"),
-    )
-}
+#: every family of the catalogue
+FAMILIES: tuple[Family, ...] = (
+    Family(read=_QUERY_CALLBACK, create=_SET_CALLBACK, update=_SET_CALLBACK, delete=_DELETE_CALLBACK,
+           rotation=KeyRotation("set-callback-auth", key="CallbackAuthKey", switch="CallbackReqAuth")),
+    Family(read=_DESCRIBE_NOTIFY, create=_ADD_NOTIFY, update=_UPDATE_NOTIFY, delete=_DELETE_NOTIFY,
+           rotation=KeyRotation("update-notify-config", key="NotifyAuthKey", switch="NotifyReqAuth",
+                                keep=("NotifyUrl",))),
+)
 
 
 def recorded_action(name: str) -> Action:
     """An action as a checkpoint names it: an API action, or a rollback's restore action."""
-    for restore in RESTORES.values():
-        if restore.name == name:
-            return restore
+    for family in FAMILIES:
+        if family.restore.name == name:
+            return family.restore
     return resolve(name)
 
 

@@ -1,9 +1,9 @@
 """One call of a row: paced, retried with the policy, logged.
 
     caller = Caller(client=client, pacers=pacers, account="LTAI...", retry=RetryPolicy(),
-                    stop=stop, halt=on_halt, log=None, stats=stats)
-    tried = await caller.call("AddLiveSnapshotNotifyConfig", params, line=2, domain="a.example.com")
-    if tried.outcome is None:      # stopped (Ctrl-C, or the run halted) before a final answer
+                    lane=lane, log=None, stats=stats, health=Health(endpoint=url))
+    tried = await caller.call(resolve("AddLiveSnapshotNotifyConfig"), params, line=2, domain="a.example.com")
+    if tried.outcome is None:      # stopped (Ctrl-C, or the lane halted) before a final answer
         ...
     elif tried.reached:            # some attempt may have changed the service, whatever the answer
         ...
@@ -13,9 +13,9 @@ pacer's last check at the wire. Transient answers are retried with backoff
 until the policy gives up; a throttling answer also tells the pacer.
 Failures that are ours and not the service's (the credential chain failing,
 no connection to the endpoint) are not attempts: they are retried without
-counting, and ``Health`` stops the run once they persist. An answer that
-refuses the credentials themselves stops the run at once: every other call
-would be refused alike.
+counting, and ``Health`` stops the lane once they persist. An answer that
+refuses the credentials themselves stops the lane (the account's) at once:
+every other call would be refused alike.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from typing import IO, Any
 
 import orjson
 
+from .actions import Action
 from .client import Failure, LiveClient, Outcome, Success
 from .files import LocalFault, open_append
+from .lanes import Lane
 from .options import Halt, HaltKind, RunStats
 from .pacing import Pacers
 from .redact import redact
@@ -54,11 +56,12 @@ class Prepaid:
 
     __slots__ = ("action",)
 
-    def __init__(self, action: str | None) -> None:
+    def __init__(self, action: Action | None) -> None:
         self.action = action
 
-    def use(self, action: str) -> bool:
-        if self.action == action:
+    def use(self, action: Action) -> bool:
+        """True (once) if the admission was taken for ``action``."""
+        if self.action is not None and self.action.name == action.name:
             self.action = None
             return True
         return False
@@ -175,7 +178,7 @@ class CallLog:
 class Caller:
     """Makes one call of a row until it has an answer worth keeping."""
 
-    __slots__ = ("_account", "_client", "_halt", "_health", "_log", "_pacers", "_retry", "_stats", "_stop")
+    __slots__ = ("_account", "_client", "_health", "_lane", "_log", "_pacers", "_retry", "_stats")
 
     def __init__(
         self,
@@ -184,8 +187,7 @@ class Caller:
         pacers: Pacers,
         account: str,
         retry: RetryPolicy,
-        stop: asyncio.Event,
-        halt: Callable[[Halt], None],
+        lane: Lane,
         stats: RunStats,
         health: Health,
         log: CallLog | None = None,
@@ -194,49 +196,48 @@ class Caller:
         self._pacers = pacers
         self._account = account
         self._retry = retry
-        self._stop = stop
-        self._halt = halt
+        self._lane = lane
         self._stats = stats
         self._health = health
         self._log = log
 
     async def call(
         self,
-        action: str,
+        action: Action,
         params: Mapping[str, str],
         *,
         line: int,
         domain: str,
         prepaid: Prepaid | None = None,
-        changes: bool = False,
         tried_before: int = 0,
     ) -> Tried:
         """Send until an answer worth keeping; ``Tried(None, ...)`` if stopped first.
 
         Worth keeping: a success, a permanent refusal, the last attempt the
         policy allows (``tried_before`` attempts of this call were already
-        made), or, for a call that ``changes`` something, a failure after
+        made), or, for a call that changes something, a failure after
         which the change may have landed: the caller must read back before
         anything is sent again, so that it is never applied twice.
         """
-        pacer = self._pacers.get(self._account, action)
+        changes = not action.read_only
+        pacer = self._pacers.get(self._account, action.name)
         attempts = local = 0
         reached = False
         if tried_before and await self._backoff(self._retry.delay(tried_before)):
             return Tried(None, 0, False)
         while True:
             if not (prepaid is not None and prepaid.use(action)):
-                if self._stop.is_set():
+                if self._lane.stopping:
                     return Tried(None, attempts, reached)
                 await pacer.admit()
-                if self._stop.is_set():
+                if self._lane.stopping:
                     return Tried(None, attempts, reached)
-            outcome = await self._client.call(action, params, at_wire=pacer.at_wire)
-            self._write_log(line, domain, action, tried_before + attempts + local + 1, outcome)
+            outcome = await self._client.call(action.name, params, at_wire=pacer.at_wire)
+            self._write_log(line, domain, action.name, tried_before + attempts + local + 1, outcome)
             if isinstance(outcome, Failure) and not outcome.sent and self._health.counts_as_local(outcome):
                 local += 1
                 if (halt := self._health.local_failure(outcome)) is not None:
-                    self._halt(halt)
+                    self._lane.stop(halt)
                     return Tried(None, attempts, reached)
                 if await self._backoff(self._retry.delay(local)):
                     return Tried(None, attempts, reached)
@@ -248,7 +249,7 @@ class Caller:
                 return Tried(outcome, attempts, True)
             if outcome.fatal:
                 # The service refused the credentials: the call did nothing, and every other would be refused too.
-                self._halt(Halt(HaltKind.CREDENTIALS_REFUSED,
+                self._lane.stop(Halt(HaltKind.CREDENTIALS_REFUSED,
                                 f"the service refused the credentials ({outcome.code}: {outcome.message})"))
                 return Tried(None, attempts, reached)
             if outcome.throttled:
@@ -265,12 +266,12 @@ class Caller:
         return self._retry.should_retry(failure, attempts)
 
     async def _backoff(self, delay: float) -> bool:
-        """Sleep; True if the run was stopped meanwhile."""
+        """Sleep; True if the lane was stopped meanwhile."""
         self._stats.retrying += 1
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-            return self._stop.is_set()
+                await asyncio.wait_for(self._lane.wait(), delay)
+            return self._lane.stopping
         finally:
             self._stats.retrying -= 1
 

@@ -1,13 +1,13 @@
 """Each domain's state before a run first changes it: the way back for ``bulk rollback``.
 
-    backup = Backup.open(backup_path(checkpoint), complete=True)
+    backup = Backup.open(paths.backup_path(checkpoint), complete=True)
     if backup.wants(row.domain, reached=row.reached):
         current = await read(row)                  # the read-back action's answer
         await backup.record(row.domain, current)   # on disk (fsynced) when it returns
     ...                                            # only now is the row's first write sent
     await backup.close()
 
-The file sits next to the checkpoint (``x.ckpt`` -> ``x.backup.jsonl``),
+The file sits next to the checkpoint (``paths.backup_path``: ``x.ckpt`` -> ``x.backup.jsonl``),
 never inside it: it holds the old auth keys. It is created with mode 0600,
 and every record is one JSON object of API parameters as the read showed
 them, empty fields left out: ``{"DomainName": "a.example.com", "NotifyUrl":
@@ -37,15 +37,10 @@ import orjson
 
 from .files import LocalFault
 
-__all__ = ["META_KEY", "Backup", "backup_path"]
+__all__ = ["META_KEY", "Backup"]
 
 #: checkpoint metadata: True while every run of the checkpoint kept a backup
 META_KEY = "backup_complete"
-
-
-def backup_path(checkpoint: Path) -> Path:
-    """``domains.ckpt`` -> ``domains.backup.jsonl``."""
-    return checkpoint.with_name(checkpoint.stem + ".backup.jsonl")
 
 
 class Backup:

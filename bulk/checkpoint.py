@@ -2,12 +2,21 @@
 
     with Checkpoint.open(Path("domains.csv.ckpt")) as ckpt:   # CheckpointBusy if another run has it
         ckpt.set_meta({"action": "AddLiveSnapshotNotifyConfig", ...})
-        ckpt.add_rows([IngestedRow(2, "a.example.com", RowState.PENDING, offset=12)])
+        ckpt.add_rows(read_rows(Path("domains.csv"), action))   # Row -> pending, BadRow -> invalid
         ckpt.claim([2])                                 # committed before the call is sent
-        ckpt.record(RowResult(line=2, state=RowState.DONE, attempts=1, reached=True, request_id="..."))
+        ckpt.record(RowOutcome(RowState.DONE, request_id="...", line=2, attempts=1, reached=True))
         ckpt.flush()
 
-Rows move as ``bulk.options.RowState`` says. ``claim`` commits at once, so
+A row moves through ``RowState``::
+
+    pending --claim--> sending --> done | skipped | failed
+       ^                  |
+       |                  +--> sending (stopped, or the outcome is unknown: read back on resume)
+       +-- failed (reopened: transient, or every one with --retry-failed)
+
+``done`` means the service holds the row's change, ``failed`` that it does
+not, ``sending`` that it may (the next run reads it back before sending
+anything). ``invalid`` rows never move. ``claim`` commits at once, so
 after a crash every row that may have reached the service is still
 ``sending``; ``reached`` stays set on a row once any of its changing calls
 may have reached the service, whatever state it ends in. Either way the
@@ -31,18 +40,23 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import orjson
 
 from .files import LocalFault
-from .options import RowState
+from .inputs import BadRow, Row
+from .paths import checkpoint_files, lock_path
 from .redact import error_kind, redact
 
-__all__ = ["ANY_PROFILE", "Checkpoint", "CheckpointBusy", "CheckpointError", "IngestedRow", "RowResult", "TodoRow",
-           "profile_order"]
+if TYPE_CHECKING:
+    from .client import Failure
+
+__all__ = ["ANY_PROFILE", "Checkpoint", "CheckpointBusy", "CheckpointError", "RowOutcome", "RowState", "StoredRow",
+           "TodoRow", "profile_order", "remove_checkpoint"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,8 +94,26 @@ ANY_PROFILE = object()
 def profile_order(profile: str | None) -> tuple[bool, str]:
     """Sort key of profiles as bulk lists them: rows that name none first, then by name."""
     return profile is not None, profile or ""
+
+
 #: a plan's verdict that a row must not be sent; --retry-failed leaves it alone
 PLAN_CONFLICT = "PlanConflict"
+
+
+class RowState(StrEnum):
+    """Where a row stands (the diagram above)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    INVALID = "invalid"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the row has an outcome (not pending, not sending)."""
+        return self not in (RowState.PENDING, RowState.SENDING)
 
 
 class CheckpointError(Exception):
@@ -90,20 +122,6 @@ class CheckpointError(Exception):
 
 class CheckpointBusy(CheckpointError):
     """Another run holds the checkpoint."""
-
-
-@dataclass(frozen=True, slots=True)
-class IngestedRow:
-    line: int
-    domain: str | None
-    state: RowState
-    message: str | None = None
-    #: byte offset of the row's line in the input, to read it again on resume
-    offset: int | None = None
-    #: the domain as written in the input, when normalising changed it
-    given: str | None = None
-    #: the aliyun CLI profile that sends the row (None: the run's credentials); a name, never a secret
-    profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,23 +141,66 @@ class TodoRow:
 
 
 @dataclass(frozen=True, slots=True)
-class RowResult:
-    line: int
+class RowOutcome:
+    """What became of a row: what a job decides (``state`` to ``plan_send``), and, once the
+    dispatcher has attached it to its row, the row's ``line``, ``attempts`` and ``reached``."""
+
     state: RowState
-    attempts: int
+    #: the call whose answer decided it
     action: str | None = None
     code: str | None = None
     message: str | None = None
     status: int | None = None
     request_id: str | None = None
     transient: bool = False
-    reached: bool = False
+    #: a plan run's verdict: its kind, the fields that differ, the action to send
     plan_kind: str | None = None
     plan_fields: str | None = None
     plan_send: str | None = None
+    _: KW_ONLY
+    line: int = 0
+    #: changing calls sent for the row so far (a read-only run: its reads)
+    attempts: int = 0
+    #: a changing call may have reached the service (never unset once set)
+    reached: bool = False
+
+    @classmethod
+    def failed(cls, action: str, failure: Failure, note: str | None = None) -> RowOutcome:
+        """The row failed with ``failure``'s answer; ``note`` says more."""
+        message = f"{failure.message} ({note})" if note and failure.message else (note or failure.message)
+        return cls(RowState.FAILED, action, failure.code, message, failure.status, failure.request_id,
+                   failure.transient)
+
+
+class StoredRow(TypedDict):
+    """A row as the checkpoint holds it (``Checkpoint.rows``)."""
+
+    line: int
+    domain: str | None
+    state: str
+    attempts: int
+    action: str | None
+    code: str | None
+    message: str | None
+    status: int | None
+    request_id: str | None
+    transient: int
+    started: float | None
+    finished: float | None
+    reached: int
+    offset: int | None
+    #: the domain as written in the input, when normalising changed it
+    given: str | None
+    plan_kind: str | None
+    plan_fields: str | None
+    plan_send: str | None
+    #: the aliyun CLI profile that sends the row (None: the run's credentials); a name, never a secret
+    profile: str | None
 
 
 class Checkpoint:
+    """The SQLite record of one run: ``open`` to write it (one run at a time), ``open_readonly`` to read it."""
+
     __slots__ = ("path", "_db", "_lock_fd", "_buffer", "_batch", "_interval", "_last_flush", "_clock")
 
     def __init__(
@@ -155,7 +216,7 @@ class Checkpoint:
         self.path = path
         self._db = db
         self._lock_fd = lock_fd
-        self._buffer: list[RowResult] = []
+        self._buffer: list[RowOutcome] = []
         self._batch = batch
         self._interval = interval
         self._last_flush = clock()
@@ -166,7 +227,7 @@ class Checkpoint:
         """Open (or create) for writing; raise CheckpointBusy if another run holds it."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            lock_fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise CheckpointError(f"cannot open checkpoint {path}: {exc.strerror}") from None
         try:
@@ -206,7 +267,7 @@ class Checkpoint:
     def in_use(path: Path) -> bool:
         """Whether a run holds the checkpoint at ``path`` right now."""
         try:
-            fd = os.open(f"{path}.lock", os.O_RDONLY)
+            fd = os.open(lock_path(path), os.O_RDONLY)
         except FileNotFoundError:
             return False
         try:
@@ -257,8 +318,11 @@ class Checkpoint:
 
     # -- rows ----------------------------------------------------------------
 
-    def add_rows(self, rows: Iterable[IngestedRow], *, chunk: int = 5000) -> None:
-        """Insert ingested rows, committing every ``chunk``."""
+    def add_rows(self, rows: Iterable[Row | BadRow], *, chunk: int = 5000) -> None:
+        """Insert the input's rows (valid ones pending, bad ones invalid), committing every ``chunk``.
+
+        Each keeps the byte offset of its line, to be read again when it is sent.
+        """
         sql = ("INSERT OR IGNORE INTO rows (line, domain, state, message, code, offset, given, profile)"
                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         batch: list[tuple[Any, ...]] = []
@@ -268,8 +332,11 @@ class Checkpoint:
             batch.clear()
 
         for r in rows:
-            code = "InvalidRow" if r.state is RowState.INVALID else None
-            batch.append((r.line, r.domain, r.state.value, r.message and redact(r.message), code, r.offset, r.given, r.profile))
+            if isinstance(r, Row):
+                batch.append((r.line, r.domain, RowState.PENDING.value, None, None, r.offset, r.given, r.profile))
+            else:
+                batch.append((r.line, r.domain, RowState.INVALID.value, redact(r.reason), "InvalidRow", r.offset, r.given,
+                              r.profile))
             if len(batch) >= chunk:
                 commit()
         commit()
@@ -299,8 +366,9 @@ class Checkpoint:
             [(now, line) for line in lines],
         ))
 
-    def record(self, result: RowResult) -> None:
-        self._buffer.append(result)
+    def record(self, outcome: RowOutcome) -> None:
+        """Buffer a row's outcome; committed in batches (``flush``)."""
+        self._buffer.append(outcome)
         if len(self._buffer) >= self._batch or self._clock() - self._last_flush >= self._interval:
             self.flush()
 
@@ -316,8 +384,8 @@ class Checkpoint:
             " plan_kind = COALESCE(?, plan_kind), plan_fields = COALESCE(?, plan_fields),"
             " plan_send = COALESCE(?, plan_send) WHERE line = ?",
             [
-                (RowState(r.state).value, r.attempts, r.action, r.code, r.message and redact(r.message), r.status, r.request_id,
-                 int(r.transient), now if RowState(r.state).finished else None, int(r.reached), r.plan_kind, r.plan_fields, r.plan_send, r.line)
+                (r.state.value, r.attempts, r.action, r.code, r.message and redact(r.message), r.status, r.request_id, int(r.transient),
+                 now if r.state.finished else None, int(r.reached), r.plan_kind, r.plan_fields, r.plan_send, r.line)
                 for r in buffer
             ],
         ))
@@ -340,8 +408,8 @@ class Checkpoint:
             where, args = f"{where} AND code = ?", [*args, code]
         elif not all_failed:
             where += " AND transient = 1"
-        return self._write(lambda: self._db.execute(
-            f"UPDATE rows SET state = 'pending', finished = NULL WHERE {where}", args).rowcount)
+        return int(self._write(lambda: self._db.execute(
+            f"UPDATE rows SET state = 'pending', finished = NULL WHERE {where}", args).rowcount))
 
     # -- reading -------------------------------------------------------------
 
@@ -370,7 +438,7 @@ class Checkpoint:
         sql = "SELECT code, COUNT(*) FROM rows WHERE state IN ('failed', 'invalid') GROUP BY code ORDER BY 2 DESC"
         return dict(self._db.execute(sql).fetchall())
 
-    def rows(self, *, states: Iterable[str] | None = None, batch: int = 2000) -> Iterator[dict[str, Any]]:
+    def rows(self, *, states: Iterable[str] | None = None, batch: int = 2000) -> Iterator[StoredRow]:
         """Every row (or those in ``states``) as a dict, in line order, read in short batches."""
         wanted = [str(s) for s in states] if states is not None else None
         if wanted == []:
@@ -385,8 +453,14 @@ class Checkpoint:
             if not found:
                 return
             for values in found:
-                yield dict(zip(names, values, strict=True))
+                yield cast(StoredRow, dict(zip(names, values, strict=True)))
             after = found[-1][0]
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint and its WAL, shared-memory and lock files."""
+    for each in checkpoint_files(path):
+        each.unlink(missing_ok=True)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -1,7 +1,7 @@
 """The send phase: claim rows, admit them at the pace, run each row's job, record its outcome.
 
     dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=rows, job=make_job(options), caller=caller,
-                            pacers=pacers, account=account, stop=stop, stats=stats)
+                            pacers=pacers, account=account, lane=lane, stats=stats)
     halt = await dispatcher.run()            # None when every row was taken to an outcome
 
 Rows are claimed (committed ``sending``) in small chunks before any of them
@@ -9,11 +9,13 @@ is sent. A row starts only when a worker is free and its first call is
 admitted by the pacer, so the calls in flight follow the pace times the
 service's latency by themselves; the worker count is only a ceiling.
 
-The dispatcher is also where a run stops, for whatever reason: a signal,
+The dispatcher is also where a lane (``bulk.lanes``: one account's rows)
+stops, for whatever reason: a signal,
 an answer that refuses the credentials, a set-up that cannot work (no
 credentials, no endpoint), too many rows failing alike (the safety stop,
 ``bulk.safety``, which sees every finished row and whose tripping code is
-recorded in the checkpoint at once), or a local fault such as a full disk. It stops
+recorded in the checkpoint at once), or a local fault such as a full disk
+(which stops every lane). It stops
 starting rows, gives the calls in flight ``grace`` seconds, and abandons
 the rest: their rows stay ``sending`` and are read back on resume. Claimed
 rows it never started go back to the state they had. Nothing raised inside
@@ -24,14 +26,17 @@ and anything else is re-raised once the run has stopped cleanly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Iterator
+from dataclasses import replace
 
 from .attempts import Caller, Prepaid
-from .checkpoint import Checkpoint, RowResult
+from .checkpoint import Checkpoint, RowOutcome, RowState
 from .files import LocalFault
-from .jobs import Job, RowCalls, Settled, WorkRow
-from .options import Halt, HaltKind, RowState, RunOptions, RunStats
+from .jobs import Job, RowCalls
+from .lanes import Lane
+from .options import Halt, HaltKind, RunOptions, RunStats
 from .pacing import Pacers
+from .rows import WorkRow
 from .safety import META_KEY, SafetyStop, tripped
 
 __all__ = ["Dispatcher"]
@@ -41,8 +46,10 @@ CLAIM_CHUNK = 32
 
 
 class Dispatcher:
-    __slots__ = ("_account", "_caller", "_ckpt", "_error", "_escalate", "_grace", "_job", "_pacers", "_rows",
-                 "_safety", "_stats", "_stop", "_workers", "halt")
+    """Sends one lane's rows (``run``), each through the job, and records each outcome."""
+
+    __slots__ = ("_account", "_caller", "_ckpt", "_error", "_grace", "_job", "_lane", "_pacers", "_rows",
+                 "_safety", "_stats", "_workers")
 
     def __init__(
         self,
@@ -54,35 +61,23 @@ class Dispatcher:
         caller: Caller,
         pacers: Pacers,
         account: str,
-        stop: asyncio.Event,
+        lane: Lane,
         stats: RunStats,
         safety: SafetyStop | None = None,
-        escalate: Callable[[Halt], None] | None = None,
     ) -> None:
-        """``stop`` stops this dispatcher's rows (one account's, in a run across accounts);
-        ``escalate`` is told of a halt that is not about the account alone (a local fault)."""
+        """``lane`` is the stop scope of these rows (one account's), the one their ``caller`` obeys too."""
         self._ckpt = ckpt
         self._rows = rows
         self._job = job
         self._caller = caller
         self._pacers = pacers
         self._account = account
-        self._stop = stop
+        self._lane = lane
         self._stats = stats
         self._safety = safety
-        self._escalate = escalate
         self._workers = options.workers
         self._grace = options.grace
         self._error: BaseException | None = None
-        self.halt: Halt | None = None
-
-    def stop_with(self, halt: Halt) -> None:
-        """Stop the run for ``halt`` (the first reason given is the one reported)."""
-        if self.halt is None:
-            self.halt = halt
-        self._stop.set()
-        if self._escalate is not None and not halt.kind.per_account:
-            self._escalate(halt)
 
     async def run(self) -> Halt | None:
         """Send every row; the reason the run stopped early, if it did."""
@@ -91,7 +86,7 @@ class Dispatcher:
         try:
             await self._start_rows(slots, tasks)
         except LocalFault as fault:
-            self.stop_with(Halt(HaltKind.LOCAL_FAULT, str(fault)))
+            self._lane.stop(Halt(HaltKind.LOCAL_FAULT, str(fault)))
         except asyncio.CancelledError:
             # Aborted (a second Ctrl-C): no grace. Rows in flight stay 'sending'.
             for task in tasks:
@@ -100,17 +95,17 @@ class Dispatcher:
             raise
         except Exception as exc:  # noqa: BLE001  (a bug: stop cleanly, then report it)
             self._error = self._error or exc
-            self._stop.set()
+            self._lane.stop()
         await self._drain(tasks)
         if self._error is not None:
             raise self._error
-        if self._stop.is_set() and self.halt is None:
-            self.halt = Halt(HaltKind.INTERRUPTED, "interrupted")
-        return self.halt
+        if self._lane.stopping and self._lane.halt is None:
+            return Halt(HaltKind.INTERRUPTED, "interrupted")
+        return self._lane.halt
 
     async def _start_rows(self, slots: asyncio.Semaphore, tasks: set[asyncio.Task[None]]) -> None:
         for chunk in self._chunks():
-            if self._stop.is_set():
+            if self._lane.stopping:
                 return
             self._ckpt.claim([row.line for row in chunk])
             for i, row in enumerate(chunk):
@@ -118,18 +113,19 @@ class Dispatcher:
                 started = await self._unless_stopped(slots.acquire()) if slots.locked() else await slots.acquire()
                 first = self._job.first_call(row)
                 if started:
-                    pacer = self._pacers.get(self._account, first)
+                    pacer = self._pacers.get(self._account, first.name)
                     # A wait of a second or less is not worth watching for a stop (at 30 calls/s a wait is
                     # 33 ms): racing it costs two futures a row, a lane's whole CPU at 100 accounts.
                     await pacer.admit() if pacer.rate >= 1 else await self._unless_stopped(pacer.admit())
-                if self._stop.is_set():
+                if self._lane.stopping:
                     if started:
                         slots.release()
                     self._unclaim(chunk[i:])
                     return
                 task = asyncio.create_task(self._row(row, Prepaid(first)))
                 tasks.add(task)
-                task.add_done_callback(lambda t: (tasks.discard(t), slots.release()))
+                task.add_done_callback(tasks.discard)
+                task.add_done_callback(lambda _: slots.release())
 
     def _chunks(self) -> Iterator[list[WorkRow]]:
         chunk: list[WorkRow] = []
@@ -142,12 +138,12 @@ class Dispatcher:
         if chunk:
             yield chunk
 
-    async def _unless_stopped(self, waiting: object) -> bool:
+    async def _unless_stopped(self, waiting: Awaitable[object]) -> bool:
         """Await ``waiting`` unless the run stops first; True if it completed."""
-        wait = asyncio.ensure_future(waiting)  # type: ignore[arg-type]
+        wait = asyncio.ensure_future(waiting)
         if wait.done():
             return True
-        stopped = asyncio.ensure_future(self._stop.wait())
+        stopped = asyncio.ensure_future(self._lane.wait())
         await asyncio.wait({wait, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         if wait.done():
@@ -159,44 +155,38 @@ class Dispatcher:
         """Claimed but never started: each row goes back to the state it had."""
         for row in rows:
             state = RowState.SENDING if row.reached else RowState.PENDING
-            self._ckpt.record(RowResult(row.line, state, row.attempts, reached=row.reached))
+            self._ckpt.record(RowOutcome(state, line=row.line, attempts=row.attempts, reached=row.reached))
 
     async def _row(self, row: WorkRow, prepaid: Prepaid) -> None:
         calls = RowCalls(self._caller, row, prepaid, count_reads=self._job.reads_only)
         try:
-            settled = await self._job.run(row, calls)
-            self._record(row, calls, settled)
+            self._record(row, calls, await self._job.run(row, calls))
         except LocalFault as fault:
             # The row stays 'sending' in the checkpoint, to be read back on resume.
-            self.stop_with(Halt(HaltKind.LOCAL_FAULT, str(fault)))
+            self._lane.stop(Halt(HaltKind.LOCAL_FAULT, str(fault)))
         except Exception as exc:  # noqa: BLE001  (a bug must stop the run, not vanish in a task)
             if self._error is None:
                 self._error = exc
-            self._stop.set()
+            self._lane.stop()
 
-    def _record(self, row: WorkRow, calls: RowCalls, settled: Settled | None) -> None:
-        attempts = row.attempts + calls.attempts
+    def _record(self, row: WorkRow, calls: RowCalls, outcome: RowOutcome | None) -> None:
+        """Record the job's outcome as the row's, with this run's attempts and whether anything may have landed."""
         reached = row.reached or calls.reached
-        if settled is None:
-            # Stopped, or the outcome is unknown: 'sending' if anything may have landed.
-            state = RowState.SENDING if reached else RowState.PENDING
-            self._ckpt.record(RowResult(row.line, state, attempts, reached=reached))
+        # None: stopped, or the outcome is unknown: 'sending' if anything may have landed.
+        unsettled = RowOutcome(RowState.SENDING if reached else RowState.PENDING)
+        self._ckpt.record(replace(outcome or unsettled, line=row.line, attempts=row.attempts + calls.attempts,
+                                  reached=reached))
+        if outcome is None:
             return
-        self._ckpt.record(RowResult(
-            line=row.line, state=settled.state, attempts=attempts, action=settled.action, code=settled.code,
-            message=settled.message, status=settled.status, request_id=settled.request_id,
-            transient=settled.transient, reached=reached, plan_kind=settled.plan_kind,
-            plan_fields=settled.plan_fields, plan_send=settled.plan_send,
-        ))
-        self._stats.count(settled.state, settled.code)
-        if self._safety is not None and (halt := self._safety.observe(settled)) is not None:
+        self._stats.count(outcome.state, outcome.code)
+        if self._safety is not None and (halt := self._safety.observe(outcome)) is not None:
             # Committed now: the next run reopens the rows that failed with this code, however this one ends.
             self._ckpt.set_meta({META_KEY: [*tripped(self._ckpt.meta()), halt.code]})
-            self.stop_with(halt)
+            self._lane.stop(halt)
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         """Wait for the rows in flight; once stopping, give them ``grace`` seconds, then abandon them."""
-        stopped = asyncio.ensure_future(self._stop.wait())
+        stopped = asyncio.ensure_future(self._lane.wait())
         try:
             while tasks and not stopped.done():
                 await asyncio.wait({*tasks, stopped}, return_when=asyncio.FIRST_COMPLETED)

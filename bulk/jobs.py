@@ -2,8 +2,8 @@
 
     job = make_job(options)
     first = job.first_call(row)               # the dispatcher takes this call's pacer admission
-    settled = await job.run(row, calls)       # None: stopped, or the outcome is unknown
-    # -> Settled(state=RowState.DONE, action="AddLiveSnapshotNotifyConfig", request_id=...)
+    outcome = await job.run(row, calls)       # None: stopped, or the outcome is unknown
+    # -> RowOutcome(RowState.DONE, "AddLiveSnapshotNotifyConfig", request_id=...)
 
 A job only decides: it calls through ``RowCalls`` (paced, retried, logged,
 with the row's attempt count and whether a changing call may have landed)
@@ -32,60 +32,22 @@ every row it took to ``done``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Protocol
 
-from .actions import ACTIONS, Action
+from .actions import Action
 from .attempts import Caller, Prepaid, Tried
 from .backup import Backup
+from .checkpoint import RowOutcome, RowState
 from .client import Failure, Success
-from .options import CanaryRow, IfExists, Mode, RowState, RunOptions
+from .options import CanaryRow, IfExists, Mode, RunOptions
 from .plan import classify
+from .rows import WorkRow
 
-__all__ = ["ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "Settled", "VerifyJob", "WorkRow",
-           "make_job"]
+__all__ = ["ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "VerifyJob", "make_job"]
 
 _EXISTS = "ConfigAlreadyExists"
 #: answers that prove the service cannot hold the row's change: no read-back needed to say failed
 _CANNOT_HOLD = frozenset({"InvalidDomain.NotFound", "MissingParam", "MalformedParam"})
-
-
-@dataclass(frozen=True, slots=True)
-class WorkRow:
-    """A row to send: validated parameters (secrets included, never stored) and what the checkpoint knows."""
-
-    line: int
-    domain: str
-    params: dict[str, str] = field(repr=False)
-    #: what this row sends: the run's action, or the one its plan chose
-    action: Action
-    #: an earlier changing call may have reached the service
-    reached: bool
-    attempts: int
-    #: the aliyun CLI profile that sends it (None: the run's credentials)
-    profile: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """A row's outcome, to record."""
-
-    state: RowState
-    action: str | None = None
-    code: str | None = None
-    message: str | None = None
-    status: int | None = None
-    request_id: str | None = None
-    transient: bool = False
-    plan_kind: str | None = None
-    plan_fields: str | None = None
-    plan_send: str | None = None
-
-    @classmethod
-    def failed(cls, action: str, failure: Failure, note: str | None = None) -> Settled:
-        message = f"{failure.message} ({note})" if note and failure.message else (note or failure.message)
-        return cls(RowState.FAILED, action, failure.code, message, failure.status, failure.request_id,
-                   failure.transient)
 
 
 class RowCalls:
@@ -104,9 +66,8 @@ class RowCalls:
         self.reached = False
 
     async def call(self, action: Action, params: Mapping[str, str], *, tried_before: int = 0) -> Tried:
-        tried = await self._caller.call(action.name, params, line=self.row.line, domain=self.row.domain,
-                                        prepaid=self._prepaid, changes=not action.read_only,
-                                        tried_before=tried_before)
+        tried = await self._caller.call(action, params, line=self.row.line, domain=self.row.domain,
+                                        prepaid=self._prepaid, tried_before=tried_before)
         if not action.read_only:
             self.attempts += tried.attempts
             self.reached = self.reached or tried.reached
@@ -124,8 +85,7 @@ class RowCalls:
 
     async def read(self, action: Action) -> dict[str, str] | Failure | None:
         """The live state ``action`` changes; the Failure if unreadable; None if stopped."""
-        assert action.readback is not None
-        reader = ACTIONS[action.readback]
+        reader = _reader(action)
         params = {"DomainName": self.row.domain}
         if region := self.row.params.get("RegionId"):
             params["RegionId"] = region  # the row's region, for its read as for its change
@@ -136,13 +96,14 @@ class RowCalls:
 
 
 class Job(Protocol):
-    #: True for a job that only reads (plan, verify): its reads are the row's attempts
-    reads_only: bool
+    @property
+    def reads_only(self) -> bool:
+        """True for a job that only reads (plan, verify): its reads are the row's attempts."""
 
-    def first_call(self, row: WorkRow) -> str:
+    def first_call(self, row: WorkRow) -> Action:
         """The action of the row's first call: the dispatcher takes its pacer admission."""
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
         """Take the row to an outcome; None when stopped or when the outcome cannot be known yet."""
 
 
@@ -159,39 +120,38 @@ class ApplyJob:
         self._keep = keep_current
         self._backup = backup
 
-    def _backs_up(self, row: WorkRow) -> bool:
-        return self._backup is not None and self._backup.wants(row.domain, reached=row.reached)
-
     def _reads_first(self, row: WorkRow) -> bool:
-        return row.action.readback is not None and (row.reached or bool(self._keep) or self._backs_up(row))
+        if row.action.reader is None:
+            return False
+        return row.reached or bool(self._keep) or _wanting(self._backup, row) is not None
 
-    def first_call(self, row: WorkRow) -> str:
-        return row.action.readback if self._reads_first(row) else row.action.name  # type: ignore[return-value]
+    def first_call(self, row: WorkRow) -> Action:
+        return _reader(row.action) if self._reads_first(row) else row.action
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
         action, params = row.action, row.params
         if self._reads_first(row):
-            backs_up = self._backs_up(row)
+            backup = _wanting(self._backup, row)
             current = await calls.read(action)
             if not isinstance(current, dict):
                 return _unread(action, current, reached=row.reached, transient_fails=bool(self._keep))
-            if backs_up:
-                await self._backup.record(row.domain, current, profile=row.profile)  # type: ignore[union-attr]
+            if backup is not None:
+                await backup.record(row.domain, current, profile=row.profile)
             if self._keep:
                 missing = [k for k in self._keep if not current.get(k)]
                 if missing:
-                    return Settled(RowState.FAILED, action.name, "NoCurrentConfig",
-                                   f"no current config to keep ({', '.join(missing)})")
+                    return RowOutcome(RowState.FAILED, action.name, "NoCurrentConfig",
+                                      f"no current config to keep ({', '.join(missing)})")
                 params = {**params, **{k: current[k] for k in self._keep}}
             if row.reached:
                 diffs = action.differences(params, current)
                 if not diffs:
-                    return Settled(RowState.DONE, action.name, message="applied (read back before resending)")
+                    return RowOutcome(RowState.DONE, action.name, message="applied (read back before resending)")
                 if not action.idempotent and _exists(action, current):
                     return await self._exists(row, calls, params, diffs)
         return await self.send(row, calls, action, params)
 
-    async def send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> Settled | None:
+    async def send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> RowOutcome | None:
         """Send ``action`` until the service holds it (done) or a read-back shows it does not (failed)."""
         tries = 0
         while True:
@@ -201,10 +161,10 @@ class ApplyJob:
             if outcome is None:
                 return None
             if isinstance(outcome, Success):
-                return Settled(RowState.DONE, action.name, request_id=outcome.request_id)
+                return RowOutcome(RowState.DONE, action.name, request_id=outcome.request_id)
             conflict = outcome.code == _EXISTS and not action.idempotent
             if outcome.code in _CANNOT_HOLD and not calls.may_have_landed:
-                return Settled.failed(action.name, outcome)
+                return RowOutcome.failed(action.name, outcome)
             # Whatever else went wrong, the row is failed only if the service does not hold its change.
             current = await calls.read(action)
             if not isinstance(current, dict):
@@ -212,28 +172,29 @@ class ApplyJob:
             diffs = action.differences(params, current)
             if not diffs:
                 how = f"read back after {outcome.code}" if calls.may_have_landed else "already configured, read back"
-                return Settled(RowState.DONE, action.name, message=f"applied ({how})")
+                return RowOutcome(RowState.DONE, action.name, message=f"applied ({how})")
             if not action.idempotent and _exists(action, current) and (conflict or calls.may_have_landed):
                 return await self._exists(row, calls, params, diffs, outcome)
             if not (outcome.maybe_applied and calls.may_retry(outcome, tries)):
-                return Settled.failed(action.name, outcome, "read back: not applied" if calls.may_have_landed else None)
+                note = "read back: not applied" if calls.may_have_landed else None
+                return RowOutcome.failed(action.name, outcome, note)
 
     async def _exists(
         self, row: WorkRow, calls: RowCalls, params: dict[str, str], diffs: list[str],
         failure: Failure | None = None,
-    ) -> Settled | None:
+    ) -> RowOutcome | None:
         """An existing config that differs from the row's: --if-exists decides."""
         action = row.action
         if self._if_exists is IfExists.SKIP:
-            return Settled(RowState.SKIPPED, action.name, _EXISTS,
-                           f"config already exists (differs in {', '.join(diffs)})",
-                           failure.status if failure else None, failure.request_id if failure else None)
-        if self._if_exists is IfExists.UPDATE and action.update:
-            return await self.send(row, calls, ACTIONS[action.update], params)
+            return RowOutcome(RowState.SKIPPED, action.name, _EXISTS,
+                              f"config already exists (differs in {', '.join(diffs)})",
+                              failure.status if failure else None, failure.request_id if failure else None)
+        if self._if_exists is IfExists.UPDATE and action.update is not None:
+            return await self.send(row, calls, action.update, params)
         note = f"conflict: an existing config differs in {', '.join(diffs)}"
         if failure is None:
-            return Settled(RowState.FAILED, action.name, _EXISTS, note)
-        return Settled.failed(action.name, failure, note)
+            return RowOutcome(RowState.FAILED, action.name, _EXISTS, note)
+        return RowOutcome.failed(action.name, failure, note)
 
 
 class PlanJob:
@@ -242,22 +203,23 @@ class PlanJob:
     __slots__ = ()
     reads_only = True
 
-    def first_call(self, row: WorkRow) -> str:
-        return row.action.readback  # type: ignore[return-value]
+    def first_call(self, row: WorkRow) -> Action:
+        return _reader(row.action)
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        reader = _reader(row.action).name
         current = await calls.read(row.action)
         if current is None:
             return None
         if isinstance(current, Failure):
             if current.transient:
-                return Settled.failed(row.action.readback or "", current, "cannot read the current state")
-            return Settled(RowState.DONE, row.action.readback, current.code,
-                           f"cannot read the current state: {current.code}: {current.message}", current.status,
-                           current.request_id, plan_kind="conflict")
+                return RowOutcome.failed(reader, current, "cannot read the current state")
+            return RowOutcome(RowState.DONE, reader, current.code,
+                              f"cannot read the current state: {current.code}: {current.message}", current.status,
+                              current.request_id, plan_kind="conflict")
         kind, fields, send = classify(row.action, row.params, current)
-        return Settled(RowState.DONE, row.action.readback, plan_kind=kind, plan_fields=",".join(fields),
-                       plan_send=send)
+        return RowOutcome(RowState.DONE, reader, plan_kind=kind, plan_fields=",".join(fields),
+                          plan_send=send)
 
 
 class VerifyJob:
@@ -266,26 +228,26 @@ class VerifyJob:
     __slots__ = ()
     reads_only = True
 
-    def first_call(self, row: WorkRow) -> str:
-        return row.action.readback  # type: ignore[return-value]
+    def first_call(self, row: WorkRow) -> Action:
+        return _reader(row.action)
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
-        reader = row.action.readback or ""
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        reader = _reader(row.action).name
         current = await calls.read(row.action)
         if current is None:
             return None
         if isinstance(current, Failure):
-            return Settled.failed(reader, current)
+            return RowOutcome.failed(reader, current)
         diffs = row.action.differences(row.params, current)
         if diffs:
-            return Settled(RowState.FAILED, reader, "Drift", f"live state differs in {', '.join(diffs)}")
-        return Settled(RowState.DONE, reader, message="in sync")
+            return RowOutcome(RowState.FAILED, reader, "Drift", f"live state differs in {', '.join(diffs)}")
+        return RowOutcome(RowState.DONE, reader, message="in sync")
 
 
 class RollbackJob:
     """Put each domain back as the backup shows it: read the live state, send only what differs.
 
-    The row is the recorded state (``actions.RESTORES``). A domain that had
+    The row is the recorded state (its action is a family's ``restore``). A domain that had
     no config gets Delete; one that had a config gets the create action if
     it has none now, the update action if it has one, or Delete then create
     when a field must become empty again (an update cannot clear a key).
@@ -299,42 +261,42 @@ class RollbackJob:
         self._apply = ApplyJob(if_exists=IfExists.UPDATE)
         self._backup = backup
 
-    def first_call(self, row: WorkRow) -> str:
-        return row.action.readback  # type: ignore[return-value]
+    def first_call(self, row: WorkRow) -> Action:
+        return _reader(row.action)
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
-        backs_up = self._backup is not None and self._backup.wants(row.domain, reached=row.reached)
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        backup = _wanting(self._backup, row)
         current = await calls.read(row.action)
         if not isinstance(current, dict):
             return _unread(row.action, current, reached=row.reached)
-        if backs_up:  # the rollback's own way back
-            await self._backup.record(row.domain, current, profile=row.profile)  # type: ignore[union-attr]
-        settled = Settled(RowState.DONE, row.action.readback, message="already as before")
+        if backup is not None:  # the rollback's own way back
+            await backup.record(row.domain, current, profile=row.profile)
+        outcome: RowOutcome | None = RowOutcome(RowState.DONE, _reader(row.action).name, message="already as before")
         for action, params in _restore_steps(row.action, row.params, current):
-            settled = await self._apply.send(row, calls, action, params)  # type: ignore[assignment]
-            if settled is None or settled.state is not RowState.DONE:
-                return settled
-        return settled
+            outcome = await self._apply.send(row, calls, action, params)
+            if outcome is None or outcome.state is not RowState.DONE:
+                return outcome
+        return outcome
 
 
 def _restore_steps(
     restore: Action, prior: dict[str, str], current: Mapping[str, str]
 ) -> list[tuple[Action, dict[str, str]]]:
     """The calls that turn ``current`` back into ``prior`` (none if it already is)."""
-    assert restore.readback and restore.create and restore.update and restore.delete
+    family = restore.family
+    if family is None or restore.expect is None:
+        raise ValueError(f"{restore.name} is not a restore action")
     if not restore.differences(prior, current):
         return []
-    reader = ACTIONS[restore.readback]
-    delete = (ACTIONS[restore.delete], {"DomainName": prior["DomainName"]})
-    if not reader.exists(prior):
+    delete = (family.delete, {"DomainName": prior["DomainName"]})
+    if not family.read.exists(prior):
         return [delete]
-    create = (ACTIONS[restore.create], prior)
-    if not reader.exists(current):
+    create = (family.create, prior)
+    if not family.read.exists(current):
         return [create]
-    assert restore.expect is not None
     if any(not want and current.get(f) for f, want in restore.expect(prior).items()):
         return [delete, create]
-    return [(ACTIONS[restore.update], prior)]
+    return [(family.update, prior)]
 
 
 class CanaryJob:
@@ -347,31 +309,31 @@ class CanaryJob:
         self.results: dict[int, CanaryRow] = {}
 
     @property
-    def reads_only(self) -> bool:  # type: ignore[override]
+    def reads_only(self) -> bool:
         return self._inner.reads_only
 
-    def first_call(self, row: WorkRow) -> str:
+    def first_call(self, row: WorkRow) -> Action:
         return self._inner.first_call(row)
 
-    async def run(self, row: WorkRow, calls: RowCalls) -> Settled | None:
-        settled = await self._inner.run(row, calls)
-        if settled is None:
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        outcome = await self._inner.run(row, calls)
+        if outcome is None:
             return None
         problem = None
-        if settled.state is not RowState.DONE:
-            problem = ": ".join(str(part) for part in (settled.state, settled.code, settled.message) if part)
+        if outcome.state is not RowState.DONE:
+            problem = ": ".join(str(part) for part in (outcome.state, outcome.code, outcome.message) if part)
         if problem is None:
             current = await calls.read(row.action)
             if current is None:
-                return settled  # stopped: the row is done, its check not finished
+                return outcome  # stopped: the row is done, its check not finished
             if isinstance(current, Failure):
                 problem = f"done, but the read-back failed: {current.code}: {current.message}"
             elif diffs := row.action.differences(row.params, current):
                 # The service answered OK and does not hold the change: the row is failed, and says why.
                 problem = f"the service answered OK, but a read-back differs in {', '.join(diffs)}"
-                settled = Settled(RowState.FAILED, settled.action, "NotHeld", problem, request_id=settled.request_id)
+                outcome = RowOutcome(RowState.FAILED, outcome.action, "NotHeld", problem, request_id=outcome.request_id)
         self.results[row.line] = CanaryRow(row.line, row.domain, problem)
-        return settled
+        return outcome
 
 
 def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:
@@ -388,11 +350,24 @@ def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:
 
 
 def _exists(action: Action, current: Mapping[str, str]) -> bool:
-    assert action.readback is not None
-    return ACTIONS[action.readback].exists(current)
+    return _reader(action).exists(current)
 
 
-def _unread(action: Action, outcome: Failure | None, *, reached: bool, transient_fails: bool = False) -> Settled | None:
+def _wanting(backup: Backup | None, row: WorkRow) -> Backup | None:
+    """``backup`` if it wants ``row``'s state recorded before the row's first write, else None."""
+    return backup if backup is not None and backup.wants(row.domain, reached=row.reached) else None
+
+
+def _reader(action: Action) -> Action:
+    """The action that reads back what ``action`` changes (a run that reads first checks it has one)."""
+    if action.reader is None:
+        raise ValueError(f"{action.name} changes nothing: it has no read-back")
+    return action.reader
+
+
+def _unread(
+    action: Action, outcome: Failure | None, *, reached: bool, transient_fails: bool = False
+) -> RowOutcome | None:
     """The read before sending did not answer: stopped or left to the next run (None), unknown, or failed.
 
     Nothing was sent, and the domain may hold the change already (it may
@@ -406,10 +381,11 @@ def _unread(action: Action, outcome: Failure | None, *, reached: bool, transient
         return _unknown(action, outcome, outcome)
     if outcome.transient and not transient_fails:
         return None
-    return Settled.failed(action.readback or action.name, outcome, "cannot read the current config; nothing was sent")
+    return RowOutcome.failed((action.reader or action).name, outcome,
+                             "cannot read the current config; nothing was sent")
 
 
-def _unknown(action: Action, failure: Failure, read: Failure | None) -> Settled | None:
+def _unknown(action: Action, failure: Failure, read: Failure | None) -> RowOutcome | None:
     """A call failed and the read-back that would tell whether the service holds the change did not answer.
 
     Stopped, or a transient read failure: record nothing yet (the row stays
@@ -419,5 +395,5 @@ def _unknown(action: Action, failure: Failure, read: Failure | None) -> Settled 
     """
     if read is None or read.transient:
         return None
-    return Settled.failed(action.name, failure, f"cannot read back ({read.code}); whether the service holds the "
+    return RowOutcome.failed(action.name, failure, f"cannot read back ({read.code}); whether the service holds the "
                           "change is unknown")

@@ -23,6 +23,7 @@ import string
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from .actions import FAMILIES
 from .files import write_atomic
 
 __all__ = [
@@ -38,7 +39,8 @@ __all__ = [
 ]
 
 ALPHABET = string.ascii_letters + string.digits
-KEY_COLUMNS = {"set-callback-auth": "CallbackAuthKey", "update-notify-config": "NotifyAuthKey"}
+#: --via -> the column of the keys file: the parameter that holds the key (``actions.KeyRotation``)
+KEY_COLUMNS = {r.via: r.key for f in FAMILIES if (r := f.rotation) is not None}
 
 
 class KeysFileError(Exception):

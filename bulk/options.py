@@ -6,16 +6,7 @@
     result = await engine.run(options, client=client)
     sys.exit(result.exit_code)
 
-A row moves through ``RowState``::
-
-    pending --claim--> sending --> done | skipped | failed
-       ^                  |
-       |                  +--> sending (stopped, or the outcome is unknown: read back on resume)
-       +-- failed (reopened: transient, or every one with --retry-failed)
-
-``done`` means the service holds the row's change, ``failed`` that it does
-not, ``sending`` that it may (the next run reads it back before sending
-anything). ``invalid`` rows never move. The exit code is derived from the
+A row moves as ``bulk.checkpoint.RowState`` says. The exit code is derived from the
 final counts, so no path can end 0 with a row unaccounted for; the one run
 that ends 0 with rows left ``pending`` is a canary, which says so.
 """
@@ -31,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .actions import Action
+from .checkpoint import RowState
 
 __all__ = [
     "Canary",
@@ -40,24 +32,10 @@ __all__ = [
     "HaltKind",
     "IfExists",
     "Mode",
-    "RowState",
     "RunOptions",
     "RunResult",
     "RunStats",
 ]
-
-
-class RowState(StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    DONE = "done"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-    INVALID = "invalid"
-
-    @property
-    def finished(self) -> bool:
-        return self not in (RowState.PENDING, RowState.SENDING)
 
 
 class Mode(StrEnum):
@@ -165,7 +143,7 @@ class RunOptions:
             raise ValueError("--max-attempts must be at least 1")
         if self.timeout <= 0:
             raise ValueError("--timeout must be positive")
-        if self.mode is not Mode.APPLY and not self.action.readback:
+        if self.mode is not Mode.APPLY and self.action.reader is None:
             raise ValueError(f"{self.action.name} changes nothing: there is nothing to plan or verify")
         if not 0 < self.max_failure_rate <= 1:
             raise ValueError("--max-failure-rate must be above 0 and at most 1 (1 turns the safety stop off)")

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from .actions import ACTIONS, Action
+from .actions import Action
 from .files import atomic_file
 from .redact import error_kind
 
@@ -58,15 +58,15 @@ def classify(
     action: Action, params: Mapping[str, str], current: Mapping[str, str]
 ) -> tuple[str, tuple[str, ...], str | None]:
     """(kind, differing fields, action to send) for a row and the live state it would change."""
-    assert action.readback is not None
-    exists = ACTIONS[action.readback].exists(current)
+    if action.reader is None or action.update is None:
+        raise ValueError(f"{action.name} changes nothing: there is nothing to plan")
     diffs = tuple(action.differences(params, current))
-    if not exists:
+    if not action.reader.exists(current):
         # Nothing to delete is already the goal; anything else is created.
-        return ("noop", (), None) if action.create is None else ("create", diffs, action.create)
+        return ("noop", (), None) if action.create is None else ("create", diffs, action.create.name)
     if not diffs:
         return "noop", (), None
-    return "update", diffs, action.update
+    return "update", diffs, action.update.name
 
 
 def write_plan(path: Path, header: PlanHeader, entries: list[PlanEntry]) -> None:

@@ -43,7 +43,6 @@ from .redact import error_kind, redact
 __all__ = [
     "REPORT_COLUMNS",
     "accounts_table",
-    "failures_path",
     "plan_from_checkpoint",
     "report_rows",
     "spreadsheet_safe",
@@ -115,12 +114,6 @@ def _write_report(ckpt: Checkpoint, out: TextIO, fmt: str, failed_only: bool) ->
     return count
 
 
-def failures_path(checkpoint: Path, fmt: Format) -> Path:
-    """``x.ckpt`` -> ``x.failures.csv`` (or .jsonl / .txt, as the input was)."""
-    ext = {Format.CSV: ".csv", Format.JSONL: ".jsonl", Format.LIST: ".txt"}[fmt]
-    return checkpoint.with_name(checkpoint.stem + ".failures" + ext)
-
-
 def write_failures(ckpt: Checkpoint, path: Path) -> int:
     """Write failed and invalid rows in the input's own format, ready to be fed back.
 
@@ -161,10 +154,10 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
         if r["state"] == "invalid":
             entries.append(PlanEntry(r["line"], r["domain"] or "", "invalid", reason=redact(r["message"] or "")))
         elif r["plan_kind"] == "conflict" or r["state"] == "failed":
-            entries.append(PlanEntry(r["line"], r["domain"], "conflict", reason=redact(r["message"] or "")))
+            entries.append(PlanEntry(r["line"], r["domain"] or "", "conflict", reason=redact(r["message"] or "")))
         elif r["plan_kind"]:
             fields = tuple(f for f in (r["plan_fields"] or "").split(",") if f)
-            entries.append(PlanEntry(r["line"], r["domain"], r["plan_kind"], fields, r["plan_send"]))
+            entries.append(PlanEntry(r["line"], r["domain"] or "", r["plan_kind"], fields, r["plan_send"]))
     # The plan is as old as its first read, not as its file.
     header = PlanHeader(meta["action"], meta["input_path"], meta["input_sha256"], meta["created"],
                         meta.get("overrides") or {})

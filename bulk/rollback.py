@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .actions import RESTORES, recorded_action
+from .actions import recorded_action
 from .backup import META_KEY as BACKUP_META
-from .backup import backup_path
-from .checkpoint import Checkpoint, CheckpointBusy, CheckpointError
+from .checkpoint import Checkpoint, CheckpointBusy, CheckpointError, RowState
 from .inputs import read_rows
-from .options import Mode, RowState, RunOptions
+from .options import Mode, RunOptions
+from .paths import backup_path, rollback_checkpoint
 
-__all__ = ["Rollback", "RollbackError", "plan_rollback", "rollback_checkpoint"]
+__all__ = ["Rollback", "RollbackError", "plan_rollback"]
 
 #: rows that hold, or may hold, the run's change
 _CHANGED = (RowState.DONE, RowState.SENDING)
@@ -47,15 +47,10 @@ class Rollback:
     unrecorded: tuple[str, ...]
 
 
-def rollback_checkpoint(checkpoint: Path) -> Path:
-    """``x.ckpt`` -> ``x.rollback.ckpt``."""
-    return checkpoint.with_name(checkpoint.stem + ".rollback.ckpt")
-
-
 def plan_rollback(checkpoint: Path, *, output: Path | None = None, **run: Any) -> Rollback:
     """The options of the run that puts back what ``checkpoint``'s run changed.
 
-    ``output`` is the rollback's checkpoint (default ``rollback_checkpoint``);
+    ``output`` is the rollback's checkpoint (default ``paths.rollback_checkpoint``);
     ``run`` takes RunOptions fields (qps, max_attempts, timeout, log_file...).
     Raises RollbackError, CheckpointBusy or CheckpointError; sends nothing.
     """
@@ -67,14 +62,14 @@ def plan_rollback(checkpoint: Path, *, output: Path | None = None, **run: Any) -
     if "action" not in meta:
         raise CheckpointError(f"{checkpoint} holds no run")
     action = recorded_action(meta["action"])
-    if meta.get("mode", Mode.APPLY) not in (Mode.APPLY, Mode.ROLLBACK) or action.read_only or not action.readback:
+    if meta.get("mode", Mode.APPLY) not in (Mode.APPLY, Mode.ROLLBACK) or action.family is None or action.read_only:
         raise RollbackError(f"the run of {checkpoint} changed nothing ({meta.get('mode')} {action.name}): "
                             "nothing to roll back")
     backup = backup_path(checkpoint)
     if not backup.is_file():
         raise RollbackError(f"no backup {backup} next to {checkpoint}: the run was made with --no-backup, "
                             "so its prior states are unknown")
-    restore = RESTORES[action.readback]
+    restore = action.family.restore
     lines, recorded = set(), set()
     for item in read_rows(backup, restore, profiles=run.get("profiles")):
         if item.domain in changed:

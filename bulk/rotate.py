@@ -8,8 +8,9 @@
 The keys file is written atomically with mode 0600 *before* any call, and
 the run's input is that very file: a resumed rotation reuses it (its SHA-256
 is the checkpoint's input digest) and never makes new keys, and a keys file
-that changed is refused. ``via`` picks the action: SetSnapshotCallbackAuth,
-or UpdateLiveSnapshotNotifyConfig keeping each domain's current NotifyUrl
+that changed is refused. ``via`` picks the family (``actions.KeyRotation``)
+whose update action sets the keys: SetSnapshotCallbackAuth, or
+UpdateLiveSnapshotNotifyConfig keeping each domain's current NotifyUrl
 (read just before its call).
 """
 
@@ -19,20 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .actions import resolve
+from .actions import FAMILIES, Action, KeyRotation, resolve
 from .checkpoint import Checkpoint
-from .engine import default_checkpoint, prepare
 from .inputs import BadRow, Row, file_sha256, read_rows
-from .keys import KEY_COLUMNS, load_or_create_keys
+from .keys import load_or_create_keys
 from .options import RunOptions
+from .paths import default_checkpoint
+from .prepare import prepare
 
 __all__ = ["VIA", "Rotation", "RotationError", "plan_rotation", "prepare_rotation"]
 
-#: --via -> (action, values set on every row, parameters kept from the live config)
-VIA: dict[str, tuple[str, dict[str, str], tuple[str, ...]]] = {
-    "set-callback-auth": ("SetSnapshotCallbackAuth", {"CallbackReqAuth": "yes"}, ()),
-    "update-notify-config": ("UpdateLiveSnapshotNotifyConfig", {"NotifyReqAuth": "yes"}, ("NotifyUrl",)),
-}
+#: --via -> the update action of the family that rotates that way, and how (``Family.rotation``)
+VIA: dict[str, tuple[Action, KeyRotation]] = {r.via: (f.update, r) for f in FAMILIES if (r := f.rotation) is not None}
 
 
 class RotationError(Exception):
@@ -70,8 +69,8 @@ def plan_rotation(
         raise RotationError(f"--via must be one of {', '.join(VIA)}")
     if keys_out.suffix != ".csv":
         raise RotationError("--keys-out must be a .csv file")
-    name, overrides, keep = VIA[via]
-    action = resolve(name)
+    action, rotation = VIA[via]
+    overrides, keep = {rotation.switch: "yes"}, rotation.keep
     domains = _rotation_domains(domains_path)
     ckpt = checkpoint or default_checkpoint(keys_out, action)
     expected = None
@@ -79,7 +78,7 @@ def plan_rotation(
         with Checkpoint.open_readonly(ckpt) as c:
             expected = (c.meta() or {}).get("input_sha256")
     _, digest = load_or_create_keys(keys_out, domains, length=key_length, same_key=same_key,
-                                    column=KEY_COLUMNS[via], expected_digest=expected)
+                                    column=rotation.key, expected_digest=expected)
     options = RunOptions(
         action=action, input_path=keys_out, checkpoint_path=ckpt, overrides=overrides, keep_current=keep,
         strict=True, extra_meta={"domains_sha256": file_sha256(domains_path), "keep_current": list(keep)}, **run,

@@ -1,9 +1,9 @@
 """The fleet-wide safety stop: halt a run whose failures are about the account, not the rows.
 
     safety = SafetyStop(max_failure_rate=0.5)
-    for settled in outcomes:                      # every row the run takes to an outcome
-        if (halt := safety.observe(settled)) is not None:
-            stop_with(halt)                       # Halt(HaltKind.SAFETY_STOP, "...", code="Forbidden.RAM")
+    for outcome in outcomes:                      # every row the run takes to an outcome
+        if (halt := safety.observe(outcome)) is not None:
+            lane.stop(halt)                       # Halt(HaltKind.SAFETY_STOP, "...", code="Forbidden.RAM")
 
 Some permanent errors are not about the row: a RAM policy without the
 action (``Forbidden.RAM``), a clock off by more than 15 minutes
@@ -30,8 +30,8 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from typing import Any
 
-from .jobs import Settled
-from .options import Halt, HaltKind, RowState
+from .checkpoint import RowOutcome, RowState
+from .options import Halt, HaltKind
 
 __all__ = ["META_KEY", "SafetyStop", "fix_for", "tripped"]
 
@@ -89,7 +89,7 @@ class SafetyStop:
         self._recent: deque[str | None] = deque(maxlen=window)
         self._codes: Counter[str] = Counter()
         #: the last row that failed with each code: its message and action go into the halt
-        self._examples: dict[str, Settled] = {}
+        self._examples: dict[str, RowOutcome] = {}
         self._streak = 0
         self._streak_code: str | None = None
         self.tripped: Halt | None = None
@@ -98,11 +98,11 @@ class SafetyStop:
     def enabled(self) -> bool:
         return self._rate < 1
 
-    def observe(self, settled: Settled) -> Halt | None:
+    def observe(self, outcome: RowOutcome) -> Halt | None:
         """Count one finished row; the Halt if this row trips the stop (only the first time)."""
         if self.tripped is not None or not self.enabled:
             return None
-        code = settled.code if settled.state is RowState.FAILED and not settled.transient else None
+        code = outcome.code if outcome.state is RowState.FAILED and not outcome.transient else None
         if len(self._recent) == self._recent.maxlen and (gone := self._recent[0]) is not None:
             self._codes[gone] -= 1
         self._recent.append(code)
@@ -111,7 +111,7 @@ class SafetyStop:
         if code is None:
             return None
         self._codes[code] += 1
-        self._examples[code] = settled
+        self._examples[code] = outcome
         if self._streak >= self._streak_max:
             return self._trip(code, f"{self._streak} rows in a row failed with it")
         failed, seen = sum(self._codes.values()), len(self._recent)

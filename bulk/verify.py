@@ -6,7 +6,7 @@
         print(row["line"], row["domain"], row["code"], row["message"])
 
 A verify is an engine run in verify mode over the rows the run recorded
-``done``, with its own checkpoint (``CHECKPOINT.verify``, made anew each
+``done``, with its own checkpoint (``paths.verify_checkpoint``, made anew each
 time). The run's --set values come from its checkpoint; secret ones were
 never stored, so they must be given again and are checked against the
 fingerprints the run kept. An input that changed since the run is refused:
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from .actions import Action, recorded_action
-from .checkpoint import Checkpoint
-from .engine import remove_checkpoint
+from .checkpoint import Checkpoint, RowState, StoredRow, remove_checkpoint
 from .inputs import file_sha256, parse_overrides
 from .options import Mode, RunOptions
+from .paths import verify_checkpoint
 from .redact import redact_overrides
 
 __all__ = ["VerifyError", "drifted", "recover_overrides", "verify_action", "verify_options"]
@@ -39,7 +39,7 @@ def verify_action(checkpoint: Path) -> str:
         action = (c.meta() or {}).get("action")
     if not action:
         raise VerifyError(f"{checkpoint} holds no run")
-    return action
+    return str(action)
 
 
 def verify_options(checkpoint: Path, *, given: Sequence[str] = (), **run: Any) -> RunOptions:
@@ -50,7 +50,7 @@ def verify_options(checkpoint: Path, *, given: Sequence[str] = (), **run: Any) -
     """
     with Checkpoint.open_readonly(checkpoint) as c:
         meta = c.meta() or {}
-        done = frozenset(r["line"] for r in c.rows(states=["done"]))
+        done = frozenset(r["line"] for r in c.rows(states=[RowState.DONE]))
     if "action" not in meta:
         raise VerifyError(f"{checkpoint} holds no run")
     action = recorded_action(meta["action"])
@@ -59,7 +59,7 @@ def verify_options(checkpoint: Path, *, given: Sequence[str] = (), **run: Any) -
         raise VerifyError(f"the input {source} changed since the run of {checkpoint} (or is gone); "
                           "verify needs the very file the run used")
     overrides = recover_overrides(action, meta.get("overrides", {}), parse_overrides(given, action))
-    target = checkpoint.with_name(checkpoint.name + ".verify")
+    target = verify_checkpoint(checkpoint)
     remove_checkpoint(target)
     return RunOptions(action=action, input_path=source, checkpoint_path=target, overrides=overrides,
                       mode=Mode.VERIFY, only_lines=done, keep_current=tuple(meta.get("keep_current", ())), **run)
@@ -78,7 +78,7 @@ def recover_overrides(action: Action, stored: Mapping[str, str], given: Mapping[
     return overrides
 
 
-def drifted(verify_checkpoint: Path) -> Iterator[dict[str, Any]]:
+def drifted(verify_checkpoint: Path) -> Iterator[StoredRow]:
     """The rows a verify found drifted or unreadable."""
     with Checkpoint.open_readonly(verify_checkpoint) as c:
-        yield from c.rows(states=["failed"])
+        yield from c.rows(states=[RowState.FAILED])

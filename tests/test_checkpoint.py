@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from bulk.checkpoint import Checkpoint, CheckpointBusy, CheckpointError, IngestedRow, RowResult
-from bulk.options import RowState
+from bulk.checkpoint import Checkpoint, CheckpointBusy, CheckpointError, RowOutcome, RowState
+from bulk.inputs import BadRow, Row
 
 
 def test_rows_move_through_states(tmp_path: Path) -> None:
     with Checkpoint.open(tmp_path / "c.ckpt") as ckpt:
         ckpt.set_meta({"action": "AddLiveSnapshotNotifyConfig", "overrides": {"NotifyUrl": "http://x.example.com"}})
-        ckpt.add_rows([IngestedRow(2, "a.example.com", RowState.PENDING, offset=10),
-                       IngestedRow(3, None, RowState.INVALID, "DomainName is required")])
+        ckpt.add_rows([Row(2, "a.example.com", {}, {}, offset=10),
+                       BadRow(3, "DomainName is required")])
         ckpt.claim([2])
         assert [(t.line, t.state, t.offset) for t in ckpt.todo()] == [(2, RowState.SENDING, 10)]
-        ckpt.record(RowResult(line=2, state=RowState.DONE, attempts=2, action="AddLiveSnapshotNotifyConfig",
-                              request_id="R1"))
+        ckpt.record(RowOutcome(RowState.DONE, action="AddLiveSnapshotNotifyConfig", request_id="R1",
+                               line=2, attempts=2))
         ckpt.flush()
         assert ckpt.counts()["done"] == 1
         assert ckpt.error_counts() == {"InvalidRow": 1}
@@ -35,10 +35,10 @@ def test_rows_move_through_states(tmp_path: Path) -> None:
 
 def test_reopen_failed_only_transient_unless_all(tmp_path: Path) -> None:
     with Checkpoint.open(tmp_path / "c.ckpt") as ckpt:
-        ckpt.add_rows([IngestedRow(i, f"d{i}.example.com", RowState.PENDING) for i in (2, 3, 4)])
-        ckpt.record(RowResult(2, RowState.FAILED, 8, code="InternalError", transient=True, reached=True))
-        ckpt.record(RowResult(3, RowState.FAILED, 1, code="MalformedParam", transient=False))
-        ckpt.record(RowResult(4, RowState.FAILED, 0, code="PlanConflict", transient=False))
+        ckpt.add_rows([Row(i, f"d{i}.example.com", {}, {}) for i in (2, 3, 4)])
+        ckpt.record(RowOutcome(RowState.FAILED, code="InternalError", transient=True, line=2, attempts=8, reached=True))
+        ckpt.record(RowOutcome(RowState.FAILED, code="MalformedParam", transient=False, line=3, attempts=1))
+        ckpt.record(RowOutcome(RowState.FAILED, code="PlanConflict", transient=False, line=4, attempts=0))
         ckpt.flush()
         assert ckpt.reopen_failed(all_failed=False) == 1
         assert ckpt.counts()["failed"] == 2
@@ -53,9 +53,9 @@ def test_reopen_failed_only_transient_unless_all(tmp_path: Path) -> None:
 def test_reopen_failed_with_a_code_reopens_only_that_code(tmp_path: Path) -> None:
     """What the next run does after a safety stop: the rows of its code, permanent or not, and no others."""
     with Checkpoint.open(tmp_path / "c.ckpt") as ckpt:
-        ckpt.add_rows([IngestedRow(i, f"d{i}.example.com", RowState.PENDING) for i in (2, 3, 4, 5)])
+        ckpt.add_rows([Row(i, f"d{i}.example.com", {}, {}) for i in (2, 3, 4, 5)])
         for line, code in ((2, "Forbidden.RAM"), (3, "MalformedParam"), (4, "Forbidden.RAM"), (5, "PlanConflict")):
-            ckpt.record(RowResult(line, RowState.FAILED, 1, code=code))
+            ckpt.record(RowOutcome(RowState.FAILED, code=code, line=line, attempts=1))
         ckpt.flush()
         assert ckpt.reopen_failed(code="Forbidden.RAM") == 2
         assert [t.line for t in ckpt.todo()] == [2, 4]
@@ -102,15 +102,14 @@ def test_claims_survive_kill_9(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        from bulk.checkpoint import Checkpoint, RowResult
+        from bulk.checkpoint import Checkpoint, RowOutcome, RowState
+        from bulk.inputs import Row
         c = Checkpoint.open(Path({str(path)!r}))
-        from bulk.checkpoint import IngestedRow
-        from bulk.options import RowState
-        c.add_rows([IngestedRow(i, f"d{{i}}.example.com", RowState.PENDING) for i in range(2, 12)])
+        c.add_rows([Row(i, f"d{{i}}.example.com", {{}}, {{}}) for i in range(2, 12)])
         c.claim([2, 3, 4])
-        c.record(RowResult(2, RowState.DONE, 1, request_id="R"))
+        c.record(RowOutcome(RowState.DONE, request_id="R", line=2, attempts=1))
         c.flush()
-        c.record(RowResult(3, RowState.DONE, 1, request_id="R"))  # buffered, never committed
+        c.record(RowOutcome(RowState.DONE, request_id="R", line=3, attempts=1))  # buffered, never committed
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     proc = subprocess.run([sys.executable, "-c", script])

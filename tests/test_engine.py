@@ -11,10 +11,11 @@ import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 from bulk.actions import resolve
-from bulk.checkpoint import Checkpoint, CheckpointError, RowResult
+from bulk.checkpoint import Checkpoint, CheckpointError, RowOutcome, RowState
 from bulk.client import LiveClient
 from bulk.credentials import Credentials, StaticCredentials
-from bulk.engine import RunOptions, RunResult, StrictModeError, run
+from bulk.engine import RunOptions, RunResult, run
+from bulk.prepare import StrictModeError
 from bulk.retry import RetryPolicy
 from bulk.sim import SimConfig, Simulator, max_in_window
 
@@ -210,7 +211,7 @@ async def test_409_after_a_possible_earlier_attempt_is_read_back(tmp_path: Path)
         await run_engine(sim, csv, checkpoint=ckpt_path, qps=500)
         with Checkpoint.open(ckpt_path) as ckpt:
             for line in (2, 3, 4):
-                ckpt.record(RowResult(line, "sending", 1))
+                ckpt.record(RowOutcome(RowState.SENDING, line=line, attempts=1))
         _preexisting(sim, "d0002.example.com", "https://someone-else.example.com/cb")
         before = sum(n for (a, _), n in sim.applied.items() if a == ADD)
         result = await run_engine(sim, csv, checkpoint=ckpt_path, qps=500)

@@ -24,11 +24,11 @@ from test_engine import ADD, FAST_RETRY, URL, domains_csv, run_engine, simulator
 
 from bulk.actions import resolve
 from bulk.attempts import Health
-from bulk.checkpoint import Checkpoint, RowResult
+from bulk.checkpoint import Checkpoint, RowOutcome, RowState
 from bulk.client import LiveClient
 from bulk.credentials import ChainCredentials, Credentials, StaticCredentials
 from bulk.engine import run
-from bulk.options import HaltKind, RowState, RunOptions
+from bulk.options import HaltKind, RunOptions
 from bulk.retry import RetryPolicy
 from bulk.sim import Simulator
 
@@ -76,7 +76,7 @@ async def test_a_failed_row_that_may_have_landed_is_read_back_before_it_is_resen
         await run_engine(sim, csv, checkpoint=ckpt, qps=500)
         # As an older bulk would have left it: applied at the service, recorded failed (transient).
         with Checkpoint.open(ckpt) as c:
-            c.record(RowResult(2, RowState.FAILED, 3, code="InternalError", transient=True, reached=True))
+            c.record(RowOutcome(RowState.FAILED, code="InternalError", transient=True, line=2, attempts=3, reached=True))
         before = sim.stats()["calls"][ADD]
         read_before = sim.stats()["calls"][DESCRIBE]["OK"]  # the first run's backup reads
         result = await run_engine(sim, csv, checkpoint=ckpt, qps=500)
@@ -219,7 +219,7 @@ async def test_if_exists_decides_for_a_possibly_landed_row_that_meets_another_co
         await run_engine(sim, csv, checkpoint=ckpt, qps=500, if_exists=if_exists)
         # The first row was in flight when the last run died; somebody else configured the domain since.
         with Checkpoint.open(ckpt) as c:
-            c.record(RowResult(2, RowState.SENDING, 1, reached=True))
+            c.record(RowOutcome(RowState.SENDING, line=2, attempts=1, reached=True))
         sim.notify_configs["d0000.example.com"]["NotifyUrl"] = "https://other.example.com/x"
         result = await run_engine(sim, csv, checkpoint=ckpt, qps=500, if_exists=if_exists)
         held = sim.notify_configs["d0000.example.com"]["NotifyUrl"]

@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bulk.attempts import Caller, CallLog
-from bulk.checkpoint import Checkpoint, IngestedRow, RowResult
+from bulk.checkpoint import Checkpoint, RowOutcome, RowState
 from bulk.client import Failure
 from bulk.credentials import fingerprint
-from bulk.options import RowState
+from bulk.inputs import BadRow, Row
 from bulk.redact import MASK, error_kind, redact, secret_values
 from bulk.report import plan_from_checkpoint, write_report
 
@@ -79,8 +79,8 @@ def test_the_checkpoint_report_plan_and_log_keep_redacted_messages(tmp_path: Pat
     with Checkpoint.open(tmp_path / "c.ckpt") as ckpt:
         ckpt.set_meta({"action": "SetSnapshotCallbackAuth", "input_path": str(tmp_path / "d.csv"), "input_sha256": "",
                        "created": 0.0, "format": "csv"})
-        ckpt.add_rows([IngestedRow(2, "a.example.com", RowState.PENDING), IngestedRow(3, None, RowState.INVALID, leaky)])
-        ckpt.record(RowResult(2, RowState.FAILED, 1, code="X", message=leaky))
+        ckpt.add_rows([Row(2, "a.example.com", {"DomainName": "a.example.com"}, {}), BadRow(3, leaky)])
+        ckpt.record(RowOutcome(RowState.FAILED, code="X", message=leaky, line=2, attempts=1))
         ckpt.flush()
         stored = [r["message"] for r in ckpt.rows()]
         write_report(ckpt, tmp_path / "report.csv")

@@ -20,11 +20,11 @@ from conftest import TEST_AK_ID, TEST_AK_SECRET
 from test_cli import bulk, start_bulk
 from test_engine import ADD, domains_csv, run_engine, simulator
 
-from bulk.backup import backup_path
 from bulk.checkpoint import Checkpoint
 from bulk.client import LiveClient
 from bulk.credentials import Credentials, StaticCredentials
 from bulk.engine import run
+from bulk.paths import backup_path
 from bulk.rollback import plan_rollback
 from bulk.sim import SimConfig, Simulator
 

@@ -9,21 +9,21 @@ from test_cli import bulk
 from test_engine import ADD, URL, domains_csv, run_engine, simulator
 
 from bulk.checkpoint import Checkpoint
-from bulk.jobs import Settled
-from bulk.options import HaltKind, RowState
+from bulk.checkpoint import RowOutcome, RowState
+from bulk.options import HaltKind
 from bulk.safety import META_KEY, SafetyStop, fix_for
 
 DESCRIBE = "DescribeLiveSnapshotNotifyConfig"
 
 
-def failed(code: str, *, transient: bool = False, message: str = "no", action: str = ADD) -> Settled:
-    return Settled(RowState.FAILED, action, code, message, 403, "RID", transient)
+def failed(code: str, *, transient: bool = False, message: str = "no", action: str = ADD) -> RowOutcome:
+    return RowOutcome(RowState.FAILED, action, code, message, 403, "RID", transient)
 
 
-DONE = Settled(RowState.DONE, ADD)
+DONE = RowOutcome(RowState.DONE, ADD)
 
 
-def feed(stop: SafetyStop, outcomes: list[Settled]) -> int | None:
+def feed(stop: SafetyStop, outcomes: list[RowOutcome]) -> int | None:
     """The 1-based position of the outcome that tripped the stop, if one did."""
     for n, settled in enumerate(outcomes, 1):
         if stop.observe(settled) is not None:

@@ -16,22 +16,43 @@ import orjson
 import typer
 from rich.table import Table
 
-from .. import engine
 from ..actions import Action, recorded_action, resolve
-from ..checkpoint import Checkpoint
+from ..checkpoint import Checkpoint, remove_checkpoint
 from ..client import DEFAULT_ENDPOINT, DEFAULT_REGION
 from ..credentials import profile_names
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
 from ..options import Exit, Mode, RunOptions, RunResult
+from ..paths import (
+    default_checkpoint,
+    failures_path,
+    plan_reads_checkpoint,
+    plan_run_checkpoint,
+)
+from ..paths import plan_path as default_plan_path
 from ..plan import KINDS, PlanError, check_plan, read_plan
+from ..prepare import dry_run
 from ..redact import redact_overrides
 from ..report import (
-    accounts_table, failures_path, plan_from_checkpoint, summary_table, write_failures, write_report,
+    accounts_table,
+    plan_from_checkpoint,
+    summary_table,
+    write_failures,
+    write_report,
 )
 from ..rollback import plan_rollback
 from ..rotate import VIA, plan_rotation, prepare_rotation
 from ..verify import drifted, verify_action, verify_options
-from .common import Connection, app, err, errors, execute, fail, out, print_bad, warn_literal_secrets
+from .common import (
+    Connection,
+    app,
+    err,
+    errors,
+    execute,
+    fail,
+    out,
+    print_bad,
+    warn_literal_secrets,
+)
 
 # Options shared by the commands that call the API.
 ActionOpt = Annotated[str, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")]
@@ -105,7 +126,7 @@ def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: P
     warn_literal_secrets(pairs or [], action)
     with errors():
         overrides = parse_overrides(pairs or [], action)
-        ckpt = checkpoint or engine.default_checkpoint(input, action)
+        ckpt = checkpoint or default_checkpoint(input, action)
         return RunOptions(action=action, input_path=input, checkpoint_path=ckpt, overrides=overrides,
                           profiles=profile_names(), **kwargs)
 
@@ -143,7 +164,7 @@ def run_cmd(
         with errors():
             header, _ = read_plan(plan)
         input, action = input or Path(header.input_path), action or header.action
-        checkpoint = checkpoint or plan.with_name(plan.name + ".ckpt")
+        checkpoint = checkpoint or plan_run_checkpoint(plan)
         extra = {"plan_path": plan, "extra_meta": {"plan_sha256": file_sha256(plan)}}
     if input is None or action is None:
         fail("give INPUT and --action (or --plan PLAN)")
@@ -175,7 +196,7 @@ def _check_plan_fits(plan: Path, options: RunOptions, max_age: float) -> None:
 
 def _print_dry_run(options: RunOptions) -> int:
     with errors():
-        estimate = engine.dry_run(options)
+        estimate = dry_run(options)
     if estimate.validation is None:
         out.print(f"checkpoint {options.checkpoint_path}: " + ", ".join(f"{k} {v}" for k, v in estimate.counts.items()))
     else:
@@ -261,9 +282,9 @@ def plan_cmd(
     """Read every domain's current state and write what ACTION would change: create, update, noop, conflict."""
     with errors():
         act = resolve(action)
-    plan_path = output or input.with_name(f"{input.name}.{act.kebab}.plan.jsonl")
+    plan_path = output or default_plan_path(input, act)
     # Not PLAN.ckpt: that one belongs to `bulk run --plan PLAN`.
-    ckpt = checkpoint or plan_path.with_name(plan_path.name + ".reads.ckpt")
+    ckpt = checkpoint or plan_reads_checkpoint(plan_path)
     with errors():
         _drop_finished(ckpt)
     options = _options(act, input, set_, ckpt, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
@@ -294,7 +315,7 @@ def _drop_finished(ckpt: Path) -> None:
         with Checkpoint.open_readonly(ckpt) as c:
             counts = c.counts()
         if counts["pending"] + counts["sending"] == 0:
-            engine.remove_checkpoint(ckpt)
+            remove_checkpoint(ckpt)
 
 
 @app.command("verify")
