@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import idna
 
+from .errors import UsageError
+
 __all__ = [
     "API_VERSION",
     "ACTIONS",
@@ -460,4 +462,4 @@ def resolve(name: str) -> Action:
         if action.name.lower() == wanted:
             return action
     names = ", ".join(ACTIONS)
-    raise KeyError(f"unknown action {name!r}; expected one of: {names}")
+    raise UsageError(f"unknown action {name!r}; expected one of: {names}")

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import orjson
 
+from .errors import BulkError, Exit
 from .files import LocalFault
 from .inputs import BadRow, Row
 from .paths import checkpoint_files, lock_path
@@ -116,12 +117,14 @@ class RowState(StrEnum):
         return self not in (RowState.PENDING, RowState.SENDING)
 
 
-class CheckpointError(Exception):
+class CheckpointError(BulkError):
     """The checkpoint cannot be used for this run (the message says why)."""
 
 
 class CheckpointBusy(CheckpointError):
     """Another run holds the checkpoint."""
+
+    exit_code = Exit.BUSY
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,8 +37,8 @@ from __future__ import annotations
 import copy
 import ssl
 import time
-from contextvars import ContextVar
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +48,7 @@ import orjson
 from yarl import URL
 
 from .credentials import CredentialsError, CredentialSource
+from .errors import UsageError
 from .proxies import proxy_for
 from .redact import error_kind, redact, secret_values
 from .signing import sign
@@ -172,9 +173,9 @@ class LiveClient:
         """``ssl_context`` replaces the system's trust store (a private CA; a TLS test server)."""
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
+            raise UsageError(f"endpoint must be an http(s) URL, got {endpoint!r}")
         if signature not in ("v3", "v1"):
-            raise ValueError(f"signature must be v3 or v1, got {signature!r}")
+            raise UsageError(f"signature must be v3 or v1, got {signature!r}")
         self._credentials = credentials
         self._base = f"{parts.scheme}://{parts.netloc}/"
         self._host = parts.netloc

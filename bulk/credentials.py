@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .errors import BulkError
+
 __all__ = [
     "ChainCredentials",
     "CredentialSource",
@@ -62,7 +64,7 @@ class Credentials:
         return f"{self.access_key_id}/{fingerprint(self.access_key_secret)}"
 
 
-class CredentialsError(RuntimeError):
+class CredentialsError(BulkError, RuntimeError):
     """No usable credentials; the message says what to set."""
 
 

@@ -26,18 +26,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import BulkError, Exit
 from .redact import error_kind
 
 __all__ = ["LocalFault", "UnsafeFile", "atomic_file", "open_append", "write_atomic"]
 
 
-class LocalFault(Exception):
+class LocalFault(BulkError):
     """A file of ours could not be written or read back (disk full, permissions, sqlite).
 
     Not the service's doing and not the row's: the run stops cleanly, rows in
     flight stay ``sending``, and the same command resumes once the file is fixed.
     The message names the file and the error, never a secret.
     """
+
+    exit_code = Exit.INTERRUPTED
 
     def __init__(self, path: object, error: BaseException | str) -> None:
         # An OS error's own words (they name no file: the message does); else only the kind, never a library's text.
@@ -46,7 +49,7 @@ class LocalFault(Exception):
         self.path = path
 
 
-class UnsafeFile(Exception):
+class UnsafeFile(BulkError):
     """A file to append to exists with modes looser than 0600, or another user's: nothing was written to it."""
 
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .actions import FAMILIES
+from .errors import BulkError, UsageError
 from .files import write_atomic
 
 __all__ = [
@@ -43,13 +44,13 @@ ALPHABET = string.ascii_letters + string.digits
 KEY_COLUMNS = {r.via: r.key for f in FAMILIES if (r := f.rotation) is not None}
 
 
-class KeysFileError(Exception):
+class KeysFileError(BulkError):
     """The keys file is missing, malformed, unsafe or not the one expected (never shows a key)."""
 
 
 def _check_length(length: int) -> None:
     if not 16 <= length <= 32:
-        raise ValueError(f"key length must be 16 to 32, got {length}")
+        raise UsageError(f"key length must be 16 to 32, got {length}")
 
 
 def _valid_key(key: str) -> bool:
@@ -81,7 +82,7 @@ def generate_keys(domains: Iterable[str], *, length: int = 32, same_key: bool = 
 def write_keys_file(path: Path, keys: Mapping[str, str], *, column: str = "CallbackAuthKey") -> str:
     """Write ``DomainName,<column>`` atomically with mode 0600; return the content's SHA-256."""
     if column not in KEY_COLUMNS.values():
-        raise ValueError(f"key column must be one of {', '.join(KEY_COLUMNS.values())}, got {column!r}")
+        raise UsageError(f"key column must be one of {', '.join(KEY_COLUMNS.values())}, got {column!r}")
     bad = [domain for domain, key in keys.items() if not domain or not _valid_key(key)]
     if bad:
         raise KeysFileError(f"not writing {path}: {len(bad)} entry(ies) without a domain or with a key "

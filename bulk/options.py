@@ -17,17 +17,17 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from .actions import Action
 from .checkpoint import RowState
+from .errors import Exit, UsageError
 
 __all__ = [
     "Canary",
     "CanaryRow",
-    "Exit",
     "Halt",
     "HaltKind",
     "IfExists",
@@ -54,15 +54,6 @@ class IfExists(StrEnum):
     FAIL = "fail"
     SKIP = "skip"
     UPDATE = "update"
-
-
-class Exit(IntEnum):
-    OK = 0
-    FAILED = 1
-    USAGE = 2
-    INTERRUPTED = 3
-    BUSY = 4
-    SAFETY_STOP = 5
 
 
 class HaltKind(StrEnum):
@@ -135,20 +126,23 @@ class RunOptions:
     profiles: frozenset[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "if_exists", IfExists(self.if_exists))
+        try:
+            object.__setattr__(self, "if_exists", IfExists(self.if_exists))
+        except ValueError:
+            raise UsageError(f"--if-exists must be one of {', '.join(IfExists)}, got {self.if_exists!r}") from None
         object.__setattr__(self, "mode", Mode(self.mode))
         if self.qps <= 0:
-            raise ValueError("--qps must be positive")
+            raise UsageError("--qps must be positive")
         if self.max_attempts < 1:
-            raise ValueError("--max-attempts must be at least 1")
+            raise UsageError("--max-attempts must be at least 1")
         if self.timeout <= 0:
-            raise ValueError("--timeout must be positive")
+            raise UsageError("--timeout must be positive")
         if self.mode is not Mode.APPLY and self.action.reader is None:
-            raise ValueError(f"{self.action.name} changes nothing: there is nothing to plan or verify")
+            raise UsageError(f"{self.action.name} changes nothing: there is nothing to plan or verify")
         if not 0 < self.max_failure_rate <= 1:
-            raise ValueError("--max-failure-rate must be above 0 and at most 1 (1 turns the safety stop off)")
+            raise UsageError("--max-failure-rate must be above 0 and at most 1 (1 turns the safety stop off)")
         if self.canary is not None and self.canary < 1:
-            raise ValueError("--canary must be at least 1")
+            raise UsageError("--canary must be at least 1")
 
     def __repr__(self) -> str:
         # Names only: values may be secrets, and a repr ends up in tracebacks.

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from .actions import Action
+from .errors import BulkError, UsageError
 from .files import atomic_file
 from .redact import error_kind
 
@@ -30,7 +31,7 @@ __all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "check_plan", "class
 KINDS = ("create", "update", "noop", "conflict", "invalid")
 
 
-class PlanError(Exception):
+class PlanError(BulkError):
     """The plan file cannot be applied (too old, another input, other values, unreadable)."""
 
 
@@ -59,7 +60,7 @@ def classify(
 ) -> tuple[str, tuple[str, ...], str | None]:
     """(kind, differing fields, action to send) for a row and the live state it would change."""
     if action.reader is None or action.update is None:
-        raise ValueError(f"{action.name} changes nothing: there is nothing to plan")
+        raise UsageError(f"{action.name} changes nothing: there is nothing to plan")
     diffs = tuple(action.differences(params, current))
     if not action.reader.exists(current):
         # Nothing to delete is already the goal; anything else is created.

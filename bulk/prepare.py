@@ -24,15 +24,27 @@ from pathlib import Path
 from typing import Any
 
 from .backup import META_KEY as BACKUP_META
-from .checkpoint import Checkpoint, CheckpointError, RowOutcome, RowState, remove_checkpoint
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    RowOutcome,
+    RowState,
+    remove_checkpoint,
+)
 from .files import LocalFault
-from .inputs import InputError, ValidationSummary, detect_format, file_sha256, validate_file
+from .inputs import (
+    InputError,
+    ValidationSummary,
+    detect_format,
+    file_sha256,
+    validate_file,
+)
 from .options import RunOptions
 from .pacing import Pacer
 from .plan import PlanError, read_plan
+from .redact import redact_overrides
 from .rows import RowSource
 from .safety import META_KEY as SAFETY_META
-from .redact import redact_overrides
 from .safety import tripped
 
 __all__ = ["DryRun", "StrictModeError", "dry_run", "prepare", "prepare_run"]

@@ -14,10 +14,13 @@ credentials for the endpoint's host as Basic auth to the service.
 
 from __future__ import annotations
 
-from urllib.request import getproxies_environment, proxy_bypass_environment
+# proxy_bypass_environment is public in the standard library but missing from typeshed's stubs.
+from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
 import aiohttp
 from yarl import URL
+
+from .errors import UsageError
 
 __all__ = ["proxy_for"]
 
@@ -37,7 +40,7 @@ def proxy_for(url: str) -> tuple[URL | None, dict[str, str] | None]:
     proxy = URL(named if "://" in named else f"http://{named}")
     bare = proxy.with_user(None)  # and no password
     if proxy.scheme != "http" or not proxy.host:
-        raise ValueError(f"{target.scheme.upper()}_PROXY={bare} is not an http:// proxy URL (e.g. http://proxy.example.com:3128)")
+        raise UsageError(f"{target.scheme.upper()}_PROXY={bare} is not an http:// proxy URL (e.g. http://proxy.example.com:3128)")
     if proxy.user is None:
         return bare, None
     return bare, {"Proxy-Authorization": aiohttp.encode_basic_auth(proxy.user, proxy.password or "")}

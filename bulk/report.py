@@ -34,6 +34,7 @@ from rich.table import Table
 
 from .actions import recorded_action
 from .checkpoint import Checkpoint, CheckpointError
+from .errors import UsageError
 from .files import atomic_file
 from .inputs import BadRow, Format, InputError, read_rows, write_rows
 from .options import Halt
@@ -89,7 +90,7 @@ def spreadsheet_safe(cell: object) -> object:
 def write_report(ckpt: Checkpoint, path: Path | None, *, fmt: str = "csv", failed_only: bool = False) -> int:
     """Write the per-row report to ``path`` (stdout when None); return the row count."""
     if fmt not in ("csv", "jsonl"):
-        raise ValueError("report format must be csv or jsonl")
+        raise UsageError("report format must be csv or jsonl")
     if path is None:
         return _write_report(ckpt, sys.stdout, fmt, failed_only)
     # Written whole: a temporary file (0600, never a link) renamed into place.

@@ -24,6 +24,7 @@ from typing import Any
 from .actions import recorded_action
 from .backup import META_KEY as BACKUP_META
 from .checkpoint import Checkpoint, CheckpointBusy, CheckpointError, RowState
+from .errors import BulkError
 from .inputs import read_rows
 from .options import Mode, RunOptions
 from .paths import backup_path, rollback_checkpoint
@@ -34,7 +35,7 @@ __all__ = ["Rollback", "RollbackError", "plan_rollback"]
 _CHANGED = (RowState.DONE, RowState.SENDING)
 
 
-class RollbackError(Exception):
+class RollbackError(BulkError):
     """The run cannot be rolled back (the message says why)."""
 
 

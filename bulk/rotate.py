@@ -22,6 +22,7 @@ from typing import Any
 
 from .actions import FAMILIES, Action, KeyRotation, resolve
 from .checkpoint import Checkpoint
+from .errors import BulkError
 from .inputs import BadRow, Row, file_sha256, read_rows
 from .keys import load_or_create_keys
 from .options import RunOptions
@@ -34,7 +35,7 @@ __all__ = ["VIA", "Rotation", "RotationError", "plan_rotation", "prepare_rotatio
 VIA: dict[str, tuple[Action, KeyRotation]] = {r.via: (f.update, r) for f in FAMILIES if (r := f.rotation) is not None}
 
 
-class RotationError(Exception):
+class RotationError(BulkError):
     """The rotation cannot start or resume; ``bad`` holds the input's bad rows, if that is why."""
 
     def __init__(self, message: str, bad: list[BadRow] | None = None) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from .actions import Action, recorded_action
 from .checkpoint import Checkpoint, RowState, StoredRow, remove_checkpoint
+from .errors import BulkError
 from .inputs import file_sha256, parse_overrides
 from .options import Mode, RunOptions
 from .paths import verify_checkpoint
@@ -29,7 +30,7 @@ from .redact import redact_overrides
 __all__ = ["VerifyError", "drifted", "recover_overrides", "verify_action", "verify_options"]
 
 
-class VerifyError(Exception):
+class VerifyError(BulkError):
     """The run cannot be verified as asked (the message says why and what to do)."""
 
 

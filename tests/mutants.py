@@ -98,6 +98,13 @@ MUTANTS = (
         ("tests/test_record.py",),
     ),
     Mutant(
+        "library-bug-is-a-usage-error",
+        "the command takes a ValueError from inside the library for a usage error (exit 2, not 70)",
+        r"except BulkError as exc:  # nothing else",
+        "except (BulkError, ValueError) as exc:  # nothing else",
+        ("tests/test_library.py",),
+    ),
+    Mutant(
         "stale-callback-accepted",
         "the receiver's signature check no longer refuses an old timestamp",
         r"if -skew > max_skew:",

@@ -31,7 +31,7 @@ from bulk.credentials import (
     profile_names,
 )
 from bulk.engine import RunOptions, run
-from bulk.options import Exit
+from bulk.errors import Exit
 from bulk.safety import META_KEY, tripped
 from bulk.sim import SimConfig, Simulator, max_in_window
 

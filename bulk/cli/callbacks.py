@@ -15,9 +15,10 @@ import orjson
 import typer
 
 from .. import callback
+from ..errors import Exit
 from ..keys import KeysFileError, read_keys_file
-from ..options import Exit
 from .common import callback_app, err, fail, out
+
 
 @callback_app.command("verify")
 def callback_verify(

@@ -20,8 +20,9 @@ from ..actions import Action, recorded_action, resolve
 from ..checkpoint import Checkpoint, remove_checkpoint
 from ..client import DEFAULT_ENDPOINT, DEFAULT_REGION
 from ..credentials import profile_names
+from ..errors import Exit
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
-from ..options import Exit, Mode, RunOptions, RunResult
+from ..options import Mode, RunOptions, RunResult
 from ..paths import (
     default_checkpoint,
     failures_path,

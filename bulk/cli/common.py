@@ -37,27 +37,26 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import engine
-from ..checkpoint import CheckpointBusy, CheckpointError
-from ..client import LiveClient
-from ..credentials import ChainCredentials, CredentialsError, CredentialSource, load_credentials
-from ..files import LocalFault, UnsafeFile
 from ..actions import Action
-from ..inputs import BadRow, InputError, literal_secrets
-from ..keys import KeysFileError
-from ..options import Exit, Halt, HaltKind, RunOptions, RunResult, RunStats
-from ..plan import PlanError
+from ..client import LiveClient
+from ..credentials import (
+    ChainCredentials,
+    CredentialsError,
+    CredentialSource,
+    load_credentials,
+)
+from ..errors import BulkError, Exit
+from ..files import LocalFault
+from ..inputs import BadRow, literal_secrets
+from ..options import Halt, HaltKind, RunOptions, RunResult, RunStats
 from ..progress import show_progress
 from ..redact import redact
-from ..rollback import RollbackError
 from ..rotate import RotationError
-from ..verify import VerifyError
 
 __all__ = [
     "Connection", "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "sim_app",
     "warn_literal_secrets",
 ]
-
-EXIT_INTERNAL = 70
 
 app = typer.Typer(
     add_completion=False,
@@ -100,7 +99,7 @@ def main() -> None:
             # No locals: the traceback holds code, not values; its exception texts pass the redactor.
             log.write(redact("".join(traceback.format_exception(exc))))
         err.print(f"bulk: internal error: {type(exc).__name__}; the checkpoint is consistent. Details: {path}")
-        sys.exit(EXIT_INTERNAL)
+        sys.exit(Exit.INTERNAL)
 
 
 def fail(message: str, code: int = Exit.USAGE) -> NoReturn:
@@ -113,18 +112,13 @@ def errors() -> Iterator[None]:
     """Library errors -> one line and the exit code that says what to do."""
     try:
         yield
-    except CheckpointBusy as exc:
-        fail(str(exc), Exit.BUSY)
     except LocalFault as exc:
-        fail(f"{exc}; fix it and run the same command again", Exit.INTERRUPTED)
+        fail(f"{exc}; fix it and run the same command again", exc.exit_code)
     except RotationError as exc:
         print_bad(exc.bad[:20], len(exc.bad))
-        fail(str(exc))
-    except (CheckpointError, CredentialsError, InputError, KeysFileError, PlanError, RollbackError, VerifyError,
-            UnsafeFile, ValueError) as exc:
-        fail(str(exc))
-    except KeyError as exc:  # resolve(): an unknown action
-        fail(str(exc.args[0]))
+        fail(str(exc), exc.exit_code)
+    except BulkError as exc:  # nothing else: any other exception is a bug, and exits 70
+        fail(str(exc), exc.exit_code)
 
 
 def warn_literal_secrets(pairs: Sequence[str], action: Action) -> None:

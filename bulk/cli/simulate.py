@@ -48,7 +48,14 @@ def sim_serve(
     """Serve the snapshot-callback API on BIND:PORT until Ctrl-C."""
     import secrets
 
-    from ..sim import SimConfig, StreamsConfig, parse_access_key, read_access_keys, read_secret, serve_forever
+    from ..sim import (
+        SimConfig,
+        StreamsConfig,
+        parse_access_key,
+        read_access_keys,
+        read_secret,
+        serve_forever,
+    )
 
     keys: dict[str, str] = {}
 

@@ -24,7 +24,16 @@ readers) and ``writing`` (a failures file in an input format).
 
 from __future__ import annotations
 
-from .model import BadRow, Format, InputChanged, InputError, Row, ValidationSummary, detect_format, file_sha256
+from .model import (
+    BadRow,
+    Format,
+    InputChanged,
+    InputError,
+    Row,
+    ValidationSummary,
+    detect_format,
+    file_sha256,
+)
 from .overrides import literal_secrets, parse_overrides
 from .reading import read_rows, read_rows_at, validate_file
 from .writing import write_rows

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from ..errors import BulkError
+
 __all__ = [
     "KEY_SHAPED",
     "PROFILE",
@@ -44,7 +46,7 @@ def shown(text: str, instead: str, *, shape: re.Pattern[str] = _NAME) -> str:
     return repr(text) if shape.fullmatch(text) and not KEY_SHAPED.fullmatch(text) else instead
 
 
-class InputError(Exception):
+class InputError(BulkError):
     """The input as a whole cannot be used; nothing is sent."""
 
 

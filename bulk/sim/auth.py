@@ -31,7 +31,13 @@ from pathlib import Path
 from aiohttp import web
 
 from ..keys import KeysFileError, _read_private
-from ..signing import V3_ALGORITHM, canonical_query, percent_encode, v1_signature, v3_signature
+from ..signing import (
+    V3_ALGORITHM,
+    canonical_query,
+    percent_encode,
+    v1_signature,
+    v3_signature,
+)
 from .constraints import ERRORS, SECRET_PARAMS, Reject
 
 __all__ = ["Authenticator", "parse_access_key", "read_access_keys", "read_secret"]
