@@ -17,9 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
-from test_cli import bulk, start_bulk
-from test_credentials import ACCOUNTS_CONFIG, WRONG_SECRET
-from test_rollback import settle, wait_until
+from support import ACCOUNTS_CONFIG, WRONG_SECRET, bulk, settle, start_bulk, wait_until
 
 from bulk.actions import resolve
 from bulk.checkpoint import Checkpoint

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import TEST_AK_ID, TEST_AK_SECRET
-from test_cli import bulk
-from test_engine import ADD, URL, domains_csv, run_engine, simulator
+from support import ADD, URL, bulk, domains_csv, run_engine, simulator
 
 from bulk.checkpoint import Checkpoint
 from bulk.sim import SimConfig, Simulator

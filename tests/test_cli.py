@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
 import orjson
 from conftest import TEST_AK_ID, TEST_AK_SECRET
+from support import bulk, csv_of, start_bulk, wait_for_applied
 
 from bulk.checkpoint import Checkpoint
 from bulk.sim import SimConfig, Simulator
@@ -18,37 +18,9 @@ ADD = "AddLiveSnapshotNotifyConfig"
 URL = "https://callback.example.com/snapshots"
 
 
-async def bulk(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", *args, env=env or dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def start_bulk(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-
-
-def csv_of(path: Path, n: int) -> Path:
-    path.write_text("DomainName\n" + "".join(f"d{i:04d}.example.com\n" for i in range(n)))
-    return path
-
-
 def run_args(src: Path, sim: Simulator, *more: str) -> list[str]:
     return ["run", str(src), "--action", "add-live-snapshot-notify-config", "--set", f"NotifyUrl={URL}",
             "--endpoint", sim.url, *more]
-
-
-async def wait_for_applied(sim: Simulator, count: int, limit: float = 20.0) -> None:
-    for _ in range(int(limit / 0.05)):
-        if len(sim.applied) >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"only {len(sim.applied)} applied")
 
 
 async def test_kill_9_then_resume_applies_every_row_exactly_once(tmp_path: Path) -> None:

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
+from conftest import TEST_AK_ID, TEST_AK_SECRET
 from yarl import URL
 
 from bulk.client import Failure, LiveClient, Success
 from bulk.credentials import Credentials, StaticCredentials
 from bulk.proxies import proxy_for
 from bulk.sim import Simulator
-from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 SECRET_KEY = "SecretKey0123456789abcdef"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
+from support import ACCOUNTS_CONFIG, WRONG_SECRET
 
 from bulk.client import Failure, LiveClient, Success
 from bulk.credentials import (
@@ -251,17 +252,6 @@ def test_no_secret_in_repr_and_a_stable_short_fingerprint() -> None:
 
 
 # -- many accounts: one source per aliyun CLI profile -------------------------------------------
-
-WRONG_SECRET = "not-the-secret-the-service-holds"
-ACCOUNTS_CONFIG = {
-    "current": "acct-a",
-    "profiles": [
-        {"name": "acct-a", "mode": "AK", "access_key_id": "LTAIacctA", "access_key_secret": "secret-a"},
-        {"name": "acct-b", "mode": "StsToken", "access_key_id": "STS.acctB", "access_key_secret": "secret-b",
-         "sts_token": "token-b"},
-        {"name": "acct-c", "mode": "AK", "access_key_id": "LTAIacctC", "access_key_secret": WRONG_SECRET},
-    ],
-}
 
 
 def test_profile_names_are_the_cli_configs(tmp_path: Path) -> None:

@@ -2,64 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
 import pytest
-from conftest import TEST_AK_ID, TEST_AK_SECRET
+from conftest import TEST_AK_SECRET
+from support import ADD, URL, domains_csv, run_engine, simulator
 
-from bulk.actions import resolve
 from bulk.checkpoint import Checkpoint, CheckpointError, RowOutcome, RowState
-from bulk.client import LiveClient
-from bulk.credentials import Credentials, StaticCredentials
-from bulk.engine import RunOptions, RunResult, run
 from bulk.prepare import StrictModeError
-from bulk.retry import RetryPolicy
-from bulk.sim import SimConfig, Simulator, max_in_window
-
-ADD = "AddLiveSnapshotNotifyConfig"
-URL = "https://callback.example.com/snapshots"
-FAST_RETRY = dict(base=0.01, throttle_base=0.05, cap=0.2)
-
-
-@contextlib.asynccontextmanager
-async def simulator(**config: object) -> AsyncIterator[Simulator]:
-    config.setdefault("qps", 1000)
-    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, seed=11, **config)) as sim:
-        yield sim
-
-
-def domains_csv(path: Path, n: int, *, extra: list[str] = ()) -> Path:
-    path.write_text("DomainName\n" + "".join(f"d{i:04d}.example.com\n" for i in range(n)) + "".join(extra))
-    return path
-
-
-async def run_engine(
-    sim: Simulator,
-    input_path: Path,
-    *,
-    action: str = ADD,
-    overrides: dict[str, str] | None = None,
-    checkpoint: Path | None = None,
-    timeout: float = 5.0,
-    max_attempts: int = 8,
-    signature: str = "v3",
-    **options: object,
-) -> RunResult:
-    opts = RunOptions(
-        action=resolve(action),
-        input_path=input_path,
-        checkpoint_path=checkpoint or input_path.with_suffix(".ckpt"),
-        overrides={"NotifyUrl": URL} if overrides is None and action == ADD else (overrides or {}),
-        timeout=timeout,
-        max_attempts=max_attempts,
-        **options,
-    )
-    creds = StaticCredentials(Credentials(TEST_AK_ID, TEST_AK_SECRET))
-    async with LiveClient(credentials=creds, endpoint=sim.url, timeout=timeout, signature=signature) as client:
-        return await run(opts, client=client, retry=RetryPolicy(max_attempts=max_attempts, **FAST_RETRY))
+from bulk.sim import Simulator, max_in_window
 
 
 def add_times(sim: Simulator, action: str = ADD) -> list[float]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 from conftest import TEST_AK_ID, TEST_AK_SECRET
-from test_cli import bulk
+from support import bulk
 
 from bulk.sim import SimConfig, Simulator
 

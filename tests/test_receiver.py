@@ -309,7 +309,7 @@ async def _start_serve(*args: str) -> tuple[asyncio.subprocess.Process, str]:
 
 
 async def test_serve_reloads_on_sighup_and_drain_answers(tmp_path: Path) -> None:
-    from test_cli import bulk
+    from support import bulk
 
     folder = tmp_path / "keys"
     folder.mkdir()
@@ -357,7 +357,7 @@ async def test_serve_reloads_on_sighup_and_drain_answers(tmp_path: Path) -> None
 
 
 async def test_serve_refuses_a_bad_keys_file(tmp_path: Path) -> None:
-    from test_cli import bulk
+    from support import bulk
 
     path = tmp_path / "keys-2026-10.csv"
     write_keys_file(path, {"a.example.com": A_OLD})

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from conftest import TEST_AK_ID, TEST_AK_SECRET
-from test_cli import bulk
-from test_engine import ADD, FAST_RETRY, URL, domains_csv, run_engine, simulator
+from support import ADD, FAST_RETRY, URL, bulk, domains_csv, run_engine, simulator
 
 from bulk.actions import resolve
 from bulk.attempts import Health

@@ -7,7 +7,6 @@ Update cannot restore: the rollback deletes and adds it again).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import stat
@@ -17,8 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
-from test_cli import bulk, start_bulk
-from test_engine import ADD, domains_csv, run_engine, simulator
+from support import ADD, bulk, domains_csv, run_engine, settle, simulator, start_bulk, wait_until
 
 from bulk.checkpoint import Checkpoint
 from bulk.client import LiveClient
@@ -64,19 +62,6 @@ def notify_fleet(sim: Simulator, path: Path, n: int) -> dict[str, dict[str, str]
 def add_args(src: Path, sim: Simulator, *more: str) -> list[str]:
     return ["run", str(src), "--action", ADD, "--set", f"NotifyUrl={NEW_URL}", "--set", "NotifyReqAuth=yes",
             "--if-exists", "update", "--endpoint", sim.url, "--quiet", *more]
-
-
-async def wait_until(predicate, limit: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(limit / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
-
-
-async def settle(sim: Simulator) -> None:
-    """A killed run's requests may still be in flight at the service: let them land."""
-    await wait_until(lambda: sim.in_flight == 0)
 
 
 async def killed(sim: Simulator, args: list[str], *, once) -> str:  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from conftest import TEST_AK_ID, TEST_AK_SECRET
-from test_cli import bulk
+from support import bulk
 
 from bulk.keys import ALPHABET, read_keys_file
 from bulk.sim import SimConfig, Simulator

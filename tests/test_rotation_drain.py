@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import TEST_AK_ID, TEST_AK_SECRET
-from test_cli import bulk
+from support import bulk
 
 from bulk.drain import DrainReport, query_drain
 from bulk.keys import generate_keys, write_keys_file

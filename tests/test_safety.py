@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_cli import bulk
-from test_engine import ADD, URL, domains_csv, run_engine, simulator
+from support import ADD, URL, bulk, domains_csv, run_engine, simulator
 
-from bulk.checkpoint import Checkpoint
-from bulk.checkpoint import RowOutcome, RowState
+from bulk.checkpoint import Checkpoint, RowOutcome, RowState
 from bulk.options import HaltKind
 from bulk.safety import META_KEY, SafetyStop, fix_for
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
-from test_cli import bulk, csv_of, start_bulk
+from support import bulk, csv_of, start_bulk
 
 from bulk.checkpoint import Checkpoint
 from bulk.sim import SimConfig, Simulator

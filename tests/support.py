@@ -1,0 +1,124 @@
+"""Helpers that several test modules share; no test module imports another.
+
+    from support import bulk, simulator, run_engine, domains_csv
+
+``bulk``/``start_bulk`` run the real command in a child process; ``simulator``
+and ``run_engine`` drive the engine in-process against a simulator on a free
+loopback port; the rest are small waits and inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from conftest import TEST_AK_ID, TEST_AK_SECRET
+
+from bulk.actions import resolve
+from bulk.client import LiveClient
+from bulk.credentials import Credentials, StaticCredentials
+from bulk.engine import run
+from bulk.options import RunOptions, RunResult
+from bulk.retry import RetryPolicy
+from bulk.sim import SimConfig, Simulator
+
+ADD = "AddLiveSnapshotNotifyConfig"
+
+URL = "https://callback.example.com/snapshots"
+
+FAST_RETRY = dict(base=0.01, throttle_base=0.05, cap=0.2)
+
+
+@contextlib.asynccontextmanager
+async def simulator(**config: object) -> AsyncIterator[Simulator]:
+    config.setdefault("qps", 1000)
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, seed=11, **config)) as sim:
+        yield sim
+
+
+def domains_csv(path: Path, n: int, *, extra: list[str] = ()) -> Path:
+    path.write_text("DomainName\n" + "".join(f"d{i:04d}.example.com\n" for i in range(n)) + "".join(extra))
+    return path
+
+
+async def run_engine(
+    sim: Simulator,
+    input_path: Path,
+    *,
+    action: str = ADD,
+    overrides: dict[str, str] | None = None,
+    checkpoint: Path | None = None,
+    timeout: float = 5.0,
+    max_attempts: int = 8,
+    signature: str = "v3",
+    **options: object,
+) -> RunResult:
+    opts = RunOptions(
+        action=resolve(action),
+        input_path=input_path,
+        checkpoint_path=checkpoint or input_path.with_suffix(".ckpt"),
+        overrides={"NotifyUrl": URL} if overrides is None and action == ADD else (overrides or {}),
+        timeout=timeout,
+        max_attempts=max_attempts,
+        **options,
+    )
+    creds = StaticCredentials(Credentials(TEST_AK_ID, TEST_AK_SECRET))
+    async with LiveClient(credentials=creds, endpoint=sim.url, timeout=timeout, signature=signature) as client:
+        return await run(opts, client=client, retry=RetryPolicy(max_attempts=max_attempts, **FAST_RETRY))
+
+
+async def bulk(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulk", *args, env=env or dict(os.environ),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def start_bulk(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulk", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+
+def csv_of(path: Path, n: int) -> Path:
+    path.write_text("DomainName\n" + "".join(f"d{i:04d}.example.com\n" for i in range(n)))
+    return path
+
+
+async def wait_for_applied(sim: Simulator, count: int, limit: float = 20.0) -> None:
+    for _ in range(int(limit / 0.05)):
+        if len(sim.applied) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {len(sim.applied)} applied")
+
+
+async def wait_until(predicate, limit: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(limit / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+async def settle(sim: Simulator) -> None:
+    """A killed run's requests may still be in flight at the service: let them land."""
+    await wait_until(lambda: sim.in_flight == 0)
+
+
+WRONG_SECRET = "not-the-secret-the-service-holds"
+ACCOUNTS_CONFIG = {
+    "current": "acct-a",
+    "profiles": [
+        {"name": "acct-a", "mode": "AK", "access_key_id": "LTAIacctA", "access_key_secret": "secret-a"},
+        {"name": "acct-b", "mode": "StsToken", "access_key_id": "STS.acctB", "access_key_secret": "secret-b",
+         "sts_token": "token-b"},
+        {"name": "acct-c", "mode": "AK", "access_key_id": "LTAIacctC", "access_key_secret": WRONG_SECRET},
+    ],
+}
