@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from bulk.actions import resolve  # noqa: E402
 from bulk.checkpoint import Checkpoint  # noqa: E402
-from bulk.prepare import prepare  # noqa: E402
 from bulk.options import RunOptions  # noqa: E402
+from bulk.prepare import prepare  # noqa: E402
 
 ACTION = "AddLiveSnapshotNotifyConfig"
 GOAL_SECONDS = 2.0
