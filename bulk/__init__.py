@@ -24,7 +24,7 @@ from .client import DEFAULT_ENDPOINT, DEFAULT_REGION, Failure, LiveClient, Succe
 from .credentials import ChainCredentials, Credentials, CredentialsError, StaticCredentials
 from .engine import run
 from .errors import BulkError, Exit, UsageError
-from .options import IfExists, Mode, RunOptions, RunResult, RunStats
+from .options import IfExists, Mode, RunOptions, RunResult, RunStats, Tuning
 from .report import plan_from_checkpoint
 from .retry import RetryPolicy
 from .rollback import Rollback, plan_rollback
@@ -54,6 +54,7 @@ __all__ = [
     "RunStats",
     "StaticCredentials",
     "Success",
+    "Tuning",
     "UsageError",
     "plan_from_checkpoint",
     "plan_rollback",

@@ -35,6 +35,7 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "RunStats",
+    "Tuning",
 ]
 
 
@@ -87,6 +88,27 @@ class Halt:
     message: str
     #: the service's error code behind the halt, when there is one
     code: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tuning:
+    """How a run calls the API: the options every command that calls it shares.
+
+        tuning = Tuning(qps=20, timeout=5.0)
+        options = RunOptions(action=..., input_path=..., checkpoint_path=..., **tuning.fields())
+    """
+
+    qps: float = 30.0
+    concurrency: int | None = None
+    max_attempts: int = 8
+    timeout: float = 10.0
+    #: the safety stop's failure rate (1 turns it off)
+    max_failure_rate: float = 0.5
+    log_file: Path | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """As RunOptions keyword arguments."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .actions import recorded_action
 from .backup import META_KEY as BACKUP_META
 from .checkpoint import Checkpoint, CheckpointBusy, CheckpointError, RowState
 from .errors import BulkError
 from .inputs import read_rows
-from .options import Mode, RunOptions
+from .options import Mode, RunOptions, Tuning
 from .paths import backup_path, rollback_checkpoint
 
 __all__ = ["Rollback", "RollbackError", "plan_rollback"]
@@ -48,11 +47,18 @@ class Rollback:
     unrecorded: tuple[str, ...]
 
 
-def plan_rollback(checkpoint: Path, *, output: Path | None = None, **run: Any) -> Rollback:
+def plan_rollback(
+    checkpoint: Path,
+    *,
+    output: Path | None = None,
+    tuning: Tuning | None = None,
+    retry_failed: bool = False,
+    backup: bool = True,
+    profiles: frozenset[str] | None = None,
+) -> Rollback:
     """The options of the run that puts back what ``checkpoint``'s run changed.
 
     ``output`` is the rollback's checkpoint (default ``paths.rollback_checkpoint``);
-    ``run`` takes RunOptions fields (qps, max_attempts, timeout, log_file...).
     Raises RollbackError, CheckpointBusy or CheckpointError; sends nothing.
     """
     if Checkpoint.in_use(checkpoint):
@@ -66,19 +72,20 @@ def plan_rollback(checkpoint: Path, *, output: Path | None = None, **run: Any) -
     if meta.get("mode", Mode.APPLY) not in (Mode.APPLY, Mode.ROLLBACK) or action.family is None or action.read_only:
         raise RollbackError(f"the run of {checkpoint} changed nothing ({meta.get('mode')} {action.name}): "
                             "nothing to roll back")
-    backup = backup_path(checkpoint)
-    if not backup.is_file():
-        raise RollbackError(f"no backup {backup} next to {checkpoint}: the run was made with --no-backup, "
+    backup_file = backup_path(checkpoint)
+    if not backup_file.is_file():
+        raise RollbackError(f"no backup {backup_file} next to {checkpoint}: the run was made with --no-backup, "
                             "so its prior states are unknown")
     restore = action.family.restore
     lines, recorded = set(), set()
-    for item in read_rows(backup, restore, profiles=run.get("profiles")):
+    for item in read_rows(backup_file, restore, profiles=profiles):
         if item.domain in changed:
             lines.add(item.line)
             recorded.add(item.domain)
-    options = RunOptions(action=restore, input_path=backup, checkpoint_path=output or rollback_checkpoint(checkpoint),
+    options = RunOptions(action=restore, input_path=backup_file, checkpoint_path=output or rollback_checkpoint(checkpoint),
                          mode=Mode.ROLLBACK, only_lines=frozenset(lines),
-                         extra_meta={"rollback_of": str(checkpoint.resolve())}, **run)
+                         extra_meta={"rollback_of": str(checkpoint.resolve())},
+                         retry_failed=retry_failed, backup=backup, profiles=profiles, **(tuning or Tuning()).fields())
     # While every run kept a backup, a row without a record was never written (it was claimed, then stopped).
     unrecorded = () if meta.get(BACKUP_META) else tuple(sorted(changed - recorded))
     return Rollback(options, len(lines), unrecorded)

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .actions import FAMILIES, Action, KeyRotation, resolve
 from .checkpoint import Checkpoint
 from .errors import BulkError
 from .inputs import BadRow, Row, file_sha256, read_rows
 from .keys import load_or_create_keys
-from .options import RunOptions
+from .options import RunOptions, Tuning
 from .paths import default_checkpoint
 from .prepare import prepare
 
@@ -59,11 +58,13 @@ def plan_rotation(
     key_length: int = 32,
     same_key: bool = False,
     checkpoint: Path | None = None,
-    **run: Any,
+    tuning: Tuning | None = None,
+    retry_failed: bool = False,
+    canary: int | None = None,
+    backup: bool = True,
 ) -> Rotation:
     """Write the keys file (or check the one of the rotation in progress) and the run's options.
 
-    ``run`` takes RunOptions fields (qps, max_attempts, timeout, log_file...).
     Raises RotationError, KeysFileError or ValueError.
     """
     if via not in VIA:
@@ -82,7 +83,8 @@ def plan_rotation(
                                     column=rotation.key, expected_digest=expected)
     options = RunOptions(
         action=action, input_path=keys_out, checkpoint_path=ckpt, overrides=overrides, keep_current=keep,
-        strict=True, extra_meta={"domains_sha256": file_sha256(domains_path), "keep_current": list(keep)}, **run,
+        strict=True, extra_meta={"domains_sha256": file_sha256(domains_path), "keep_current": list(keep)},
+        retry_failed=retry_failed, canary=canary, backup=backup, **(tuning or Tuning()).fields(),
     )
     return Rotation(options, keys_out, digest, len(domains))
 

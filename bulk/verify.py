@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from .actions import Action, recorded_action
 from .checkpoint import Checkpoint, RowState, StoredRow, remove_checkpoint
 from .errors import BulkError
 from .inputs import file_sha256, parse_overrides
-from .options import Mode, RunOptions
+from .options import Mode, RunOptions, Tuning
 from .paths import verify_checkpoint
 from .redact import redact_overrides
 
@@ -43,11 +42,13 @@ def verify_action(checkpoint: Path) -> str:
     return str(action)
 
 
-def verify_options(checkpoint: Path, *, given: Sequence[str] = (), **run: Any) -> RunOptions:
+def verify_options(
+    checkpoint: Path, *, given: Sequence[str] = (), tuning: Tuning | None = None, profiles: frozenset[str] | None = None
+) -> RunOptions:
     """The options of a verify run over ``checkpoint``'s done rows. Raises VerifyError or CheckpointError.
 
-    ``given`` are ``--set`` pairs repeating the run's secret values; ``run``
-    takes RunOptions fields (qps, max_attempts, timeout...).
+    ``given`` are ``--set`` pairs repeating the run's secret values; ``profiles``
+    the aliyun CLI profile names its rows may name.
     """
     with Checkpoint.open_readonly(checkpoint) as c:
         meta = c.meta() or {}
@@ -63,7 +64,8 @@ def verify_options(checkpoint: Path, *, given: Sequence[str] = (), **run: Any) -
     target = verify_checkpoint(checkpoint)
     remove_checkpoint(target)
     return RunOptions(action=action, input_path=source, checkpoint_path=target, overrides=overrides,
-                      mode=Mode.VERIFY, only_lines=done, keep_current=tuple(meta.get("keep_current", ())), **run)
+                      mode=Mode.VERIFY, only_lines=done, keep_current=tuple(meta.get("keep_current", ())), profiles=profiles,
+                      **(tuning or Tuning()).fields())
 
 
 def recover_overrides(action: Action, stored: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]:

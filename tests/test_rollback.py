@@ -22,6 +22,7 @@ from bulk.checkpoint import Checkpoint
 from bulk.client import LiveClient
 from bulk.credentials import Credentials, StaticCredentials
 from bulk.engine import run
+from bulk.options import Tuning
 from bulk.paths import backup_path
 from bulk.rollback import plan_rollback
 from bulk.sim import SimConfig, Simulator
@@ -272,7 +273,7 @@ async def test_a_delete_run_is_rolled_back_through_the_library_by_adding_each_co
         fleet.write_text("".join(f"{KINDS[i % 5]}{i:04d}.example.com\n" for i in range(20)))
         deleted = await run_engine(sim, fleet, action="DeleteLiveSnapshotNotifyConfig", overrides={}, qps=500)
         assert deleted.exit_code == 0 and not sim.notify_configs
-        rollback = plan_rollback(deleted.checkpoint, qps=500)
+        rollback = plan_rollback(deleted.checkpoint, tuning=Tuning(qps=500))
         assert rollback.rows == 20 and not rollback.unrecorded
         creds = StaticCredentials(Credentials(TEST_AK_ID, TEST_AK_SECRET))
         async with LiveClient(credentials=creds, endpoint=sim.url) as client:

@@ -18,11 +18,10 @@ from rich.table import Table
 
 from ..actions import Action, recorded_action, resolve
 from ..checkpoint import Checkpoint, remove_checkpoint
-from ..client import DEFAULT_ENDPOINT, DEFAULT_REGION
 from ..credentials import profile_names
 from ..errors import Exit
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
-from ..options import Mode, RunOptions, RunResult
+from ..options import Mode, RunOptions, RunResult, Tuning
 from ..paths import (
     default_checkpoint,
     failures_path,
@@ -44,7 +43,6 @@ from ..rollback import plan_rollback
 from ..rotate import VIA, plan_rotation, prepare_rotation
 from ..verify import drifted, verify_action, verify_options
 from .common import (
-    Connection,
     app,
     err,
     errors,
@@ -54,24 +52,15 @@ from .common import (
     print_bad,
     warn_literal_secrets,
 )
+from .shared import Connection, calls_the_api
 
 # Options shared by the commands that call the API.
 ActionOpt = Annotated[str, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Name=Value given to every row (repeatable); Name=@FILE or Name=@env:VAR for secrets.")]
 CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file (default: derived from INPUT).")]
-QpsOpt = Annotated[float, typer.Option(help="Calls per second allowed per account and operation.")]
-ConcurrencyOpt = Annotated[int | None, typer.Option(help="Ceiling of calls in flight (default: from --qps and --timeout).")]
-EndpointOpt = Annotated[str, typer.Option(help="API endpoint URL.")]
-RegionOpt = Annotated[str, typer.Option(help="RegionId sent with every call (a RegionId column overrides it).")]
-SignatureOpt = Annotated[str, typer.Option(help="Signature scheme: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).")]
-ProfileOpt = Annotated[str | None, typer.Option(help="aliyun CLI profile to take credentials from.")]
-AttemptsOpt = Annotated[int, typer.Option(help="Attempts per call for transient errors.")]
-TimeoutOpt = Annotated[float, typer.Option(help="Seconds per attempt.")]
 ReportOpt = Annotated[Path | None, typer.Option(help="Write the per-row report here (.csv or .jsonl).")]
-LogOpt = Annotated[Path | None, typer.Option(help="Append one JSON line per attempt here.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 RetryOpt = Annotated[bool, typer.Option(help="On resume, send rows that failed permanently again too.")]
-FailureRateOpt = Annotated[float, typer.Option(help="Safety stop (exit 5): halt once more than this share of the last 100 finished rows failed, or 10 in a row failed alike; 1 turns it off.")]
 BackupOpt = Annotated[bool, typer.Option("--backup/--no-backup", help="Record each domain's state before its first write, next to the checkpoint (mode 0600), for `bulk rollback`.")]
 CanaryOpt = Annotated[int | None, typer.Option(help="Apply only the first N rows still to send, read each back, and stop (exit 0 if all hold the change).")]
 
@@ -123,41 +112,36 @@ def _print_canary(result: RunResult) -> None:
                   soft_wrap=True)
 
 
-def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: Path | None, **kwargs: Any) -> RunOptions:
+def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: Path | None, tuning: Tuning,
+             **kwargs: Any) -> RunOptions:
     warn_literal_secrets(pairs or [], action)
     with errors():
         overrides = parse_overrides(pairs or [], action)
         ckpt = checkpoint or default_checkpoint(input, action)
         return RunOptions(action=action, input_path=input, checkpoint_path=ckpt, overrides=overrides,
-                          profiles=profile_names(), **kwargs)
+                          profiles=profile_names(), **tuning.fields(), **kwargs)
 
 
 @app.command("run")
+@calls_the_api
 def run_cmd(
     input: Annotated[Path | None, typer.Argument(help="Domain list: .csv with a header, or .jsonl.")] = None,
     action: Annotated[str | None, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")] = None,
     set_: SetOpt = None,
     checkpoint: CheckpointOpt = None,
-    qps: QpsOpt = 30.0,
-    concurrency: ConcurrencyOpt = None,
-    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
-    region: RegionOpt = DEFAULT_REGION,
-    signature: SignatureOpt = "v3",
-    profile: ProfileOpt = None,
-    max_attempts: AttemptsOpt = 8,
-    timeout: TimeoutOpt = 10.0,
     if_exists: Annotated[str, typer.Option(help="When a config already exists (409): fail, skip or update.")] = "fail",
     report: ReportOpt = None,
-    log_file: LogOpt = None,
     dry_run: Annotated[bool, typer.Option(help="Validate and show the plan; send nothing.")] = False,
     strict: Annotated[bool, typer.Option(help="Refuse the whole run if any row is invalid.")] = False,
     retry_failed: RetryOpt = False,
     plan: Annotated[Path | None, typer.Option(help="Apply a plan made by `bulk plan`: only its create and update rows.")] = None,
     max_plan_age: Annotated[float, typer.Option(help="Refuse to start from a plan older than this many minutes.")] = 60.0,
-    max_failure_rate: FailureRateOpt = 0.5,
     canary: CanaryOpt = None,
     backup: BackupOpt = True,
     quiet: QuietOpt = False,
+    *,
+    tuning: Tuning,
+    connection: Connection,
 ) -> None:
     """Apply ACTION to every row of INPUT; run it again to resume."""
     extra: dict[str, Any] = {}
@@ -171,15 +155,13 @@ def run_cmd(
         fail("give INPUT and --action (or --plan PLAN)")
     with errors():
         act = resolve(action)
-    options = _options(act, input, set_, checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
-                       timeout=timeout, if_exists=if_exists, strict=strict, retry_failed=retry_failed,
-                       log_file=log_file, max_failure_rate=max_failure_rate, canary=canary, backup=backup, **extra)
+    options = _options(act, input, set_, checkpoint, tuning, if_exists=if_exists, strict=strict,
+                       retry_failed=retry_failed, canary=canary, backup=backup, **extra)
     if plan is not None:
         with errors():
             _check_plan_fits(plan, options, max_plan_age * 60)
     if dry_run:
         raise typer.Exit(_print_dry_run(options))
-    connection = Connection(endpoint, region, signature, profile)
     raise typer.Exit(execute(options, connection, quiet=quiet,
                               summary=lambda r: _finish(r, options, report=report, quiet=quiet)))
 
@@ -263,22 +245,17 @@ def report_cmd(
 
 
 @app.command("plan")
+@calls_the_api
 def plan_cmd(
     input: Annotated[Path, typer.Argument(help="Domain list: .csv or .jsonl, as for run.")],
     action: ActionOpt,
     set_: SetOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Plan file (default: INPUT.<action>.plan.jsonl).")] = None,
     checkpoint: CheckpointOpt = None,
-    qps: QpsOpt = 30.0,
-    concurrency: ConcurrencyOpt = None,
-    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
-    region: RegionOpt = DEFAULT_REGION,
-    signature: SignatureOpt = "v3",
-    profile: ProfileOpt = None,
-    max_attempts: AttemptsOpt = 8,
-    timeout: TimeoutOpt = 10.0,
-    log_file: LogOpt = None,
     quiet: QuietOpt = False,
+    *,
+    tuning: Tuning,
+    connection: Connection,
 ) -> None:
     """Read every domain's current state and write what ACTION would change: create, update, noop, conflict."""
     with errors():
@@ -288,8 +265,7 @@ def plan_cmd(
     ckpt = checkpoint or plan_reads_checkpoint(plan_path)
     with errors():
         _drop_finished(ckpt)
-    options = _options(act, input, set_, ckpt, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
-                       timeout=timeout, log_file=log_file, mode=Mode.PLAN)
+    options = _options(act, input, set_, ckpt, tuning, mode=Mode.PLAN)
 
     def summary(result: RunResult) -> int:
         """A plan that was made exits 0, conflicts or not: they are in it for the operator."""
@@ -307,7 +283,7 @@ def plan_cmd(
         out.print(f"plan written to {plan_path}; apply it with: bulk run --plan {plan_path}")
         return Exit.OK
 
-    raise typer.Exit(execute(options, Connection(endpoint, region, signature, profile), quiet=quiet, summary=summary))
+    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary))
 
 
 def _drop_finished(ckpt: Path) -> None:
@@ -320,25 +296,20 @@ def _drop_finished(ckpt: Path) -> None:
 
 
 @app.command("verify")
+@calls_the_api
 def verify_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of a finished run.")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="Secret --set values of the run, given again (they are never stored).")] = None,
-    qps: QpsOpt = 30.0,
-    concurrency: ConcurrencyOpt = None,
-    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
-    region: RegionOpt = DEFAULT_REGION,
-    signature: SignatureOpt = "v3",
-    profile: ProfileOpt = None,
-    max_attempts: AttemptsOpt = 8,
-    timeout: TimeoutOpt = 10.0,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
+    *,
+    tuning: Tuning,
+    connection: Connection,
 ) -> None:
     """Read back every row a run recorded done; report drift (exit 1 if any)."""
     with errors():
         warn_literal_secrets(set_ or [], recorded_action(verify_action(checkpoint)))
-        options = verify_options(checkpoint, given=set_ or [], qps=qps, concurrency=concurrency,
-                                 max_attempts=max_attempts, timeout=timeout, profiles=profile_names())
+        options = verify_options(checkpoint, given=set_ or [], tuning=tuning, profiles=profile_names())
 
     def summary(result: RunResult) -> int:
         if report:
@@ -351,10 +322,11 @@ def verify_cmd(
                   f"{len(drift)} drifted or unreadable")
         return result.exit_code
 
-    raise typer.Exit(execute(options, Connection(endpoint, region, signature, profile), quiet=quiet, summary=summary))
+    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary))
 
 
 @app.command("rotate")
+@calls_the_api
 def rotate_cmd(
     input: Annotated[Path, typer.Argument(help="Domains: .csv with DomainName, .jsonl, or one name per line.")],
     keys_out: Annotated[Path, typer.Option(help="Keys file to write (CSV, mode 0600), e.g. keys-2026-11.csv.")],
@@ -362,22 +334,15 @@ def rotate_cmd(
     same_key: Annotated[bool, typer.Option(help="One key for every domain.")] = False,
     via: Annotated[str, typer.Option(help=f"{' or '.join(VIA)}.")] = "set-callback-auth",
     checkpoint: CheckpointOpt = None,
-    qps: QpsOpt = 30.0,
-    concurrency: ConcurrencyOpt = None,
-    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
-    region: RegionOpt = DEFAULT_REGION,
-    signature: SignatureOpt = "v3",
-    profile: ProfileOpt = None,
-    max_attempts: AttemptsOpt = 8,
-    timeout: TimeoutOpt = 10.0,
     retry_failed: RetryOpt = False,
     report: ReportOpt = None,
-    log_file: LogOpt = None,
     prepare: Annotated[bool, typer.Option(help="Only write the keys file and the checkpoint; send nothing. Run again without it to apply.")] = False,
-    max_failure_rate: FailureRateOpt = 0.5,
     canary: CanaryOpt = None,
     backup: BackupOpt = True,
     quiet: QuietOpt = False,
+    *,
+    tuning: Tuning,
+    connection: Connection,
 ) -> None:
     """Give every domain a new callback auth key: keys file first, then the calls.
 
@@ -388,9 +353,8 @@ def rotate_cmd(
     """
     with errors():
         rotation = plan_rotation(input, keys_out, via=via, key_length=key_length, same_key=same_key,
-                                 checkpoint=checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
-                                 timeout=timeout, log_file=log_file, retry_failed=retry_failed,
-                                 max_failure_rate=max_failure_rate, canary=canary, backup=backup)
+                                 checkpoint=checkpoint, tuning=tuning, retry_failed=retry_failed, canary=canary,
+                                 backup=backup)
     if not quiet:
         err.print(f"bulk: keys file {keys_out} ({rotation.domains} domain(s), mode 0600, "
                   f"sha256 {rotation.keys_sha256[:12]})")
@@ -400,28 +364,22 @@ def rotate_cmd(
             prepare_rotation(rotation)
         out.print(f"prepared: give the receiver {keys_out}, then run this command again without --prepare")
         raise typer.Exit(Exit.OK)
-    raise typer.Exit(execute(options, Connection(endpoint, region, signature, profile), quiet=quiet,
+    raise typer.Exit(execute(options, connection, quiet=quiet,
                               summary=lambda r: _finish(r, options, report=report, quiet=quiet)))
 
 
 @app.command("rollback")
+@calls_the_api
 def rollback_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of the run (or rotation) to undo.")],
     output: Annotated[Path | None, typer.Option("--checkpoint", help="The rollback's own checkpoint (default: CHECKPOINT with .rollback.ckpt).")] = None,
-    qps: QpsOpt = 30.0,
-    concurrency: ConcurrencyOpt = None,
-    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
-    region: RegionOpt = DEFAULT_REGION,
-    signature: SignatureOpt = "v3",
-    profile: ProfileOpt = None,
-    max_attempts: AttemptsOpt = 8,
-    timeout: TimeoutOpt = 10.0,
     retry_failed: RetryOpt = False,
-    max_failure_rate: FailureRateOpt = 0.5,
     backup: BackupOpt = True,
     report: ReportOpt = None,
-    log_file: LogOpt = None,
     quiet: QuietOpt = False,
+    *,
+    tuning: Tuning,
+    connection: Connection,
 ) -> None:
     """Put every domain a run changed back as its backup recorded it; run it again to resume.
 
@@ -430,9 +388,7 @@ def rollback_cmd(
     rollback's checkpoint.
     """
     with errors():
-        rollback = plan_rollback(checkpoint, output=output, qps=qps, concurrency=concurrency,
-                                 max_attempts=max_attempts, timeout=timeout, retry_failed=retry_failed,
-                                 max_failure_rate=max_failure_rate, backup=backup, log_file=log_file,
+        rollback = plan_rollback(checkpoint, output=output, tuning=tuning, retry_failed=retry_failed, backup=backup,
                                  profiles=profile_names())
     options = rollback.options
     if not quiet:
@@ -446,4 +402,4 @@ def rollback_cmd(
         code = _finish(result, options, report=report, quiet=quiet)
         return Exit.FAILED if code == Exit.OK and rollback.unrecorded else code
 
-    raise typer.Exit(execute(options, Connection(endpoint, region, signature, profile), quiet=quiet, summary=summary))
+    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary))

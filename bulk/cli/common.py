@@ -29,7 +29,6 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import typer
@@ -52,9 +51,10 @@ from ..options import Halt, HaltKind, RunOptions, RunResult, RunStats
 from ..progress import show_progress
 from ..redact import redact
 from ..rotate import RotationError
+from .shared import Connection
 
 __all__ = [
-    "Connection", "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "sim_app",
+    "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "sim_app",
     "warn_literal_secrets",
 ]
 
@@ -133,14 +133,6 @@ def print_bad(bad: list[BadRow], count: int) -> None:
         out.print(f"line {row.line}: {row.reason}", soft_wrap=True)
     if count > len(bad):
         out.print(f"... and {count - len(bad)} more invalid row(s)")
-
-
-@dataclass(frozen=True, slots=True)
-class Connection:
-    endpoint: str
-    region: str
-    signature: str
-    profile: str | None
 
 
 def run_async(body: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:

@@ -1,0 +1,82 @@
+"""The options every command that calls the API takes, declared once.
+
+    @app.command("verify")
+    @calls_the_api
+    def verify_cmd(checkpoint: Path, *, tuning: Tuning, connection: Connection) -> None:
+        options = verify_options(checkpoint, tuning=tuning)
+        ...
+
+typer has no dependency injection: a command's options are its parameters.
+``calls_the_api`` adds the shared ones (pace, retries, safety stop, call log,
+endpoint and credentials) to the command's signature, where typer reads
+them, and hands the command what they build: a ``Tuning`` and a
+``Connection``. Each flag is spelled, typed and documented here only, so it
+means the same in run, plan, verify, rotate and rollback.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..client import DEFAULT_ENDPOINT, DEFAULT_REGION
+from ..options import Tuning
+
+__all__ = ["Connection", "calls_the_api"]
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Where and as whom a command calls the API."""
+
+    endpoint: str = DEFAULT_ENDPOINT
+    region: str = DEFAULT_REGION
+    signature: str = "v3"
+    profile: str | None = None
+
+
+_TUNING: dict[str, tuple[Any, Any]] = {
+    "qps": (Annotated[float, typer.Option(help="Calls per second allowed per account and operation.")], 30.0),
+    "concurrency": (Annotated[int | None, typer.Option(
+        help="Ceiling of calls in flight (default: from --qps and --timeout).")], None),
+    "max_attempts": (Annotated[int, typer.Option(help="Attempts per call for transient errors.")], 8),
+    "timeout": (Annotated[float, typer.Option(help="Seconds per attempt.")], 10.0),
+    "max_failure_rate": (Annotated[float, typer.Option(
+        help="Safety stop (exit 5): halt once more than this share of the last 100 finished rows failed, "
+             "or 10 in a row failed alike; 1 turns it off.")], 0.5),
+    "log_file": (Annotated[Path | None, typer.Option(help="Append one JSON line per attempt here.")], None),
+}
+_CONNECTION: dict[str, tuple[Any, Any]] = {
+    "endpoint": (Annotated[str, typer.Option(help="API endpoint URL.")], DEFAULT_ENDPOINT),
+    "region": (Annotated[str, typer.Option(
+        help="RegionId sent with every call (a RegionId column overrides it).")], DEFAULT_REGION),
+    "signature": (Annotated[str, typer.Option(help="Signature scheme: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).")],
+                  "v3"),
+    "profile": (Annotated[str | None, typer.Option(help="aliyun CLI profile to take credentials from.")], None),
+}
+
+
+def calls_the_api(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the shared options; it takes them as keyword arguments ``tuning`` and ``connection``."""
+    hints = typing.get_type_hints(command, include_extras=True)
+    own = [p.replace(annotation=hints.get(p.name, p.annotation))
+           for p in inspect.signature(command).parameters.values() if p.name not in ("tuning", "connection")]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+              for name, (annotation, default) in (_TUNING | _CONNECTION).items()]
+
+    @functools.wraps(command)
+    def with_shared(**given: Any) -> None:
+        tuning = Tuning(**{name: given.pop(name) for name in _TUNING})
+        connection = Connection(**{name: given.pop(name) for name in _CONNECTION})
+        command(**given, tuning=tuning, connection=connection)
+
+    with_shared.__signature__ = inspect.Signature([*own, *shared])  # type: ignore[attr-defined]
+    with_shared.__annotations__ = {p.name: p.annotation for p in (*own, *shared)}
+    return with_shared
