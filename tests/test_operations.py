@@ -134,6 +134,23 @@ async def _look(ckpt: Path, sim: Simulator, how: tuple[str, ...]) -> tuple[dict[
     return {"total": len(report), **counts}, before, len(after)
 
 
+async def _read_beside(ckpt: Path, sim: Simulator, ended: asyncio.Future[object]) -> int:
+    """Read the counts as ``bulk status`` does, every 20 ms until the run ends; how many reads were made.
+
+    Nothing is awaited between the read and the look at the simulator (which runs in this event loop), so the
+    counts must match what the service holds at that very moment.
+    """
+    reads = 0
+    while not ended.done():
+        held = len(changed(sim))
+        with Checkpoint.open_readonly(ckpt) as c:
+            counts = c.counts()
+        assert counts["done"] <= held <= counts["done"] + counts["sending"], (counts, held)
+        reads += 1
+        await asyncio.sleep(0.02)
+    return reads
+
+
 async def test_status_and_report_answer_while_a_run_writes_the_checkpoint(tmp_path: Path) -> None:
     n = 150
     src = domains_csv(tmp_path / "d.csv", n)
@@ -143,6 +160,7 @@ async def test_status_and_report_answer_while_a_run_writes_the_checkpoint(tmp_pa
         ended = asyncio.ensure_future(proc.communicate())
         while not changed(sim) and not ended.done():
             await asyncio.sleep(0.02)
+        reading = asyncio.ensure_future(_read_beside(ckpt, sim, ended))
         live = 0
         while not ended.done():
             counts, before, after = await _look(ckpt, sim, LOOKS[live % len(LOOKS)])
@@ -153,7 +171,9 @@ async def test_status_and_report_answer_while_a_run_writes_the_checkpoint(tmp_pa
             assert before <= counts["done"] + counts["sending"], (counts, before)
             live += counts["done"] < n
         _, err = await ended
+        reads = await reading
     assert proc.returncode == 0, err.decode()
+    assert reads >= 20
     assert live >= 2  # looked at twice at least while rows were still to send: status --json and report
     assert changed(sim) == {f"d{i:04d}.example.com" for i in range(n)}
     assert set(sim.applied.values()) == {1}
