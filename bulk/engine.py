@@ -43,7 +43,7 @@ from .checkpoint import ANY_PROFILE, Checkpoint, profile_order
 from .client import LiveClient
 from .credentials import CredentialsError, CredentialSource, ProfileSources
 from .dispatch import Dispatcher
-from .files import LocalFault
+from .files import LocalFault, check_writable
 from .jobs import CanaryJob, Job, make_job
 from .lanes import Lane
 from .options import Canary, CanaryRow, Halt, HaltKind, RunOptions, RunResult, RunStats
@@ -69,8 +69,9 @@ async def run(
 ) -> RunResult:
     """Apply ``options.action`` to every valid row; resume if the checkpoint has begun.
 
-    Raises CheckpointBusy, CheckpointError, StrictModeError, PlanError or
-    inputs.InputError before any call is made. ``stop`` asks for a graceful
+    Raises CheckpointBusy, CheckpointError, StrictModeError, PlanError,
+    inputs.InputError or UsageError (a --log-file that cannot be written)
+    before any call is made. ``stop`` asks for a graceful
     stop; why the run stopped early is in ``RunResult.halt`` (and, for
     accounts that stopped alone, ``RunResult.stopped``). ``retry`` and
     ``health`` (one per account) replace the default policy and thresholds.
@@ -81,6 +82,8 @@ async def run(
     halt: Halt | None = None
     stopped: dict[str, Halt] = {}
     canary: Canary | None = None
+    if options.log_file is not None:
+        check_writable(options.log_file)
     ckpt = Checkpoint.open(options.checkpoint_path)
     try:
         counts = prepare_run(ckpt, options)

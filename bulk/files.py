@@ -26,10 +26,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import BulkError, Exit
+from .errors import BulkError, Exit, UsageError
 from .redact import error_kind
 
-__all__ = ["LocalFault", "UnsafeFile", "atomic_file", "open_append", "write_atomic"]
+__all__ = ["LocalFault", "UnsafeFile", "atomic_file", "check_writable", "open_append", "write_atomic"]
 
 
 class LocalFault(BulkError):
@@ -61,17 +61,25 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A file to write ``path`` with; it replaces ``path`` (synced, mode 0600) only if the block ends without error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600, O_EXCL | O_NOFOLLOW
+    """A file to write ``path`` with; it replaces ``path`` (synced, mode 0600) only if the block ends without error.
+
+    A write that fails (a full disk, a folder that is a file) is a LocalFault naming ``path``; the old file stays.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600, O_EXCL | O_NOFOLLOW
+    except OSError as exc:
+        raise LocalFault(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise LocalFault(path, exc) from None
         raise
     # The rename itself must reach the disk too.
     dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -79,6 +87,19 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def check_writable(path: Path) -> None:
+    """UsageError unless a file can be written at ``path``: checked before a run sends its first call."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or error_kind(exc)} (a parent is not a folder "
+                         "that can be made)") from None
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a folder")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {path}: its folder {path.parent} is not writable")
 
 
 def open_append(path: Path) -> BinaryIO:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+OPS = "tests/test_operations.py"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,48 @@ MUTANTS = (
         r"except BulkError as exc:  # nothing else",
         "except (BulkError, ValueError) as exc:  # nothing else",
         ("tests/test_library.py",),
+    ),
+    Mutant(
+        "status-takes-the-run-lock",
+        "bulk status opens the checkpoint as a run does, so a live run makes it 'in use'",
+        r"with errors\(\), Checkpoint\.open_readonly\(checkpoint\) as ckpt:(?=\n\s*meta, counts)",
+        "with errors(), Checkpoint.open(checkpoint) as ckpt:",
+        (f"{OPS}::test_status_and_report_answer_while_a_run_writes_the_checkpoint",),
+    ),
+    Mutant(
+        "checkpoint-exclusive-lock",
+        "readers of a live run's checkpoint get SQLITE_BUSY",
+        r'db\.execute\("PRAGMA synchronous=NORMAL"\)',
+        'db.execute("PRAGMA synchronous=NORMAL"); db.execute("PRAGMA locking_mode=EXCLUSIVE")',
+        (f"{OPS}::test_status_and_report_answer_while_a_run_writes_the_checkpoint",),
+    ),
+    Mutant(
+        "claim-skipped",
+        "rows are sent without first being claimed 'sending' in the checkpoint",
+        r"self\._ckpt\.claim\(\[row\.line for row in chunk\]\)",
+        "pass",
+        (f"{OPS}::test_status_and_report_answer_while_a_run_writes_the_checkpoint",),
+    ),
+    Mutant(
+        "checkpoint-unlocked",
+        "a second run on the same checkpoint is not kept out",
+        r"fcntl\.flock\(lock_fd, fcntl\.LOCK_EX \| fcntl\.LOCK_NB\)",
+        "pass",
+        (f"{OPS}::test_two_runs_racing_to_create_one_checkpoint_send_each_row_once",),
+    ),
+    Mutant(
+        "backup-write-error-ignored",
+        "a backup record that cannot be written is ignored, and the write goes ahead without it",
+        r"except OSError as exc:\n(\s*)raise LocalFault\(self\.path, exc\) from None(?=\n\s*self\._written \+= 1)",
+        r"except OSError:\n\1pass",
+        (f"{OPS}::test_a_full_backup_disk_stops_the_run_before_any_write_it_could_not_back_up",),
+    ),
+    Mutant(
+        "report-not-atomic",
+        "a full disk leaves half a report behind",
+        r"with atomic_file\(path\) as raw:",
+        'with open(path, "wb") as raw:',
+        (f"{OPS}::test_a_full_report_disk_fails_the_command_and_loses_nothing_of_the_run",),
     ),
     Mutant(
         "stale-callback-accepted",

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from test_cli import bulk, start_bulk
-from test_engine import ADD, URL, domains_csv, simulator
+from support import ADD, URL, bulk, domains_csv, simulator, start_bulk
 
-from bulk.backup import backup_path
 from bulk.checkpoint import Checkpoint
-from bulk.simulator import Simulator
+from bulk.paths import backup_path
+from bulk.sim import Simulator
 
 DESCRIBE = "DescribeLiveSnapshotNotifyConfig"
 STATES = ("done", "skipped", "failed", "invalid", "pending", "sending")
@@ -287,8 +286,6 @@ async def test_a_full_report_disk_fails_the_command_and_loses_nothing_of_the_run
         [(d, "done", rows[d]["request_id"]) for d in sorted(rows)]
 
 
-@pytest.mark.xfail(strict=True, reason="a report that cannot be written is an 'internal error' (exit 70, a debug "
-                                       "log), not one line naming the file and the error")
 async def test_a_full_report_disk_is_one_clear_line(tmp_path: Path) -> None:
     async with simulator() as sim:
         code, err, _ = await _run_with_report_on_a_full_disk(tmp_path, sim, 60)
@@ -302,12 +299,8 @@ async def test_a_full_report_disk_is_one_clear_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("option", "name"), [
     pytest.param("--checkpoint", "d.ckpt", id="checkpoint"),
-    pytest.param("--log-file", "calls.jsonl", id="log-file", marks=pytest.mark.xfail(
-        strict=True, reason="an unwritable --log-file is found only once the send phase opens it: 'bulk: "
-                            "stopped: cannot write ...', exit 3 (run the same command again), not a usage error")),
-    pytest.param("--report", "report.jsonl", id="report", marks=pytest.mark.xfail(
-        strict=True, reason="an unwritable --report is found only after every row was sent: 'internal error', "
-                            "exit 70")),
+    pytest.param("--log-file", "calls.jsonl", id="log-file"),
+    pytest.param("--report", "report.jsonl", id="report"),
 ])
 async def test_an_unwritable_path_is_a_usage_error_before_the_first_call(
     tmp_path: Path, option: str, name: str

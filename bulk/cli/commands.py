@@ -163,7 +163,8 @@ def run_cmd(
     if dry_run:
         raise typer.Exit(_print_dry_run(options))
     raise typer.Exit(execute(options, connection, quiet=quiet,
-                              summary=lambda r: _finish(r, options, report=report, quiet=quiet)))
+                              summary=lambda r: _finish(r, options, report=report, quiet=quiet),
+                              outputs=(report,)))
 
 
 def _check_plan_fits(plan: Path, options: RunOptions, max_age: float) -> None:
@@ -283,7 +284,7 @@ def plan_cmd(
         out.print(f"plan written to {plan_path}; apply it with: bulk run --plan {plan_path}")
         return Exit.OK
 
-    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary))
+    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary, outputs=(plan_path,)))
 
 
 def _drop_finished(ckpt: Path) -> None:
@@ -322,7 +323,7 @@ def verify_cmd(
                   f"{len(drift)} drifted or unreadable")
         return result.exit_code
 
-    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary))
+    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary, outputs=(report,)))
 
 
 @app.command("rotate")
@@ -365,7 +366,8 @@ def rotate_cmd(
         out.print(f"prepared: give the receiver {keys_out}, then run this command again without --prepare")
         raise typer.Exit(Exit.OK)
     raise typer.Exit(execute(options, connection, quiet=quiet,
-                              summary=lambda r: _finish(r, options, report=report, quiet=quiet)))
+                              summary=lambda r: _finish(r, options, report=report, quiet=quiet),
+                              outputs=(report,)))
 
 
 @app.command("rollback")
@@ -402,4 +404,4 @@ def rollback_cmd(
         code = _finish(result, options, report=report, quiet=quiet)
         return Exit.FAILED if code == Exit.OK and rollback.unrecorded else code
 
-    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary))
+    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary, outputs=(report,)))

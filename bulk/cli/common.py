@@ -29,6 +29,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -45,7 +46,7 @@ from ..credentials import (
     load_credentials,
 )
 from ..errors import BulkError, Exit
-from ..files import LocalFault
+from ..files import LocalFault, check_writable
 from ..inputs import BadRow, literal_secrets
 from ..options import Halt, HaltKind, RunOptions, RunResult, RunStats
 from ..progress import show_progress
@@ -156,11 +157,18 @@ def run_async(body: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
 
 
 def execute(options: RunOptions, connection: Connection, *, quiet: bool,
-             summary: Callable[[RunResult], int]) -> int:
-    """Credentials, client, progress and the engine; then ``summary`` prints and picks the exit code."""
+             summary: Callable[[RunResult], int], outputs: Sequence[Path | None] = ()) -> int:
+    """Credentials, client, progress and the engine; then ``summary`` prints and picks the exit code.
+
+    ``outputs`` (the report) are checked before anything is done: a path that cannot be written is a usage
+    error, not a failure found after every row was sent.
+    """
 
     async def body(stop: asyncio.Event) -> int:
         with errors():
+            for path in outputs:
+                if path is not None:
+                    check_writable(path)
             credentials = await _run_credentials(connection.profile, deferred=bool(options.profiles))
             client = LiveClient(credentials=credentials, endpoint=connection.endpoint, region=connection.region,
                                 signature=connection.signature, timeout=options.timeout, connections=options.workers)
