@@ -58,13 +58,13 @@ async def test_plan_then_apply_then_verify(tmp_path: Path) -> None:
         assert "create" in out and "conflict" in out
 
         # Only what the plan says is sent: one Add, two Updates, nothing else (each domain read once first, for
-        # the backup).
+        # the backup and against the plan, the noop one included).
         before = {a: sum(c.values()) for a, c in sim.stats()["calls"].items()}
         code, out, err = await bulk("run", "--plan", str(plan), "--endpoint", sim.url, "--qps", "200", "--quiet")
         after = {a: sum(c.values()) for a, c in sim.stats()["calls"].items()}
         sent = {a: after[a] - before.get(a, 0) for a in after if after[a] != before.get(a, 0)}
         assert sent == {"AddLiveSnapshotNotifyConfig": 1, "UpdateLiveSnapshotNotifyConfig": 2,
-                        "DescribeLiveSnapshotNotifyConfig": 3}
+                        "DescribeLiveSnapshotNotifyConfig": 4}
         assert code == 1, err  # the conflict and the invalid row are reported
         for d in ("new", "same", "url", "key"):
             config = sim.notify_configs[f"{d}.example.com"]
