@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from ..actions import Action, recorded_action, resolve
-from ..checkpoint import Checkpoint, remove_checkpoint
+from ..checkpoint import Checkpoint, CheckpointError, remove_checkpoint
 from ..client import DEFAULT_ENDPOINT, DEFAULT_REGION
 from ..credentials import profile_names
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
@@ -202,9 +202,12 @@ def _wrote(checkpoint: Path) -> bool:
     only ingested its rows, or only met a dead endpoint)."""
     if not checkpoint.exists():
         return False
-    with Checkpoint.open_readonly(checkpoint) as ckpt:
-        return any(r["attempts"] or r["reached"] for r in ckpt.rows(states=["done", "failed", "unknown", "sending",
-                                                                            "pending"]))
+    try:
+        with Checkpoint.open_readonly(checkpoint) as ckpt:
+            return any(r["attempts"] or r["reached"] for r in ckpt.rows())
+    except CheckpointError:
+        return True  # started by an older bulk, which cannot say: it resumes as it would have
+
 
 
 def _print_dry_run(options: RunOptions) -> int:
