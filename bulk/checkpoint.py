@@ -9,23 +9,18 @@
 
 A row moves through ``RowState``::
 
-    pending --claim--> sending --> done | skipped | failed | unknown
-       ^                  |                                    |
-       |                  +--> sending (stopped, or a read-back  +--> read back first by the next run
-       |                       still to retry: read back on resume)
+    pending --claim--> sending --> done | skipped | failed | unknown (read back first by the next run)
+       ^                  +--> sending (stopped, or a read-back to retry: read back on resume)
        +-- failed (reopened: transient, or every one with --retry-failed)
 
-``done`` means the service holds the row's change, ``failed`` that it does
-not, ``sending`` that it may (a claim a stopped or dead run left behind:
-the next run reads it back before sending anything), ``unknown`` that the
-run tried and could not learn whether it does (a refused read-back, a
-write that may land late); the next run reads it back before anything
-else, and never sends it again without. ``invalid`` rows never move. ``claim`` commits at once, so
-after a crash every row that may have reached the service is still
-``sending``; ``reached`` stays set on a row once any of its changing calls
-may have reached the service, whatever state it ends in. Either way the
-next attempt reads the row back before anything is sent again. Results are
-buffered and committed in small batches: a crash loses at most those, and
+``done``: the service holds the row's change; ``failed``: it does not;
+``sending``: it may (a claim a stopped or dead run left behind); ``unknown``:
+the run tried and could not learn which (a refused read-back, a write that
+may land late). The next run reads those two back before sending anything.
+``invalid`` rows never move. ``claim`` commits at once, so after a crash
+every row that may have reached the service is still ``sending``; ``reached``
+stays set once any changing call of the row may have reached the service.
+Results are committed in small batches: a crash loses at most those, and
 they are exactly such ``sending`` rows.
 
 Secrets are never written here: the input is read again on resume (each row
@@ -103,8 +98,7 @@ def profile_order(profile: str | None) -> tuple[bool, str]:
 
 #: a plan's verdict that a row must not be sent; --retry-failed leaves it alone
 PLAN_CONFLICT = "PlanConflict"
-#: the states of the rows a run still has to take to an outcome (``Checkpoint.todo``)
-_TO_SEND = ("pending", "sending", "unknown")
+_TO_SEND = ("pending", "sending", "unknown")  #: rows a run still has to take to an outcome
 
 
 class RowState(StrEnum):
@@ -147,7 +141,7 @@ class TodoRow:
     plan_send: str | None
     #: the aliyun CLI profile that sends it (None: the run's credentials)
     profile: str | None
-    #: run --plan: the plan's verdict (kind, differing fields, fingerprint of the state it read)
+    #: run --plan: the plan's verdict (kind, differing fields, ``plan.state_seen`` of the state it read)
     plan: tuple[str, str, str | None] | None = None
 
 
@@ -358,10 +352,9 @@ class Checkpoint:
     def todo(
         self, *, after: int = 0, limit: int = 512, profile: object = ANY_PROFILE, states: tuple[str, ...] = _TO_SEND
     ) -> list[TodoRow]:
-        """The next rows still to send (pending, sending or unknown) after line ``after``, in line order.
+        """The next rows still to send (``states``: pending, sending, unknown) after line ``after``, in line order.
 
-        ``profile`` keeps only the rows of one profile (None: rows that name none); ``states``
-        only the rows in those states.
+        ``profile`` keeps only the rows of one profile (None: rows that name none).
         A short read, fetched whole: a cursor left open across the send phase
         would keep SQLite from folding the WAL back and let it grow with the run.
         """

@@ -2,7 +2,7 @@
 
     job = make_job(options)
     first = job.first_call(row)               # the dispatcher takes this call's pacer admission
-    outcome = await job.run(row, calls)       # None: stopped, or the outcome is unknown
+    outcome = await job.run(row, calls)       # None: stopped, or a read-back to retry next run
     # -> RowOutcome(RowState.DONE, "AddLiveSnapshotNotifyConfig", request_id=...)
 
 A job only decides: it calls through ``RowCalls`` (paced, retried, logged,
@@ -13,11 +13,16 @@ the dispatcher takes for a row cannot drift from what the row sends.
 
 The apply job keeps the record truthful:
 - a row that may have reached the service before (a crash, a lost answer,
-  a failed run) is read back before anything is sent again;
+  a failed run), or whose outcome a run could not learn (``unknown``), is
+  read back before anything is sent again;
 - a failure after an attempt that may have landed is read back too: the
   row is ``done`` if the service holds the change and ``failed`` only if it
-  does not; when the read-back itself keeps failing the outcome is unknown
-  and the row stays ``sending`` for the next run to settle;
+  does not. A read-back that keeps failing leaves the row ``sending`` for
+  the next run; a refused one (no permission to read) leaves it ``unknown``,
+  and so does a write that got no answer and is still absent when read
+  again a call timeout later, with no attempt left: it may still land;
+- run --plan reads each row first, and does not write one whose live state
+  is no longer the one the plan read;
 - a create that meets an existing, different config follows ``--if-exists``,
   whether the 409 came at once or the read-back found it;
 - with a backup (``bulk.backup``), a row's state is read and recorded
@@ -108,7 +113,7 @@ class Job(Protocol):
         """The action of the row's first call: the dispatcher takes its pacer admission."""
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
-        """Take the row to an outcome; None when stopped or when the outcome cannot be known yet."""
+        """Take the row to an outcome; None when stopped or when a read-back is to be retried next run."""
 
 
 class ApplyJob:
