@@ -19,8 +19,8 @@ The apply job keeps the record truthful:
   row is ``done`` if the service holds the change and ``failed`` only if it
   does not. A read-back that keeps failing leaves the row ``sending`` for
   the next run; a refused one (no permission to read) leaves it ``unknown``,
-  and so does a write that got no answer and is still absent when read
-  again a call timeout later, with no attempt left: it may still land;
+  and so does a write that timed out and is still absent when read again a
+  call timeout later, with no attempt left: it may still land;
 - run --plan reads each row first, and does not write one whose live state
   is no longer the one the plan read;
 - a create that meets an existing, different config follows ``--if-exists``,
@@ -175,10 +175,10 @@ class ApplyJob:
     async def send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> RowOutcome | None:
         """Send ``action`` until the service holds it (done) or a read-back shows it does not (failed).
 
-        A write that got no answer at all (a timeout, a dropped connection) may
-        still be under way at the service: a read-back that finds nothing is
-        made again once ``settle_after`` has passed, and if the write is still
-        absent when no attempt is left, its outcome is unknown, not failed.
+        A write that timed out may still be under way at the service: a
+        read-back that finds nothing is made again once ``settle_after`` has
+        passed, and if the write is still absent when no attempt is left, its
+        outcome is unknown, not failed.
         """
         tries = 0
         while True:
@@ -193,7 +193,7 @@ class ApplyJob:
             if outcome.code in _CANNOT_HOLD and not calls.may_have_landed:
                 return RowOutcome.failed(action.name, outcome)
             # Whatever else went wrong, the row is failed only if the service does not hold its change.
-            late = outcome.maybe_applied and outcome.status is None
+            late = outcome.code == "Timeout"  # no answer in time: the write may still be under way
             for reading in range(2 if late else 1):
                 if reading and await calls.wait(self._settle_after):
                     return None
@@ -209,7 +209,7 @@ class ApplyJob:
             if not (outcome.maybe_applied and calls.may_retry(outcome, tries)):
                 if late:
                     return RowOutcome(RowState.UNKNOWN, action.name, outcome.code,
-                                      f"no answer, and not applied when read back {self._settle_after:g} s later: "
+                                      f"no answer in time, and not applied when read back {self._settle_after:g} s later: "
                                       "the write may still land; the next run reads it back first",
                                       transient=True)
                 note = "read back: not applied" if calls.may_have_landed else None
