@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sqlite3
 from pathlib import Path
 
 import orjson
@@ -58,13 +59,17 @@ async def test_a_refused_read_back_leaves_the_row_unknown_and_the_next_run_reads
         code, out, err = await bulk("report", str(ckpt), "--failed-only")
         assert code == 0 and out.count(",unknown,") == 5, out + err
 
+        # Lines 2 and 3 as if never sent (pending), ahead of the unknown ones in line order.
+        with sqlite3.connect(ckpt) as db:
+            db.execute("UPDATE rows SET state = 'pending', reached = 0 WHERE line IN (2, 3)")
         sim.config.forbidden_actions = ()
         sim.config.error_rate = 0
-        adds = sum(sim.stats()["calls"][ADD].values())
-        # --retry-failed too: an unknown row is read back, never sent again blindly.
-        again = await run_engine(sim, csv, checkpoint=ckpt, qps=500, backup=False, retry_failed=True)
-        assert sum(sim.stats()["calls"][ADD].values()) == adds
-        assert sim.stats()["calls"][DESCRIBE].get("OK") == 5
+        adds, seen = sim.stats()["calls"][ADD].get("InternalError"), len(sim.arrivals())
+        # --retry-failed too: an unknown row is read back, never sent again blindly, and before anything else.
+        again = await run_engine(sim, csv, checkpoint=ckpt, qps=500, backup=False, retry_failed=True, concurrency=1)
+        calls = [action for _, _, action in sim.arrivals()[seen:]]
+        assert calls[:3] == [DESCRIBE] * 3, calls
+        assert calls.count(ADD) == 2 and sim.stats()["calls"][ADD].get("InternalError") == adds  # lines 2 and 3 only
     assert again.exit_code == 0 and again.counts["done"] == 5
     assert set(sim.applied.values()) == {1}
 
