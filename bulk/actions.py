@@ -296,8 +296,10 @@ class Action:
     def differences(self, params: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
         """Fields where the live state (read with ``reader``) differs from what ``params`` set.
 
-        Only what the row sets is compared: an omitted optional field keeps the
-        service's value. Only names are returned, never values: some are secrets.
+        What is compared is the action's ``expect``: for a create, the whole
+        config it makes (an omitted field being its documented default); for an
+        update, only what the row sets (an omitted field keeps the service's
+        value). Only names are returned, never values: some are secrets.
         """
         if self.expect is None:
             raise ValueError(f"{self.name} has no read-back")
@@ -324,9 +326,18 @@ _CALLBACK_FIELDS = ("DomainName", "CallbackReqAuth", "CallbackAuthKey")
 
 
 def _notify_set(p: Mapping[str, str]) -> dict[str, str]:
-    # What the row sets and nothing else: an Update keeps what it leaves out, and so
-    # does a read-back that must also hold after --if-exists update.
+    # What the row sets and nothing else: an Update keeps what it leaves out.
     return {f: p[f] for f in _NOTIFY_FIELDS[1:] if f in p}
+
+
+def _notify_add(p: Mapping[str, str]) -> dict[str, str]:
+    # The whole config an Add makes: an omitted field is its documented default
+    # (NotifyReqAuth=no), and without auth the key is not compared (nothing checks it).
+    auth = p.get("NotifyReqAuth") or "no"
+    held = {"NotifyUrl": p["NotifyUrl"], "NotifyReqAuth": auth}
+    if auth == "yes":
+        held["NotifyAuthKey"] = p["NotifyAuthKey"]
+    return held
 
 
 def _callback_set(p: Mapping[str, str]) -> dict[str, str]:
@@ -334,7 +345,7 @@ def _callback_set(p: Mapping[str, str]) -> dict[str, str]:
 
 _ADD_NOTIFY = Action(
     "AddLiveSnapshotNotifyConfig", _NOTIFY, idempotent=False,
-    auth_pair=("NotifyReqAuth", "NotifyAuthKey"), expect=_notify_set,
+    auth_pair=("NotifyReqAuth", "NotifyAuthKey"), expect=_notify_add,
 )
 _UPDATE_NOTIFY = Action(
     # The Update page marks NotifyUrl optional; an omitted field keeps its value.

@@ -265,6 +265,10 @@ class Caller:
         """Whether the policy allows another attempt after ``attempts`` of one call."""
         return self._retry.should_retry(failure, attempts)
 
+    async def wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` (a write that may still land); True if the lane was stopped meanwhile."""
+        return await self._backoff(seconds)
+
     async def _backoff(self, delay: float) -> bool:
         """Sleep; True if the lane was stopped meanwhile."""
         self._stats.retrying += 1

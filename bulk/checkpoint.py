@@ -9,19 +9,18 @@
 
 A row moves through ``RowState``::
 
-    pending --claim--> sending --> done | skipped | failed
-       ^                  |
-       |                  +--> sending (stopped, or the outcome is unknown: read back on resume)
+    pending --claim--> sending --> done | skipped | failed | unknown (read back first by the next run)
+       ^                  +--> sending (stopped, or a read-back to retry: read back on resume)
        +-- failed (reopened: transient, or every one with --retry-failed)
 
-``done`` means the service holds the row's change, ``failed`` that it does
-not, ``sending`` that it may (the next run reads it back before sending
-anything). ``invalid`` rows never move. ``claim`` commits at once, so
-after a crash every row that may have reached the service is still
-``sending``; ``reached`` stays set on a row once any of its changing calls
-may have reached the service, whatever state it ends in. Either way the
-next attempt reads the row back before anything is sent again. Results are
-buffered and committed in small batches: a crash loses at most those, and
+``done``: the service holds the row's change; ``failed``: it does not;
+``sending``: it may (a claim a stopped or dead run left behind); ``unknown``:
+the run tried and could not learn which (a refused read-back, a write that
+may land late). The next run reads those two back before sending anything.
+``invalid`` rows never move. ``claim`` commits at once, so after a crash
+every row that may have reached the service is still ``sending``; ``reached``
+stays set once any changing call of the row may have reached the service.
+Results are committed in small batches: a crash loses at most those, and
 they are exactly such ``sending`` rows.
 
 Secrets are never written here: the input is read again on resume (each row
@@ -80,13 +79,14 @@ CREATE TABLE IF NOT EXISTS rows (
     plan_kind TEXT,
     plan_fields TEXT,
     plan_send TEXT,
-    profile TEXT
+    profile TEXT,
+    plan_seen TEXT
 );
 """
 # Columns added after the first release; older checkpoints get them on open.
 _ADDED = {
     "reached": "INTEGER NOT NULL DEFAULT 0", "offset": "INTEGER", "given": "TEXT",
-    "plan_kind": "TEXT", "plan_fields": "TEXT", "plan_send": "TEXT", "profile": "TEXT",
+    "plan_kind": "TEXT", "plan_fields": "TEXT", "plan_send": "TEXT", "profile": "TEXT", "plan_seen": "TEXT",
 }
 #: ``todo(profile=ANY_PROFILE)``: rows of every profile
 ANY_PROFILE = object()
@@ -99,6 +99,7 @@ def profile_order(profile: str | None) -> tuple[bool, str]:
 
 #: a plan's verdict that a row must not be sent; --retry-failed leaves it alone
 PLAN_CONFLICT = "PlanConflict"
+_TO_SEND = ("pending", "sending", "unknown")  #: rows a run still has to take to an outcome
 
 
 class RowState(StrEnum):
@@ -110,6 +111,8 @@ class RowState(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     INVALID = "invalid"
+    #: the run tried and could not learn whether the service holds the change
+    UNKNOWN = "unknown"
 
     @property
     def finished(self) -> bool:
@@ -141,6 +144,8 @@ class TodoRow:
     plan_send: str | None
     #: the aliyun CLI profile that sends it (None: the run's credentials)
     profile: str | None
+    #: run --plan: the plan's verdict (kind, differing fields, ``plan.state_seen`` of the state it read)
+    plan: tuple[str, str, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +161,11 @@ class RowOutcome:
     status: int | None = None
     request_id: str | None = None
     transient: bool = False
-    #: a plan run's verdict: its kind, the fields that differ, the action to send
+    #: a plan run's verdict: its kind, the fields that differ, the action to send, the state it read
     plan_kind: str | None = None
     plan_fields: str | None = None
     plan_send: str | None = None
+    plan_seen: str | None = None
     _: KW_ONLY
     line: int = 0
     #: changing calls sent for the row so far (a read-only run: its reads)
@@ -199,6 +205,8 @@ class StoredRow(TypedDict):
     plan_send: str | None
     #: the aliyun CLI profile that sends the row (None: the run's credentials); a name, never a secret
     profile: str | None
+    #: a fingerprint of the live state the plan read (never the state: it holds keys)
+    plan_seen: str | None
 
 
 class Checkpoint:
@@ -344,8 +352,10 @@ class Checkpoint:
                 commit()
         commit()
 
-    def todo(self, *, after: int = 0, limit: int = 512, profile: object = ANY_PROFILE) -> list[TodoRow]:
-        """The next rows still to send (pending or sending) after line ``after``, in line order.
+    def todo(
+        self, *, after: int = 0, limit: int = 512, profile: object = ANY_PROFILE, states: tuple[str, ...] = _TO_SEND
+    ) -> list[TodoRow]:
+        """The next rows still to send (``states``: pending, sending, unknown) after line ``after``, in line order.
 
         ``profile`` keeps only the rows of one profile (None: rows that name none).
         A short read, fetched whole: a cursor left open across the send phase
@@ -354,12 +364,13 @@ class Checkpoint:
         where, args = ("line > ?", (after, limit)) if profile is ANY_PROFILE else \
             ("profile IS ? AND line > ?", (profile, after, limit))
         found = self._db.execute(
-            "SELECT line, offset, state, attempts, reached, plan_send, profile FROM rows"
-            f" WHERE {where} AND state IN ('pending', 'sending') ORDER BY line LIMIT ?",
-            args,
+            "SELECT line, offset, state, attempts, reached, plan_send, profile, plan_kind, plan_fields, plan_seen"
+            f" FROM rows WHERE {where} AND state IN ({','.join('?' * len(states))}) ORDER BY line LIMIT ?",
+            (*args[:-1], *states, args[-1]),
         ).fetchall()
-        return [TodoRow(line, offset, RowState(state), attempts, bool(reached), send, profile)
-                for line, offset, state, attempts, reached, send, profile in found]
+        return [TodoRow(line, offset, RowState(state), attempts, bool(reached), send, profile,
+                        (kind, fields or "", seen) if kind else None)
+                for line, offset, state, attempts, reached, send, profile, kind, fields, seen in found]
 
     def claim(self, lines: list[int]) -> None:
         """Mark rows as possibly reaching the service; committed before any is sent."""
@@ -385,19 +396,20 @@ class Checkpoint:
             "UPDATE rows SET state = ?, attempts = ?, action = ?, code = ?, message = ?, status = ?,"
             " request_id = ?, transient = ?, finished = ?, reached = MAX(reached, ?),"
             " plan_kind = COALESCE(?, plan_kind), plan_fields = COALESCE(?, plan_fields),"
-            " plan_send = COALESCE(?, plan_send) WHERE line = ?",
+            " plan_send = COALESCE(?, plan_send), plan_seen = COALESCE(?, plan_seen) WHERE line = ?",
             [
                 (r.state.value, r.attempts, r.action, r.code, r.message and redact(r.message), r.status, r.request_id, int(r.transient),
-                 now if r.state.finished else None, int(r.reached), r.plan_kind, r.plan_fields, r.plan_send, r.line)
+                 now if r.state.finished else None, int(r.reached), r.plan_kind, r.plan_fields, r.plan_send,
+                 r.plan_seen, r.line)
                 for r in buffer
             ],
         ))
 
-    def set_plan(self, entries: Iterable[tuple[int, str, str, str | None]]) -> None:
-        """Store a plan's verdict per line: (line, kind, fields, action to send)."""
+    def set_plan(self, entries: Iterable[tuple[int, str, str, str | None, str | None]]) -> None:
+        """Store a plan's verdict per line: (line, kind, fields, action to send, fingerprint of the state read)."""
         self._write(lambda: self._db.executemany(
-            "UPDATE rows SET plan_kind = ?, plan_fields = ?, plan_send = ? WHERE line = ?",
-            [(kind, fields, send, line) for line, kind, fields, send in entries],
+            "UPDATE rows SET plan_kind = ?, plan_fields = ?, plan_send = ?, plan_seen = ? WHERE line = ?",
+            [(kind, fields, send, seen, line) for line, kind, fields, send, seen in entries],
         ))
 
     def reopen_failed(self, *, all_failed: bool = False, code: str | None = None) -> int:
@@ -424,7 +436,7 @@ class Checkpoint:
     def profiles_to_send(self) -> list[str | None]:
         """The profiles of the rows still to send (None: rows that name none), None first, then by name."""
         found = self._db.execute(
-            "SELECT DISTINCT profile FROM rows WHERE state IN ('pending', 'sending')").fetchall()
+            "SELECT DISTINCT profile FROM rows WHERE state IN ('pending', 'sending', 'unknown')").fetchall()
         return sorted((p for (p,) in found), key=profile_order)
 
     def counts_by_profile(self) -> dict[str | None, dict[str, int]]:
@@ -438,7 +450,8 @@ class Checkpoint:
         return dict(sorted(counts.items(), key=lambda item: profile_order(item[0])))
 
     def error_counts(self) -> dict[str, int]:
-        sql = "SELECT code, COUNT(*) FROM rows WHERE state IN ('failed', 'invalid') GROUP BY code ORDER BY 2 DESC"
+        sql = ("SELECT code, COUNT(*) FROM rows WHERE state IN ('failed', 'invalid', 'unknown') GROUP BY code"
+               " ORDER BY 2 DESC")
         return dict(self._db.execute(sql).fetchall())
 
     def rows(self, *, states: Iterable[str] | None = None, batch: int = 2000) -> Iterator[StoredRow]:

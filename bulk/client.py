@@ -108,11 +108,15 @@ class Failure:
     def maybe_applied(self) -> bool:
         """Whether the call may have changed the service anyway: no clear refusal came back.
 
-        A 4xx (throttling included) and a 503 (the service turning requests
-        away) are refusals; any other 5xx, a timeout or a dropped connection
+        A 4xx and a throttling answer (``Throttling*``, on a 400 or a 503) are
+        refusals. Any other 5xx (a 503 ServiceUnavailable too, and a 503
+        without an API error body, as a gateway may answer after forwarding),
+        a 2xx whose body cannot be read, a timeout or a dropped connection
         after sending could have come after the change was made.
         """
-        return self.sent and not self.throttled and (self.status is None or (self.status >= 500 and self.status != 503))
+        if not self.sent or self.throttled:
+            return False
+        return self.status is None or self.status >= 500 or self.status < 300
 
     @property
     def local(self) -> str | None:

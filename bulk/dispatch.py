@@ -154,8 +154,8 @@ class Dispatcher:
     def _unclaim(self, rows: list[WorkRow]) -> None:
         """Claimed but never started: each row goes back to the state it had."""
         for row in rows:
-            state = RowState.SENDING if row.reached else RowState.PENDING
-            self._ckpt.record(RowOutcome(state, line=row.line, attempts=row.attempts, reached=row.reached))
+            self._ckpt.record(replace(_unsettled(row, reached=row.reached), line=row.line, attempts=row.attempts,
+                                      reached=row.reached))
 
     async def _row(self, row: WorkRow, prepaid: Prepaid) -> None:
         calls = RowCalls(self._caller, row, prepaid, count_reads=self._job.reads_only)
@@ -172,10 +172,9 @@ class Dispatcher:
     def _record(self, row: WorkRow, calls: RowCalls, outcome: RowOutcome | None) -> None:
         """Record the job's outcome as the row's, with this run's attempts and whether anything may have landed."""
         reached = row.reached or calls.reached
-        # None: stopped, or the outcome is unknown: 'sending' if anything may have landed.
-        unsettled = RowOutcome(RowState.SENDING if reached else RowState.PENDING)
-        self._ckpt.record(replace(outcome or unsettled, line=row.line, attempts=row.attempts + calls.attempts,
-                                  reached=reached))
+        # None: stopped, or a read-back to retry: 'sending' if anything may have landed.
+        self._ckpt.record(replace(outcome or _unsettled(row, reached=reached), line=row.line,
+                                  attempts=row.attempts + calls.attempts, reached=reached))
         if outcome is None:
             return
         self._stats.count(outcome.state, outcome.code)
@@ -197,3 +196,11 @@ class Dispatcher:
                 await asyncio.gather(*late, return_exceptions=True)
         finally:
             stopped.cancel()
+
+
+def _unsettled(row: WorkRow, *, reached: bool) -> RowOutcome:
+    """What a row is left as when it got no outcome: ``sending`` (read back first next run) if a write may
+    have landed or its outcome was unknown already, else ``pending``."""
+    if reached or row.unknown:
+        return RowOutcome(RowState.SENDING)
+    return RowOutcome(RowState.PENDING)

@@ -90,7 +90,7 @@ async def run(
         stats.total = sum(counts.values())
         stats.done, stats.skipped = counts["done"], counts["skipped"]
         stats.failed, stats.invalid = counts["failed"], counts["invalid"]
-        stats.to_send = counts["pending"] + counts["sending"]
+        stats.to_send = counts["pending"] + counts["sending"] + counts["unknown"]
         if options.canary:
             stats.to_send = min(stats.to_send, options.canary)
             canary = Canary(())

@@ -2,7 +2,7 @@
 
     job = make_job(options)
     first = job.first_call(row)               # the dispatcher takes this call's pacer admission
-    outcome = await job.run(row, calls)       # None: stopped, or the outcome is unknown
+    outcome = await job.run(row, calls)       # None: stopped, or a read-back to retry next run
     # -> RowOutcome(RowState.DONE, "AddLiveSnapshotNotifyConfig", request_id=...)
 
 A job only decides: it calls through ``RowCalls`` (paced, retried, logged,
@@ -13,11 +13,16 @@ the dispatcher takes for a row cannot drift from what the row sends.
 
 The apply job keeps the record truthful:
 - a row that may have reached the service before (a crash, a lost answer,
-  a failed run) is read back before anything is sent again;
+  a failed run), or whose outcome a run could not learn (``unknown``), is
+  read back before anything is sent again;
 - a failure after an attempt that may have landed is read back too: the
   row is ``done`` if the service holds the change and ``failed`` only if it
-  does not; when the read-back itself keeps failing the outcome is unknown
-  and the row stays ``sending`` for the next run to settle;
+  does not. A read-back that keeps failing leaves the row ``sending`` for
+  the next run; a refused one (no permission to read) leaves it ``unknown``,
+  and so does a write that timed out and is still absent when read again a
+  call timeout later, with no attempt left: it may still land;
+- run --plan reads each row first, and does not write one whose live state
+  is no longer the one the plan read;
 - a create that meets an existing, different config follows ``--if-exists``,
   whether the 409 came at once or the read-back found it;
 - with a backup (``bulk.backup``), a row's state is read and recorded
@@ -37,10 +42,10 @@ from typing import Protocol
 from .actions import Action
 from .attempts import Caller, Prepaid, Tried
 from .backup import Backup
-from .checkpoint import RowOutcome, RowState
+from .checkpoint import PLAN_CONFLICT, RowOutcome, RowState
 from .client import Failure, Success
 from .options import CanaryRow, IfExists, Mode, RunOptions
-from .plan import classify
+from .plan import classify, state_seen
 from .rows import WorkRow
 
 __all__ = ["ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "VerifyJob", "make_job"]
@@ -78,6 +83,10 @@ class RowCalls:
     def may_retry(self, failure: Failure, attempts: int) -> bool:
         return self._caller.may_retry(failure, attempts)
 
+    async def wait(self, seconds: float) -> bool:
+        """Wait ``seconds``; True if the run was stopped meanwhile."""
+        return await self._caller.wait(seconds)
+
     @property
     def may_have_landed(self) -> bool:
         """A changing call of this row, in this run or an earlier one, may have reached the service."""
@@ -104,26 +113,32 @@ class Job(Protocol):
         """The action of the row's first call: the dispatcher takes its pacer admission."""
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
-        """Take the row to an outcome; None when stopped or when the outcome cannot be known yet."""
+        """Take the row to an outcome; None when stopped or when a read-back is to be retried next run."""
 
 
 class ApplyJob:
     """Send each row's action; read back whatever may already have landed."""
 
-    __slots__ = ("_backup", "_if_exists", "_keep")
+    __slots__ = ("_backup", "_if_exists", "_keep", "_planned", "_settle_after")
     reads_only = False
 
     def __init__(
-        self, *, if_exists: IfExists, keep_current: tuple[str, ...] = (), backup: Backup | None = None
+        self, *, if_exists: IfExists, keep_current: tuple[str, ...] = (), backup: Backup | None = None,
+        settle_after: float = 0.0, planned: Action | None = None,
     ) -> None:
+        """``settle_after``: how long a write that got no answer may still take to land (the call timeout);
+        ``planned``: run --plan, the action the plan was made for (each row is checked against its verdict)."""
         self._if_exists = if_exists
         self._keep = keep_current
         self._backup = backup
+        self._settle_after = settle_after
+        self._planned = planned
 
     def _reads_first(self, row: WorkRow) -> bool:
         if row.action.reader is None:
             return False
-        return row.reached or bool(self._keep) or _wanting(self._backup, row) is not None
+        return (row.reached or row.unknown or row.plan is not None or bool(self._keep)
+                or _wanting(self._backup, row) is not None)
 
     def first_call(self, row: WorkRow) -> Action:
         return _reader(row.action) if self._reads_first(row) else row.action
@@ -134,7 +149,7 @@ class ApplyJob:
             backup = _wanting(self._backup, row)
             current = await calls.read(action)
             if not isinstance(current, dict):
-                return _unread(action, current, reached=row.reached, transient_fails=bool(self._keep))
+                return _unread(action, current, reached=row.reached or row.unknown, fresh=bool(self._keep))
             if backup is not None:
                 await backup.record(row.domain, current, profile=row.profile)
             if self._keep:
@@ -143,16 +158,28 @@ class ApplyJob:
                     return RowOutcome(RowState.FAILED, action.name, "NoCurrentConfig",
                                       f"no current config to keep ({', '.join(missing)})")
                 params = {**params, **{k: current[k] for k in self._keep}}
-            if row.reached:
+            if row.plan is not None and self._planned is not None:
+                if not row.reached and (verdict := _against_plan(self._planned, row.plan, params, current)):
+                    return verdict
+                if action is not self._planned:
+                    params = _as_update(self._planned, params)
+            if row.reached or row.unknown:
                 diffs = action.differences(params, current)
                 if not diffs:
-                    return RowOutcome(RowState.DONE, action.name, message="applied (read back before resending)")
+                    how = "read back before resending" if row.reached else "already configured, read back"
+                    return RowOutcome(RowState.DONE, action.name, message=f"applied ({how})")
                 if not action.idempotent and _exists(action, current):
                     return await self._exists(row, calls, params, diffs)
         return await self.send(row, calls, action, params)
 
     async def send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> RowOutcome | None:
-        """Send ``action`` until the service holds it (done) or a read-back shows it does not (failed)."""
+        """Send ``action`` until the service holds it (done) or a read-back shows it does not (failed).
+
+        A write that timed out may still be under way at the service: a
+        read-back that finds nothing is made again once ``settle_after`` has
+        passed, and if the write is still absent when no attempt is left, its
+        outcome is unknown, not failed.
+        """
         tries = 0
         while True:
             tried = await calls.call(action, params, tried_before=tries)
@@ -166,16 +193,25 @@ class ApplyJob:
             if outcome.code in _CANNOT_HOLD and not calls.may_have_landed:
                 return RowOutcome.failed(action.name, outcome)
             # Whatever else went wrong, the row is failed only if the service does not hold its change.
-            current = await calls.read(action)
-            if not isinstance(current, dict):
-                return _unknown(action, outcome, current)
-            diffs = action.differences(params, current)
-            if not diffs:
-                how = f"read back after {outcome.code}" if calls.may_have_landed else "already configured, read back"
-                return RowOutcome(RowState.DONE, action.name, message=f"applied ({how})")
-            if not action.idempotent and _exists(action, current) and (conflict or calls.may_have_landed):
-                return await self._exists(row, calls, params, diffs, outcome)
+            late = outcome.code == "Timeout"  # no answer in time: the write may still be under way
+            for reading in range(2 if late else 1):
+                if reading and await calls.wait(self._settle_after):
+                    return None
+                current = await calls.read(action)
+                if not isinstance(current, dict):
+                    return _unknown(action, outcome, current)
+                diffs = action.differences(params, current)
+                if not diffs:
+                    how = f"read back after {outcome.code}" if calls.may_have_landed else "already configured, read back"
+                    return RowOutcome(RowState.DONE, action.name, message=f"applied ({how})")
+                if not action.idempotent and _exists(action, current) and (conflict or calls.may_have_landed):
+                    return await self._exists(row, calls, params, diffs, outcome)
             if not (outcome.maybe_applied and calls.may_retry(outcome, tries)):
+                if late:
+                    return RowOutcome(RowState.UNKNOWN, action.name, outcome.code,
+                                      f"no answer in time, and not applied when read back {self._settle_after:g} s later: "
+                                      "the write may still land; the next run reads it back first",
+                                      transient=True)
                 note = "read back: not applied" if calls.may_have_landed else None
                 return RowOutcome.failed(action.name, outcome, note)
 
@@ -190,7 +226,7 @@ class ApplyJob:
                               f"config already exists (differs in {', '.join(diffs)})",
                               failure.status if failure else None, failure.request_id if failure else None)
         if self._if_exists is IfExists.UPDATE and action.update is not None:
-            return await self.send(row, calls, action.update, params)
+            return await self.send(row, calls, action.update, _as_update(action, params))
         note = f"conflict: an existing config differs in {', '.join(diffs)}"
         if failure is None:
             return RowOutcome(RowState.FAILED, action.name, _EXISTS, note)
@@ -219,7 +255,7 @@ class PlanJob:
                               current.request_id, plan_kind="conflict")
         kind, fields, send = classify(row.action, row.params, current)
         return RowOutcome(RowState.DONE, reader, plan_kind=kind, plan_fields=",".join(fields),
-                          plan_send=send)
+                          plan_send=send, plan_seen=state_seen(current))
 
 
 class VerifyJob:
@@ -257,8 +293,8 @@ class RollbackJob:
     __slots__ = ("_apply", "_backup")
     reads_only = False
 
-    def __init__(self, *, backup: Backup | None = None) -> None:
-        self._apply = ApplyJob(if_exists=IfExists.UPDATE)
+    def __init__(self, *, backup: Backup | None = None, settle_after: float = 0.0) -> None:
+        self._apply = ApplyJob(if_exists=IfExists.UPDATE, settle_after=settle_after)
         self._backup = backup
 
     def first_call(self, row: WorkRow) -> Action:
@@ -343,14 +379,21 @@ def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:
         return VerifyJob()
     job: Job
     if options.mode is Mode.ROLLBACK:
-        job = RollbackJob(backup=backup)
+        job = RollbackJob(backup=backup, settle_after=options.timeout)
     else:
-        job = ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current, backup=backup)
+        job = ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current, backup=backup,
+                       settle_after=options.timeout, planned=options.action if options.plan_path else None)
     return CanaryJob(job) if options.canary else job
 
 
 def _exists(action: Action, current: Mapping[str, str]) -> bool:
     return _reader(action).exists(current)
+
+
+def _as_update(create: Action, params: Mapping[str, str]) -> dict[str, str]:
+    """A create's parameters sent as an update: every field the create sets, its defaults included
+    (an update keeps what it is not given, and the create's config is the whole of it)."""
+    return {**params, **(create.expect(params) if create.expect is not None else {})}
 
 
 def _wanting(backup: Backup | None, row: WorkRow) -> Backup | None:
@@ -365,24 +408,27 @@ def _reader(action: Action) -> Action:
     return action.reader
 
 
-def _unread(
-    action: Action, outcome: Failure | None, *, reached: bool, transient_fails: bool = False
-) -> RowOutcome | None:
+def _unread(action: Action, outcome: Failure | None, *, reached: bool, fresh: bool = False) -> RowOutcome | None:
     """The read before sending did not answer: stopped or left to the next run (None), unknown, or failed.
 
-    Nothing was sent, and the domain may hold the change already (it may
+    Nothing was sent in this run. A row that may have landed before is
+    ``_unknown``. Otherwise the domain may hold the change already (it may
     have been there before): a transient failure leaves the row to the next
-    run, unless ``transient_fails`` (a rotation's new keys cannot be there yet).
-    A refused read fails the row with nothing sent, naming the read.
+    run, and a refused read leaves it unknown, naming the read. Only where
+    the change cannot be there (``fresh``: a rotation's new keys; an answer
+    such as InvalidDomain.NotFound) is the row failed, with nothing sent.
     """
     if outcome is None:
         return None
     if reached:
         return _unknown(action, outcome, outcome)
-    if outcome.transient and not transient_fails:
+    if fresh or outcome.code in _CANNOT_HOLD:
+        return RowOutcome.failed(_reader(action).name, outcome, "cannot read the current config; nothing was sent")
+    if outcome.transient:
         return None
-    return RowOutcome.failed((action.reader or action).name, outcome,
-                             "cannot read the current config; nothing was sent")
+    return RowOutcome(RowState.UNKNOWN, _reader(action).name, outcome.code,
+                      f"cannot read the current config ({outcome.message}); nothing was sent, and whether the "
+                      "domain holds the change already is unknown", outcome.status, outcome.request_id)
 
 
 def _unknown(action: Action, failure: Failure, read: Failure | None) -> RowOutcome | None:
@@ -390,10 +436,32 @@ def _unknown(action: Action, failure: Failure, read: Failure | None) -> RowOutco
 
     Stopped, or a transient read failure: record nothing yet (the row stays
     pending, or ``sending`` if a change may have landed) and let the next run
-    read again. A refused read (say, no permission to Describe) can never
-    settle it: the row is failed, and its message says the outcome is unknown.
+    read again. A refused read (say, no permission to Describe) cannot settle
+    it: the row is ``unknown``, recorded with the refusal (the read action and
+    its code), which counts towards the safety stop like any other refusal.
     """
     if read is None or read.transient:
         return None
-    return RowOutcome.failed(action.name, failure, f"cannot read back ({read.code}); whether the service holds the "
-                          "change is unknown")
+    if read.code in _CANNOT_HOLD:
+        return RowOutcome.failed(_reader(action).name, read, "the read-back shows the service cannot hold it")
+    said = f"{action.name} answered {failure.code}" if failure is not read else "an earlier write may have landed"
+    return RowOutcome(RowState.UNKNOWN, _reader(action).name, read.code,
+                      f"{said}, and the read-back was refused ({read.message}): whether the service holds the "
+                      "change is unknown", read.status, read.request_id)
+
+
+def _against_plan(
+    planned: Action, plan: tuple[str, str, str | None], params: Mapping[str, str], current: Mapping[str, str]
+) -> RowOutcome | None:
+    """run --plan: a row whose live state is no longer the one the plan read is not written (failed);
+    a noop row that still is, is skipped; None: send as planned."""
+    kind, fields, seen = plan
+    now_kind, now_fields, _ = classify(planned, params, current)
+    if (now_kind, ",".join(now_fields)) != (kind, fields) or (seen is not None and seen != state_seen(current)):
+        was = f"{kind} ({fields})" if fields else kind
+        now = f"{now_kind} ({','.join(now_fields)})" if now_fields else now_kind
+        return RowOutcome(RowState.FAILED, _reader(planned).name, PLAN_CONFLICT,
+                          f"changed since plan: planned {was}, the live state now makes it {now}; nothing was sent")
+    if kind == "noop":
+        return RowOutcome(RowState.SKIPPED, _reader(planned).name, message="noop in the plan, read back unchanged")
+    return None

@@ -207,6 +207,7 @@ class RunStats:
     skipped: int = 0
     failed: int = 0
     invalid: int = 0
+    unknown: int = 0
     calls: int = 0
     retrying: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -214,7 +215,7 @@ class RunStats:
 
     @property
     def finished(self) -> int:
-        return self.done + self.skipped + self.failed + self.invalid
+        return self.done + self.skipped + self.failed + self.invalid + self.unknown
 
     @property
     def elapsed(self) -> float:
@@ -229,8 +230,11 @@ class RunStats:
             self.done += 1
         elif state is RowState.SKIPPED:
             self.skipped += 1
-        elif state is RowState.FAILED:
-            self.failed += 1
+        elif state is RowState.FAILED or state is RowState.UNKNOWN:
+            if state is RowState.FAILED:
+                self.failed += 1
+            else:
+                self.unknown += 1
             if code:
                 self.errors[code] += 1
 
@@ -282,6 +286,11 @@ class RunResult:
         return self.counts.get(RowState.PENDING, 0) + self.counts.get(RowState.SENDING, 0)
 
     @property
+    def unknown(self) -> int:
+        """Rows whose outcome the run tried and could not learn: the next run reads them back first."""
+        return self.counts.get(RowState.UNKNOWN, 0)
+
+    @property
     def interrupted(self) -> bool:
         return self.halt is not None and self.halt.kind is HaltKind.INTERRUPTED
 
@@ -291,6 +300,9 @@ class RunResult:
             return self.halt.kind.exit_code
         if self.stopped:
             return next(iter(self.stopped.values())).kind.exit_code
+        if self.unknown:
+            # Outcomes still to be read back: never 0 (nor 1, which says every row is settled).
+            return Exit.INTERRUPTED
         if self.canary is not None:
             # Rows after the canary's are left pending on purpose; its own rows are all done when it is ok.
             return Exit.OK if self.canary.ok else Exit.FAILED

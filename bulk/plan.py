@@ -6,9 +6,13 @@
 ``bulk plan`` reads every domain's current config (an engine run in plan
 mode), classifies each row as ``create``, ``update``, ``noop`` or
 ``conflict`` and writes a plan file: one JSON header line (action, input
-digest, time) and one line per row. ``bulk run --plan`` sends only the
-``create`` and ``update`` rows, each with the action the plan chose. Field
-names are compared and listed, never their values: keys are secrets.
+digest, time) and one line per row, with a fingerprint of the state it read
+(``state_seen``). ``bulk run --plan`` reads each create, update and noop row
+again before anything is sent: a row whose live state is no longer the one
+the plan read is not written (``PlanConflict: changed since plan``), a noop
+row that still is is skipped, and the others are sent with the action the
+plan chose. Field names are compared and listed, never their values: keys
+are secrets.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from typing import Any
 import orjson
 
 from .actions import Action
+from .credentials import fingerprint
 from .errors import BulkError, UsageError
 from .files import atomic_file
 from .redact import error_kind
 
-__all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "check_plan", "classify", "read_plan", "write_plan"]
+__all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "check_plan", "classify", "read_plan", "state_seen",
+           "write_plan"]
 
 KINDS = ("create", "update", "noop", "conflict", "invalid")
 
@@ -53,6 +59,13 @@ class PlanEntry:
     fields: tuple[str, ...] = ()
     send: str | None = None
     reason: str = ""
+    #: ``state_seen`` of the live state the plan read (None: a plan written before it was recorded)
+    seen: str | None = None
+
+
+def state_seen(current: Mapping[str, str]) -> str:
+    """A fingerprint of a live state, to tell later whether it changed: never the state (it holds keys)."""
+    return fingerprint(orjson.dumps(dict(sorted(current.items()))).decode())
 
 
 def classify(
@@ -90,7 +103,8 @@ def read_plan(path: Path) -> tuple[PlanHeader, dict[int, PlanEntry]]:
         for raw in lines[1:]:
             item = orjson.loads(raw)
             entries[item["line"]] = PlanEntry(
-                item["line"], item["domain"], item["kind"], tuple(item["fields"]), item["send"], item["reason"]
+                item["line"], item["domain"], item["kind"], tuple(item["fields"]), item["send"], item["reason"],
+                item.get("seen"),
             )
     except (OSError, IndexError, KeyError, TypeError, ValueError) as exc:
         raise PlanError(f"cannot read plan {path}: {error_kind(exc)}") from None

@@ -24,13 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .backup import META_KEY as BACKUP_META
-from .checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    RowOutcome,
-    RowState,
-    remove_checkpoint,
-)
+from .checkpoint import PLAN_CONFLICT, Checkpoint, CheckpointError, RowOutcome, RowState, remove_checkpoint
 from .files import LocalFault
 from .inputs import (
     InputError,
@@ -128,18 +122,21 @@ def _check_same_run(meta: dict[str, Any], wanted: dict[str, Any], path: Path) ->
 
 
 def _apply_plan(ckpt: Checkpoint, plan_path: Path) -> None:
-    """Store the plan's verdict per row; rows it sends nothing for are settled at once."""
+    """Store the plan's verdict per row; rows it has no verdict on are settled at once.
+
+    Noop rows stay to be read: the run skips them only if their state is still the one the plan read.
+    """
     _, entries = read_plan(plan_path)
     lines = [r["line"] for r in ckpt.rows(states=[RowState.PENDING])]
-    ckpt.set_plan((line, e.kind, ",".join(e.fields), e.send) for line in lines if (e := entries.get(line)))
+    ckpt.set_plan((line, e.kind, ",".join(e.fields), e.send, e.seen) for line in lines if (e := entries.get(line)))
     for line in lines:
         entry = entries.get(line)
         if entry is None:
             ckpt.record(RowOutcome(RowState.SKIPPED, message="not in the plan", line=line))
         elif entry.kind == "conflict":
-            ckpt.record(RowOutcome(RowState.FAILED, code="PlanConflict",
+            ckpt.record(RowOutcome(RowState.FAILED, code=PLAN_CONFLICT,
                                    message=entry.reason or "conflict in the plan", line=line))
-        elif not entry.send:
+        elif not entry.send and entry.kind != "noop":
             ckpt.record(RowOutcome(RowState.SKIPPED, message=f"{entry.kind} in the plan", line=line))
     ckpt.flush()
 
@@ -161,7 +158,7 @@ def dry_run(options: RunOptions) -> DryRun:
     if path.exists():
         with Checkpoint.open_readonly(path) as ckpt:
             counts = ckpt.counts()
-        to_send = counts["pending"] + counts["sending"]
+        to_send = counts["pending"] + counts["sending"] + counts["unknown"]
         return DryRun(counts, to_send, to_send / Pacer(options.qps).full_rate, None)
     summary = validate_file(options.input_path, options.row_action, overrides=options.overrides,
                             profiles=options.profiles)

@@ -36,7 +36,7 @@ def plain_line(stats: RunStats) -> str:
     eta = f", ETA {remaining / pace:.0f} s" if pace > 0 and remaining else ""
     return (
         f"bulk: {stats.finished}/{stats.total} rows (done {stats.done}, skipped {stats.skipped}, "
-        f"failed {stats.failed}, invalid {stats.invalid}), retrying {stats.retrying}, "
+        f"failed {stats.failed}, invalid {stats.invalid}, unknown {stats.unknown}), retrying {stats.retrying}, "
         f"{pace:.1f} calls/s{eta}"
     )
 

@@ -57,18 +57,20 @@ REPORT_COLUMNS = (
     "given_domain", "profile",
 )
 _FAILED = ("failed", "invalid")
+#: what ``--failed-only`` lists: the failed and invalid rows, and those whose outcome is unknown
+_ATTENTION = (*_FAILED, "unknown")
 # What makes a spreadsheet cell a formula (OWASP's list).
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def report_rows(ckpt: Checkpoint, *, failed_only: bool = False) -> Iterator[dict[str, Any]]:
     meta = ckpt.meta() or {}
-    for r in ckpt.rows(states=_FAILED if failed_only else None):
+    for r in ckpt.rows(states=_ATTENTION if failed_only else None):
         yield {
             "line": r["line"],
             "domain": r["domain"] or "",
             "action": r["action"] or meta.get("action", ""),
-            # 'sending': the row may or may not hold its change; the next run reads it back.
+            # 'sending' or 'unknown': the row may or may not hold its change; the next run reads it back.
             "outcome": r["state"],
             "attempts": r["attempts"],
             "error_code": r["code"] or "",
@@ -118,6 +120,8 @@ def _write_report(ckpt: Checkpoint, out: TextIO, fmt: str, failed_only: bool) ->
 def write_failures(ckpt: Checkpoint, path: Path) -> int:
     """Write failed and invalid rows in the input's own format, ready to be fed back.
 
+    Never a row whose outcome is unknown: it may hold its change, and only a
+    resume of its own checkpoint reads it back before sending it again.
     Only the action's non-secret parameters are kept; give secrets again with
     --set, or resume the original input with ``--retry-failed``.
     """
@@ -158,7 +162,8 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
             entries.append(PlanEntry(r["line"], r["domain"] or "", "conflict", reason=redact(r["message"] or "")))
         elif r["plan_kind"]:
             fields = tuple(f for f in (r["plan_fields"] or "").split(",") if f)
-            entries.append(PlanEntry(r["line"], r["domain"] or "", r["plan_kind"], fields, r["plan_send"]))
+            entries.append(PlanEntry(r["line"], r["domain"] or "", r["plan_kind"], fields, r["plan_send"],
+                                     seen=r["plan_seen"]))
     # The plan is as old as its first read, not as its file.
     header = PlanHeader(meta["action"], meta["input_path"], meta["input_sha256"], meta["created"],
                         meta.get("overrides") or {})
@@ -172,24 +177,26 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
 def accounts_table(by_profile: Mapping[str | None, Mapping[str, int]], stopped: Mapping[str, Halt] | None = None) -> Table:
     """Rows by outcome per account (``Checkpoint.counts_by_profile``), and why an account stopped alone."""
     table = Table(title="bulk: by account", show_header=True, header_style="bold")
-    for column in ("profile", "done", "skipped", "failed", "invalid", "to send"):
+    for column in ("profile", "done", "skipped", "failed", "invalid", "unknown", "to send"):
         table.add_column(column, justify="left" if column == "profile" else "right")
     table.add_column("stopped")
     for profile, counts in by_profile.items():
         halt = (stopped or {}).get(profile or "")
-        table.add_row(profile or "(run's credentials)", *(str(counts[k]) for k in ("done", "skipped", "failed", "invalid")),
+        table.add_row(profile or "(run's credentials)",
+                      *(str(counts[k]) for k in ("done", "skipped", "failed", "invalid", "unknown")),
                       str(counts["pending"] + counts["sending"]), f"{halt.kind}: exit {halt.kind.exit_code:d}" if halt else "")
     return table
 
 
 def summary_table(counts: Mapping[str, int], errors: Mapping[str, int]) -> Table:
-    """Rows by outcome, then failed and invalid rows by error code."""
+    """Rows by outcome, then failed, invalid and unknown rows by error code."""
     table = Table(title="bulk: summary", show_header=True, header_style="bold")
     table.add_column("outcome")
     table.add_column("rows", justify="right")
     for state in ("done", "skipped", "failed", "invalid"):
         table.add_row(state, str(counts.get(state, 0)))
-    for state, label in (("pending", "pending"), ("sending", "sending (read back next run)")):
+    for state, label in (("unknown", "unknown (read back first next run)"), ("pending", "pending"),
+                         ("sending", "sending (read back next run)")):
         if counts.get(state):
             table.add_row(label, str(counts[state]))
     for code, n in errors.items():

@@ -44,6 +44,10 @@ class WorkRow:
     attempts: int
     #: the aliyun CLI profile that sends it (None: the run's credentials)
     profile: str | None = None
+    #: the last run could not learn the row's outcome: read it back before anything else
+    unknown: bool = False
+    #: run --plan: the plan's verdict (kind, differing fields, fingerprint of the state it read)
+    plan: tuple[str, str, str | None] | None = None
 
 
 class RowSource:
@@ -69,17 +73,24 @@ class RowSource:
     def to_send(
         self, ckpt: Checkpoint, *, profile: object = ANY_PROFILE, chosen: Mapping[int, object] | None = None
     ) -> Iterator[list[WorkRow]]:
-        """The rows still to send (of ``profile``; only the ``chosen`` lines if given), in line order and
-        short batches, with their values read again from the input.
+        """The rows still to send (of ``profile``; only the ``chosen`` lines if given), in short batches,
+        with their values read again from the input: rows of ``unknown`` outcome first, then the rest in
+        line order.
 
         A row the input no longer yields is recorded as it stands (``_unreadable``) and not sent.
         """
+        yield from self._to_send(ckpt, profile=profile, chosen=chosen, states=(RowState.UNKNOWN,))
+        yield from self._to_send(ckpt, profile=profile, chosen=chosen, states=(RowState.PENDING, RowState.SENDING))
+
+    def _to_send(
+        self, ckpt: Checkpoint, *, profile: object, chosen: Mapping[int, object] | None, states: tuple[str, ...]
+    ) -> Iterator[list[WorkRow]]:
         o = self._options
         stream: Iterator[Row | BadRow] | None = None
         item: Row | BadRow | None = None
         after = 0
         last = max(chosen, default=0) if chosen is not None else None
-        while todo := ckpt.todo(after=after, profile=profile):
+        while todo := ckpt.todo(after=after, profile=profile, states=states):
             after = todo[-1].line
             if chosen is not None:
                 todo = [t for t in todo if t.line in chosen]
@@ -112,14 +123,15 @@ class RowSource:
         action = recorded_action(todo.plan_send) if todo.plan_send else self._options.action
         # 'sending' at the start of a run: the last run died with the row in flight.
         reached = todo.reached or todo.state is RowState.SENDING
-        return WorkRow(todo.line, row.domain, row.params, action, reached, todo.attempts, row.profile)
+        return WorkRow(todo.line, row.domain, row.params, action, reached, todo.attempts, row.profile,
+                       unknown=todo.state is RowState.UNKNOWN, plan=todo.plan)
 
 
 def _unreadable(todo: TodoRow, item: Row | BadRow | None) -> RowOutcome:
     """A row the checkpoint holds but the input no longer yields (validation rules changed)."""
     why = item.reason if isinstance(item, BadRow) else "line not found"
-    if todo.reached or todo.state is RowState.SENDING:
-        return RowOutcome(RowState.FAILED, code="InputChanged",
+    if todo.reached or todo.state in (RowState.SENDING, RowState.UNKNOWN):
+        return RowOutcome(RowState.UNKNOWN, code="InputChanged",
                           message=f"the input row can no longer be read ({why}); outcome unknown",
                           line=todo.line, attempts=todo.attempts, reached=True)
     return RowOutcome(RowState.INVALID, code="InvalidRow", message=why, line=todo.line, attempts=todo.attempts)

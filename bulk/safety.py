@@ -102,7 +102,9 @@ class SafetyStop:
         """Count one finished row; the Halt if this row trips the stop (only the first time)."""
         if self.tripped is not None or not self.enabled:
             return None
-        code = outcome.code if outcome.state is RowState.FAILED and not outcome.transient else None
+        # A refused read-back (unknown) is about the account as much as a refused write.
+        refused = outcome.state in (RowState.FAILED, RowState.UNKNOWN) and not outcome.transient
+        code = outcome.code if refused else None
         if len(self._recent) == self._recent.maxlen and (gone := self._recent[0]) is not None:
             self._codes[gone] -= 1
         self._recent.append(code)

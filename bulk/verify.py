@@ -6,8 +6,8 @@
         print(row["line"], row["domain"], row["code"], row["message"])
 
 A verify is an engine run in verify mode over the rows the run recorded
-``done``, with its own checkpoint (``paths.verify_checkpoint``, made anew each
-time). The run's --set values come from its checkpoint; secret ones were
+``done`` (and the rows a plan found ``noop``, which hold the config too),
+with its own checkpoint (``paths.verify_checkpoint``, made anew each time). The run's --set values come from its checkpoint; secret ones were
 never stored, so they must be given again and are checked against the
 fingerprints the run kept. An input that changed since the run is refused:
 joining a different file by line would compare the wrong rows.
@@ -45,14 +45,16 @@ def verify_action(checkpoint: Path) -> str:
 def verify_options(
     checkpoint: Path, *, given: Sequence[str] = (), tuning: Tuning | None = None, profiles: frozenset[str] | None = None
 ) -> RunOptions:
-    """The options of a verify run over ``checkpoint``'s done rows. Raises VerifyError or CheckpointError.
+    """The options of a verify run over ``checkpoint``'s done (and noop) rows; VerifyError or CheckpointError.
 
     ``given`` are ``--set`` pairs repeating the run's secret values; ``profiles``
     the aliyun CLI profile names its rows may name.
     """
     with Checkpoint.open_readonly(checkpoint) as c:
         meta = c.meta() or {}
-        done = frozenset(r["line"] for r in c.rows(states=[RowState.DONE]))
+        # Done rows, and the plan's noop rows, skipped because they held the row's config already.
+        done = frozenset(r["line"] for r in c.rows(states=[RowState.DONE, RowState.SKIPPED])
+                         if r["state"] == RowState.DONE or r["plan_kind"] == "noop")
     if "action" not in meta:
         raise VerifyError(f"{checkpoint} holds no run")
     action = recorded_action(meta["action"])

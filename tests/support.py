@@ -122,3 +122,30 @@ ACCOUNTS_CONFIG = {
         {"name": "acct-c", "mode": "AK", "access_key_id": "LTAIacctC", "access_key_secret": WRONG_SECRET},
     ],
 }
+
+
+# -- the plan tests' fleet ---------------------------------------------------------------------------
+
+NEW_URL = "https://new.cb.example.com/snap"
+KEY, OLD_KEY = "NewKey0123456789abcdef", "OldKey0123456789abcdef"
+
+
+def fleet(sim: Simulator) -> None:
+    """Four domains as a plan meets them: the row's config, another URL, another key, and none."""
+    def config(domain: str, url: str, key: str) -> None:
+        sim.notify_configs[domain] = {"DomainName": domain, "NotifyUrl": url, "NotifyReqAuth": "yes",
+                                      "NotifyAuthKey": key}
+
+    config("same.example.com", NEW_URL, KEY)
+    config("url.example.com", "https://old.cb.example.com/snap", KEY)
+    config("key.example.com", NEW_URL, OLD_KEY)
+
+
+def fleet_csv(path: Path) -> Path:
+    """The plan tests' input: one row per fleet domain, one for a missing domain, one invalid."""
+    rows = ["DomainName,NotifyUrl,NotifyReqAuth,NotifyAuthKey"]
+    for d in ("new", "same", "url", "key", "gone.missing"):
+        rows.append(f"{d}.example.com,{NEW_URL},yes,{KEY}")
+    rows.append("bad domain,x,yes,short")
+    path.write_text("\n".join(rows) + "\n")
+    return path

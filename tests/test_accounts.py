@@ -122,7 +122,8 @@ async def test_a_refused_account_stops_alone_across_a_kill_9_and_a_resume_applie
     # Each row was sent by its own account, once: the Adds each AccessKey made.
     assert adds == Counter(KEY_OF[p] for p in rows.values())
     status = orjson.loads(status_out)
-    done = {"total": 60, "done": 60, "skipped": 0, "failed": 0, "invalid": 0, "pending": 0, "sending": 0}
+    done = {"total": 60, "done": 60, "skipped": 0, "failed": 0, "invalid": 0, "unknown": 0, "pending": 0,
+            "sending": 0}
     # The row whose Profile is what is wrong counts with the rows that name none.
     assert status["accounts"] == {"": {**done, "total": 61, "invalid": 1}, "acct-a": done, "acct-b": done,
                                   "acct-c": done}

@@ -2,22 +2,28 @@
 
 Each scenario seeds a simulator fleet (no config, the row's own config, another
 URL, another key), injects random faults (500 before and after applying, 503,
-throttling, dropped and hung connections), runs the real `bulk run` command
-in child processes that it kills (SIGKILL) or interrupts (SIGINT) at random
-moments with random --max-attempts and --if-exists, and finishes with a clean
-resume. Then every row's recorded state must agree with what the simulator
+throttling, dropped and hung connections, writes carried out only after the
+client gave up on them), refuses the read-back action in some (a policy
+without Describe), lets another client change domains bulk has not written yet
+between runs in some, runs the real `bulk run` command in child processes that
+it kills (SIGKILL) or interrupts (SIGINT) at random moments with random
+--max-attempts and --if-exists, and finishes with a clean resume on a healthy
+service. Then every row's recorded state must agree with what the simulator
 holds:
 
 - done    <=> the domain holds the row's config;
 - failed  <=> it does not, and the row says why;
-- skipped  => the domain still holds the config it was seeded with;
-- no domain had a change applied twice, no row is left pending or sending,
-  every line of the input is accounted for, and no run exited 0 with a row
-  unfinished.
+- skipped  => the domain still holds the config it had before (seeded, or the other client's);
+- unknown  => the last answer proved nothing: a refused read-back, or a write
+  that timed out and may still land; and the run did not exit 0 or 1;
+- no domain had a change applied twice, no row is left pending, sending or
+  unknown, every line of the input is accounted for, and no run exited 0
+  with a row unfinished.
 
 Most scenarios keep a backup (the default); they end with `bulk rollback`,
 killed at a random moment in some of them and resumed, after which the
-simulator must hold exactly the seeded fleet again, no call of the rollback
+simulator must hold exactly the fleet as it was before bulk wrote to it
+(seeded, or as the other client left it), no call of the rollback
 applied twice. The others run with --no-backup and leave no backup file.
 
 `make test` runs the few seeds that between them reach every scenario kind
@@ -34,10 +40,11 @@ import multiprocessing.synchronize
 import os
 import random
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import wait as wait_for_ready
 from pathlib import Path
 
+import orjson
 import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
@@ -45,6 +52,9 @@ from bulk.checkpoint import Checkpoint, CheckpointError
 from bulk.sim import FAULT_KINDS, SimConfig, Simulator
 
 ADD, SET = "AddLiveSnapshotNotifyConfig", "SetSnapshotCallbackAuth"
+READER = {ADD: "DescribeLiveSnapshotNotifyConfig", SET: "QuerySnapshotCallbackAuth"}
+#: the fault kinds the first scenarios drew from: a kind added since is drawn last, so old seeds keep theirs
+FIRST_KINDS = ("internal_before", "internal_after", "unavailable", "throttle", "drop", "hang")
 URL, OTHER_URL = "https://cb.example.com/new", "https://cb.example.com/old"
 
 # Children are forked from a server that has imported bulk once: a run starts in milliseconds.
@@ -78,6 +88,8 @@ class Scenario:
     runs: list[tuple[int, str | None, float]]  # (max attempts, interruption, after seconds)
     backup: bool
     rollback_kill: float | None  # kill -9 the rollback after this many seconds (then resume it)
+    refuse_reads: bool  # the read-back action is refused (403 Forbidden.RAM) until the final resume
+    meddle: bool  # another client changes domains bulk has not written yet, between runs
 
 
 def scenario(seed: int) -> Scenario:
@@ -97,7 +109,7 @@ def scenario(seed: int) -> Scenario:
         if other is not None:
             seeded[domain] = {"DomainName": domain, **other}
     error_rate = rng.choice([0.0, 0.15, 0.3, 0.45])
-    kinds = tuple(rng.sample(FAULT_KINDS, rng.randint(1, len(FAULT_KINDS))))
+    kinds = tuple(rng.sample(FIRST_KINDS, rng.randint(1, len(FIRST_KINDS))))
     sim = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=2000, seed=seed, error_rate=error_rate,
                     fault_kinds=kinds, latency_ms=rng.choice([0, 3, 15]))
     runs = [(rng.randint(1, 4), rng.choice(["kill", "int", None]), rng.uniform(0.05, 0.5))
@@ -106,7 +118,12 @@ def scenario(seed: int) -> Scenario:
     # Drawn last, so that the scenarios of every seed are those they were before backups existed.
     backup = rng.random() < 0.8
     rollback_kill = rng.choice([None, rng.uniform(0.02, 0.3)])
-    return Scenario(seed, action, rows, seeded, if_exists, sim, runs, backup, rollback_kill)
+    # Drawn after those, for the same reason: writes that land late, refused read-backs, another client.
+    if rng.random() < 0.3:
+        sim = replace(sim, fault_kinds=(*kinds, "late"))
+    refuse_reads = rng.random() < 0.25
+    meddle = rng.random() < 0.4
+    return Scenario(seed, action, rows, seeded, if_exists, sim, runs, backup, rollback_kill, refuse_reads, meddle)
 
 
 async def _run(argv: list[str], interruption: str | None, after: float) -> int | None:
@@ -154,6 +171,7 @@ def kinds(case: Scenario) -> set[tuple[object, ...]]:
         ("action", case.action), ("if-exists", case.if_exists), ("backup", case.backup),
         ("rollback killed", case.rollback_kill is not None), ("error rate", case.sim.error_rate),
         ("latency", case.sim.latency_ms), ("runs before the resume", len(case.runs)),
+        ("refused read-backs", case.refuse_reads), ("another client", case.meddle),
     }
     reached |= {("fault", kind) for kind in case.sim.fault_kinds}
     reached |= {("interruption", interruption) for _, interruption, _ in case.runs}
@@ -193,6 +211,7 @@ def test_scenarios_cover_every_case() -> None:
     assert sum(bool(c.seeded) for c in cases) > 90 and sum(len(c.seeded) < len(c.rows) for c in cases) > 90
     assert 10 <= sum(not c.backup for c in cases) <= 30
     assert {c.rollback_kill is None for c in cases if c.backup} == {True, False}
+    assert {c.refuse_reads for c in cases if c.runs} == {c.meddle for c in cases if c.runs} == {True, False}
 
 
 async def test_record_agrees_with_the_service(tmp_path: Path, chaos_seeds: list[int]) -> None:
@@ -220,9 +239,14 @@ async def _check(seed: int, tmp_path: Path) -> None:
     src = tmp_path / "fleet.csv"
     src.write_text("\n".join([",".join(columns), *(",".join([d, *r.values()]) for d, r in case.rows.items())]) + "\n")
     ckpt = tmp_path / "fleet.ckpt"
+    #: each domain's config before bulk wrote to it: as seeded, or as the other client left it
+    theirs = {d: dict(c) for d, c in case.seeded.items()}
+    others = random.Random(f"another client/{seed}")
     async with Simulator(case.sim) as sim:
         store = sim.notify_configs if case.action == ADD else sim.callback_auth
         store.update({d: dict(c) for d, c in case.seeded.items()})
+        if case.refuse_reads:
+            sim.config.forbidden_actions = (READER[case.action],)
         base = ["run", str(src), "--action", case.action, "--endpoint", sim.url, "--checkpoint", str(ckpt),
                 "--qps", "1000", "--timeout", "0.5", "--if-exists", case.if_exists, "--quiet",
                 *([] if case.backup else ["--no-backup"])]
@@ -231,13 +255,16 @@ async def _check(seed: int, tmp_path: Path) -> None:
             codes.append(await _run([*base, "--max-attempts", str(attempts)], interruption, after))
             await _settle(sim)
             if _ingested(ckpt):
-                _agrees(case, ckpt, store, codes)
+                _agrees(case, ckpt, store, theirs, codes)
+                if case.meddle:
+                    _another_client(case, ckpt, store, theirs, others)
             else:  # killed before the input was recorded, which comes before any call
                 assert sim.stats()["total"] == 0, codes
         sim.config.error_rate = 0.0  # the final resume, on a healthy service
+        sim.config.forbidden_actions = ()
         codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
         assert codes[-1] in (0, 1), codes
-        _agrees(case, ckpt, store, codes)
+        _agrees(case, ckpt, store, theirs, codes)
         per_domain: dict[str, int] = {}
         for (_, domain), n in sim.applied.items():
             per_domain[domain] = per_domain.get(domain, 0) + n
@@ -252,7 +279,7 @@ async def _check(seed: int, tmp_path: Path) -> None:
             await _settle(sim)
         codes.append(await _run(rollback, None, 0))
         assert codes[-1] == 0, codes
-        assert store == case.seeded, codes  # exactly the fleet as it was seeded, keys and all
+        assert store == theirs, codes  # exactly the fleet as it was before bulk wrote to it, keys and all
         assert all(n - before.get(key, 0) <= 1 for key, n in sim.applied.items()), codes
 
 
@@ -267,7 +294,32 @@ def _ingested(ckpt: Path) -> bool:
         return False
 
 
-def _agrees(case: Scenario, ckpt: Path, store: dict[str, dict[str, str]], codes: list[int | None]) -> None:
+def _another_client(case: Scenario, ckpt: Path, store: dict[str, dict[str, str]],
+                    theirs: dict[str, dict[str, str]], rng: random.Random) -> None:
+    """Another client changes up to two domains bulk never wrote to: no write of a row reached the
+    service, and no backup record of the domain was taken (the state right before our write)."""
+    with Checkpoint.open_readonly(ckpt) as c:
+        untouched = sorted(r["domain"] for r in c.rows(states=["pending", "unknown"]) if not r["reached"])
+    backup = ckpt.with_name("fleet.backup.jsonl")
+    if backup.exists():
+        recorded = {orjson.loads(line)["DomainName"] for line in backup.read_bytes().splitlines(keepends=True)
+                    if line.endswith(b"\n")}
+        untouched = [d for d in untouched if d not in recorded]
+    for domain in rng.sample(untouched, min(len(untouched), rng.randint(0, 2))):
+        row = case.rows[domain]
+        other = {**row, "NotifyUrl": OTHER_URL} if case.action == ADD else {**row, "CallbackAuthKey": "Their" + row[
+            "CallbackAuthKey"][5:]}
+        change = rng.choice([None, row, other])
+        if change is None:
+            store.pop(domain, None)
+            theirs.pop(domain, None)
+        else:
+            store[domain] = {"DomainName": domain, **change}
+            theirs[domain] = dict(store[domain])
+
+
+def _agrees(case: Scenario, ckpt: Path, store: dict[str, dict[str, str]], theirs: dict[str, dict[str, str]],
+            codes: list[int | None]) -> None:
     """What the checkpoint says of each row is what the service holds, after any run, however it ended."""
     with Checkpoint.open_readonly(ckpt) as c:
         recorded = {r["domain"]: r for r in c.rows()}
@@ -286,6 +338,11 @@ def _agrees(case: Scenario, ckpt: Path, store: dict[str, dict[str, str]], codes:
         elif state == "failed":
             assert not holds and row["code"], context
         elif state == "skipped":
-            assert case.if_exists == "skip" and held == case.seeded[domain], context
+            assert case.if_exists == "skip" and held == theirs[domain], context
+        elif state == "unknown":
+            # The last answer proved nothing: a refused read-back, or a write that timed out and may still land.
+            refused = case.refuse_reads and row["code"] == "Forbidden.RAM" and row["action"] == READER[case.action]
+            assert refused or row["code"] == "Timeout", context
+            assert codes[-1] not in (0, 1), context
         else:
             assert codes[-1] not in (0, 1), context  # a run that ends 0 or 1 has settled every row

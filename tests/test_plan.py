@@ -6,31 +6,9 @@ from pathlib import Path
 
 import orjson
 from conftest import TEST_AK_ID, TEST_AK_SECRET
-from support import bulk
+from support import KEY, NEW_URL, OLD_KEY, bulk, fleet, fleet_csv
 
 from bulk.sim import SimConfig, Simulator
-
-NEW_URL = "https://new.cb.example.com/snap"
-KEY, OLD_KEY = "NewKey0123456789abcdef", "OldKey0123456789abcdef"
-
-
-def fleet(sim: Simulator) -> None:
-    def config(domain: str, url: str, key: str) -> None:
-        sim.notify_configs[domain] = {"DomainName": domain, "NotifyUrl": url, "NotifyReqAuth": "yes",
-                                      "NotifyAuthKey": key}
-
-    config("same.example.com", NEW_URL, KEY)
-    config("url.example.com", "https://old.cb.example.com/snap", KEY)
-    config("key.example.com", NEW_URL, OLD_KEY)
-
-
-def fleet_csv(path: Path) -> Path:
-    rows = ["DomainName,NotifyUrl,NotifyReqAuth,NotifyAuthKey"]
-    for d in ("new", "same", "url", "key", "gone.missing"):
-        rows.append(f"{d}.example.com,{NEW_URL},yes,{KEY}")
-    rows.append("bad domain,x,yes,short")
-    path.write_text("\n".join(rows) + "\n")
-    return path
 
 
 async def test_plan_then_apply_then_verify(tmp_path: Path) -> None:
@@ -58,13 +36,13 @@ async def test_plan_then_apply_then_verify(tmp_path: Path) -> None:
         assert "create" in out and "conflict" in out
 
         # Only what the plan says is sent: one Add, two Updates, nothing else (each domain read once first, for
-        # the backup).
+        # the backup and against the plan, the noop one included).
         before = {a: sum(c.values()) for a, c in sim.stats()["calls"].items()}
         code, out, err = await bulk("run", "--plan", str(plan), "--endpoint", sim.url, "--qps", "200", "--quiet")
         after = {a: sum(c.values()) for a, c in sim.stats()["calls"].items()}
         sent = {a: after[a] - before.get(a, 0) for a in after if after[a] != before.get(a, 0)}
         assert sent == {"AddLiveSnapshotNotifyConfig": 1, "UpdateLiveSnapshotNotifyConfig": 2,
-                        "DescribeLiveSnapshotNotifyConfig": 3}
+                        "DescribeLiveSnapshotNotifyConfig": 4}
         assert code == 1, err  # the conflict and the invalid row are reported
         for d in ("new", "same", "url", "key"):
             config = sim.notify_configs[f"{d}.example.com"]

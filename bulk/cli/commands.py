@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from ..actions import Action, recorded_action, resolve
-from ..checkpoint import Checkpoint, remove_checkpoint
+from ..checkpoint import Checkpoint, CheckpointError, remove_checkpoint
 from ..credentials import profile_names
 from ..errors import Exit
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
@@ -84,6 +84,10 @@ def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quie
             err.print(f"bulk: report written to {report}")
         if failures:
             err.print(f"bulk: {failures} failed or invalid row(s) written to {path}")
+    if result.unknown:
+        err.print(f"bulk: {result.unknown} row(s) with an unknown outcome: bulk could not learn whether the service "
+                  "holds their change (see `bulk report --failed-only`); they are not in the failures file. Run the "
+                  "same command again to read them back before anything is sent", soft_wrap=True)
     if result.canary is not None and result.halt is None:
         _print_canary(result)
     elif result.interrupted:
@@ -173,9 +177,21 @@ def _check_plan_fits(plan: Path, options: RunOptions, max_age: float) -> None:
         raise PlanError(f"plan {plan} is for {header.action}, not {options.action.name}")
     if not options.input_path.is_file() or file_sha256(options.input_path) != header.input_sha256:
         raise PlanError(f"the input {options.input_path} changed since plan {plan} was made; make a new plan")
-    started = options.checkpoint_path.exists()  # a started run resumes whatever the plan's age
     check_plan(plan, header, overrides=redact_overrides(options.action, options.overrides),
-               max_age=None if started else max_age)
+               max_age=None if _wrote(options.checkpoint_path) else max_age)
+
+
+def _wrote(checkpoint: Path) -> bool:
+    """Whether a run of ``checkpoint`` has sent a write: it resumes whatever the plan's age (not one that
+    only ingested its rows, or only met a dead endpoint)."""
+    if not checkpoint.exists():
+        return False
+    try:
+        with Checkpoint.open_readonly(checkpoint) as ckpt:
+            return any(r["attempts"] or r["reached"] for r in ckpt.rows())
+    except CheckpointError:
+        return True  # started by an older bulk, which cannot say: it resumes as it would have
+
 
 
 def _print_dry_run(options: RunOptions) -> int:
@@ -203,7 +219,7 @@ def validate_cmd(input: Annotated[Path, typer.Argument(help="Domain list: .csv o
     raise typer.Exit(Exit.FAILED if summary.bad_count else Exit.OK)
 
 
-_STATES = ("done", "skipped", "failed", "invalid", "pending", "sending")
+_STATES = ("done", "skipped", "failed", "invalid", "unknown", "pending", "sending")
 
 
 @app.command("status")
@@ -236,7 +252,7 @@ def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file 
 @app.command("report")
 def report_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file of a run.")],
-    failed_only: Annotated[bool, typer.Option(help="Only failed and invalid rows.")] = False,
+    failed_only: Annotated[bool, typer.Option(help="Only failed, invalid and unknown rows.")] = False,
     format: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "csv",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
 ) -> None:

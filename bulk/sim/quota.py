@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FAULT_KINDS", "Faults", "Quota", "max_in_window"]
 
-FAULT_KINDS = ("internal_before", "internal_after", "unavailable", "throttle", "drop", "hang")
+#: "late": held until the client gives up (its timeout), then carried out: a write that lands after the
+#: client's read-back may already have said "not applied"
+FAULT_KINDS = ("internal_before", "internal_after", "unavailable", "throttle", "drop", "hang", "late")
 
 #: the answer each fault kind that answers at all gives, before the call is applied
 FAULT_CODES = {"internal_before": "InternalError", "unavailable": "ServiceUnavailable", "throttle": "Throttling.User"}

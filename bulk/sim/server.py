@@ -227,8 +227,9 @@ class Simulator:
         if delay := self._faults.latency():
             await asyncio.sleep(delay)
         if fault is not None:
+            if fault in ("hang", "late"):
+                await self._hang(request)  # until the client gives up; a late call is then carried out
             if fault == "hang":
-                await self._hang(request)
                 return self._drop(request, action, fault)
             if fault == "drop" and not after:
                 return self._drop(request, action, fault)
@@ -242,7 +243,7 @@ class Simulator:
             answer = self._ok(action, body_out)
         if fault == "internal_after":
             return self._error(request, action, Reject("InternalError"))
-        if fault == "drop":
+        if fault in ("drop", "late"):
             return self._drop(request, action, fault)
         return answer
 
