@@ -118,13 +118,20 @@ def write_failures(ckpt: Checkpoint, path: Path) -> int:
     """Write failed and invalid rows in the input's own format, ready to be fed back.
 
     Only the action's non-secret parameters are kept; give secrets again with
-    --set, or resume the original input with ``--retry-failed``.
+    --set, or resume the original input with ``--retry-failed``. A row that
+    lists a domain done on another line is left out: its domain needs nothing
+    more. With no row to write, a failures file left at ``path`` by an earlier
+    run is removed, so the file never lists a row that is done since.
     """
     meta = ckpt.meta()
     if not meta:
         raise CheckpointError(f"{ckpt.path} holds no run")
-    lines = {r["line"] for r in ckpt.rows(states=_FAILED)}
+    listed = {r["line"]: (r["domain"] or "").strip().lower() for r in ckpt.rows(states=_FAILED)}
+    wanted = set(listed.values())
+    done = {d for r in ckpt.rows(states=["done"] if listed else []) if (d := (r["domain"] or "").lower()) in wanted}
+    lines = {line for line, domain in listed.items() if domain not in done}
     if not lines:
+        path.unlink(missing_ok=True)
         return 0
     action = recorded_action(meta["action"])
     fmt = Format(meta["format"])

@@ -77,13 +77,12 @@ CanaryOpt = Annotated[int | None, typer.Option(help="Apply only the first N rows
 
 def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quiet: bool) -> int:
     """The report, the failures file and the summary of an apply run."""
-    path, failures = None, 0
+    path = failures_path(result.checkpoint, detect_format(options.input_path))
     with Checkpoint.open_readonly(result.checkpoint) as ckpt:
         if report:
             write_report(ckpt, report, fmt="jsonl" if report.suffix == ".jsonl" else "csv")
-        if result.counts.get("failed") or result.counts.get("invalid"):
-            path = failures_path(result.checkpoint, detect_format(options.input_path))
-            failures = write_failures(ckpt, path)
+        # Written anew by every run, or removed: a stale one would list rows that are done since.
+        failures = write_failures(ckpt, path)
         by_profile = ckpt.counts_by_profile()
     if not quiet:
         err.print(summary_table(result.counts, result.errors))
