@@ -359,12 +359,26 @@ class Checkpoint:
                 for line, offset, state, attempts, reached, send, profile in found]
 
     def claim(self, lines: list[int]) -> None:
-        """Mark rows as possibly reaching the service; committed before any is sent."""
+        """Mark rows as possibly reaching the service; committed, and on the disk, before any is sent.
+
+        The one commit made with ``synchronous=FULL`` (docs/record.md has the
+        cost): under NORMAL a power cut can take back a committed claim, and
+        its row would go out again as pending, without a read-back. A result
+        lost so leaves its row claimed, and so read back: results stay NORMAL.
+        """
         now = self._clock()
-        self._write(lambda: self._db.executemany(
-            "UPDATE rows SET state = 'sending', started = COALESCE(started, ?) WHERE line = ?",
-            [(now, line) for line in lines],
-        ))
+        db = self._db
+
+        def durable() -> None:
+            db.execute("PRAGMA synchronous=FULL")
+            try:
+                with db:  # committed here, while FULL holds; it also syncs every commit before it
+                    db.executemany("UPDATE rows SET state = 'sending', started = COALESCE(started, ?) WHERE line = ?",
+                                   [(now, line) for line in lines])
+            finally:
+                db.execute("PRAGMA synchronous=NORMAL")
+
+        self._write(durable)
 
     def record(self, outcome: RowOutcome) -> None:
         """Buffer a row's outcome; committed in batches (``flush``)."""
@@ -466,8 +480,9 @@ def remove_checkpoint(path: Path) -> None:
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level="DEFERRED")
     db.execute("PRAGMA journal_mode=WAL")
-    # NORMAL is durable against a killed process (the WAL is in the OS cache);
-    # only a power cut could lose the last commits, and those rows are re-read.
+    # NORMAL is durable against a killed process (the WAL is in the OS cache); a power cut
+    # could lose the last commits: results, whose rows are then read back, but a claim is
+    # synced on its own (``Checkpoint.claim``).
     db.execute("PRAGMA synchronous=NORMAL")
     # Fold the WAL back every 256 pages (1 MiB) and cut it back to that size after:
     # a million-row run keeps a WAL of about a megabyte, not of the run.

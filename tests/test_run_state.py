@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from bulk.checkpoint import Checkpoint, RowOutcome, RowState
+from bulk.inputs import Row
 from bulk.sim import Simulator
 
 ADD = "AddLiveSnapshotNotifyConfig"
@@ -81,3 +83,20 @@ async def test_the_failures_file_lists_no_duplicate_of_a_domain_done(tmp_path: P
     # c failed (another config), b's rows are both invalid (which one was meant is unknown): they stay listed.
     assert (tmp_path / "run.failures.csv").read_text().splitlines() == [
         "DomainName,NotifyUrl", f"c.example.com,{URL}", "b.example.com,notaurl", f"b.example.com,{URL}"]
+
+
+def test_a_claim_is_committed_with_synchronous_full_and_results_are_not(tmp_path: Path) -> None:
+    """Item 16: under NORMAL a power cut can take back a committed claim; its row would go out again unread."""
+    statements: list[str] = []
+    with Checkpoint.open(tmp_path / "c.ckpt") as ckpt:
+        ckpt.add_rows(Row(i, f"d{i}.example.com", {}, {}) for i in (1, 2, 3))
+        ckpt._db.set_trace_callback(statements.append)
+        ckpt.claim([1, 2])
+        ckpt.record(RowOutcome(RowState.DONE, ADD, line=1, attempts=1, reached=True))
+        ckpt.flush()
+        ckpt._db.set_trace_callback(None)
+    said = [s.split()[0].upper() + (" " + s.split()[1] if s.upper().startswith("PRAGMA") else "") for s in statements]
+    claim, commit = said.index("UPDATE"), said.index("COMMIT")
+    assert "PRAGMA synchronous=FULL" in said[:claim] and "PRAGMA synchronous=NORMAL" in said[commit:]
+    result = said.index("UPDATE", commit)
+    assert said[commit:result].count("PRAGMA synchronous=NORMAL") == 1 and "PRAGMA synchronous=FULL" not in said[commit:]
