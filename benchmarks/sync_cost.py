@@ -38,9 +38,9 @@ from common import ROOT, machine
 
 sys.path.insert(0, str(ROOT))
 
-from bulk.checkpoint import Checkpoint, RowOutcome, RowState  # noqa: E402
-from bulk.dispatch import CLAIM_CHUNK  # noqa: E402
-from bulk.inputs import Row  # noqa: E402
+from bulk.checkpoint import Checkpoint, RowOutcome, RowState
+from bulk.dispatch import CLAIM_CHUNK
+from bulk.inputs import Row
 
 SETTINGS = ("normal", "full", "full-claims")
 CLAIM = "UPDATE rows SET state = 'sending', started = COALESCE(started, ?) WHERE line = ?"
