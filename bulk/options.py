@@ -23,6 +23,7 @@ from typing import Any
 
 from .actions import Action
 from .checkpoint import RowState
+from .identity import Identity
 
 __all__ = [
     "Canary",
@@ -133,6 +134,8 @@ class RunOptions:
     #: the aliyun CLI profile names a row's Profile may take (``credentials.profile_names()``);
     #: None takes no Profile column
     profiles: frozenset[str] | None = field(default=None, repr=False)
+    #: where and as whom the run sends: recorded by a new run, checked by a resume (None: neither)
+    identity: Identity | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "if_exists", IfExists(self.if_exists))

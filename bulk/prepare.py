@@ -5,7 +5,8 @@
     estimate = dry_run(options)               # what a run would do, from the input or the checkpoint
 
 A checkpoint belongs to one run: its action, mode, input (by SHA-256) and
---set values (secret ones as fingerprints). Running the same command again
+--set values (secret ones as fingerprints), and its endpoint, region and
+account (``bulk.identity``). Running the same command again
 resumes it; anything else is refused with what to do, since joining a
 different file by line would send the wrong rows. ``prepare`` records the
 run and ingests the input once (``rows.RowSource``), applies a plan
@@ -80,6 +81,8 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
                        "created": time.time(), "ingested": False})
     else:
         _check_same_run(meta, wanted, ckpt.path)
+    if options.identity is not None and (more := options.identity.check(meta or {}, ckpt.path)):
+        ckpt.set_meta(more)
     if not (meta or {}).get("ingested"):
         RowSource(options).ingest(ckpt)
         if options.plan_path is not None:

@@ -35,6 +35,7 @@ from rich.table import Table
 from .actions import recorded_action
 from .checkpoint import Checkpoint, CheckpointError
 from .files import atomic_file
+from .identity import recorded_connection
 from .inputs import BadRow, Format, InputError, read_rows, write_rows
 from .options import Halt
 from .plan import PlanEntry, PlanHeader, write_plan
@@ -167,7 +168,7 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
             entries.append(PlanEntry(r["line"], r["domain"] or "", r["plan_kind"], fields, r["plan_send"]))
     # The plan is as old as its first read, not as its file.
     header = PlanHeader(meta["action"], meta["input_path"], meta["input_sha256"], meta["created"],
-                        meta.get("overrides") or {})
+                        meta.get("overrides") or {}, *recorded_connection(meta))
     write_plan(path, header, entries)
     counts: dict[str, int] = {}
     for entry in entries:

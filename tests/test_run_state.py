@@ -7,9 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+from conftest import TEST_AK_ID, TEST_AK_SECRET
+
 from bulk.checkpoint import Checkpoint, RowOutcome, RowState
+from bulk.credentials import fingerprint
 from bulk.inputs import Row
-from bulk.sim import Simulator
+from bulk.paths import plan_run_checkpoint, rollback_checkpoint, verify_checkpoint
+from bulk.sim import SimConfig, Simulator
 
 ADD = "AddLiveSnapshotNotifyConfig"
 URL = "https://cb.example.com/snap"
@@ -100,3 +104,87 @@ def test_a_claim_is_committed_with_synchronous_full_and_results_are_not(tmp_path
     assert "PRAGMA synchronous=FULL" in said[:claim] and "PRAGMA synchronous=NORMAL" in said[commit:]
     result = said.index("UPDATE", commit)
     assert said[commit:result].count("PRAGMA synchronous=NORMAL") == 1 and "PRAGMA synchronous=FULL" not in said[commit:]
+
+
+def with_key(key_id: str, secret: str) -> dict[str, str]:
+    return {**os.environ, "ALIBABA_CLOUD_ACCESS_KEY_ID": key_id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret}
+
+
+async def test_a_resume_against_another_endpoint_or_account_is_refused(tmp_path: Path) -> None:
+    """Item 13: a rehearsal's checkpoint resumed against another service would mix two fleets in one record."""
+    other_id, other_secret = "LTAIotherAccessKey", "otherSecretValue0123456789abcdef"
+    keys = {TEST_AK_ID: TEST_AK_SECRET, other_id: other_secret}
+    src = tmp_path / "d.csv"
+    src.write_text(f"DomainName,NotifyUrl\na.example.com,{URL}\nb.example.com,{URL}\n")
+    ckpt = tmp_path / "run.ckpt"
+    async with Simulator(SimConfig(access_keys=keys)) as first, Simulator(SimConfig(access_keys=keys)) as second:
+        first.notify_configs["b.example.com"] = {"DomainName": "b.example.com", "NotifyUrl": URL + "/other",
+                                                 "NotifyReqAuth": "no", "NotifyAuthKey": ""}
+        code, _, err = await bulk(*add_args(src, first, "--checkpoint", str(ckpt)))
+        assert code == 1, err  # b failed: a resume has work to do
+        code, _, err = await bulk(*add_args(src, second, "--checkpoint", str(ckpt), "--retry-failed"))
+        assert code == 2, err
+        assert first.url in err and second.url in err, err
+        code, _, err = await bulk(*add_args(src, first, "--checkpoint", str(ckpt), "--retry-failed"),
+                                  env=with_key(other_id, other_secret))
+        assert code == 2, err
+        assert fingerprint(TEST_AK_ID) in err and fingerprint(other_id) in err, err
+        assert other_secret not in err and TEST_AK_SECRET not in err
+        code, _, err = await bulk(*add_args(src, first, "--checkpoint", str(ckpt), "--retry-failed", "--region",
+                                            "cn-beijing"))
+        assert code == 2 and "cn-shanghai" in err and "cn-beijing" in err, err
+        assert second.stats()["total"] == 0
+        calls = first.stats()["total"]
+        del first.notify_configs["b.example.com"]
+        code, _, err = await bulk(*add_args(src, first, "--checkpoint", str(ckpt), "--retry-failed"))
+        assert code == 0, err  # the run's own endpoint and account resume it
+        assert first.stats()["total"] > calls
+
+
+class _Sink:
+    """A proxy that answers nothing: whatever would leave the machine through HTTPS_PROXY is caught here."""
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.seen.append(await reader.readline())
+        writer.close()
+
+
+async def test_verify_rollback_and_a_plan_go_to_the_endpoint_the_run_recorded(tmp_path: Path, sim: Simulator) -> None:
+    """Item 13: after a rehearsal against the simulator, a bare `bulk verify CK` must never go to production."""
+    sink = _Sink()
+    server = await asyncio.start_server(sink.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # The default endpoint is https://: any call to it goes to the sink, never off the machine.
+    env = {**os.environ, "HTTPS_PROXY": f"http://127.0.0.1:{port}", "NO_PROXY": ""}
+    src = tmp_path / "d.csv"
+    src.write_text(f"DomainName,NotifyUrl\na.example.com,{URL}\nb.example.com,{URL}\n")
+    ckpt = tmp_path / "run.ckpt"
+    bare = ("--max-attempts", "1", "--timeout", "2", "--quiet")
+    try:
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--region", "cn-beijing"), env=env)
+        assert code == 0, err
+        reads = sim.stats()["total"]
+        code, out, err = await bulk("verify", str(ckpt), *bare, env=env)
+        assert code == 0, out + err
+        assert sim.stats()["total"] > reads and "2 in sync" in out
+        code, out, err = await bulk("rollback", str(ckpt), *bare, env=env)
+        assert code == 0, out + err
+        assert sim.notify_configs == {}
+        plan = tmp_path / "p.plan.jsonl"
+        code, out, err = await bulk("plan", str(src), "--action", ADD, "--endpoint", sim.url, "--region",
+                                    "cn-beijing", "-o", str(plan), "--quiet", env=env)
+        assert code == 0, out + err
+        code, out, err = await bulk("run", "--plan", str(plan), *bare, env=env)
+        assert code == 0, out + err
+        assert set(sim.notify_configs) == {"a.example.com", "b.example.com"}
+        for each in (verify_checkpoint(ckpt), rollback_checkpoint(ckpt), plan_run_checkpoint(plan)):
+            with Checkpoint.open_readonly(each) as c:
+                meta = c.meta() or {}
+            assert (meta["endpoint"], meta["region"]) == (sim.url, "cn-beijing"), each
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert sink.seen == []

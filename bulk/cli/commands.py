@@ -20,6 +20,7 @@ from ..actions import Action, recorded_action, resolve
 from ..checkpoint import Checkpoint, remove_checkpoint
 from ..client import DEFAULT_ENDPOINT, DEFAULT_REGION
 from ..credentials import profile_names
+from ..identity import recorded_connection
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
 from ..options import Exit, Mode, RunOptions, RunResult
 from ..paths import (
@@ -62,6 +63,8 @@ QpsOpt = Annotated[float, typer.Option(help="Calls per second allowed per accoun
 ConcurrencyOpt = Annotated[int | None, typer.Option(help="Ceiling of calls in flight (default: from --qps and --timeout).")]
 EndpointOpt = Annotated[str, typer.Option(help="API endpoint URL.")]
 RegionOpt = Annotated[str, typer.Option(help="RegionId sent with every call (a RegionId column overrides it).")]
+RecordedEndpointOpt = Annotated[str | None, typer.Option("--endpoint", help="API endpoint URL (default: the one the run recorded).")]
+RecordedRegionOpt = Annotated[str | None, typer.Option("--region", help="RegionId sent with every call (default: the one the run recorded; a RegionId column overrides it).")]
 SignatureOpt = Annotated[str, typer.Option(help="Signature scheme: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).")]
 ProfileOpt = Annotated[str | None, typer.Option(help="aliyun CLI profile to take credentials from.")]
 AttemptsOpt = Annotated[int, typer.Option(help="Attempts per call for transient errors.")]
@@ -138,8 +141,8 @@ def run_cmd(
     checkpoint: CheckpointOpt = None,
     qps: QpsOpt = 30.0,
     concurrency: ConcurrencyOpt = None,
-    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
-    region: RegionOpt = DEFAULT_REGION,
+    endpoint: Annotated[str | None, typer.Option(help=f"API endpoint URL (default: {DEFAULT_ENDPOINT}; with --plan, the plan's).")] = None,
+    region: Annotated[str | None, typer.Option(help=f"RegionId sent with every call (default: {DEFAULT_REGION}; with --plan, the plan's; a RegionId column overrides it).")] = None,
     signature: SignatureOpt = "v3",
     profile: ProfileOpt = None,
     max_attempts: AttemptsOpt = 8,
@@ -163,6 +166,8 @@ def run_cmd(
         with errors():
             header, _ = read_plan(plan)
         input, action = input or Path(header.input_path), action or header.action
+        # The plan describes the fleet it was made against: the rows go there unless told otherwise.
+        endpoint, region = endpoint or header.endpoint, region or header.region
         checkpoint = checkpoint or plan_run_checkpoint(plan)
         extra = {"plan_path": plan, "extra_meta": {"plan_sha256": file_sha256(plan)}}
     if input is None or action is None:
@@ -177,9 +182,18 @@ def run_cmd(
             _check_plan_fits(plan, options, max_plan_age * 60)
     if dry_run:
         raise typer.Exit(_print_dry_run(options))
-    connection = Connection(endpoint, region, signature, profile)
+    connection = Connection(endpoint or DEFAULT_ENDPOINT, region or DEFAULT_REGION, signature, profile)
     raise typer.Exit(execute(options, connection, quiet=quiet,
                               summary=lambda r: _finish(r, options, report=report, quiet=quiet)))
+
+
+def _recorded(checkpoint: Path, endpoint: str | None, region: str | None, signature: str,
+              profile: str | None) -> Connection:
+    """The connection of a command on a finished run: the endpoint and region it recorded, unless given."""
+    with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
+        recorded_endpoint, recorded_region = recorded_connection(ckpt.meta())
+    return Connection(endpoint or recorded_endpoint or DEFAULT_ENDPOINT, region or recorded_region or DEFAULT_REGION,
+                      signature, profile)
 
 
 def _check_plan_fits(plan: Path, options: RunOptions, max_age: float) -> None:
@@ -323,8 +337,8 @@ def verify_cmd(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Secret --set values of the run, given again (they are never stored).")] = None,
     qps: QpsOpt = 30.0,
     concurrency: ConcurrencyOpt = None,
-    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
-    region: RegionOpt = DEFAULT_REGION,
+    endpoint: RecordedEndpointOpt = None,
+    region: RecordedRegionOpt = None,
     signature: SignatureOpt = "v3",
     profile: ProfileOpt = None,
     max_attempts: AttemptsOpt = 8,
@@ -349,7 +363,8 @@ def verify_cmd(
                   f"{len(drift)} drifted or unreadable")
         return result.exit_code
 
-    raise typer.Exit(execute(options, Connection(endpoint, region, signature, profile), quiet=quiet, summary=summary))
+    connection = _recorded(checkpoint, endpoint, region, signature, profile)
+    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary))
 
 
 @app.command("rotate")
@@ -408,8 +423,8 @@ def rollback_cmd(
     output: Annotated[Path | None, typer.Option("--checkpoint", help="The rollback's own checkpoint (default: CHECKPOINT with .rollback.ckpt).")] = None,
     qps: QpsOpt = 30.0,
     concurrency: ConcurrencyOpt = None,
-    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
-    region: RegionOpt = DEFAULT_REGION,
+    endpoint: RecordedEndpointOpt = None,
+    region: RecordedRegionOpt = None,
     signature: SignatureOpt = "v3",
     profile: ProfileOpt = None,
     max_attempts: AttemptsOpt = 8,
@@ -444,4 +459,5 @@ def rollback_cmd(
         code = _finish(result, options, report=report, quiet=quiet)
         return Exit.FAILED if code == Exit.OK and rollback.unrecorded else code
 
-    raise typer.Exit(execute(options, Connection(endpoint, region, signature, profile), quiet=quiet, summary=summary))
+    connection = _recorded(checkpoint, endpoint, region, signature, profile)
+    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary))

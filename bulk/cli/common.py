@@ -29,7 +29,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 import typer
@@ -41,6 +41,7 @@ from ..checkpoint import CheckpointBusy, CheckpointError
 from ..client import LiveClient
 from ..credentials import ChainCredentials, CredentialsError, CredentialSource, load_credentials
 from ..files import LocalFault, UnsafeFile
+from ..identity import run_identity
 from ..actions import Action
 from ..inputs import BadRow, InputError, literal_secrets
 from ..keys import KeysFileError
@@ -178,11 +179,15 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
             credentials = await _run_credentials(connection.profile, deferred=bool(options.profiles))
             client = LiveClient(credentials=credentials, endpoint=connection.endpoint, region=connection.region,
                                 signature=connection.signature, timeout=options.timeout, connections=options.workers)
+            identity = await run_identity(client, profile=connection.profile, region=connection.region)
             if not quiet:
                 err.print(f"bulk: checkpoint {options.checkpoint_path}")
+                err.print(f"bulk: endpoint {identity.endpoint}, region {identity.region}"
+                          + (f", account {identity.account}" if identity.account else ""))
             stats = RunStats()
             async with client, show_progress(stats, mode="quiet" if quiet else "auto"):
-                result = await engine.run(options, client=client, stop=stop, stats=stats)
+                result = await engine.run(replace(options, identity=identity), client=client, stop=stop,
+                                          stats=stats)
         for profile, halt in result.stopped.items():
             print_halt(halt, account=profile or "(the run's credentials)")
         if result.halt is not None and result.halt.kind is not HaltKind.INTERRUPTED:
