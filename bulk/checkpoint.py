@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import orjson
 
-from .files import LocalFault
+from .files import LocalFault, private_dir
 from .inputs import BadRow, Row
 from .paths import checkpoint_files, lock_path
 from .redact import error_kind, redact
@@ -226,7 +226,7 @@ class Checkpoint:
     def open(cls, path: Path, *, clock: Callable[[], float] = time.time) -> Checkpoint:
         """Open (or create) for writing; raise CheckpointBusy if another run holds it."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             lock_fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise CheckpointError(f"cannot open checkpoint {path}: {exc.strerror}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -11,8 +12,8 @@ from conftest import TEST_AK_ID, TEST_AK_SECRET
 
 from bulk.checkpoint import Checkpoint, RowOutcome, RowState
 from bulk.credentials import fingerprint
-from bulk.inputs import Row
-from bulk.paths import plan_run_checkpoint, rollback_checkpoint, verify_checkpoint
+from bulk.inputs import Format, Row
+from bulk.paths import failures_path, plan_run_checkpoint, rollback_checkpoint, verify_checkpoint
 from bulk.sim import SimConfig, Simulator
 
 ADD = "AddLiveSnapshotNotifyConfig"
@@ -188,3 +189,54 @@ async def test_verify_rollback_and_a_plan_go_to_the_endpoint_the_run_recorded(tm
         server.close()
         await server.wait_closed()
     assert sink.seen == []
+
+
+async def test_a_rotation_leaves_nothing_but_its_keys_file_in_the_keys_directory(tmp_path: Path,
+                                                                                  state_dir: Path) -> None:
+    """Item 12: its failures file (a .csv) in the keys directory made the receiver refuse the whole set."""
+    fleet = tmp_path / "fleet.txt"
+    fleet.write_text("a.example.com\ngone.example.com\nb.example.com\n")
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    keys = keys_dir / "keys-2026-11.csv"
+    config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, missing_domains=("gone.*",))
+    async with Simulator(config) as sim:
+        code, _, err = await bulk("rotate", str(fleet), "--keys-out", str(keys), "--endpoint", sim.url, "--quiet")
+        assert code == 1, err  # the missing domain failed: there is a failures file
+        assert set(sim.callback_auth) == {"a.example.com", "b.example.com"}
+        assert sorted(p.name for p in keys_dir.iterdir()) == ["keys-2026-11.csv"]
+        ckpt = state_dir / "keys-2026-11.csv.set-snapshot-callback-auth" / "keys-2026-11.csv.set-snapshot-callback-auth.ckpt"
+        assert f"bulk: checkpoint {ckpt}" in err  # printed, quiet or not: the next command needs it
+        assert failures_path(ckpt, Format.CSV).read_text().splitlines()[1:] == ["gone.example.com"]
+        assert stat.S_IMODE(ckpt.parent.stat().st_mode) == 0o700  # it holds the backup, old keys and all
+        calls = sim.stats()["total"]
+        # Named outright, a checkpoint beside the keys file is refused before anything is written or sent.
+        other = tmp_path / "fleet2.txt"
+        other.write_text("c.example.com\n")
+        code, _, err = await bulk("rotate", str(other), "--keys-out", str(keys_dir / "keys-2026-12.csv"),
+                                  "--endpoint", sim.url, "--quiet", "--checkpoint", str(keys_dir / "r.ckpt"))
+        assert code == 2 and "receiver" in err, err
+        assert sorted(p.name for p in keys_dir.iterdir()) == ["keys-2026-11.csv"]
+        assert sim.stats()["total"] == calls
+
+
+async def test_run_state_goes_to_the_state_dir_given_else_the_user_state_directory(tmp_path: Path,
+                                                                                   sim: Simulator) -> None:
+    """Item 12: --state-dir, else $BULK_STATE_DIR, else ~/.local/state/bulk; never beside the input."""
+    src = tmp_path / "in" / "d.csv"
+    src.parent.mkdir()
+    src.write_text(f"DomainName,NotifyUrl\na.example.com,{URL}\n")
+    given = tmp_path / "given"
+    code, _, err = await bulk(*add_args(src, sim, "--state-dir", str(given)))
+    assert code == 0, err
+    run = given / "d.csv.add-live-snapshot-notify-config"
+    assert (run / "d.csv.add-live-snapshot-notify-config.ckpt").is_file()
+    assert (run / "d.csv.add-live-snapshot-notify-config.backup.jsonl").is_file()
+    assert f"bulk: checkpoint {run}" in err
+    env = {k: v for k, v in os.environ.items() if k not in ("BULK_STATE_DIR", "XDG_STATE_HOME")}
+    env["HOME"] = str(tmp_path / "home")
+    code, _, err = await bulk(*add_args(src, sim, "--if-exists", "skip"), env=env)
+    assert code == 0, err
+    home = tmp_path / "home" / ".local" / "state" / "bulk" / "d.csv.add-live-snapshot-notify-config"
+    assert (home / "d.csv.add-live-snapshot-notify-config.ckpt").is_file(), err
+    assert sorted(p.name for p in src.parent.iterdir()) == ["d.csv"]

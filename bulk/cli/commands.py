@@ -58,7 +58,8 @@ from .common import (
 # Options shared by the commands that call the API.
 ActionOpt = Annotated[str, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Name=Value given to every row (repeatable); Name=@FILE or Name=@env:VAR for secrets.")]
-CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file (default: derived from INPUT).")]
+CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file (default: derived from INPUT, in the state directory); its backup and failures file go beside it.")]
+StateDirOpt = Annotated[Path | None, typer.Option(help="Where runs keep their state, one directory per input and action (default: $BULK_STATE_DIR, else the user state directory, ~/.local/state/bulk on Linux).")]
 QpsOpt = Annotated[float, typer.Option(help="Calls per second allowed per account and operation.")]
 ConcurrencyOpt = Annotated[int | None, typer.Option(help="Ceiling of calls in flight (default: from --qps and --timeout).")]
 EndpointOpt = Annotated[str, typer.Option(help="API endpoint URL.")]
@@ -124,11 +125,12 @@ def _print_canary(result: RunResult) -> None:
                   soft_wrap=True)
 
 
-def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: Path | None, **kwargs: Any) -> RunOptions:
+def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: Path | None, *,
+             state: Path | None = None, **kwargs: Any) -> RunOptions:
     warn_literal_secrets(pairs or [], action)
     with errors():
         overrides = parse_overrides(pairs or [], action)
-        ckpt = checkpoint or default_checkpoint(input, action)
+        ckpt = checkpoint or default_checkpoint(input, action, state=state)
         return RunOptions(action=action, input_path=input, checkpoint_path=ckpt, overrides=overrides,
                           profiles=profile_names(), **kwargs)
 
@@ -139,6 +141,7 @@ def run_cmd(
     action: Annotated[str | None, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")] = None,
     set_: SetOpt = None,
     checkpoint: CheckpointOpt = None,
+    state_dir: StateDirOpt = None,
     qps: QpsOpt = 30.0,
     concurrency: ConcurrencyOpt = None,
     endpoint: Annotated[str | None, typer.Option(help=f"API endpoint URL (default: {DEFAULT_ENDPOINT}; with --plan, the plan's).")] = None,
@@ -168,14 +171,14 @@ def run_cmd(
         input, action = input or Path(header.input_path), action or header.action
         # The plan describes the fleet it was made against: the rows go there unless told otherwise.
         endpoint, region = endpoint or header.endpoint, region or header.region
-        checkpoint = checkpoint or plan_run_checkpoint(plan)
+        checkpoint = checkpoint or plan_run_checkpoint(plan, state=state_dir)
         extra = {"plan_path": plan, "extra_meta": {"plan_sha256": file_sha256(plan)}}
     if input is None or action is None:
         fail("give INPUT and --action (or --plan PLAN)")
     with errors():
         act = resolve(action)
-    options = _options(act, input, set_, checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
-                       timeout=timeout, if_exists=if_exists, strict=strict, retry_failed=retry_failed,
+    options = _options(act, input, set_, checkpoint, state=state_dir, qps=qps, concurrency=concurrency,
+                       max_attempts=max_attempts, timeout=timeout, if_exists=if_exists, strict=strict, retry_failed=retry_failed,
                        log_file=log_file, max_failure_rate=max_failure_rate, canary=canary, backup=backup, **extra)
     if plan is not None:
         with errors():
@@ -279,8 +282,9 @@ def plan_cmd(
     input: Annotated[Path, typer.Argument(help="Domain list: .csv or .jsonl, as for run.")],
     action: ActionOpt,
     set_: SetOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Plan file (default: INPUT.<action>.plan.jsonl).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Plan file (default: INPUT.<action>.plan.jsonl in the state directory).")] = None,
     checkpoint: CheckpointOpt = None,
+    state_dir: StateDirOpt = None,
     qps: QpsOpt = 30.0,
     concurrency: ConcurrencyOpt = None,
     endpoint: EndpointOpt = DEFAULT_ENDPOINT,
@@ -295,9 +299,9 @@ def plan_cmd(
     """Read every domain's current state and write what ACTION would change: create, update, noop, conflict."""
     with errors():
         act = resolve(action)
-    plan_path = output or default_plan_path(input, act)
+    plan_path = output or default_plan_path(input, act, state=state_dir)
     # Not PLAN.ckpt: that one belongs to `bulk run --plan PLAN`.
-    ckpt = checkpoint or plan_reads_checkpoint(plan_path)
+    ckpt = checkpoint or plan_reads_checkpoint(plan_path, state=state_dir)
     with errors():
         _drop_finished(ckpt)
     options = _options(act, input, set_, ckpt, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
@@ -374,7 +378,8 @@ def rotate_cmd(
     key_length: Annotated[int, typer.Option(help="Key length, 16 to 32.")] = 32,
     same_key: Annotated[bool, typer.Option(help="One key for every domain.")] = False,
     via: Annotated[str, typer.Option(help=f"{' or '.join(VIA)}.")] = "set-callback-auth",
-    checkpoint: CheckpointOpt = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file (default: derived from --keys-out, in the state directory); never in the keys file's directory, which a receiver reads.")] = None,
+    state_dir: StateDirOpt = None,
     qps: QpsOpt = 30.0,
     concurrency: ConcurrencyOpt = None,
     endpoint: EndpointOpt = DEFAULT_ENDPOINT,
@@ -401,7 +406,7 @@ def rotate_cmd(
     """
     with errors():
         rotation = plan_rotation(input, keys_out, via=via, key_length=key_length, same_key=same_key,
-                                 checkpoint=checkpoint, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
+                                 checkpoint=checkpoint, state=state_dir, qps=qps, concurrency=concurrency, max_attempts=max_attempts,
                                  timeout=timeout, log_file=log_file, retry_failed=retry_failed,
                                  max_failure_rate=max_failure_rate, canary=canary, backup=backup)
     if not quiet:

@@ -180,8 +180,9 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
             client = LiveClient(credentials=credentials, endpoint=connection.endpoint, region=connection.region,
                                 signature=connection.signature, timeout=options.timeout, connections=options.workers)
             identity = await run_identity(client, profile=connection.profile, region=connection.region)
+            # Where the run's state is, even when quiet: the next command needs it.
+            err.print(f"bulk: checkpoint {options.checkpoint_path}", soft_wrap=True)
             if not quiet:
-                err.print(f"bulk: checkpoint {options.checkpoint_path}")
                 err.print(f"bulk: endpoint {identity.endpoint}, region {identity.region}"
                           + (f", account {identity.account}" if identity.account else ""))
             stats = RunStats()
