@@ -184,7 +184,7 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
             err.print(f"bulk: checkpoint {options.checkpoint_path}", soft_wrap=True)
             if not quiet:
                 err.print(f"bulk: endpoint {identity.endpoint}, region {identity.region}"
-                          + (f", account {identity.account}" if identity.account else ""))
+                          + (f", account {identity.account}" if identity.account else ""), soft_wrap=True)
             stats = RunStats()
             async with client, show_progress(stats, mode="quiet" if quiet else "auto"):
                 result = await engine.run(replace(options, identity=identity), client=client, stop=stop,
