@@ -43,6 +43,7 @@ __all__ = [
     "plan_reads_checkpoint",
     "plan_run_checkpoint",
     "rollback_checkpoint",
+    "run_checkpoint",
     "run_dir",
     "state_dir",
     "verify_checkpoint",
@@ -74,6 +75,12 @@ def default_checkpoint(input_path: Path, action: Action, *, state: Path | None =
     (a rotation's input: its keys file)."""
     name = f"{input_path.name}.{action.kebab}"
     return run_dir(name, state=state) / f"{name}.ckpt"
+
+
+def run_checkpoint(path: Path) -> Path:
+    """A run's directory (``STATE/domains.csv.add-live-snapshot-notify-config``) -> the checkpoint of the run
+    it is named after; any other path is a checkpoint already."""
+    return path / f"{path.name}.ckpt" if path.is_dir() else path
 
 
 def lock_path(checkpoint: Path) -> Path:

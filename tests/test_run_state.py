@@ -233,6 +233,8 @@ async def test_run_state_goes_to_the_state_dir_given_else_the_user_state_directo
     assert (run / "d.csv.add-live-snapshot-notify-config.ckpt").is_file()
     assert (run / "d.csv.add-live-snapshot-notify-config.backup.jsonl").is_file()
     assert f"bulk: checkpoint {run}" in err
+    code, out, err = await bulk("status", str(run), "--json")  # the run's directory names its checkpoint
+    assert code == 0 and '"done":1' in out, out + err
     env = {k: v for k, v in os.environ.items() if k not in ("BULK_STATE_DIR", "XDG_STATE_HOME")}
     env["HOME"] = str(tmp_path / "home")
     code, _, err = await bulk(*add_args(src, sim, "--if-exists", "skip"), env=env)

@@ -28,6 +28,7 @@ from ..paths import (
     failures_path,
     plan_reads_checkpoint,
     plan_run_checkpoint,
+    run_checkpoint,
 )
 from ..paths import plan_path as default_plan_path
 from ..plan import KINDS, PlanError, check_plan, read_plan
@@ -59,6 +60,7 @@ from .common import (
 ActionOpt = Annotated[str, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Name=Value given to every row (repeatable); Name=@FILE or Name=@env:VAR for secrets.")]
 CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file (default: derived from INPUT, in the state directory); its backup and failures file go beside it.")]
+RunCheckpointArg = Annotated[Path, typer.Argument(help="Checkpoint file of a run, or its run's directory in the state directory.", callback=run_checkpoint)]
 StateDirOpt = Annotated[Path | None, typer.Option(help="Where runs keep their state, one directory per input and action (default: $BULK_STATE_DIR, else the user state directory, ~/.local/state/bulk on Linux).")]
 QpsOpt = Annotated[float, typer.Option(help="Calls per second allowed per account and operation.")]
 ConcurrencyOpt = Annotated[int | None, typer.Option(help="Ceiling of calls in flight (default: from --qps and --timeout).")]
@@ -239,7 +241,7 @@ _STATES = ("done", "skipped", "failed", "invalid", "pending", "sending")
 
 
 @app.command("status")
-def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file of a run.")],
+def status_cmd(checkpoint: RunCheckpointArg,
                json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """Counts by outcome of a run (also while it runs)."""
     with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
@@ -267,7 +269,7 @@ def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file 
 
 @app.command("report")
 def report_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file of a run.")],
+    checkpoint: RunCheckpointArg,
     failed_only: Annotated[bool, typer.Option(help="Only failed and invalid rows.")] = False,
     format: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "csv",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
@@ -337,7 +339,7 @@ def _drop_finished(ckpt: Path) -> None:
 
 @app.command("verify")
 def verify_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of a finished run.")],
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of a finished run, or its run's directory.", callback=run_checkpoint)],
     set_: Annotated[list[str] | None, typer.Option("--set", help="Secret --set values of the run, given again (they are never stored).")] = None,
     qps: QpsOpt = 30.0,
     concurrency: ConcurrencyOpt = None,
@@ -424,7 +426,7 @@ def rotate_cmd(
 
 @app.command("rollback")
 def rollback_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of the run (or rotation) to undo.")],
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of the run (or rotation) to undo, or its run's directory.", callback=run_checkpoint)],
     output: Annotated[Path | None, typer.Option("--checkpoint", help="The rollback's own checkpoint (default: CHECKPOINT with .rollback.ckpt).")] = None,
     qps: QpsOpt = 30.0,
     concurrency: ConcurrencyOpt = None,
