@@ -13,7 +13,12 @@ from conftest import TEST_AK_ID, TEST_AK_SECRET
 from bulk.checkpoint import Checkpoint, RowOutcome, RowState
 from bulk.credentials import fingerprint
 from bulk.inputs import Format, Row
-from bulk.paths import failures_path, plan_run_checkpoint, rollback_checkpoint, verify_checkpoint
+from bulk.paths import (
+    failures_path,
+    plan_run_checkpoint,
+    rollback_checkpoint,
+    verify_checkpoint,
+)
 from bulk.sim import SimConfig, Simulator
 
 ADD = "AddLiveSnapshotNotifyConfig"
