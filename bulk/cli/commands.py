@@ -416,6 +416,7 @@ def rotate_cmd(
                   f"sha256 {rotation.keys_sha256[:12]})")
     options = rotation.options
     if prepare:
+        err.print(f"bulk: checkpoint {options.checkpoint_path}", soft_wrap=True)
         with errors():
             prepare_rotation(rotation)
         out.print(f"prepared: give the receiver {keys_out}, then run this command again without --prepare")
