@@ -76,13 +76,15 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
     }
     meta = ckpt.meta()
     fresh = meta is None
-    if meta is None:
-        ckpt.set_meta({**wanted, "input_path": str(path.resolve()), "format": detect_format(path).value,
-                       "created": time.time(), "ingested": False})
-    else:
+    if meta is not None:
         _check_same_run(meta, wanted, ckpt.path)
-    if options.identity is not None and (more := options.identity.check(meta or {}, ckpt.path)):
-        ckpt.set_meta(more)
+    # Where and as whom: recorded by a new run (or one started before runs recorded it), else checked.
+    identity = options.identity.check(meta or {}, ckpt.path) if options.identity is not None else {}
+    if meta is None:
+        ckpt.set_meta({**wanted, **identity, "input_path": str(path.resolve()), "format": detect_format(path).value,
+                       "created": time.time(), "ingested": False})
+    elif identity:
+        ckpt.set_meta(identity)
     if not (meta or {}).get("ingested"):
         RowSource(options).ingest(ckpt)
         if options.plan_path is not None:
