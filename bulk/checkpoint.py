@@ -361,13 +361,11 @@ class Checkpoint:
     def claim(self, lines: list[int]) -> None:
         """Mark rows as possibly reaching the service; committed, and on the disk, before any is sent.
 
-        The one commit made with ``synchronous=FULL`` (docs/record.md has the
-        cost): under NORMAL a power cut can take back a committed claim, and
-        its row would go out again as pending, without a read-back. A result
-        lost so leaves its row claimed, and so read back: results stay NORMAL.
+        The one commit made with ``synchronous=FULL`` (its cost: docs/record.md): under NORMAL a power
+        cut can take back a claim, and its row would go out again unread. A result lost so leaves its
+        row claimed, and so read back: results stay NORMAL.
         """
-        now = self._clock()
-        db = self._db
+        now, db = self._clock(), self._db
 
         def durable() -> None:
             db.execute("PRAGMA synchronous=FULL")
