@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 import orjson
 
 from .errors import BulkError, Exit
-from .files import LocalFault
+from .files import LocalFault, private_dir
 from .inputs import BadRow, Row
 from .paths import checkpoint_files, lock_path
 from .redact import error_kind, redact
@@ -237,7 +237,7 @@ class Checkpoint:
     def open(cls, path: Path, *, clock: Callable[[], float] = time.time) -> Checkpoint:
         """Open (or create) for writing; raise CheckpointBusy if another run holds it."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             lock_fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise CheckpointError(f"cannot open checkpoint {path}: {exc.strerror}") from None
@@ -373,12 +373,24 @@ class Checkpoint:
                 for line, offset, state, attempts, reached, send, profile, kind, fields, seen in found]
 
     def claim(self, lines: list[int]) -> None:
-        """Mark rows as possibly reaching the service; committed before any is sent."""
-        now = self._clock()
-        self._write(lambda: self._db.executemany(
-            "UPDATE rows SET state = 'sending', started = COALESCE(started, ?) WHERE line = ?",
-            [(now, line) for line in lines],
-        ))
+        """Mark rows as possibly reaching the service; committed, and on the disk, before any is sent.
+
+        The one commit made with ``synchronous=FULL`` (its cost: docs/record.md): under NORMAL a power
+        cut can take back a claim, and its row would go out again unread. A result lost so leaves its
+        row claimed, and so read back: results stay NORMAL.
+        """
+        now, db = self._clock(), self._db
+
+        def durable() -> None:
+            db.execute("PRAGMA synchronous=FULL")
+            try:
+                with db:  # committed here, while FULL holds; it also syncs every commit before it
+                    db.executemany("UPDATE rows SET state = 'sending', started = COALESCE(started, ?) WHERE line = ?",
+                                   [(now, line) for line in lines])
+            finally:
+                db.execute("PRAGMA synchronous=NORMAL")
+
+        self._write(durable)
 
     def record(self, outcome: RowOutcome) -> None:
         """Buffer a row's outcome; committed in batches (``flush``)."""
@@ -482,8 +494,9 @@ def remove_checkpoint(path: Path) -> None:
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level="DEFERRED")
     db.execute("PRAGMA journal_mode=WAL")
-    # NORMAL is durable against a killed process (the WAL is in the OS cache);
-    # only a power cut could lose the last commits, and those rows are re-read.
+    # NORMAL is durable against a killed process (the WAL is in the OS cache); a power cut
+    # could lose the last commits: results, whose rows are then read back, but a claim is
+    # synced on its own (``Checkpoint.claim``).
     db.execute("PRAGMA synchronous=NORMAL")
     # Fold the WAL back every 256 pages (1 MiB) and cut it back to that size after:
     # a million-row run keeps a WAL of about a megabyte, not of the run.

@@ -29,7 +29,7 @@ from typing import BinaryIO
 from .errors import BulkError, Exit, UsageError
 from .redact import error_kind
 
-__all__ = ["LocalFault", "UnsafeFile", "atomic_file", "check_writable", "open_append", "write_atomic"]
+__all__ = ["LocalFault", "UnsafeFile", "atomic_file", "check_writable", "open_append", "private_dir", "write_atomic"]
 
 
 class LocalFault(BulkError):
@@ -53,6 +53,18 @@ class UnsafeFile(BulkError):
     """A file to append to exists with modes looser than 0600, or another user's: nothing was written to it."""
 
 
+def private_dir(path: Path) -> None:
+    """Make directory ``path`` with any missing parent, each one made owner-only (0700); existing ones are left as
+    they are. A run's state directory holds backups, and so the keys a rotation replaced."""
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for each in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another run made it meanwhile
+            each.mkdir(mode=0o700)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``path`` whole (mode 0600): a reader sees the old file or the new one, never half of it."""
     with atomic_file(path) as out:
@@ -66,7 +78,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     A write that fails (a full disk, a folder that is a file) is a LocalFault naming ``path``; the old file stays.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600, O_EXCL | O_NOFOLLOW
     except OSError as exc:
         raise LocalFault(path, exc) from None

@@ -24,6 +24,7 @@ from typing import Any
 from .actions import Action
 from .checkpoint import RowState
 from .errors import Exit, UsageError
+from .identity import Identity
 
 __all__ = [
     "Canary",
@@ -146,6 +147,8 @@ class RunOptions:
     #: the aliyun CLI profile names a row's Profile may take (``credentials.profile_names()``);
     #: None takes no Profile column
     profiles: frozenset[str] | None = field(default=None, repr=False)
+    #: where and as whom the run sends: recorded by a new run, checked by a resume (None: neither)
+    identity: Identity | None = None
 
     def __post_init__(self) -> None:
         try:

@@ -49,6 +49,9 @@ class PlanHeader:
     created: float
     #: the plan's --set values, secrets as fingerprints: a run must give the same ones
     overrides: dict[str, str] = field(default_factory=dict)
+    #: where the states were read: ``run --plan`` sends there unless told otherwise (None: not recorded)
+    endpoint: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ def read_plan(path: Path) -> tuple[PlanHeader, dict[int, PlanEntry]]:
         if head.get("plan") != 1:
             raise ValueError("not a bulk plan")
         header = PlanHeader(head["action"], head["input_path"], head["input_sha256"], float(head["created"]),
-                            dict(head.get("overrides") or {}))
+                            dict(head.get("overrides") or {}), head.get("endpoint"), head.get("region"))
         entries = {}
         for raw in lines[1:]:
             item = orjson.loads(raw)

@@ -5,7 +5,8 @@
     estimate = dry_run(options)               # what a run would do, from the input or the checkpoint
 
 A checkpoint belongs to one run: its action, mode, input (by SHA-256) and
---set values (secret ones as fingerprints). Running the same command again
+--set values (secret ones as fingerprints), and its endpoint, region and
+account (``bulk.identity``). Running the same command again
 resumes it; anything else is refused with what to do, since joining a
 different file by line would send the wrong rows. ``prepare`` records the
 run and ingests the input once (``rows.RowSource``), applies a plan
@@ -81,11 +82,15 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
     }
     meta = ckpt.meta()
     fresh = meta is None
-    if meta is None:
-        ckpt.set_meta({**wanted, "input_path": str(path.resolve()), "format": detect_format(path).value,
-                       "created": time.time(), "ingested": False})
-    else:
+    if meta is not None:
         _check_same_run(meta, wanted, ckpt.path)
+    # Where and as whom: recorded by a new run (or one started before runs recorded it), else checked.
+    identity = options.identity.check(meta or {}, ckpt.path) if options.identity is not None else {}
+    if meta is None:
+        ckpt.set_meta({**wanted, **identity, "input_path": str(path.resolve()), "format": detect_format(path).value,
+                       "created": time.time(), "ingested": False})
+    elif identity:
+        ckpt.set_meta(identity)
     if not (meta or {}).get("ingested"):
         RowSource(options).ingest(ckpt)
         if options.plan_path is not None:

@@ -36,6 +36,7 @@ from .actions import recorded_action
 from .checkpoint import Checkpoint, CheckpointError
 from .errors import UsageError
 from .files import atomic_file
+from .identity import recorded_connection
 from .inputs import BadRow, Format, InputError, read_rows, write_rows
 from .options import Halt
 from .plan import PlanEntry, PlanHeader, write_plan
@@ -123,13 +124,20 @@ def write_failures(ckpt: Checkpoint, path: Path) -> int:
     Never a row whose outcome is unknown: it may hold its change, and only a
     resume of its own checkpoint reads it back before sending it again.
     Only the action's non-secret parameters are kept; give secrets again with
-    --set, or resume the original input with ``--retry-failed``.
+    --set, or resume the original input with ``--retry-failed``. A row that
+    lists a domain done on another line is left out: its domain needs nothing
+    more. With no row to write, a failures file left at ``path`` by an earlier
+    run is removed, so the file never lists a row that is done since.
     """
     meta = ckpt.meta()
     if not meta:
         raise CheckpointError(f"{ckpt.path} holds no run")
-    lines = {r["line"] for r in ckpt.rows(states=_FAILED)}
+    listed = {r["line"]: (r["domain"] or "").strip().lower() for r in ckpt.rows(states=_FAILED)}
+    wanted = set(listed.values())
+    done = {d for r in ckpt.rows(states=["done"] if listed else []) if (d := (r["domain"] or "").lower()) in wanted}
+    lines = {line for line, domain in listed.items() if domain not in done}
     if not lines:
+        path.unlink(missing_ok=True)
         return 0
     action = recorded_action(meta["action"])
     fmt = Format(meta["format"])
@@ -166,7 +174,7 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
                                      seen=r["plan_seen"]))
     # The plan is as old as its first read, not as its file.
     header = PlanHeader(meta["action"], meta["input_path"], meta["input_sha256"], meta["created"],
-                        meta.get("overrides") or {})
+                        meta.get("overrides") or {}, *recorded_connection(meta))
     write_plan(path, header, entries)
     counts: dict[str, int] = {}
     for entry in entries:

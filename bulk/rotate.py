@@ -58,6 +58,7 @@ def plan_rotation(
     key_length: int = 32,
     same_key: bool = False,
     checkpoint: Path | None = None,
+    state: Path | None = None,
     tuning: Tuning | None = None,
     retry_failed: bool = False,
     canary: int | None = None,
@@ -65,7 +66,10 @@ def plan_rotation(
 ) -> Rotation:
     """Write the keys file (or check the one of the rotation in progress) and the run's options.
 
-    Raises RotationError, KeysFileError or ValueError.
+    The checkpoint is ``checkpoint``, else derived from the keys file in the
+    state directory ``state`` (``paths.state_dir``); never in the keys file's
+    own directory, whose every file a receiver may read. Raises
+    RotationError, KeysFileError or UsageError.
     """
     if via not in VIA:
         raise RotationError(f"--via must be one of {', '.join(VIA)}")
@@ -74,7 +78,11 @@ def plan_rotation(
     action, rotation = VIA[via]
     overrides, keep = {rotation.switch: "yes"}, rotation.keep
     domains = _rotation_domains(domains_path)
-    ckpt = checkpoint or default_checkpoint(keys_out, action)
+    ckpt = checkpoint or default_checkpoint(keys_out, action, state=state)
+    if ckpt.parent.resolve() == keys_out.parent.resolve():
+        raise RotationError(f"the rotation's checkpoint {ckpt} would be in the directory of its keys file, with "
+                            "its backup and failures file, where a receiver reads keys; give --checkpoint in "
+                            "another directory, or leave it out to use the state directory")
     expected = None
     if ckpt.exists():
         with Checkpoint.open_readonly(ckpt) as c:

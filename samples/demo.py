@@ -32,14 +32,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bulk.actions import resolve
+from bulk.paths import default_checkpoint
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "demo-out"
+# Run state (checkpoints, backups, failures files) in demo-out/state, not the user's ~/.local/state/bulk.
+STATE = OUT / "state"
 AK_ID, AK_SECRET = "LTAIdemoAccessKey", "demoSecret-not-a-real-key"
 ENV = {
     **os.environ,
     "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
     "ALIBABA_CLOUD_ACCESS_KEY_ID": AK_ID,
     "ALIBABA_CLOUD_ACCESS_KEY_SECRET": AK_SECRET,
+    "BULK_STATE_DIR": str(STATE),
 }
 BULK = [sys.executable, "-m", "bulk"]
 
@@ -132,7 +138,9 @@ def rotation_under_live_streams() -> None:
             time.sleep(0.5)
             banner("rotate: apply, then verify")
             bulk(*rotate)
-            bulk("verify", f"{new}.set-snapshot-callback-auth.ckpt", "--endpoint", sim, "--qps", "200", "--quiet")
+            # The rotation's checkpoint is in the state directory, never beside the keys the receiver reads.
+            bulk("verify", str(default_checkpoint(new, resolve("set-snapshot-callback-auth"), state=STATE)),
+                 "--qps", "200", "--quiet")
             show_counts(receiver)
 
             banner("drain: may keys-2026-10 go? Not while a stream still signs with it")
@@ -199,16 +207,17 @@ def main() -> None:
         subset = OUT / "rotate.txt"
         subset.write_text("\n".join(f"live{i:03d}.example.com" for i in range(1, 41)) + "\n")
         bulk("rotate", str(subset), "--keys-out", str(OUT / "keys-demo.csv"), "--endpoint", url, "--qps", "100",
-             "--checkpoint", str(OUT / "rotate.ckpt"))
+             "--checkpoint", str(STATE / "rotate.ckpt"))
 
         banner("the rotation went wrong: roll it back (each domain's prior state was kept, mode 0600)")
-        bulk("rollback", str(OUT / "rotate.ckpt"), "--endpoint", url, "--qps", "100",
+        bulk("rollback", str(STATE / "rotate.ckpt"), "--qps", "100",
              "--report", str(OUT / "rollback.csv"), check=(0,))
         with (OUT / "rollback.csv").open() as report:
             sent = Counter(row["action"] for row in csv.DictReader(report))
         print("rollback: " + ", ".join(f"{action} {n}" for action, n in sent.most_common())
               + " (the old keys back where there were some, none where there were none)", flush=True)
-        bulk("verify", str(OUT / "rotate.rollback.ckpt"), "--endpoint", url, "--qps", "100", "--quiet", check=(0,))
+        # Both go to the endpoint the rotation recorded: no --endpoint needed.
+        bulk("verify", str(STATE / "rotate.rollback.ckpt"), "--qps", "100", "--quiet", check=(0,))
     rotation_under_live_streams()
     print("\ndemo: done. Outputs are in demo-out/.")
 

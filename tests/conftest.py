@@ -18,6 +18,7 @@ TEST_AK_SECRET = os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
 
 from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
 from contextlib import asynccontextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402  (after the environment set-up above)
 import pytest_asyncio  # noqa: E402
@@ -27,6 +28,15 @@ from hypothesis import settings  # noqa: E402
 # A property is judged by its examples, not by how fast a busy machine ran them: no per-example deadline.
 settings.register_profile("bulk", deadline=None)
 settings.load_profile("bulk")
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's run state (derived checkpoints, backups, failures files) in its own tmp_path, never in the
+    real home: $BULK_STATE_DIR, which the bulk processes a test starts inherit."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("BULK_STATE_DIR", str(state))
+    return state
 
 
 @asynccontextmanager

@@ -7,7 +7,9 @@ from pathlib import Path
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import ADD, URL, bulk, domains_csv, run_engine, simulator
 
+from bulk.actions import resolve
 from bulk.checkpoint import Checkpoint
+from bulk.paths import default_checkpoint
 from bulk.sim import SimConfig, Simulator
 
 DESCRIBE = "DescribeLiveSnapshotNotifyConfig"
@@ -24,7 +26,7 @@ async def test_a_canary_applies_and_verifies_n_rows_then_the_same_command_contin
         assert sorted(d for _, d in sim.applied) == [f"d{i:04d}.example.com" for i in range(5)]
         # Each canary row read twice: its backup before the Add, its check after.
         assert sim.stats()["calls"][DESCRIBE] == {"OK": 10}
-        ckpt = src.with_name(src.name + ".add-live-snapshot-notify-config.ckpt")
+        ckpt = default_checkpoint(src, resolve(ADD))
         with Checkpoint.open_readonly(ckpt) as c:
             counts = c.counts()
         assert counts["done"] == 5 and counts["pending"] == 45

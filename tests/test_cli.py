@@ -11,7 +11,10 @@ import orjson
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import bulk, csv_of, start_bulk, wait_for_applied
 
+from bulk.actions import resolve
 from bulk.checkpoint import Checkpoint
+from bulk.inputs import Format
+from bulk.paths import default_checkpoint, failures_path
 from bulk.sim import SimConfig, Simulator
 
 ADD = "AddLiveSnapshotNotifyConfig"
@@ -41,7 +44,7 @@ async def test_kill_9_then_resume_applies_every_row_exactly_once(tmp_path: Path)
         assert len(sim.notify_configs) == 300
         assert set(sim.applied.values()) == {1}
         assert all(a == ADD for a, _ in sim.applied)
-    code, out, _ = await bulk("status", str(src) + ".add-live-snapshot-notify-config.ckpt", "--json")
+    code, out, _ = await bulk("status", str(default_checkpoint(src, resolve(ADD))), "--json")
     status = orjson.loads(out)
     assert code == 0
     assert status["total"] == 300 and status["done"] == 300 and status["pending"] == 0 and status["failed"] == 0
@@ -56,7 +59,7 @@ async def test_sigint_stops_gracefully_exit_3_and_resume_finishes(tmp_path: Path
         out, err = await asyncio.wait_for(proc.communicate(), 15)
         assert proc.returncode == 3, err.decode()
         assert "resume" in err.decode()
-        ckpt = src.with_name(src.name + ".add-live-snapshot-notify-config.ckpt")
+        ckpt = default_checkpoint(src, resolve(ADD))
         with Checkpoint.open_readonly(ckpt) as c:
             counts = c.counts()
         assert 20 <= counts["done"] < 200
@@ -109,7 +112,7 @@ async def test_validate_and_dry_run_send_nothing(tmp_path: Path) -> None:
     code, out, _ = await bulk("run", str(tmp_path / "ok.csv"), "--action", ADD, "--set", f"NotifyUrl={URL}",
                               "--dry-run", "--endpoint", "http://127.0.0.1:9")
     assert code == 0 and "5 AddLiveSnapshotNotifyConfig call(s) to send" in out
-    assert not (tmp_path / "ok.csv.add-live-snapshot-notify-config.ckpt").exists()
+    assert not default_checkpoint(tmp_path / "ok.csv", resolve(ADD)).exists()
 
 
 async def test_report_command_and_log_file(tmp_path: Path) -> None:
@@ -118,14 +121,14 @@ async def test_report_command_and_log_file(tmp_path: Path) -> None:
     async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, missing_domains=("d0002.*",))) as sim:
         code, _, err = await bulk(*run_args(src, sim, "--log-file", str(log), "--report", str(tmp_path / "r.jsonl")))
     assert code == 1, err
-    ckpt = str(src) + ".add-live-snapshot-notify-config.ckpt"
-    code, out, _ = await bulk("report", ckpt, "--failed-only", "--format", "jsonl")
+    ckpt = default_checkpoint(src, resolve(ADD))
+    code, out, _ = await bulk("report", str(ckpt), "--failed-only", "--format", "jsonl")
     rows = [orjson.loads(line) for line in out.splitlines()]
     assert [r["domain"] for r in rows] == ["d0002.example.com"]
     assert rows[0]["error_code"] == "InvalidDomain.NotFound" and rows[0]["request_id"]
     full = [orjson.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(full) == 4 and all(r["request_id"] for r in full)
-    failures = src.with_name(src.name + ".add-live-snapshot-notify-config.failures.csv")
+    failures = failures_path(ckpt, Format.CSV)
     assert failures.read_text().splitlines() == ["DomainName", "d0002.example.com"]
     # One line per call: four backup reads (the missing domain fails at its read) and three Adds.
     assert len(log.read_text().splitlines()) == 7

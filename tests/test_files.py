@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bulk.actions import resolve
 from bulk.files import UnsafeFile, atomic_file, open_append, write_atomic
+from bulk.paths import default_checkpoint
 from bulk.sim import Simulator
 
 URL = "https://cb.example.com/snap"
@@ -102,7 +104,7 @@ async def test_the_report_plan_and_log_never_follow_a_planted_link(tmp_path: Pat
     assert report_target.read_text() == "precious\n" and not report.is_symlink() and mode(report) == 0o600
     assert "a.example.com" in report.read_text()
     assert mode(tmp_path / "calls.log") == 0o600
-    ckpt = tmp_path / "d.csv.add-live-snapshot-notify-config.ckpt"
+    ckpt = default_checkpoint(src, resolve("AddLiveSnapshotNotifyConfig"))
     again, again_target = planted(tmp_path, "again.csv")
     code, _, err = await bulk("report", str(ckpt), "--output", str(again))
     assert code == 0 and again_target.read_text() == "precious\n" and mode(again) == 0o600, err

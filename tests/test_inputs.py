@@ -241,8 +241,9 @@ def test_jsonl_rows(tmp_path: Path) -> None:
         10: "CallbackReqAuth is required",
     }
     assert items[0].params == {"DomainName": "a.example.com", "CallbackReqAuth": "yes", "CallbackAuthKey": SECRET}
-    # Raw values are text, ready for a failures file: a number stays readable, null is empty.
-    assert items[3].raw["CallbackAuthKey"] == "12345678901234567" and items[3].domain == "b.example.com"
+    # Raw values are text, ready for a failures file: a number is its text, null is empty; a key-shaped
+    # value (this number, 17 digits) shows as the fingerprint of that text (issue 19, item 14).
+    assert items[3].raw["CallbackAuthKey"] == fingerprint("12345678901234567") and items[3].domain == "b.example.com"
     assert items[-1].raw["CallbackReqAuth"] == ""
 
 

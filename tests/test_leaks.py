@@ -12,8 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from bulk.actions import resolve
 from bulk.client import LiveClient
 from bulk.credentials import Credentials, StaticCredentials
+from bulk.paths import default_checkpoint
 
 KEY = "LeakCheckKey0123456789abcdEF"
 TOKEN = "CAISstsToken0123456789xyzLEAK"
@@ -80,7 +82,7 @@ async def test_a_garbled_answer_to_a_set_with_a_key_leaks_it_nowhere(tmp_path: P
             "--set", f"CallbackAuthKey=@{tmp_path / 'key'}", "--endpoint", url, "--signature", "v3",
             "--max-attempts", "2", "--timeout", "5", "--quiet",
             "--report", str(tmp_path / "report.csv"), "--log-file", str(tmp_path / "calls.log"), cwd=tmp_path)
-        ckpt = tmp_path / "d.csv.set-snapshot-callback-auth.ckpt"
+        ckpt = default_checkpoint(src, resolve("SetSnapshotCallbackAuth"))
         reported = [await bulk("report", str(ckpt), cwd=tmp_path),
                     await bulk("report", str(ckpt), "--format", "jsonl", "--failed-only", cwd=tmp_path)]
     # The key went out in the query string, and the answer broke: the leak this test is about was possible.
@@ -93,7 +95,7 @@ async def test_a_garbled_answer_to_a_set_with_a_key_leaks_it_nowhere(tmp_path: P
     assert report.count("ConnectionError") == 2 and "ClientResponseError, HTTP status 400" in report
     shown = [out, err] + [part for r in reported for part in r[1:]]
     assert all(r[0] == 0 for r in reported) and "ClientResponseError" in reported[0][1]
-    files = [p for p in tmp_path.iterdir() if p.is_file() and p.name != "key"]
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "key"]  # the state directory too
     assert {"report.csv", "calls.log", ckpt.name} <= {p.name for p in files}
     assert any(p.name.endswith(".failures.csv") for p in files)
     # No exception's text at all (aiohttp's names the URL: "message=..., url=..."), redacted or not.

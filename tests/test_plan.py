@@ -8,6 +8,7 @@ import orjson
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import KEY, NEW_URL, OLD_KEY, bulk, fleet, fleet_csv
 
+from bulk.paths import plan_run_checkpoint
 from bulk.sim import SimConfig, Simulator
 
 
@@ -49,7 +50,7 @@ async def test_plan_then_apply_then_verify(tmp_path: Path) -> None:
             assert config["NotifyUrl"] == NEW_URL and config["NotifyAuthKey"] == KEY
 
         # A change behind bulk's back is found by verify.
-        ckpt = plan.with_name(plan.name + ".ckpt")
+        ckpt = plan_run_checkpoint(plan)
         code, out, err = await bulk("verify", str(ckpt), "--endpoint", sim.url, "--qps", "200", "--quiet")
         assert code == 0, out + err
         sim.notify_configs["url.example.com"]["NotifyUrl"] = "https://hand-edited.example.com/x"

@@ -19,6 +19,7 @@ from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import ADD, KEY, NEW_URL, URL, bulk, domains_csv, fleet, fleet_csv, run_engine, simulator, start_bulk
 
 from bulk.checkpoint import Checkpoint, CheckpointError
+from bulk.paths import plan_run_checkpoint
 from bulk.sim import SimConfig, Simulator
 
 DESCRIBE = "DescribeLiveSnapshotNotifyConfig"
@@ -190,7 +191,7 @@ async def test_an_add_meeting_the_same_url_with_other_auth_settings_is_not_done(
 async def test_rows_changed_since_the_plan_are_not_written_and_verify_covers_noop_rows(tmp_path: Path) -> None:
     src = fleet_csv(tmp_path / "fleet.csv")
     plan = tmp_path / "fleet.plan.jsonl"
-    ckpt = plan.with_name(plan.name + ".ckpt")
+    ckpt = plan_run_checkpoint(plan)
     config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200, missing_domains=("*.missing.example.com",))
     hand = "https://hand-edited.example.com/x"
     async with Simulator(config) as sim:
@@ -219,7 +220,7 @@ async def test_rows_changed_since_the_plan_are_not_written_and_verify_covers_noo
                                   "--quiet")
         assert code == 0, err
         code, _, err = await bulk("run", "--plan", str(plan2), "--endpoint", sim.url, "--quiet")
-        ckpt2 = plan2.with_name(plan2.name + ".ckpt")
+        ckpt2 = plan_run_checkpoint(plan2)
         assert rows_of(ckpt2)["same.example.com"]["state"] == "skipped"
         sim.notify_configs["same.example.com"]["NotifyUrl"] = hand
         code, out, err = await bulk("verify", str(ckpt2), "--endpoint", sim.url, "--quiet")
@@ -231,7 +232,7 @@ async def test_max_plan_age_holds_until_a_write_was_sent(tmp_path: Path) -> None
     """A first run of the plan that only met a dead endpoint sent nothing: the plan's age still counts."""
     src = fleet_csv(tmp_path / "fleet.csv")
     plan = tmp_path / "fleet.plan.jsonl"
-    ckpt = plan.with_name(plan.name + ".ckpt")
+    ckpt = plan_run_checkpoint(plan)
     async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200)) as sim:
         fleet(sim)
         code, _, err = await bulk("plan", str(src), "--action", ADD, "-o", str(plan), "--endpoint", sim.url,

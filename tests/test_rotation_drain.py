@@ -17,8 +17,10 @@ from pathlib import Path
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import bulk
 
+from bulk.actions import resolve
 from bulk.drain import DrainReport, query_drain
 from bulk.keys import generate_keys, write_keys_file
+from bulk.paths import default_checkpoint
 from bulk.receiver import Receiver
 from bulk.sim import SimConfig, Simulator, StreamsConfig
 
@@ -55,7 +57,7 @@ class Fleet:
         assert code == 0, err
         assert {d: c["CallbackAuthKey"] for d, c in self.sim.callback_auth.items()} == {
             d: k for d, k in self.receiver.keyring.generations[1].keys.items()}
-        ckpt = self.keys / f"{NEW}.csv.set-snapshot-callback-auth.ckpt"
+        ckpt = default_checkpoint(self.keys / f"{NEW}.csv", resolve("SetSnapshotCallbackAuth"))
         code, out, err = await bulk("verify", str(ckpt), "--endpoint", self.sim.url, "--qps", "500", "--quiet")
         assert code == 0 and f"{len(DOMAINS)} in sync" in out, out + err
         return applied_at

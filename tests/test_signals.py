@@ -17,6 +17,7 @@ from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import bulk, csv_of, start_bulk
 
 from bulk.checkpoint import Checkpoint
+from bulk.paths import rollback_checkpoint
 from bulk.sim import SimConfig, Simulator
 
 URL = "https://callback.example.com/snapshots"
@@ -45,7 +46,7 @@ async def wait_for_applied_since(sim: Simulator, before: int, count: int, limit:
 @pytest.mark.parametrize("mode", ["run", "rotate", "rollback"])
 async def test_sigterm_stops_gracefully_with_exit_3_and_the_same_command_resumes(tmp_path: Path, mode: str) -> None:
     src = csv_of(tmp_path / "d.csv", ROWS)
-    ckpt = tmp_path / "d.ckpt"
+    ckpt = tmp_path / "state" / "d.ckpt"  # not beside the keys file of a rotation
     async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=1000)) as sim:
         forward = ["run", str(src), "--action", "add-live-snapshot-notify-config", "--set", f"NotifyUrl={URL}",
                    "--endpoint", sim.url, "--checkpoint", str(ckpt), "--qps", "30"]
@@ -62,7 +63,7 @@ async def test_sigterm_stops_gracefully_with_exit_3_and_the_same_command_resumes
         err = await _terminated(args, sim=sim, applied=20)
         assert "resume" in err and "stopping" in err
         # What landed was recorded before the exit.
-        recorded = ckpt if mode != "rollback" else tmp_path / "d.rollback.ckpt"
+        recorded = ckpt if mode != "rollback" else rollback_checkpoint(ckpt)
         with Checkpoint.open_readonly(recorded) as c:
             counts = c.counts()
         assert 20 <= counts["done"] < ROWS

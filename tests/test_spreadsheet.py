@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from bulk.actions import resolve
-from bulk.inputs import BadRow, Row, read_rows
+from bulk.inputs import BadRow, Format, Row, read_rows
+from bulk.paths import default_checkpoint, failures_path
 from bulk.report import spreadsheet_safe
 from bulk.sim import Simulator
 
@@ -56,10 +57,11 @@ async def test_the_report_and_failures_file_hold_no_formula(tmp_path: Path, sim:
     assert by_line[3]["domain"] == "'" + HYPERLINK and by_line[4]["domain"] == "'" + SUM
     assert [by_line[n]["outcome"] for n in (2, 3, 4, 5, 6)] == ["done", "invalid", "invalid", "invalid", "done"]
     assert all(not v.startswith(FORMULA_START) for r in rows for v in r.values()), rows
-    code, out, err = await bulk("report", str(tmp_path / "d.csv.add-live-snapshot-notify-config.ckpt"))
+    ckpt = default_checkpoint(src, resolve("AddLiveSnapshotNotifyConfig"))
+    code, out, err = await bulk("report", str(ckpt))
     assert code == 0 and "'" + HYPERLINK.replace('"', '""') in out, out + err
 
-    failures = tmp_path / "d.csv.add-live-snapshot-notify-config.failures.csv"
+    failures = failures_path(ckpt, Format.CSV)
     failed = cells(failures)
     assert [r["DomainName"] for r in failed] == ["'" + HYPERLINK, "'" + SUM, "c.example.com"]
     assert failed[2]["NotifyUrl"] == "'+cmd|' /C calc'!A0"
@@ -78,7 +80,7 @@ async def test_valid_rows_of_a_failures_file_read_back_as_they_were(tmp_path: Pa
     code, _, err = await bulk("run", str(src), "--action", "AddLiveSnapshotNotifyConfig", "--endpoint", sim.url,
                               "--quiet", "--no-backup")
     assert code == 1, err
-    failures = tmp_path / "d.csv.add-live-snapshot-notify-config.failures.csv"
+    failures = failures_path(default_checkpoint(src, resolve("AddLiveSnapshotNotifyConfig")), Format.CSV)
     back = list(read_rows(failures, resolve("AddLiveSnapshotNotifyConfig")))
     assert isinstance(back[0], Row) and back[0].params == {"DomainName": "a.example.com", "NotifyUrl": URL}
     assert isinstance(back[1], BadRow) and back[1].raw and back[1].raw["DomainName"] == "'" + SUM

@@ -20,6 +20,7 @@ from ..actions import Action, recorded_action, resolve
 from ..checkpoint import Checkpoint, CheckpointError, remove_checkpoint
 from ..credentials import profile_names
 from ..errors import Exit
+from ..identity import recorded_connection
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
 from ..options import Mode, RunOptions, RunResult, Tuning
 from ..paths import (
@@ -27,6 +28,7 @@ from ..paths import (
     failures_path,
     plan_reads_checkpoint,
     plan_run_checkpoint,
+    run_checkpoint,
 )
 from ..paths import plan_path as default_plan_path
 from ..plan import KINDS, PlanError, check_plan, read_plan
@@ -57,7 +59,9 @@ from .shared import Connection, calls_the_api
 # Options shared by the commands that call the API.
 ActionOpt = Annotated[str, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Name=Value given to every row (repeatable); Name=@FILE or Name=@env:VAR for secrets.")]
-CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file (default: derived from INPUT).")]
+CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file (default: derived from INPUT, in the state directory); its backup and failures file go beside it.")]
+RunCheckpointArg = Annotated[Path, typer.Argument(help="Checkpoint file of a run, or its run's directory in the state directory.", callback=run_checkpoint)]
+StateDirOpt = Annotated[Path | None, typer.Option(help="Where runs keep their state, one directory per input and action (default: $BULK_STATE_DIR, else the user state directory, ~/.local/state/bulk on Linux).")]
 ReportOpt = Annotated[Path | None, typer.Option(help="Write the per-row report here (.csv or .jsonl).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 RetryOpt = Annotated[bool, typer.Option(help="On resume, send rows that failed permanently again too.")]
@@ -67,13 +71,12 @@ CanaryOpt = Annotated[int | None, typer.Option(help="Apply only the first N rows
 
 def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quiet: bool) -> int:
     """The report, the failures file and the summary of an apply run."""
-    path, failures = None, 0
+    path = failures_path(result.checkpoint, detect_format(options.input_path))
     with Checkpoint.open_readonly(result.checkpoint) as ckpt:
         if report:
             write_report(ckpt, report, fmt="jsonl" if report.suffix == ".jsonl" else "csv")
-        if result.counts.get("failed") or result.counts.get("invalid"):
-            path = failures_path(result.checkpoint, detect_format(options.input_path))
-            failures = write_failures(ckpt, path)
+        # Written anew by every run, or removed: a stale one would list rows that are done since.
+        failures = write_failures(ckpt, path)
         by_profile = ckpt.counts_by_profile()
     if not quiet:
         err.print(summary_table(result.counts, result.errors))
@@ -116,12 +119,12 @@ def _print_canary(result: RunResult) -> None:
                   soft_wrap=True)
 
 
-def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: Path | None, tuning: Tuning,
-             **kwargs: Any) -> RunOptions:
+def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: Path | None, tuning: Tuning, *,
+             state: Path | None = None, **kwargs: Any) -> RunOptions:
     warn_literal_secrets(pairs or [], action)
     with errors():
         overrides = parse_overrides(pairs or [], action)
-        ckpt = checkpoint or default_checkpoint(input, action)
+        ckpt = checkpoint or default_checkpoint(input, action, state=state)
         return RunOptions(action=action, input_path=input, checkpoint_path=ckpt, overrides=overrides,
                           profiles=profile_names(), **tuning.fields(), **kwargs)
 
@@ -133,6 +136,7 @@ def run_cmd(
     action: Annotated[str | None, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")] = None,
     set_: SetOpt = None,
     checkpoint: CheckpointOpt = None,
+    state_dir: StateDirOpt = None,
     if_exists: Annotated[str, typer.Option(help="When a config already exists (409): fail, skip or update.")] = "fail",
     report: ReportOpt = None,
     dry_run: Annotated[bool, typer.Option(help="Validate and show the plan; send nothing.")] = False,
@@ -153,13 +157,15 @@ def run_cmd(
         with errors():
             header, _ = read_plan(plan)
         input, action = input or Path(header.input_path), action or header.action
-        checkpoint = checkpoint or plan_run_checkpoint(plan)
+        # The plan describes the fleet it was made against: the rows go there unless told otherwise.
+        connection = connection.filled(header.endpoint, header.region)
+        checkpoint = checkpoint or plan_run_checkpoint(plan, state=state_dir)
         extra = {"plan_path": plan, "extra_meta": {"plan_sha256": file_sha256(plan)}}
     if input is None or action is None:
         fail("give INPUT and --action (or --plan PLAN)")
     with errors():
         act = resolve(action)
-    options = _options(act, input, set_, checkpoint, tuning, if_exists=if_exists, strict=strict,
+    options = _options(act, input, set_, checkpoint, tuning, state=state_dir, if_exists=if_exists, strict=strict,
                        retry_failed=retry_failed, canary=canary, backup=backup, **extra)
     if plan is not None:
         with errors():
@@ -169,6 +175,12 @@ def run_cmd(
     raise typer.Exit(execute(options, connection, quiet=quiet,
                               summary=lambda r: _finish(r, options, report=report, quiet=quiet),
                               outputs=(report,)))
+
+
+def _recorded(checkpoint: Path, connection: Connection) -> Connection:
+    """The connection of a command on a finished run: the endpoint and region it recorded, unless given."""
+    with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
+        return connection.filled(*recorded_connection(ckpt.meta()))
 
 
 def _check_plan_fits(plan: Path, options: RunOptions, max_age: float) -> None:
@@ -223,7 +235,7 @@ _STATES = ("done", "skipped", "failed", "invalid", "unknown", "pending", "sendin
 
 
 @app.command("status")
-def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file of a run.")],
+def status_cmd(checkpoint: RunCheckpointArg,
                json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """Counts by outcome of a run (also while it runs)."""
     with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
@@ -251,7 +263,7 @@ def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file 
 
 @app.command("report")
 def report_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file of a run.")],
+    checkpoint: RunCheckpointArg,
     failed_only: Annotated[bool, typer.Option(help="Only failed, invalid and unknown rows.")] = False,
     format: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "csv",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
@@ -267,8 +279,9 @@ def plan_cmd(
     input: Annotated[Path, typer.Argument(help="Domain list: .csv or .jsonl, as for run.")],
     action: ActionOpt,
     set_: SetOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Plan file (default: INPUT.<action>.plan.jsonl).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Plan file (default: INPUT.<action>.plan.jsonl in the state directory).")] = None,
     checkpoint: CheckpointOpt = None,
+    state_dir: StateDirOpt = None,
     quiet: QuietOpt = False,
     *,
     tuning: Tuning,
@@ -277,9 +290,9 @@ def plan_cmd(
     """Read every domain's current state and write what ACTION would change: create, update, noop, conflict."""
     with errors():
         act = resolve(action)
-    plan_path = output or default_plan_path(input, act)
+    plan_path = output or default_plan_path(input, act, state=state_dir)
     # Not PLAN.ckpt: that one belongs to `bulk run --plan PLAN`.
-    ckpt = checkpoint or plan_reads_checkpoint(plan_path)
+    ckpt = checkpoint or plan_reads_checkpoint(plan_path, state=state_dir)
     with errors():
         _drop_finished(ckpt)
     options = _options(act, input, set_, ckpt, tuning, mode=Mode.PLAN)
@@ -315,7 +328,7 @@ def _drop_finished(ckpt: Path) -> None:
 @app.command("verify")
 @calls_the_api
 def verify_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of a finished run.")],
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of a finished run, or its run's directory.", callback=run_checkpoint)],
     set_: Annotated[list[str] | None, typer.Option("--set", help="Secret --set values of the run, given again (they are never stored).")] = None,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
@@ -339,7 +352,8 @@ def verify_cmd(
                   f"{len(drift)} drifted or unreadable")
         return result.exit_code
 
-    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary, outputs=(report,)))
+    raise typer.Exit(execute(options, _recorded(checkpoint, connection), quiet=quiet, summary=summary,
+                             outputs=(report,)))
 
 
 @app.command("rotate")
@@ -350,7 +364,8 @@ def rotate_cmd(
     key_length: Annotated[int, typer.Option(help="Key length, 16 to 32.")] = 32,
     same_key: Annotated[bool, typer.Option(help="One key for every domain.")] = False,
     via: Annotated[str, typer.Option(help=f"{' or '.join(VIA)}.")] = "set-callback-auth",
-    checkpoint: CheckpointOpt = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file (default: derived from --keys-out, in the state directory); never in the keys file's directory, which a receiver reads.")] = None,
+    state_dir: StateDirOpt = None,
     retry_failed: RetryOpt = False,
     report: ReportOpt = None,
     prepare: Annotated[bool, typer.Option(help="Only write the keys file and the checkpoint; send nothing. Run again without it to apply.")] = False,
@@ -370,13 +385,14 @@ def rotate_cmd(
     """
     with errors():
         rotation = plan_rotation(input, keys_out, via=via, key_length=key_length, same_key=same_key,
-                                 checkpoint=checkpoint, tuning=tuning, retry_failed=retry_failed, canary=canary,
-                                 backup=backup)
+                                 checkpoint=checkpoint, state=state_dir, tuning=tuning, retry_failed=retry_failed,
+                                 canary=canary, backup=backup)
     if not quiet:
         err.print(f"bulk: keys file {keys_out} ({rotation.domains} domain(s), mode 0600, "
                   f"sha256 {rotation.keys_sha256[:12]})")
     options = rotation.options
     if prepare:
+        err.print(f"bulk: checkpoint {options.checkpoint_path}", soft_wrap=True)
         with errors():
             prepare_rotation(rotation)
         out.print(f"prepared: give the receiver {keys_out}, then run this command again without --prepare")
@@ -389,7 +405,7 @@ def rotate_cmd(
 @app.command("rollback")
 @calls_the_api
 def rollback_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of the run (or rotation) to undo.")],
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of the run (or rotation) to undo, or its run's directory.", callback=run_checkpoint)],
     output: Annotated[Path | None, typer.Option("--checkpoint", help="The rollback's own checkpoint (default: CHECKPOINT with .rollback.ckpt).")] = None,
     retry_failed: RetryOpt = False,
     backup: BackupOpt = True,
@@ -420,4 +436,5 @@ def rollback_cmd(
         code = _finish(result, options, report=report, quiet=quiet)
         return Exit.FAILED if code == Exit.OK and rollback.unrecorded else code
 
-    raise typer.Exit(execute(options, connection, quiet=quiet, summary=summary, outputs=(report,)))
+    raise typer.Exit(execute(options, _recorded(checkpoint, connection), quiet=quiet, summary=summary,
+                             outputs=(report,)))

@@ -29,6 +29,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -47,6 +48,7 @@ from ..credentials import (
 )
 from ..errors import BulkError, Exit
 from ..files import LocalFault, check_writable
+from ..identity import run_identity
 from ..inputs import BadRow, literal_secrets
 from ..options import Halt, HaltKind, RunOptions, RunResult, RunStats
 from ..progress import show_progress
@@ -164,19 +166,26 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
     error, not a failure found after every row was sent.
     """
 
+    endpoint, region = connection.target()
+
     async def body(stop: asyncio.Event) -> int:
         with errors():
             for path in outputs:
                 if path is not None:
                     check_writable(path)
             credentials = await _run_credentials(connection.profile, deferred=bool(options.profiles))
-            client = LiveClient(credentials=credentials, endpoint=connection.endpoint, region=connection.region,
+            client = LiveClient(credentials=credentials, endpoint=endpoint, region=region,
                                 signature=connection.signature, timeout=options.timeout, connections=options.workers)
+            identity = await run_identity(client, profile=connection.profile, region=region)
+            # Where the run's state is, even when quiet: the next command needs it.
+            err.print(f"bulk: checkpoint {options.checkpoint_path}", soft_wrap=True)
             if not quiet:
-                err.print(f"bulk: checkpoint {options.checkpoint_path}")
+                err.print(f"bulk: endpoint {identity.endpoint}, region {identity.region}"
+                          + (f", account {identity.account}" if identity.account else ""), soft_wrap=True)
             stats = RunStats()
             async with client, show_progress(stats, mode="quiet" if quiet else "auto"):
-                result = await engine.run(options, client=client, stop=stop, stats=stats)
+                result = await engine.run(replace(options, identity=identity), client=client, stop=stop,
+                                          stats=stats)
         for profile, halt in result.stopped.items():
             print_halt(halt, account=profile or "(the run's credentials)")
         if result.halt is not None and result.halt.kind is not HaltKind.INTERRUPTED:

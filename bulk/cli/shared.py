@@ -20,7 +20,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,12 +34,20 @@ __all__ = ["Connection", "calls_the_api"]
 
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """Where and as whom a command calls the API."""
+    """Where and as whom a command calls the API; no endpoint or region: not given on the command line."""
 
-    endpoint: str = DEFAULT_ENDPOINT
-    region: str = DEFAULT_REGION
+    endpoint: str | None = None
+    region: str | None = None
     signature: str = "v3"
     profile: str | None = None
+
+    def filled(self, endpoint: str | None = None, region: str | None = None) -> Connection:
+        """What was given, else ``endpoint`` and ``region`` (a run's or a plan's record)."""
+        return replace(self, endpoint=self.endpoint or endpoint, region=self.region or region)
+
+    def target(self) -> tuple[str, str]:
+        """The endpoint and region to call: as given or recorded, else the defaults."""
+        return self.endpoint or DEFAULT_ENDPOINT, self.region or DEFAULT_REGION
 
 
 _TUNING: dict[str, tuple[Any, Any]] = {
@@ -54,9 +62,11 @@ _TUNING: dict[str, tuple[Any, Any]] = {
     "log_file": (Annotated[Path | None, typer.Option(help="Append one JSON line per attempt here.")], None),
 }
 _CONNECTION: dict[str, tuple[Any, Any]] = {
-    "endpoint": (Annotated[str, typer.Option(help="API endpoint URL.")], DEFAULT_ENDPOINT),
-    "region": (Annotated[str, typer.Option(
-        help="RegionId sent with every call (a RegionId column overrides it).")], DEFAULT_REGION),
+    "endpoint": (Annotated[str | None, typer.Option(
+        help=f"API endpoint URL (default: the one the run or plan recorded, else {DEFAULT_ENDPOINT}).")], None),
+    "region": (Annotated[str | None, typer.Option(
+        help=f"RegionId sent with every call (default: the one the run or plan recorded, else {DEFAULT_REGION}; "
+             "a RegionId column overrides it).")], None),
     "signature": (Annotated[str, typer.Option(help="Signature scheme: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).")],
                   "v3"),
     "profile": (Annotated[str | None, typer.Option(help="aliyun CLI profile to take credentials from.")], None),

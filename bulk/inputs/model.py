@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from ..credentials import fingerprint
 from ..errors import BulkError
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ValidationSummary",
     "detect_format",
     "file_sha256",
+    "masked",
     "shown",
 ]
 
@@ -39,11 +41,23 @@ KEY_SHAPED = re.compile(r"[A-Za-z0-9]{16,32}")
 # The names bulk takes for an aliyun CLI profile. Cells holding one are valid exactly as written and hold
 # no comma, quote or white space, as the quick path needs (see actions.plain_values).
 PROFILE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+# A key-shaped word inside a longer text: not part of a longer run of letters and digits.
+_KEY_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{16,32}(?![A-Za-z0-9])")
 
 
 def shown(text: str, instead: str, *, shape: re.Pattern[str] = _NAME) -> str:
     """``text`` quoted for a message, or ``instead`` when it might be a secret typed in the wrong place."""
     return repr(text) if shape.fullmatch(text) and not KEY_SHAPED.fullmatch(text) else instead
+
+
+def masked(text: str) -> str:
+    """``text`` with each key-shaped word (16 to 32 letters or digits) replaced by its fingerprint.
+
+    A bad row's cells are kept as read for the checkpoint, the report and the
+    failures file; a row shifted by a missing or extra cell puts its key in a
+    column that is not secret, where nothing else would hide it.
+    """
+    return _KEY_WORD.sub(lambda m: fingerprint(m[0]), text)
 
 
 class InputError(BulkError):

@@ -7,7 +7,8 @@ Domain names are compared and sent in their DNS form (see
 ``actions.normalize_domain``); a ``RegionId`` cell is checked and sent per
 row; a ``Profile`` cell names the aliyun CLI profile whose credentials send
 the row (checked against the names given, and never sent). A reason never
-holds a secret value.
+holds a secret value, and a bad row's cells hold no key-shaped word: a row
+shifted by one cell puts its key where no column is secret.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..actions import Action, InvalidParams, check_region, normalize_domain
 from .dedupe import FirstSeen
 from .formats import Parser
 from .lines import Line, Tally
-from .model import PROFILE, BadRow, shown
+from .model import PROFILE, BadRow, masked, shown
 
 __all__ = ["validated"]
 
@@ -76,20 +77,26 @@ def validated(
                 given = raw.get("DomainName", "").strip()
                 if given and first:  # a domain listed twice with different mistakes is still listed twice
                     first(normalize_domain(given) or given.lower(), line, offset)
-                yield BadRow(line, str(exc), given or None, raw, offset, profile=profile)
+                yield BadRow(line, str(exc), masked(given) or None, _masked(raw), offset, profile=profile)
                 continue
         name = params["DomainName"]
         given = raw["DomainName"]
         if given == name or (given := given.strip()) == name:
             given = None
         if first and (seen := first(name, line, offset)) != line:
-            yield BadRow(line, f"DomainName listed twice (first at line {seen})", name, raw, offset, given, profile)
+            yield BadRow(line, f"DomainName listed twice (first at line {seen})", name, _masked(raw), offset, given,
+                         profile)
         elif row is None:
             valid += 1
         else:
             yield row(line, name, params, raw, offset, given, profile)
     tally.lines, tally.valid = line, valid
     tally.skipped += skipped
+
+
+def _masked(raw: Mapping[str, str]) -> dict[str, str]:
+    """A bad row's cells with every key-shaped word masked (``model.masked``): stored, reported, fed back."""
+    return {name: masked(value) for name, value in raw.items()}
 
 
 def _add_region(params: dict[str, str], value: object) -> None:
