@@ -14,6 +14,10 @@ A row moves through ``RowState``::
        |                  +--> sending (stopped, or the outcome is unknown: read back on resume)
        +-- failed (reopened: transient, or every one with --retry-failed)
 
+A rollback's row may also end ``conflict`` (``bulk rollback``): the domain no
+longer holds what the undone run wrote, so it was left as it is; ``bulk
+rollback --force`` reopens such rows.
+
 ``done`` means the service holds the row's change, ``failed`` that it does
 not, ``sending`` that it may (the next run reads it back before sending
 anything). ``invalid`` rows never move. ``claim`` commits at once, so
@@ -109,6 +113,8 @@ class RowState(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     INVALID = "invalid"
+    #: a rollback left the domain alone: another client changed it since the run wrote it
+    CONFLICT = "conflict"
 
     @property
     def finished(self) -> bool:
@@ -410,6 +416,11 @@ class Checkpoint:
             where += " AND transient = 1"
         return int(self._write(lambda: self._db.execute(
             f"UPDATE rows SET state = 'pending', finished = NULL WHERE {where}", args).rowcount))
+
+    def reopen_conflicts(self) -> int:
+        """Put a rollback's conflict rows back to pending (``bulk rollback --force``)."""
+        return int(self._write(lambda: self._db.execute(
+            "UPDATE rows SET state = 'pending', finished = NULL WHERE state = 'conflict'").rowcount))
 
     # -- reading -------------------------------------------------------------
 

@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterator
 from typing import cast
 
 from .attempts import Caller, CallLog, Health
+from .backup import IDENTITY_KEY, Backup
 from .backup import META_KEY as BACKUP_META
-from .backup import Backup
 from .checkpoint import ANY_PROFILE, Checkpoint, profile_order
 from .client import LiveClient
 from .credentials import CredentialsError, CredentialSource, ProfileSources
@@ -145,11 +145,16 @@ class _Send:
             profiles = ckpt.profiles_to_send()
         backup: Backup | None = None
         try:
-            self._log = CallLog(options.log_file) if options.log_file else None
             if options.changes and options.backup:
-                complete = bool((ckpt.meta() or {}).get(BACKUP_META))
-                backup = Backup.open(backup_path(options.checkpoint_path), complete=complete)
+                meta = ckpt.meta() or {}
+                # BackupError (the file is missing, or another) is raised from here: nothing was sent.
+                backup = Backup.open(backup_path(options.checkpoint_path), complete=bool(meta.get(BACKUP_META)),
+                                     identity=meta.get(IDENTITY_KEY),
+                                     keep=lambda identity: ckpt.set_meta({IDENTITY_KEY: identity}))
+            self._log = CallLog(options.log_file) if options.log_file else None
         except LocalFault as fault:
+            if backup is not None:
+                await backup.close()
             return Halt(HaltKind.LOCAL_FAULT, str(fault)), {}, None
         job = make_job(options, backup=backup)
         many = len(profiles) > 1

@@ -32,6 +32,7 @@ every row it took to ``done``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from .actions import Action
@@ -39,11 +40,14 @@ from .attempts import Caller, Prepaid, Tried
 from .backup import Backup
 from .checkpoint import RowOutcome, RowState
 from .client import Failure, Success
+from .credentials import fingerprint
 from .options import CanaryRow, IfExists, Mode, RunOptions
 from .plan import classify
+from .redact import SECRET_NAMES
 from .rows import WorkRow
 
-__all__ = ["ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "VerifyJob", "make_job"]
+__all__ = ["NO_CONFIG_LEFT", "ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "VerifyJob",
+           "make_job"]
 
 _EXISTS = "ConfigAlreadyExists"
 #: answers that prove the service cannot hold the row's change: no read-back needed to say failed
@@ -77,6 +81,11 @@ class RowCalls:
 
     def may_retry(self, failure: Failure, attempts: int) -> bool:
         return self._caller.may_retry(failure, attempts)
+
+    @property
+    def region(self) -> str | None:
+        """The RegionId the row's calls go to: its own, else the client's default."""
+        return self.row.params.get("RegionId") or self._caller.region
 
     @property
     def may_have_landed(self) -> bool:
@@ -135,14 +144,15 @@ class ApplyJob:
             current = await calls.read(action)
             if not isinstance(current, dict):
                 return _unread(action, current, reached=row.reached, transient_fails=bool(self._keep))
-            if backup is not None:
-                await backup.record(row.domain, current, profile=row.profile)
             if self._keep:
                 missing = [k for k in self._keep if not current.get(k)]
                 if missing:
                     return RowOutcome(RowState.FAILED, action.name, "NoCurrentConfig",
                                       f"no current config to keep ({', '.join(missing)})")
                 params = {**params, **{k: current[k] for k in self._keep}}
+            if backup is not None:
+                await backup.record(row.domain, current, region=calls.region, wrote=_expected(action, params),
+                                    profile=row.profile)
             if row.reached:
                 diffs = action.differences(params, current)
                 if not diffs:
@@ -245,50 +255,80 @@ class VerifyJob:
 
 
 class RollbackJob:
-    """Put each domain back as the backup shows it: read the live state, send only what differs.
+    """Put each domain back as the backup shows it, if it still holds what the run wrote.
 
-    The row is the recorded state (its action is a family's ``restore``). A domain that had
-    no config gets Delete; one that had a config gets the create action if
-    it has none now, the update action if it has one, or Delete then create
-    when a field must become empty again (an update cannot clear a key).
-    Every row is read first, so a resumed rollback needs no special case.
+    The row is the recorded state (its action is a family's ``restore``);
+    ``undo`` gives, per domain, what the undone run's write set. A domain
+    that holds something else now was changed by another client since: it
+    is left as it is and the row ends ``conflict`` (unless ``force``). A
+    domain that had no config gets Delete; one that had a config gets the
+    create action if it has none now, the update action if it has one, or
+    Delete then create when a field must become empty again (an update
+    cannot clear a key). Every row is read first, so a resumed rollback
+    needs no special case.
     """
 
-    __slots__ = ("_apply", "_backup")
+    __slots__ = ("_apply", "_backup", "_force", "_undo")
     reads_only = False
 
-    def __init__(self, *, backup: Backup | None = None) -> None:
+    def __init__(self, *, undo: Mapping[str, Mapping[str, str]] | None = None, force: bool = False,
+                 backup: Backup | None = None) -> None:
         self._apply = ApplyJob(if_exists=IfExists.UPDATE)
+        self._undo = undo or {}
+        self._force = force
         self._backup = backup
 
     def first_call(self, row: WorkRow) -> Action:
         return _reader(row.action)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
-        backup = _wanting(self._backup, row)
         current = await calls.read(row.action)
         if not isinstance(current, dict):
             return _unread(row.action, current, reached=row.reached)
-        if backup is not None:  # the rollback's own way back
-            await backup.record(row.domain, current, profile=row.profile)
-        outcome: RowOutcome | None = RowOutcome(RowState.DONE, _reader(row.action).name, message="already as before")
-        for action, params in _restore_steps(row.action, row.params, current):
+        reader = _reader(row.action)
+        steps = _restore_steps(row.action, row.params, current)
+        if not steps:
+            return RowOutcome(RowState.DONE, reader.name, message="already as before")
+        # After our own Delete of a Delete-then-create, the domain holds no config: that is ours, not another's.
+        ours_midway = row.reached and not reader.exists(current)
+        wrote = self._undo.get(row.domain)
+        if wrote is not None and not self._force and not ours_midway:
+            changed = [f for f, v in wrote.items() if current.get(f, "") != v]
+            if changed:
+                return RowOutcome(RowState.CONFLICT, reader.name, "ChangedSince",
+                                  f"changed by another client since the run wrote it ({_compared(changed, wrote, current)});"
+                                  " left as it is (bulk rollback --force restores it anyway)")
+        if (backup := _wanting(self._backup, row)) is not None:  # the rollback's own way back
+            await backup.record(row.domain, current, region=calls.region, wrote=_expected(row.action, row.params),
+                                profile=row.profile)
+        outcome: RowOutcome | None = None
+        for i, (action, params) in enumerate(steps):
             outcome = await self._apply.send(row, calls, action, params)
+            if outcome is not None and outcome.state is not RowState.DONE and i:
+                # The Delete landed and the create did not: the domain is left with no config.
+                return replace(outcome, code=NO_CONFIG_LEFT, message=(
+                    f"deleted, then {action.name} failed ({outcome.code}: {outcome.message}): the domain has no "
+                    f"config now; its prior config was {_spelled(row.params)}"))
             if outcome is None or outcome.state is not RowState.DONE:
                 return outcome
         return outcome
 
 
+#: a rollback row whose Delete landed and whose create failed: the domain has no config
+NO_CONFIG_LEFT = "NoConfigLeft"
+
+
 def _restore_steps(
     restore: Action, prior: dict[str, str], current: Mapping[str, str]
 ) -> list[tuple[Action, dict[str, str]]]:
-    """The calls that turn ``current`` back into ``prior`` (none if it already is)."""
+    """The calls that turn ``current`` back into ``prior`` (none if it already is), each to the row's region."""
     family = restore.family
     if family is None or restore.expect is None:
         raise ValueError(f"{restore.name} is not a restore action")
     if not restore.differences(prior, current):
         return []
-    delete = (family.delete, {"DomainName": prior["DomainName"]})
+    where = {"RegionId": prior["RegionId"]} if "RegionId" in prior else {}
+    delete = (family.delete, {"DomainName": prior["DomainName"], **where})
     if not family.read.exists(prior):
         return [delete]
     create = (family.create, prior)
@@ -297,6 +337,29 @@ def _restore_steps(
     if any(not want and current.get(f) for f, want in restore.expect(prior).items()):
         return [delete, create]
     return [(family.update, prior)]
+
+
+def _expected(action: Action, params: Mapping[str, str]) -> dict[str, str]:
+    """What the read-back action shows once ``action`` has set ``params`` ("" for a field it clears)."""
+    if action.expect is None:
+        raise ValueError(f"{action.name} has no read-back")
+    return action.expect(params)
+
+
+def _shown(field: str, value: str) -> str:
+    if not value:
+        return "(none)"
+    return fingerprint(value) if field in SECRET_NAMES else value
+
+
+def _compared(fields: list[str], wrote: Mapping[str, str], current: Mapping[str, str]) -> str:
+    """Per field, what the run set and what the domain holds now; secrets as fingerprints."""
+    return "; ".join(f"{f}: the run set {_shown(f, wrote[f])}, now {_shown(f, current.get(f, ''))}" for f in fields)
+
+
+def _spelled(state: Mapping[str, str]) -> str:
+    """A recorded state in full, secrets as fingerprints."""
+    return ", ".join(f"{k}={_shown(k, v)}" for k, v in state.items() if k != "DomainName" and v)
 
 
 class CanaryJob:
@@ -343,7 +406,7 @@ def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:
         return VerifyJob()
     job: Job
     if options.mode is Mode.ROLLBACK:
-        job = RollbackJob(backup=backup)
+        job = RollbackJob(undo=options.undo, force=options.force, backup=backup)
     else:
         job = ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current, backup=backup)
     return CanaryJob(job) if options.canary else job

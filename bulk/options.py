@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 from pathlib import Path
@@ -133,6 +134,11 @@ class RunOptions:
     #: the aliyun CLI profile names a row's Profile may take (``credentials.profile_names()``);
     #: None takes no Profile column
     profiles: frozenset[str] | None = field(default=None, repr=False)
+    #: a rollback: per domain, what the undone run's write set (read-back fields, "" for one it cleared);
+    #: a domain that holds something else now is left alone (``RowState.CONFLICT``)
+    undo: Mapping[str, Mapping[str, str]] | None = field(default=None, repr=False)
+    #: a rollback: restore even the domains another client changed since (``--force``)
+    force: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "if_exists", IfExists(self.if_exists))
@@ -191,6 +197,7 @@ class RunStats:
     skipped: int = 0
     failed: int = 0
     invalid: int = 0
+    conflict: int = 0
     calls: int = 0
     retrying: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -198,7 +205,7 @@ class RunStats:
 
     @property
     def finished(self) -> int:
-        return self.done + self.skipped + self.failed + self.invalid
+        return self.done + self.skipped + self.failed + self.invalid + self.conflict
 
     @property
     def elapsed(self) -> float:
@@ -217,6 +224,8 @@ class RunStats:
             self.failed += 1
             if code:
                 self.errors[code] += 1
+        elif state is RowState.CONFLICT:
+            self.conflict += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,4 +291,5 @@ class RunResult:
             # Rows whose outcome could not be settled (a read-back that kept failing):
             # never 0, and the next run reads them back.
             return Exit.INTERRUPTED
-        return Exit.FAILED if self.counts.get(RowState.FAILED) or self.counts.get(RowState.INVALID) else Exit.OK
+        settled_badly = (RowState.FAILED, RowState.INVALID, RowState.CONFLICT)
+        return Exit.FAILED if any(self.counts.get(s) for s in settled_badly) else Exit.OK

@@ -9,7 +9,8 @@
 
 A run leaves a family of files beside its input: the checkpoint (with
 SQLite's WAL, shared-memory and our lock file), the backup, the failures
-file, a verify's and a rollback's own checkpoints, a plan and the checkpoint
+file, a verify's and a rollback's own checkpoints (and the frozen copy of
+the backup a rollback reads), a plan and the checkpoint
 of the reads that made it. Each name is derived here and nowhere else, so
 that the command that writes a file and the one that finds it again agree.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "plan_reads_checkpoint",
     "plan_run_checkpoint",
     "rollback_checkpoint",
+    "rollback_input",
     "verify_checkpoint",
 ]
 
@@ -70,6 +72,11 @@ def verify_checkpoint(checkpoint: Path) -> Path:
 def rollback_checkpoint(checkpoint: Path) -> Path:
     """``x.ckpt`` -> ``x.rollback.ckpt``."""
     return checkpoint.with_name(checkpoint.stem + ".rollback.ckpt")
+
+
+def rollback_input(checkpoint: Path) -> Path:
+    """``x.ckpt`` -> ``x.rollback.input.jsonl``: the frozen copy of the backup that a rollback reads (mode 0600)."""
+    return checkpoint.with_name(checkpoint.stem + ".rollback.input.jsonl")
 
 
 def plan_path(input_path: Path, action: Action) -> Path:

@@ -30,6 +30,7 @@ from .inputs import InputError, ValidationSummary, detect_format, file_sha256, v
 from .options import RunOptions
 from .pacing import Pacer
 from .plan import PlanError, read_plan
+from .rollback import ROLLED_BACK
 from .rows import RowSource
 from .safety import META_KEY as SAFETY_META
 from .redact import redact_overrides
@@ -75,6 +76,9 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
     }
     meta = ckpt.meta()
     fresh = meta is None
+    if meta is not None and (undone := meta.get(ROLLED_BACK)):
+        raise CheckpointError(f"the run of checkpoint {ckpt.path} was rolled back ({undone['by']}): it is not "
+                              "resumed; to apply its input again, start on a new --checkpoint")
     if meta is None:
         ckpt.set_meta({**wanted, "input_path": str(path.resolve()), "format": detect_format(path).value,
                        "created": time.time(), "ingested": False})
@@ -88,6 +92,8 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
     if options.changes:
         # Complete only while every run kept a backup: then a domain without a record was never written.
         ckpt.set_meta({BACKUP_META: options.backup and (fresh or bool(meta and meta.get(BACKUP_META)))})
+    if options.force:
+        ckpt.reopen_conflicts()
     if options.retry_failed:
         ckpt.reopen_failed(all_failed=True)
     elif not fresh:

@@ -188,7 +188,8 @@ def summary_table(counts: Mapping[str, int], errors: Mapping[str, int]) -> Table
     table.add_column("rows", justify="right")
     for state in ("done", "skipped", "failed", "invalid"):
         table.add_row(state, str(counts.get(state, 0)))
-    for state, label in (("pending", "pending"), ("sending", "sending (read back next run)")):
+    for state, label in (("conflict", "conflict (changed by another client: left as it is)"), ("pending", "pending"),
+                         ("sending", "sending (read back next run)")):
         if counts.get(state):
             table.add_row(label, str(counts[state]))
     for code, n in errors.items():

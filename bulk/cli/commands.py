@@ -17,12 +17,16 @@ import typer
 from rich.table import Table
 
 from ..actions import Action, recorded_action, resolve
+from ..backup import IDENTITY_KEY as BACKUP_IDENTITY
+from ..backup import BackupState, backup_state
 from ..checkpoint import Checkpoint, remove_checkpoint
 from ..client import DEFAULT_ENDPOINT, DEFAULT_REGION
 from ..credentials import profile_names
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
+from ..jobs import NO_CONFIG_LEFT
 from ..options import Exit, Mode, RunOptions, RunResult
 from ..paths import (
+    backup_path,
     default_checkpoint,
     failures_path,
     plan_reads_checkpoint,
@@ -39,7 +43,7 @@ from ..report import (
     write_failures,
     write_report,
 )
-from ..rollback import plan_rollback
+from ..rollback import ROLLED_BACK, Rollback, plan_rollback
 from ..rotate import VIA, plan_rotation, prepare_rotation
 from ..verify import drifted, verify_action, verify_options
 from .common import (
@@ -94,6 +98,9 @@ def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quie
             err.print(f"bulk: report written to {report}")
         if failures:
             err.print(f"bulk: {failures} failed or invalid row(s) written to {path}")
+        if options.changes and options.backup and (kept := backup_path(result.checkpoint)).exists():
+            err.print(f"bulk: backup {kept} (mode 0600): keep it for as long as the run may have to be rolled "
+                      "back; `bulk rollback` needs it", soft_wrap=True)
     if result.canary is not None and result.halt is None:
         _print_canary(result)
     elif result.interrupted:
@@ -219,7 +226,7 @@ def validate_cmd(input: Annotated[Path, typer.Argument(help="Domain list: .csv o
     raise typer.Exit(Exit.FAILED if summary.bad_count else Exit.OK)
 
 
-_STATES = ("done", "skipped", "failed", "invalid", "pending", "sending")
+_STATES = ("done", "skipped", "failed", "invalid", "conflict", "pending", "sending")
 
 
 @app.command("status")
@@ -229,9 +236,12 @@ def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file 
     with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
         meta, counts, codes = ckpt.meta() or {}, ckpt.counts(), ckpt.error_counts()
         by_profile = ckpt.counts_by_profile()
+    kept = backup_state(backup_path(checkpoint), meta.get(BACKUP_IDENTITY))
     status: dict[str, Any] = {
         "action": meta.get("action"), "input": meta.get("input_path"), "total": sum(counts.values()),
         **{k: counts[k] for k in _STATES}, "errors": codes,
+        "backup": {"path": str(kept.path), "state": kept.state, "records": kept.records},
+        "rolled_back": meta.get(ROLLED_BACK),
     }
     if by_profile:
         # A run across accounts: the same counts per profile ("" for rows that name none).
@@ -245,8 +255,20 @@ def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file 
         out.print(f"  {key:8} {status[key]}")
     for code, n in codes.items():
         out.print(f"  error {code}: {n}")
+    out.print(f"  backup   {_backup_line(kept)}", soft_wrap=True)
+    if undone := meta.get(ROLLED_BACK):
+        out.print(f"  rolled back by {undone['by']}", soft_wrap=True)
     if by_profile:
         out.print(accounts_table(by_profile))
+
+
+def _backup_line(kept: BackupState) -> str:
+    """Whether the run still has its backup, for ``bulk status``."""
+    if kept.state == "none":
+        return "none (the run kept no backup: it cannot be rolled back)"
+    if kept.state == "kept":
+        return f"{kept.path}: {kept.records} domain(s); keep it while the run may have to be rolled back"
+    return f"{kept.state}: {kept.problem}"
 
 
 @app.command("report")
@@ -418,6 +440,7 @@ def rollback_cmd(
     retry_failed: RetryOpt = False,
     max_failure_rate: FailureRateOpt = 0.5,
     backup: BackupOpt = True,
+    force: Annotated[bool, typer.Option("--force", help="Restore also the domains another client changed since the run wrote them (rows left 'conflict').")] = False,
     report: ReportOpt = None,
     log_file: LogOpt = None,
     quiet: QuietOpt = False,
@@ -425,14 +448,23 @@ def rollback_cmd(
     """Put every domain a run changed back as its backup recorded it; run it again to resume.
 
     A domain that had no config gets Delete, one that had a config gets it
-    back (old keys included). Check the result with `bulk verify` on the
-    rollback's checkpoint.
+    back (old keys included), if it still holds what the run wrote: one that
+    another client changed since is left alone and reported as a conflict
+    (exit 1; --force restores it anyway). The run is marked rolled back and
+    is never resumed. Check the result with `bulk verify` on the rollback's
+    checkpoint.
     """
     with errors():
-        rollback = plan_rollback(checkpoint, output=output, qps=qps, concurrency=concurrency,
+        rollback = plan_rollback(checkpoint, output=output, force=force, qps=qps, concurrency=concurrency,
                                  max_attempts=max_attempts, timeout=timeout, retry_failed=retry_failed,
                                  max_failure_rate=max_failure_rate, backup=backup, log_file=log_file,
                                  profiles=profile_names())
+    with rollback:  # the undone run's checkpoint stays held until the rollback ends
+        raise typer.Exit(_roll_back(rollback, Connection(endpoint, region, signature, profile), report=report,
+                                    quiet=quiet))
+
+
+def _roll_back(rollback: Rollback, connection: Connection, *, report: Path | None, quiet: bool) -> int:
     options = rollback.options
     if not quiet:
         err.print(f"bulk: rolling back {rollback.rows} domain(s) from {options.input_path}")
@@ -443,6 +475,17 @@ def rollback_cmd(
 
     def summary(result: RunResult) -> int:
         code = _finish(result, options, report=report, quiet=quiet)
+        with Checkpoint.open_readonly(result.checkpoint) as c:
+            emptied = [r for r in c.rows(states=["failed"]) if r["code"] == NO_CONFIG_LEFT]
+        if conflicts := result.counts.get("conflict"):
+            err.print(f"bulk: {conflicts} domain(s) were changed by another client since the run wrote them and "
+                      "were left as they are (rows 'conflict', both values in the report); `bulk rollback --force` "
+                      "restores them anyway", soft_wrap=True)
+        if emptied:
+            shown = ", ".join(r["domain"] or "" for r in emptied[:5]) + (", ..." if len(emptied) > 5 else "")
+            err.print(f"bulk: {len(emptied)} domain(s) were deleted and could not be given their config back: they "
+                      f"have NO config now ({shown}); the report spells out each one's prior config. Run the same "
+                      "command again to retry them", soft_wrap=True)
         return Exit.FAILED if code == Exit.OK and rollback.unrecorded else code
 
-    raise typer.Exit(execute(options, Connection(endpoint, region, signature, profile), quiet=quiet, summary=summary))
+    return execute(options, connection, quiet=quiet, summary=summary)
