@@ -54,7 +54,7 @@ from .checkpoint import CheckpointError
 from .files import LocalFault
 
 __all__ = ["IDENTITY_KEY", "KEEP", "META_KEY", "Backup", "BackupError", "BackupState", "Prior", "backup_state",
-           "read_backup"]
+           "check_backup", "read_backup"]
 
 #: checkpoint metadata: True while every run of the checkpoint kept a backup
 META_KEY = "backup_complete"
@@ -226,6 +226,12 @@ def read_backup(path: Path, identity: Mapping[str, Any] | None) -> dict[str, Pri
         os.close(fd)
     _check(path, found, records, str(identity["id"]), int(identity["records"]))
     return {r.domain: r for r in records}  # a later record of a domain replaces an earlier one
+
+
+def check_backup(path: Path, identity: Mapping[str, Any] | None) -> None:
+    """BackupError if the backup the checkpoint names is missing or another file (nothing to check: none yet)."""
+    if identity is not None and (int(identity["records"]) or path.exists()):
+        read_backup(path, identity)
 
 
 @dataclass(frozen=True, slots=True)

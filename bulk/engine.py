@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from typing import cast
 
 from .attempts import Caller, CallLog, Health
-from .backup import IDENTITY_KEY, Backup
+from .backup import IDENTITY_KEY, Backup, check_backup
 from .backup import META_KEY as BACKUP_META
 from .checkpoint import ANY_PROFILE, Checkpoint, profile_order
 from .client import LiveClient
@@ -92,6 +92,9 @@ async def run(
             stats.to_send = min(stats.to_send, options.canary)
             canary = Canary(())
         stats.started = time.monotonic()
+        if options.changes and options.backup and not stats.to_send:
+            # Nothing to send, but a missing or foreign backup is said all the same (BackupError).
+            check_backup(backup_path(options.checkpoint_path), (ckpt.meta() or {}).get(IDENTITY_KEY))
         if stats.to_send:
             with Lane().following(stop) as lane:
                 send = _Send(options, ckpt, lane, client=client, stats=stats,

@@ -46,6 +46,7 @@ from bulk.sim import FAULT_KINDS, SimConfig, Simulator
 
 ADD, SET = "AddLiveSnapshotNotifyConfig", "SetSnapshotCallbackAuth"
 URL, OTHER_URL = "https://cb.example.com/new", "https://cb.example.com/old"
+THIRD_URL = "https://cb.example.com/third-party"
 
 # Children are forked from a server that has imported bulk once: a run starts in milliseconds.
 _CONTEXT = multiprocessing.get_context("forkserver")
@@ -78,6 +79,9 @@ class Scenario:
     runs: list[tuple[int, str | None, float]]  # (max attempts, interruption, after seconds)
     backup: bool
     rollback_kill: float | None  # kill -9 the rollback after this many seconds (then resume it)
+    lost_backup: bool  # the backup file is deleted before the final resume
+    race: bool  # the rollback starts together with the final resume
+    third_party: tuple[str, ...]  # domains another client changes before the rollback
 
 
 def scenario(seed: int) -> Scenario:
@@ -106,7 +110,13 @@ def scenario(seed: int) -> Scenario:
     # Drawn last, so that the scenarios of every seed are those they were before backups existed.
     backup = rng.random() < 0.8
     rollback_kill = rng.choice([None, rng.uniform(0.02, 0.3)])
-    return Scenario(seed, action, rows, seeded, if_exists, sim, runs, backup, rollback_kill)
+    # Drawn after those, for the same reason.
+    lost_backup = backup and rng.random() < 0.2
+    race = backup and not lost_backup and rng.random() < 0.25
+    third = tuple(rng.sample(sorted(rows), rng.randint(1, 3))) if rng.random() < 0.35 else ()
+    third_party = third if backup and not (lost_backup or race) else ()
+    return Scenario(seed, action, rows, seeded, if_exists, sim, runs, backup, rollback_kill, lost_backup, race,
+                    third_party)
 
 
 async def _run(argv: list[str], interruption: str | None, after: float) -> int | None:
@@ -154,6 +164,8 @@ def kinds(case: Scenario) -> set[tuple[object, ...]]:
         ("action", case.action), ("if-exists", case.if_exists), ("backup", case.backup),
         ("rollback killed", case.rollback_kill is not None), ("error rate", case.sim.error_rate),
         ("latency", case.sim.latency_ms), ("runs before the resume", len(case.runs)),
+        ("lost backup", case.lost_backup), ("rollback races the resume", case.race),
+        ("third party", bool(case.third_party)),
     }
     reached |= {("fault", kind) for kind in case.sim.fault_kinds}
     reached |= {("interruption", interruption) for _, interruption, _ in case.runs}
@@ -193,6 +205,8 @@ def test_scenarios_cover_every_case() -> None:
     assert sum(bool(c.seeded) for c in cases) > 90 and sum(len(c.seeded) < len(c.rows) for c in cases) > 90
     assert 10 <= sum(not c.backup for c in cases) <= 30
     assert {c.rollback_kill is None for c in cases if c.backup} == {True, False}
+    assert 5 <= sum(c.lost_backup for c in cases) and 5 <= sum(c.race for c in cases)
+    assert 10 <= sum(bool(c.third_party) for c in cases)
 
 
 async def test_record_agrees_with_the_service(tmp_path: Path, chaos_seeds: list[int]) -> None:
@@ -235,25 +249,112 @@ async def _check(seed: int, tmp_path: Path) -> None:
             else:  # killed before the input was recorded, which comes before any call
                 assert sim.stats()["total"] == 0, codes
         sim.config.error_rate = 0.0  # the final resume, on a healthy service
+        rollback = ["rollback", str(ckpt), "--endpoint", sim.url, "--qps", "1000", "--timeout", "0.5", "--quiet"]
+        backup_file = ckpt.with_name("fleet.backup.jsonl")
+        if case.lost_backup and await _lose_backup(ckpt, backup_file, sim, base, rollback, codes):
+            return
+        if case.race:
+            await _race(case, ckpt, sim, store, base, rollback, codes)
+            return
         codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
         assert codes[-1] in (0, 1), codes
         _agrees(case, ckpt, store, codes)
-        per_domain: dict[str, int] = {}
-        for (_, domain), n in sim.applied.items():
-            per_domain[domain] = per_domain.get(domain, 0) + n
-        assert all(n == 1 for n in per_domain.values()), (per_domain, codes)
+        _applied_once(sim, codes)
         if not case.backup:
-            assert not ckpt.with_name("fleet.backup.jsonl").exists()
+            assert not backup_file.exists()
             return
+        for domain in case.third_party:  # another client changes them after our run
+            store[domain] = _third(case, domain)
+        restored = _rolled_back(ckpt)
+        conflicts = set(case.third_party) & restored
         before = dict(sim.applied)
-        rollback = ["rollback", str(ckpt), "--endpoint", sim.url, "--qps", "1000", "--timeout", "0.5", "--quiet"]
         if case.rollback_kill is not None:
             codes.append(await _run(rollback, "kill", case.rollback_kill))
             await _settle(sim)
         codes.append(await _run(rollback, None, 0))
-        assert codes[-1] == 0, codes
-        assert store == case.seeded, codes  # exactly the fleet as it was seeded, keys and all
+        assert codes[-1] == (1 if conflicts else 0), codes
+        theirs = {d: _third(case, d) for d in case.third_party}
+        # Exactly the fleet as it was seeded, keys and all, but for what another client changed since.
+        assert store == _fleet(case.seeded, theirs), codes
         assert all(n - before.get(key, 0) <= 1 for key, n in sim.applied.items()), codes
+        with Checkpoint.open_readonly(ckpt.with_name("fleet.rollback.ckpt")) as c:
+            assert {r["domain"] for r in c.rows(states=["conflict"])} == conflicts, codes
+        if conflicts:
+            before = dict(sim.applied)
+            codes.append(await _run([*rollback, "--force"], None, 0))
+            assert codes[-1] == 0, codes
+            assert store == _fleet(case.seeded, {d: theirs[d] for d in set(theirs) - restored}), codes
+            assert all(n - before.get(key, 0) <= 1 for key, n in sim.applied.items()), codes
+
+
+def _applied_once(sim: Simulator, codes: list[int | None]) -> None:
+    per_domain: dict[str, int] = {}
+    for (_, domain), n in sim.applied.items():
+        per_domain[domain] = per_domain.get(domain, 0) + n
+    assert all(n == 1 for n in per_domain.values()), (per_domain, codes)
+
+
+def _third(case: Scenario, domain: str) -> dict[str, str]:
+    """The config another client gives ``domain``: unlike any the scenario seeds or writes."""
+    if case.action == ADD:
+        return {"DomainName": domain, "NotifyUrl": THIRD_URL, "NotifyReqAuth": "yes",
+                "NotifyAuthKey": "Third0000abcdefghijklmn"}
+    return {"DomainName": domain, "CallbackReqAuth": "yes", "CallbackAuthKey": "Third0000abcdefghijklmn"}
+
+
+def _fleet(seeded: dict[str, dict[str, str]], changed: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {**seeded, **changed}
+
+
+def _rolled_back(ckpt: Path) -> set[str]:
+    """The domains a rollback of ``ckpt`` puts back: those its run changed or may have."""
+    with Checkpoint.open_readonly(ckpt) as c:
+        return {r["domain"] for r in c.rows() if r["domain"] and (r["state"] in ("done", "sending") or r["reached"])}
+
+
+def _counted(ckpt: Path) -> int:
+    """How many records of the backup the checkpoint counted."""
+    if not _ingested(ckpt):
+        return 0
+    with Checkpoint.open_readonly(ckpt) as c:
+        return int(((c.meta() or {}).get("backup") or {}).get("records", 0))
+
+
+async def _lose_backup(ckpt: Path, backup_file: Path, sim: Simulator, base: list[str], rollback: list[str],
+                       codes: list[int | None]) -> bool:
+    """Delete the backup: a resume and a rollback are refused before any call. True if they were."""
+    counted = _counted(ckpt)
+    backup_file.unlink(missing_ok=True)
+    if not counted:
+        return False  # no record was ever lost: a resume starts the file again
+    calls = sim.stats()["total"]
+    codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
+    assert codes[-1] == 2 and sim.stats()["total"] == calls, codes
+    codes.append(await _run(rollback, None, 0))
+    assert codes[-1] == 2 and sim.stats()["total"] == calls, codes
+    return True
+
+
+async def _race(case: Scenario, ckpt: Path, sim: Simulator, store: dict[str, dict[str, str]], base: list[str],
+                rollback: list[str], codes: list[int | None]) -> None:
+    """The final resume and a rollback at once: whichever holds the checkpoint first, the fleet is never split."""
+    forward, back = await asyncio.gather(_run([*base, "--max-attempts", "8"], None, 0), _run(rollback, None, 0))
+    codes += [forward, back]
+    await _settle(sim)
+    if back == 0:
+        # The rollback went first (the resume waited, exit 4, or was refused after, exit 2), or last.
+        assert forward in (0, 1, 2, 4), codes
+    else:
+        # The resume went first (the rollback waited, or found no run or backup yet), or each kept the other out.
+        assert back in (2, 4) and forward in (0, 1, 4), codes
+        if forward == 4:
+            codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
+            assert codes[-1] in (0, 1), codes
+        codes.append(await _run(rollback, None, 0))
+        assert codes[-1] == 0, codes
+    assert store == case.seeded, codes  # every change put back, none made after
+    codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
+    assert codes[-1] == 2, codes  # the run was rolled back: never resumed
 
 
 def _ingested(ckpt: Path) -> bool:

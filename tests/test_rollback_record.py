@@ -14,7 +14,17 @@ from pathlib import Path
 import orjson
 from test_cli import bulk, start_bulk
 from test_engine import simulator
-from test_rollback import KINDS, NEW_URL, OLD_URL, add_args, new_key, notify_fleet, old_key, settle, wait_until
+from test_rollback import (
+    KINDS,
+    NEW_URL,
+    OLD_URL,
+    add_args,
+    new_key,
+    notify_fleet,
+    old_key,
+    settle,
+    wait_until,
+)
 
 from bulk.checkpoint import Checkpoint
 from bulk.credentials import fingerprint
