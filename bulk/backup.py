@@ -118,6 +118,8 @@ class Backup:
             keep({"id": ident, "records": 0})  # first: a file the checkpoint does not name is never trusted
             return cls._create(path, ident, complete=complete, keep=keep)
         ident, count = str(identity["id"]), int(identity["records"])
+        if count == 0 and path.is_file() and not path.is_symlink() and b"\n" not in path.read_bytes()[:4096]:
+            path.unlink()  # killed while its first line was written: nothing was ever recorded in it
         if not path.exists() and count == 0:
             return cls._create(path, ident, complete=complete, keep=keep)  # no record was ever lost
         try:
