@@ -1,7 +1,7 @@
 """Each domain's state right before a run's write changed it: the way back for ``bulk rollback``.
 
-    backup = Backup.open(paths.backup_path(checkpoint), complete=True, identity=meta.get(IDENTITY_KEY),
-                         keep=lambda identity: ckpt.set_meta({IDENTITY_KEY: identity}))
+    backup = Backup.open(paths.backup_path(checkpoint), complete=True, identity=meta[IDENTITY_KEY],
+                         claimed=ckpt.claimed(), keep=lambda identity: ckpt.set_meta({IDENTITY_KEY: identity}))
     if backup.wants(row.domain, reached=row.reached):
         current = await read(row)                  # the read-back action's answer
         await backup.record(row.domain, current, region="cn-shanghai", wrote=action.expect(params))
@@ -19,11 +19,12 @@ one, and ``Wrote``: what the run's write sets (the read-back action's fields,
 ``""`` for a field it clears), so that a rollback can tell whether the
 domain still holds it.
 
-The checkpoint records the file's identity (its id, and how many records had
-reached the disk), committed before any of their writes is sent: a
-resume or a rollback refuses a backup file that is missing, or another one,
-before any call (``BackupError``), rather than take our own change for the
-prior state.
+The checkpoint records the file's identity: its id, committed before the
+file is made (``new_identity``), and how many records it holds, committed at
+the end of each run (a run killed midway leaves a lower count, never a
+higher one; and its claimed rows show that records may have been made). A resume or a rollback
+refuses a backup file that is missing, or another one, before any call
+(``BackupError``), rather than take our own change for the prior state.
 
 Each record reaches the disk before the row's write is sent (one fsync, off
 the event loop, covers every record written meanwhile). A domain is read
@@ -54,7 +55,7 @@ from .checkpoint import CheckpointError
 from .files import LocalFault
 
 __all__ = ["IDENTITY_KEY", "KEEP", "META_KEY", "Backup", "BackupError", "BackupState", "Prior", "backup_state",
-           "check_backup", "read_backup"]
+           "check_backup", "new_identity", "read_backup"]
 
 #: checkpoint metadata: True while every run of the checkpoint kept a backup
 META_KEY = "backup_complete"
@@ -85,7 +86,8 @@ class Prior:
 class Backup:
     """The backup of one checkpoint, open for appending (``open``, then ``record`` per domain, then ``close``)."""
 
-    __slots__ = ("_complete", "_fd", "_id", "_keep", "_recorded", "_synced", "_syncing", "_written", "path")
+    __slots__ = ("_complete", "_counted", "_fd", "_id", "_keep", "_recorded", "_synced", "_syncing", "_written",
+                 "path")
 
     def __init__(self, path: Path, fd: int, ident: str, recorded: set[str], count: int, *, complete: bool,
                  keep: Callable[[dict[str, Any]], None]) -> None:
@@ -95,33 +97,30 @@ class Backup:
         self._recorded = recorded
         self._complete = complete
         self._keep = keep
-        self._written = self._synced = count
+        #: the records the checkpoint counts (committed at close)
+        self._written = self._synced = self._counted = count
         self._syncing: asyncio.Future[None] | None = None
 
     @classmethod
-    def open(cls, path: Path, *, complete: bool, identity: Mapping[str, Any] | None,
+    def open(cls, path: Path, *, complete: bool, identity: Mapping[str, Any], claimed: bool,
              keep: Callable[[dict[str, Any]], None]) -> Backup:
         """Open (or create, mode 0600) for appending.
 
         ``complete``: every earlier run of the checkpoint kept a backup, so a
         domain without a record was never written by any of them.
-        ``identity``: what the checkpoint recorded of the file (None: no run
-        of it made one yet); ``keep`` commits the identity to the checkpoint,
-        and is called before a record's write may be sent. BackupError if the
-        file is missing or another; LocalFault if it cannot be read or written.
+        ``identity``: what the checkpoint records of the file (``new_identity``
+        before it is made); ``claimed``: a run of the checkpoint claimed rows
+        (then records may have been made, and a missing file is refused even
+        if none was counted yet); ``keep`` commits the count of records to the
+        checkpoint at close. BackupError if the file is missing or another (a
+        file left by another run included); LocalFault if it cannot be read or
+        written.
         """
-        if identity is None:
-            if path.exists() or path.is_symlink():
-                raise BackupError(f"a backup file {path} exists that this checkpoint's runs did not write; "
-                                  "move it away (it may be another run's way back) or use a new --checkpoint")
-            ident = secrets.token_hex(16)
-            keep({"id": ident, "records": 0})  # first: a file the checkpoint does not name is never trusted
-            return cls._create(path, ident, complete=complete, keep=keep)
         ident, count = str(identity["id"]), int(identity["records"])
         if count == 0 and path.is_file() and not path.is_symlink() and b"\n" not in path.read_bytes()[:4096]:
             path.unlink()  # killed while its first line was written: nothing was ever recorded in it
-        if not path.exists() and count == 0:
-            return cls._create(path, ident, complete=complete, keep=keep)  # no record was ever lost
+        if not path.exists() and count == 0 and not claimed:
+            return cls._create(path, ident, complete=complete, keep=keep)  # no record was ever made
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
         except FileNotFoundError:
@@ -166,7 +165,7 @@ class Backup:
                      wrote: Mapping[str, str], profile: str | None = None) -> None:
         """Append ``domain``'s state, the region its row is sent to and what its write sets.
 
-        Returns once the record is on disk and the checkpoint counts it; LocalFault if it cannot be.
+        Returns once the record is on disk; LocalFault if it cannot be.
         """
         entry: dict[str, Any] = {
             "DomainName": domain, **{k: v for k, v in state.items() if v and k not in ("DomainName", "Profile")}}
@@ -192,7 +191,6 @@ class Backup:
         upto = self._written
         try:
             await asyncio.to_thread(os.fsync, self._fd)
-            self._keep({"id": self._id, "records": upto})
         except OSError as exc:
             raise LocalFault(self.path, exc) from None
         finally:
@@ -200,12 +198,22 @@ class Backup:
         self._synced = upto
 
     async def close(self) -> None:
-        """Wait for an fsync under way (its records must land), then close."""
+        """Wait for an fsync under way (its records must land), have the checkpoint count them, then close.
+
+        LocalFault if the checkpoint cannot be written.
+        """
         try:
             if self._syncing is not None:
                 await asyncio.gather(self._syncing, return_exceptions=True)
+            if self._synced > self._counted:
+                self._keep({"id": self._id, "records": self._synced})
         finally:
             os.close(self._fd)
+
+
+def new_identity() -> dict[str, Any]:
+    """The identity of a backup file still to be made (committed to the checkpoint before it is)."""
+    return {"id": secrets.token_hex(16), "records": 0}
 
 
 def read_backup(path: Path, identity: Mapping[str, Any] | None) -> dict[str, Prior]:
@@ -230,9 +238,9 @@ def read_backup(path: Path, identity: Mapping[str, Any] | None) -> dict[str, Pri
     return {r.domain: r for r in records}  # a later record of a domain replaces an earlier one
 
 
-def check_backup(path: Path, identity: Mapping[str, Any] | None) -> None:
+def check_backup(path: Path, identity: Mapping[str, Any] | None, *, claimed: bool) -> None:
     """BackupError if the backup the checkpoint names is missing or another file (nothing to check: none yet)."""
-    if identity is not None and (int(identity["records"]) or path.exists()):
+    if identity is not None and (int(identity["records"]) or claimed or path.exists()):
         read_backup(path, identity)
 
 
@@ -241,16 +249,16 @@ class BackupState:
     """What ``bulk status`` says of a run's backup."""
 
     path: Path
-    #: "none" (no run kept one), "kept", "missing" or "differs"
+    #: "none" (no run kept one, or none recorded anything yet), "kept", "missing" or "differs"
     state: str
     records: int
     #: why it cannot be used (missing or differs)
     problem: str | None = None
 
 
-def backup_state(path: Path, identity: Mapping[str, Any] | None) -> BackupState:
-    """Whether the backup the checkpoint names is still there, whole and the same."""
-    if identity is None:
+def backup_state(path: Path, identity: Mapping[str, Any] | None, *, claimed: bool) -> BackupState:
+    """Whether the backup the checkpoint names is still there, whole and the same (``claimed``: as for ``open``)."""
+    if identity is None or not (path.exists() or int(identity["records"]) or claimed):
         return BackupState(path, "none", 0)
     try:
         records = len(read_backup(path, identity))

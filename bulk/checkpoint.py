@@ -429,6 +429,10 @@ class Checkpoint:
         counts.update(self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state").fetchall())
         return counts
 
+    def claimed(self) -> bool:
+        """Whether a run of the checkpoint ever claimed a row (and so may have sent something)."""
+        return self._db.execute("SELECT 1 FROM rows WHERE started IS NOT NULL LIMIT 1").fetchone() is not None
+
     def profiles_to_send(self) -> list[str | None]:
         """The profiles of the rows still to send (None: rows that name none), None first, then by name."""
         found = self._db.execute(

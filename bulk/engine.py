@@ -94,7 +94,8 @@ async def run(
         stats.started = time.monotonic()
         if options.changes and options.backup and not stats.to_send:
             # Nothing to send, but a missing or foreign backup is said all the same (BackupError).
-            check_backup(backup_path(options.checkpoint_path), (ckpt.meta() or {}).get(IDENTITY_KEY))
+            check_backup(backup_path(options.checkpoint_path), (ckpt.meta() or {}).get(IDENTITY_KEY),
+                         claimed=ckpt.claimed())
         if stats.to_send:
             with Lane().following(stop) as lane:
                 send = _Send(options, ckpt, lane, client=client, stats=stats,
@@ -152,12 +153,13 @@ class _Send:
                 meta = ckpt.meta() or {}
                 # BackupError (the file is missing, or another) is raised from here: nothing was sent.
                 backup = Backup.open(backup_path(options.checkpoint_path), complete=bool(meta.get(BACKUP_META)),
-                                     identity=meta.get(IDENTITY_KEY),
+                                     identity=meta[IDENTITY_KEY], claimed=ckpt.claimed(),
                                      keep=lambda identity: ckpt.set_meta({IDENTITY_KEY: identity}))
             self._log = CallLog(options.log_file) if options.log_file else None
         except LocalFault as fault:
             if backup is not None:
-                await backup.close()
+                with contextlib.suppress(LocalFault):  # nothing was recorded: there is nothing to count
+                    await backup.close()
             return Halt(HaltKind.LOCAL_FAULT, str(fault)), {}, None
         job = make_job(options, backup=backup)
         many = len(profiles) > 1
@@ -168,7 +170,10 @@ class _Send:
                 for profile in profiles), return_exceptions=True)
         finally:
             if backup is not None:
-                await backup.close()
+                try:
+                    await backup.close()
+                except LocalFault as fault:
+                    self._lane.stop(Halt(HaltKind.LOCAL_FAULT, str(fault)))
             if self._log is not None:
                 try:
                     self._log.close()

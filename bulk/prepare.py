@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .backup import IDENTITY_KEY as BACKUP_IDENTITY
 from .backup import META_KEY as BACKUP_META
+from .backup import new_identity
 from .checkpoint import Checkpoint, CheckpointError, RowOutcome, RowState, remove_checkpoint
 from .files import LocalFault
 from .inputs import InputError, ValidationSummary, detect_format, file_sha256, validate_file
@@ -91,7 +93,10 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
         ckpt.set_meta({"ingested": True})
     if options.changes:
         # Complete only while every run kept a backup: then a domain without a record was never written.
-        ckpt.set_meta({BACKUP_META: options.backup and (fresh or bool(meta and meta.get(BACKUP_META)))})
+        kept: dict[str, Any] = {BACKUP_META: options.backup and (fresh or bool(meta and meta.get(BACKUP_META)))}
+        if options.backup and not (meta or {}).get(BACKUP_IDENTITY):
+            kept[BACKUP_IDENTITY] = new_identity()  # before the file is made: one it does not name is never trusted
+        ckpt.set_meta(kept)
     if options.force:
         ckpt.reopen_conflicts()
     if options.retry_failed:

@@ -312,21 +312,21 @@ def _rolled_back(ckpt: Path) -> set[str]:
         return {r["domain"] for r in c.rows() if r["domain"] and (r["state"] in ("done", "sending") or r["reached"])}
 
 
-def _counted(ckpt: Path) -> int:
-    """How many records of the backup the checkpoint counted."""
+def _recorded(ckpt: Path) -> bool:
+    """Whether the backup may hold records: the checkpoint counted some, or a run claimed rows."""
     if not _ingested(ckpt):
-        return 0
+        return False
     with Checkpoint.open_readonly(ckpt) as c:
-        return int(((c.meta() or {}).get("backup") or {}).get("records", 0))
+        return bool(((c.meta() or {}).get("backup") or {}).get("records")) or c.claimed()
 
 
 async def _lose_backup(ckpt: Path, backup_file: Path, sim: Simulator, base: list[str], rollback: list[str],
                        codes: list[int | None]) -> bool:
     """Delete the backup: a resume and a rollback are refused before any call. True if they were."""
-    counted = _counted(ckpt)
+    recorded = _recorded(ckpt)
     backup_file.unlink(missing_ok=True)
-    if not counted:
-        return False  # no record was ever lost: a resume starts the file again
+    if not recorded:
+        return False  # no record was ever made: a resume starts the file again
     calls = sim.stats()["total"]
     codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
     assert codes[-1] == 2 and sim.stats()["total"] == calls, codes

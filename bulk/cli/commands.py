@@ -235,8 +235,8 @@ def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file 
     """Counts by outcome of a run (also while it runs)."""
     with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
         meta, counts, codes = ckpt.meta() or {}, ckpt.counts(), ckpt.error_counts()
-        by_profile = ckpt.counts_by_profile()
-    kept = backup_state(backup_path(checkpoint), meta.get(BACKUP_IDENTITY))
+        by_profile, claimed = ckpt.counts_by_profile(), ckpt.claimed()
+    kept = backup_state(backup_path(checkpoint), meta.get(BACKUP_IDENTITY), claimed=claimed)
     status: dict[str, Any] = {
         "action": meta.get("action"), "input": meta.get("input_path"), "total": sum(counts.values()),
         **{k: counts[k] for k in _STATES}, "errors": codes,
@@ -265,7 +265,7 @@ def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file 
 def _backup_line(kept: BackupState) -> str:
     """Whether the run still has its backup, for ``bulk status``."""
     if kept.state == "none":
-        return "none (the run kept no backup: it cannot be rolled back)"
+        return "none (no run of it kept a backup, or none has recorded anything yet)"
     if kept.state == "kept":
         return f"{kept.path}: {kept.records} domain(s); keep it while the run may have to be rolled back"
     return f"{kept.state}: {kept.problem}"
