@@ -83,7 +83,10 @@ async def run(
     canary: Canary | None = None
     ckpt = Checkpoint.open(options.checkpoint_path)
     try:
+        # Rows claimed under a backup made before this run: its records may be lost if it is gone.
+        recorded_before = IDENTITY_KEY in (ckpt.meta() or {})
         counts = prepare_run(ckpt, options)
+        claimed = recorded_before and ckpt.claimed()
         stats.total = sum(counts.values())
         stats.done, stats.skipped = counts["done"], counts["skipped"]
         stats.failed, stats.invalid = counts["failed"], counts["invalid"]
@@ -95,10 +98,10 @@ async def run(
         if options.changes and options.backup and not stats.to_send:
             # Nothing to send, but a missing or foreign backup is said all the same (BackupError).
             check_backup(backup_path(options.checkpoint_path), (ckpt.meta() or {}).get(IDENTITY_KEY),
-                         claimed=ckpt.claimed())
+                         claimed=claimed)
         if stats.to_send:
             with Lane().following(stop) as lane:
-                send = _Send(options, ckpt, lane, client=client, stats=stats,
+                send = _Send(options, ckpt, lane, client=client, stats=stats, claimed=claimed,
                              retry=retry or RetryPolicy(max_attempts=options.max_attempts),
                              health=health or (lambda: Health(endpoint=client.endpoint)),
                              sources=sources or ProfileSources().source)
@@ -118,14 +121,17 @@ async def run(
 class _Send:
     """The send phase of one run: one lane per account below the run's ``lane``, sharing the files and pacers."""
 
-    __slots__ = ("_chosen", "_ckpt", "_client", "_health", "_lane", "_log", "_options", "_pacers", "_retry",
-                 "_sources", "_stats", "_taken")
+    __slots__ = ("_chosen", "_ckpt", "_claimed", "_client", "_health", "_lane", "_log", "_options", "_pacers",
+                 "_retry", "_sources", "_stats", "_taken")
 
     def __init__(
         self, options: RunOptions, ckpt: Checkpoint, lane: Lane, *, client: LiveClient, stats: RunStats,
         retry: RetryPolicy, health: Callable[[], Health], sources: Callable[[str], CredentialSource],
+        claimed: bool = False,
     ) -> None:
+        """``claimed``: rows were claimed under the backup the checkpoint names (``Backup.open``)."""
         self._options = options
+        self._claimed = claimed
         self._ckpt = ckpt
         self._lane = lane
         self._client = client
@@ -153,7 +159,7 @@ class _Send:
                 meta = ckpt.meta() or {}
                 # BackupError (the file is missing, or another) is raised from here: nothing was sent.
                 backup = Backup.open(backup_path(options.checkpoint_path), complete=bool(meta.get(BACKUP_META)),
-                                     identity=meta[IDENTITY_KEY], claimed=ckpt.claimed(),
+                                     identity=meta[IDENTITY_KEY], claimed=self._claimed,
                                      keep=lambda identity: ckpt.set_meta({IDENTITY_KEY: identity}))
             self._log = CallLog(options.log_file) if options.log_file else None
         except LocalFault as fault:
