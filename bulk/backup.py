@@ -16,8 +16,8 @@ it (``{"Backup": "<random id>", "Created": ..., "Keep": ...}``); every other
 line is one domain's state as the read showed it, empty fields left out,
 with the RegionId its row was sent with, the row's ``Profile`` if it named
 one, and ``Wrote``: what the run's write sets (the read-back action's fields,
-``""`` for a field it clears), so that a rollback can tell whether the
-domain still holds it.
+``""`` for a field it clears, a key as its fingerprint: the new keys are
+not kept here), so that a rollback can tell whether the domain still holds it.
 
 The checkpoint records the file's identity: its id, committed before the
 file is made (``new_identity``), and how many records it holds, committed at
@@ -52,7 +52,9 @@ from typing import Any
 import orjson
 
 from .checkpoint import CheckpointError
+from .credentials import fingerprint
 from .files import LocalFault
+from .redact import SECRET_NAMES
 
 __all__ = ["IDENTITY_KEY", "KEEP", "META_KEY", "Backup", "BackupError", "BackupState", "Prior", "backup_state",
            "check_backup", "new_identity", "read_backup"]
@@ -79,7 +81,7 @@ class Prior:
     #: the RegionId the row was sent with (None: the client's default, when it had none)
     region: str | None
     profile: str | None
-    #: the read-back fields the write sets ("" for one it clears)
+    #: the read-back fields the write sets ("" for one it clears; a secret as its fingerprint)
     wrote: dict[str, str]
 
 
@@ -173,7 +175,8 @@ class Backup:
             entry["RegionId"] = region
         if profile is not None:
             entry["Profile"] = profile
-        entry["Wrote"] = dict(wrote)
+        # What our write set, each secret as its fingerprint: enough to tell it apart, and no new key kept here.
+        entry["Wrote"] = {k: fingerprint(v) if v and k in SECRET_NAMES else v for k, v in wrote.items()}
         try:
             _write(self._fd, orjson.dumps(entry) + b"\n")
         except OSError as exc:

@@ -293,7 +293,7 @@ class RollbackJob:
         ours_midway = row.reached and not reader.exists(current)
         wrote = self._undo.get(row.domain)
         if wrote is not None and not self._force and not ours_midway:
-            changed = [f for f, v in wrote.items() if current.get(f, "") != v]
+            changed = [f for f, v in wrote.items() if _as_kept(f, current.get(f, "")) != v]
             if changed:
                 return RowOutcome(RowState.CONFLICT, reader.name, "ChangedSince",
                                   f"changed by another client since the run wrote it ({_compared(changed, wrote, current)});"
@@ -346,20 +346,20 @@ def _expected(action: Action, params: Mapping[str, str]) -> dict[str, str]:
     return action.expect(params)
 
 
-def _shown(field: str, value: str) -> str:
-    if not value:
-        return "(none)"
-    return fingerprint(value) if field in SECRET_NAMES else value
+def _as_kept(field: str, value: str) -> str:
+    """A value as a backup keeps what a write set: a secret as its fingerprint."""
+    return fingerprint(value) if value and field in SECRET_NAMES else value
 
 
 def _compared(fields: list[str], wrote: Mapping[str, str], current: Mapping[str, str]) -> str:
     """Per field, what the run set and what the domain holds now; secrets as fingerprints."""
-    return "; ".join(f"{f}: the run set {_shown(f, wrote[f])}, now {_shown(f, current.get(f, ''))}" for f in fields)
+    return "; ".join(f"{f}: the run set {wrote[f] or '(none)'}, now {_as_kept(f, current.get(f, '')) or '(none)'}"
+                     for f in fields)
 
 
 def _spelled(state: Mapping[str, str]) -> str:
     """A recorded state in full, secrets as fingerprints."""
-    return ", ".join(f"{k}={_shown(k, v)}" for k, v in state.items() if k != "DomainName" and v)
+    return ", ".join(f"{k}={_as_kept(k, v)}" for k, v in state.items() if k != "DomainName" and v)
 
 
 class CanaryJob:

@@ -164,6 +164,7 @@ async def test_a_resumed_run_never_records_its_own_change_as_the_prior_state(tmp
     assert all({k: v for k, v in r.items() if k not in ("RegionId", "Wrote")}
                == expected.get(r["DomainName"], {"DomainName": r["DomainName"]}) for r in records)
     assert all(r["RegionId"] == "cn-shanghai" and r["Wrote"]["NotifyUrl"] == NEW_URL for r in records)
+    assert all(r["Wrote"]["NotifyAuthKey"].startswith("fp:") for r in records)  # the new keys are not kept
 
 
 async def test_a_run_killed_midway_is_rolled_back_without_resuming_it(tmp_path: Path) -> None:

@@ -226,7 +226,9 @@ def validate_cmd(input: Annotated[Path, typer.Argument(help="Domain list: .csv o
     raise typer.Exit(Exit.FAILED if summary.bad_count else Exit.OK)
 
 
-_STATES = ("done", "skipped", "failed", "invalid", "conflict", "pending", "sending")
+_STATES = ("done", "skipped", "failed", "invalid", "pending", "sending")
+#: a rollback's rows left alone: shown for the run, not per account
+_RUN_STATES = (*_STATES, "conflict")
 
 
 @app.command("status")
@@ -239,7 +241,7 @@ def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file 
     kept = backup_state(backup_path(checkpoint), meta.get(BACKUP_IDENTITY), claimed=claimed)
     status: dict[str, Any] = {
         "action": meta.get("action"), "input": meta.get("input_path"), "total": sum(counts.values()),
-        **{k: counts[k] for k in _STATES}, "errors": codes,
+        **{k: counts[k] for k in _RUN_STATES}, "errors": codes,
         "backup": {"path": str(kept.path), "state": kept.state, "records": kept.records},
         "rolled_back": meta.get(ROLLED_BACK),
     }
@@ -251,7 +253,7 @@ def status_cmd(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file 
         sys.stdout.write(orjson.dumps(status).decode() + "\n")
         return
     out.print(f"{status['action']} on {status['input']}")
-    for key in ("total", *_STATES):
+    for key in ("total", *_RUN_STATES):
         out.print(f"  {key:8} {status[key]}")
     for code, n in codes.items():
         out.print(f"  error {code}: {n}")
