@@ -21,9 +21,11 @@ The apply job keeps the record truthful:
 - a create that meets an existing, different config follows ``--if-exists``,
   whether the 409 came at once or the read-back found it;
 - with a backup (``bulk.backup``), a row's state is read and recorded
-  before its first write, on the read-back action's own quota.
+  right before its write, on the read-back action's own quota (again on a
+  resume, unless an earlier write may have landed).
 
-The rollback job puts each domain back as the backup recorded it: it reads
+The rollback job puts each domain back as the backup recorded it, if it
+still holds what the run wrote (else the row is a ``conflict``): it reads
 the live state and sends only what the difference needs (Delete, the
 create or the update action). The canary job wraps another and reads back
 every row it took to ``done``.
