@@ -261,6 +261,11 @@ class Caller:
             if await self._backoff(self._retry.delay(tried_before + attempts, throttled=outcome.throttled)):
                 return Tried(None, attempts, reached)
 
+    @property
+    def region(self) -> str | None:
+        """The RegionId the client sends with a call that names none."""
+        return self._client.region
+
     def may_retry(self, failure: Failure, attempts: int) -> bool:
         """Whether the policy allows another attempt after ``attempts`` of one call."""
         return self._retry.should_retry(failure, attempts)

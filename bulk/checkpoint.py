@@ -21,6 +21,9 @@ may land late). The next run reads those two back before sending anything.
 every row that may have reached the service is still ``sending``; ``reached``
 stays set once any changing call of the row may have reached the service.
 Results are committed in small batches: a crash loses at most those, and
+A rollback's row may also end ``conflict`` (``bulk rollback``): the domain no
+longer holds what the undone run wrote, so it was left as it is; ``bulk
+rollback --force`` reopens such rows.
 they are exactly such ``sending`` rows.
 
 Secrets are never written here: the input is read again on resume (each row
@@ -113,6 +116,8 @@ class RowState(StrEnum):
     INVALID = "invalid"
     #: the run tried and could not learn whether the service holds the change
     UNKNOWN = "unknown"
+    #: a rollback left the domain alone: another client changed it since the run wrote it
+    CONFLICT = "conflict"
 
     @property
     def finished(self) -> bool:
@@ -438,12 +443,21 @@ class Checkpoint:
         return int(self._write(lambda: self._db.execute(
             f"UPDATE rows SET state = 'pending', finished = NULL WHERE {where}", args).rowcount))
 
+    def reopen_conflicts(self) -> int:
+        """Put a rollback's conflict rows back to pending (``bulk rollback --force``)."""
+        return int(self._write(lambda: self._db.execute(
+            "UPDATE rows SET state = 'pending', finished = NULL WHERE state = 'conflict'").rowcount))
+
     # -- reading -------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys((s.value for s in RowState), 0)
         counts.update(self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state").fetchall())
         return counts
+
+    def claimed(self) -> bool:
+        """Whether a run of the checkpoint ever claimed a row (and so may have sent something)."""
+        return self._db.execute("SELECT 1 FROM rows WHERE started IS NOT NULL LIMIT 1").fetchone() is not None
 
     def profiles_to_send(self) -> list[str | None]:
         """The profiles of the rows still to send (None: rows that name none), None first, then by name."""

@@ -192,6 +192,11 @@ class LiveClient:
         self._session: aiohttp.ClientSession | None = None
         self._owner: LiveClient | None = None
 
+    @property
+    def region(self) -> str | None:
+        """The RegionId sent with a call whose parameters name none."""
+        return self._region
+
     def with_credentials(self, credentials: CredentialSource) -> LiveClient:
         """The same client signing with other credentials (another account), on this client's connections.
 

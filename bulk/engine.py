@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterator
 from typing import cast
 
 from .attempts import Caller, CallLog, Health
+from .backup import IDENTITY_KEY, Backup, check_backup
 from .backup import META_KEY as BACKUP_META
-from .backup import Backup
 from .checkpoint import ANY_PROFILE, Checkpoint, profile_order
 from .client import LiveClient
 from .credentials import CredentialsError, CredentialSource, ProfileSources
@@ -86,7 +86,10 @@ async def run(
         check_writable(options.log_file)
     ckpt = Checkpoint.open(options.checkpoint_path)
     try:
+        # Rows claimed under a backup made before this run: its records may be lost if it is gone.
+        recorded_before = IDENTITY_KEY in (ckpt.meta() or {})
         counts = prepare_run(ckpt, options)
+        claimed = recorded_before and ckpt.claimed()
         stats.total = sum(counts.values())
         stats.done, stats.skipped = counts["done"], counts["skipped"]
         stats.failed, stats.invalid = counts["failed"], counts["invalid"]
@@ -95,9 +98,13 @@ async def run(
             stats.to_send = min(stats.to_send, options.canary)
             canary = Canary(())
         stats.started = time.monotonic()
+        if options.changes and options.backup and not stats.to_send:
+            # Nothing to send, but a missing or foreign backup is said all the same (BackupError).
+            check_backup(backup_path(options.checkpoint_path), (ckpt.meta() or {}).get(IDENTITY_KEY),
+                         claimed=claimed)
         if stats.to_send:
             with Lane().following(stop) as lane:
-                send = _Send(options, ckpt, lane, client=client, stats=stats,
+                send = _Send(options, ckpt, lane, client=client, stats=stats, claimed=claimed,
                              retry=retry or RetryPolicy(max_attempts=options.max_attempts),
                              health=health or (lambda: Health(endpoint=client.endpoint)),
                              sources=sources or ProfileSources().source)
@@ -117,14 +124,17 @@ async def run(
 class _Send:
     """The send phase of one run: one lane per account below the run's ``lane``, sharing the files and pacers."""
 
-    __slots__ = ("_chosen", "_ckpt", "_client", "_health", "_lane", "_log", "_options", "_pacers", "_retry",
-                 "_sources", "_stats", "_taken")
+    __slots__ = ("_chosen", "_ckpt", "_claimed", "_client", "_health", "_lane", "_log", "_options", "_pacers",
+                 "_retry", "_sources", "_stats", "_taken")
 
     def __init__(
         self, options: RunOptions, ckpt: Checkpoint, lane: Lane, *, client: LiveClient, stats: RunStats,
         retry: RetryPolicy, health: Callable[[], Health], sources: Callable[[str], CredentialSource],
+        claimed: bool = False,
     ) -> None:
+        """``claimed``: rows were claimed under the backup the checkpoint names (``Backup.open``)."""
         self._options = options
+        self._claimed = claimed
         self._ckpt = ckpt
         self._lane = lane
         self._client = client
@@ -148,11 +158,17 @@ class _Send:
             profiles = ckpt.profiles_to_send()
         backup: Backup | None = None
         try:
-            self._log = CallLog(options.log_file) if options.log_file else None
             if options.changes and options.backup:
-                complete = bool((ckpt.meta() or {}).get(BACKUP_META))
-                backup = Backup.open(backup_path(options.checkpoint_path), complete=complete)
+                meta = ckpt.meta() or {}
+                # BackupError (the file is missing, or another) is raised from here: nothing was sent.
+                backup = Backup.open(backup_path(options.checkpoint_path), complete=bool(meta.get(BACKUP_META)),
+                                     identity=meta[IDENTITY_KEY], claimed=self._claimed,
+                                     keep=lambda identity: ckpt.set_meta({IDENTITY_KEY: identity}))
+            self._log = CallLog(options.log_file) if options.log_file else None
         except LocalFault as fault:
+            if backup is not None:
+                with contextlib.suppress(LocalFault):  # nothing was recorded: there is nothing to count
+                    await backup.close()
             return Halt(HaltKind.LOCAL_FAULT, str(fault)), {}, None
         job = make_job(options, backup=backup)
         many = len(profiles) > 1
@@ -163,7 +179,10 @@ class _Send:
                 for profile in profiles), return_exceptions=True)
         finally:
             if backup is not None:
-                await backup.close()
+                try:
+                    await backup.close()
+                except LocalFault as fault:
+                    self._lane.stop(Halt(HaltKind.LOCAL_FAULT, str(fault)))
             if self._log is not None:
                 try:
                     self._log.close()

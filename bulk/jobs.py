@@ -26,9 +26,11 @@ The apply job keeps the record truthful:
 - a create that meets an existing, different config follows ``--if-exists``,
   whether the 409 came at once or the read-back found it;
 - with a backup (``bulk.backup``), a row's state is read and recorded
-  before its first write, on the read-back action's own quota.
+  right before its write, on the read-back action's own quota (again on a
+  resume, unless an earlier write may have landed).
 
-The rollback job puts each domain back as the backup recorded it: it reads
+The rollback job puts each domain back as the backup recorded it, if it
+still holds what the run wrote (else the row is a ``conflict``): it reads
 the live state and sends only what the difference needs (Delete, the
 create or the update action). The canary job wraps another and reads back
 every row it took to ``done``.
@@ -37,6 +39,7 @@ every row it took to ``done``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from .actions import Action
@@ -44,11 +47,14 @@ from .attempts import Caller, Prepaid, Tried
 from .backup import Backup
 from .checkpoint import PLAN_CONFLICT, RowOutcome, RowState
 from .client import Failure, Success
+from .credentials import fingerprint
 from .options import CanaryRow, IfExists, Mode, RunOptions
 from .plan import classify, state_seen
+from .redact import SECRET_NAMES
 from .rows import WorkRow
 
-__all__ = ["ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "VerifyJob", "make_job"]
+__all__ = ["NO_CONFIG_LEFT", "ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "VerifyJob",
+           "make_job"]
 
 _EXISTS = "ConfigAlreadyExists"
 #: answers that prove the service cannot hold the row's change: no read-back needed to say failed
@@ -86,6 +92,11 @@ class RowCalls:
     async def wait(self, seconds: float) -> bool:
         """Wait ``seconds``; True if the run was stopped meanwhile."""
         return await self._caller.wait(seconds)
+
+    @property
+    def region(self) -> str | None:
+        """The RegionId the row's calls go to: its own, else the client's default."""
+        return self.row.params.get("RegionId") or self._caller.region
 
     @property
     def may_have_landed(self) -> bool:
@@ -150,8 +161,6 @@ class ApplyJob:
             current = await calls.read(action)
             if not isinstance(current, dict):
                 return _unread(action, current, reached=row.reached or row.unknown, fresh=bool(self._keep))
-            if backup is not None:
-                await backup.record(row.domain, current, profile=row.profile)
             if self._keep:
                 missing = [k for k in self._keep if not current.get(k)]
                 if missing:
@@ -163,6 +172,9 @@ class ApplyJob:
                     return verdict
                 if action is not self._planned:
                     params = _as_update(self._planned, params)
+            if backup is not None:
+                await backup.record(row.domain, current, region=calls.region, wrote=_expected(action, params),
+                                    profile=row.profile)
             if row.reached or row.unknown:
                 diffs = action.differences(params, current)
                 if not diffs:
@@ -281,50 +293,80 @@ class VerifyJob:
 
 
 class RollbackJob:
-    """Put each domain back as the backup shows it: read the live state, send only what differs.
+    """Put each domain back as the backup shows it, if it still holds what the run wrote.
 
-    The row is the recorded state (its action is a family's ``restore``). A domain that had
-    no config gets Delete; one that had a config gets the create action if
-    it has none now, the update action if it has one, or Delete then create
-    when a field must become empty again (an update cannot clear a key).
-    Every row is read first, so a resumed rollback needs no special case.
+    The row is the recorded state (its action is a family's ``restore``);
+    ``undo`` gives, per domain, what the undone run's write set. A domain
+    that holds something else now was changed by another client since: it
+    is left as it is and the row ends ``conflict`` (unless ``force``). A
+    domain that had no config gets Delete; one that had a config gets the
+    create action if it has none now, the update action if it has one, or
+    Delete then create when a field must become empty again (an update
+    cannot clear a key). Every row is read first, so a resumed rollback
+    needs no special case.
     """
 
-    __slots__ = ("_apply", "_backup")
+    __slots__ = ("_apply", "_backup", "_force", "_undo")
     reads_only = False
 
-    def __init__(self, *, backup: Backup | None = None, settle_after: float = 0.0) -> None:
+    def __init__(self, *, undo: Mapping[str, Mapping[str, str]] | None = None, force: bool = False,
+                 backup: Backup | None = None, settle_after: float = 0.0) -> None:
         self._apply = ApplyJob(if_exists=IfExists.UPDATE, settle_after=settle_after)
+        self._undo = undo or {}
+        self._force = force
         self._backup = backup
 
     def first_call(self, row: WorkRow) -> Action:
         return _reader(row.action)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
-        backup = _wanting(self._backup, row)
         current = await calls.read(row.action)
         if not isinstance(current, dict):
             return _unread(row.action, current, reached=row.reached)
-        if backup is not None:  # the rollback's own way back
-            await backup.record(row.domain, current, profile=row.profile)
-        outcome: RowOutcome | None = RowOutcome(RowState.DONE, _reader(row.action).name, message="already as before")
-        for action, params in _restore_steps(row.action, row.params, current):
+        reader = _reader(row.action)
+        steps = _restore_steps(row.action, row.params, current)
+        if not steps:
+            return RowOutcome(RowState.DONE, reader.name, message="already as before")
+        # After our own Delete of a Delete-then-create, the domain holds no config: that is ours, not another's.
+        ours_midway = row.reached and not reader.exists(current)
+        wrote = self._undo.get(row.domain)
+        if wrote is not None and not self._force and not ours_midway:
+            changed = [f for f, v in wrote.items() if _as_kept(f, current.get(f, "")) != v]
+            if changed:
+                return RowOutcome(RowState.CONFLICT, reader.name, "ChangedSince",
+                                  f"changed by another client since the run wrote it ({_compared(changed, wrote, current)});"
+                                  " left as it is (bulk rollback --force restores it anyway)")
+        if (backup := _wanting(self._backup, row)) is not None:  # the rollback's own way back
+            await backup.record(row.domain, current, region=calls.region, wrote=_expected(row.action, row.params),
+                                profile=row.profile)
+        outcome: RowOutcome | None = None
+        for i, (action, params) in enumerate(steps):
             outcome = await self._apply.send(row, calls, action, params)
+            if outcome is not None and outcome.state is not RowState.DONE and i:
+                # The Delete landed and the create did not: the domain is left with no config.
+                return replace(outcome, code=NO_CONFIG_LEFT, message=(
+                    f"deleted, then {action.name} failed ({outcome.code}: {outcome.message}): the domain has no "
+                    f"config now; its prior config was {_spelled(row.params)}"))
             if outcome is None or outcome.state is not RowState.DONE:
                 return outcome
         return outcome
 
 
+#: a rollback row whose Delete landed and whose create failed: the domain has no config
+NO_CONFIG_LEFT = "NoConfigLeft"
+
+
 def _restore_steps(
     restore: Action, prior: dict[str, str], current: Mapping[str, str]
 ) -> list[tuple[Action, dict[str, str]]]:
-    """The calls that turn ``current`` back into ``prior`` (none if it already is)."""
+    """The calls that turn ``current`` back into ``prior`` (none if it already is), each to the row's region."""
     family = restore.family
     if family is None or restore.expect is None:
         raise ValueError(f"{restore.name} is not a restore action")
     if not restore.differences(prior, current):
         return []
-    delete = (family.delete, {"DomainName": prior["DomainName"]})
+    where = {"RegionId": prior["RegionId"]} if "RegionId" in prior else {}
+    delete = (family.delete, {"DomainName": prior["DomainName"], **where})
     if not family.read.exists(prior):
         return [delete]
     create = (family.create, prior)
@@ -333,6 +375,29 @@ def _restore_steps(
     if any(not want and current.get(f) for f, want in restore.expect(prior).items()):
         return [delete, create]
     return [(family.update, prior)]
+
+
+def _expected(action: Action, params: Mapping[str, str]) -> dict[str, str]:
+    """What the read-back action shows once ``action`` has set ``params`` ("" for a field it clears)."""
+    if action.expect is None:
+        raise ValueError(f"{action.name} has no read-back")
+    return action.expect(params)
+
+
+def _as_kept(field: str, value: str) -> str:
+    """A value as a backup keeps what a write set: a secret as its fingerprint."""
+    return fingerprint(value) if value and field in SECRET_NAMES else value
+
+
+def _compared(fields: list[str], wrote: Mapping[str, str], current: Mapping[str, str]) -> str:
+    """Per field, what the run set and what the domain holds now; secrets as fingerprints."""
+    return "; ".join(f"{f}: the run set {wrote[f] or '(none)'}, now {_as_kept(f, current.get(f, '')) or '(none)'}"
+                     for f in fields)
+
+
+def _spelled(state: Mapping[str, str]) -> str:
+    """A recorded state in full, secrets as fingerprints."""
+    return ", ".join(f"{k}={_as_kept(k, v)}" for k, v in state.items() if k != "DomainName" and v)
 
 
 class CanaryJob:
@@ -379,7 +444,7 @@ def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:
         return VerifyJob()
     job: Job
     if options.mode is Mode.ROLLBACK:
-        job = RollbackJob(backup=backup, settle_after=options.timeout)
+        job = RollbackJob(undo=options.undo, force=options.force, backup=backup, settle_after=options.timeout)
     else:
         job = ApplyJob(if_exists=options.if_exists, keep_current=options.keep_current, backup=backup,
                        settle_after=options.timeout, planned=options.action if options.plan_path else None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -149,6 +150,11 @@ class RunOptions:
     profiles: frozenset[str] | None = field(default=None, repr=False)
     #: where and as whom the run sends: recorded by a new run, checked by a resume (None: neither)
     identity: Identity | None = None
+    #: a rollback: per domain, what the undone run's write set (read-back fields, "" for one it cleared);
+    #: a domain that holds something else now is left alone (``RowState.CONFLICT``)
+    undo: Mapping[str, Mapping[str, str]] | None = field(default=None, repr=False)
+    #: a rollback: restore even the domains another client changed since (``--force``)
+    force: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -211,6 +217,7 @@ class RunStats:
     failed: int = 0
     invalid: int = 0
     unknown: int = 0
+    conflict: int = 0
     calls: int = 0
     retrying: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -218,7 +225,7 @@ class RunStats:
 
     @property
     def finished(self) -> int:
-        return self.done + self.skipped + self.failed + self.invalid + self.unknown
+        return self.done + self.skipped + self.failed + self.invalid + self.unknown + self.conflict
 
     @property
     def elapsed(self) -> float:
@@ -240,6 +247,8 @@ class RunStats:
                 self.unknown += 1
             if code:
                 self.errors[code] += 1
+        elif state is RowState.CONFLICT:
+            self.conflict += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,4 +322,5 @@ class RunResult:
             # Rows whose outcome could not be settled (a read-back that kept failing):
             # never 0, and the next run reads them back.
             return Exit.INTERRUPTED
-        return Exit.FAILED if self.counts.get(RowState.FAILED) or self.counts.get(RowState.INVALID) else Exit.OK
+        settled_badly = (RowState.FAILED, RowState.INVALID, RowState.CONFLICT)
+        return Exit.FAILED if any(self.counts.get(s) for s in settled_badly) else Exit.OK

@@ -43,6 +43,7 @@ __all__ = [
     "plan_reads_checkpoint",
     "plan_run_checkpoint",
     "rollback_checkpoint",
+    "rollback_input",
     "run_checkpoint",
     "run_dir",
     "state_dir",
@@ -111,6 +112,11 @@ def verify_checkpoint(checkpoint: Path) -> Path:
 def rollback_checkpoint(checkpoint: Path) -> Path:
     """``x.ckpt`` -> ``x.rollback.ckpt``."""
     return checkpoint.with_name(checkpoint.stem + ".rollback.ckpt")
+
+
+def rollback_input(checkpoint: Path) -> Path:
+    """``x.ckpt`` -> ``x.rollback.input.jsonl``: the frozen copy of the backup that a rollback reads (mode 0600)."""
+    return checkpoint.with_name(checkpoint.stem + ".rollback.input.jsonl")
 
 
 def plan_path(input_path: Path, action: Action, *, state: Path | None = None) -> Path:

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .backup import IDENTITY_KEY as BACKUP_IDENTITY
 from .backup import META_KEY as BACKUP_META
+from .backup import new_identity
 from .checkpoint import PLAN_CONFLICT, Checkpoint, CheckpointError, RowOutcome, RowState, remove_checkpoint
 from .files import LocalFault
 from .inputs import (
@@ -38,6 +40,7 @@ from .options import RunOptions
 from .pacing import Pacer
 from .plan import PlanError, read_plan
 from .redact import redact_overrides
+from .rollback import ROLLED_BACK
 from .rows import RowSource
 from .safety import META_KEY as SAFETY_META
 from .safety import tripped
@@ -82,6 +85,9 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
     }
     meta = ckpt.meta()
     fresh = meta is None
+    if meta is not None and (undone := meta.get(ROLLED_BACK)):
+        raise CheckpointError(f"the run of checkpoint {ckpt.path} was rolled back ({undone['by']}): it is not "
+                              "resumed; to apply its input again, start on a new --checkpoint")
     if meta is not None:
         _check_same_run(meta, wanted, ckpt.path)
     # Where and as whom: recorded by a new run (or one started before runs recorded it), else checked.
@@ -98,7 +104,12 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
         ckpt.set_meta({"ingested": True})
     if options.changes:
         # Complete only while every run kept a backup: then a domain without a record was never written.
-        ckpt.set_meta({BACKUP_META: options.backup and (fresh or bool(meta and meta.get(BACKUP_META)))})
+        kept: dict[str, Any] = {BACKUP_META: options.backup and (fresh or bool(meta and meta.get(BACKUP_META)))}
+        if options.backup and not (meta or {}).get(BACKUP_IDENTITY):
+            kept[BACKUP_IDENTITY] = new_identity()  # before the file is made: one it does not name is never trusted
+        ckpt.set_meta(kept)
+    if options.force:
+        ckpt.reopen_conflicts()
     if options.retry_failed:
         ckpt.reopen_failed(all_failed=True)
     elif not fresh:

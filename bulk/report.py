@@ -203,7 +203,8 @@ def summary_table(counts: Mapping[str, int], errors: Mapping[str, int]) -> Table
     table.add_column("rows", justify="right")
     for state in ("done", "skipped", "failed", "invalid"):
         table.add_row(state, str(counts.get(state, 0)))
-    for state, label in (("unknown", "unknown (read back first next run)"), ("pending", "pending"),
+    for state, label in (("unknown", "unknown (read back first next run)"),
+                         ("conflict", "conflict (changed by another client: left as it is)"), ("pending", "pending"),
                          ("sending", "sending (read back next run)")):
         if counts.get(state):
             table.add_row(label, str(counts[state]))

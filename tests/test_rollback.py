@@ -139,13 +139,18 @@ async def test_a_resumed_run_never_records_its_own_change_as_the_prior_state(tmp
         assert len(sim.applied) < 300
         code, _, err = await bulk(*add_args(src, sim, "--qps", "1000", "--checkpoint", str(ckpt)))
         assert code == 0, err
-        records = [orjson.loads(line) for line in backup_path(ckpt).read_bytes().splitlines()]
+        header, *records = [orjson.loads(line) for line in backup_path(ckpt).read_bytes().splitlines()]
         code, _, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--qps", "1000", "--quiet")
         assert code == 0, err
         assert sim.notify_configs == seeded
     assert len(records) == 300 and len({r["DomainName"] for r in records}) == 300
+    assert "rollback" in header["Keep"] and header["Backup"]
     expected = {d: {k: v for k, v in c.items() if v} for d, c in seeded.items()}
-    assert all(r == expected.get(r["DomainName"], {"DomainName": r["DomainName"]}) for r in records)
+    # The state before the write, then where the row was sent and what its write set.
+    assert all({k: v for k, v in r.items() if k not in ("RegionId", "Wrote")}
+               == expected.get(r["DomainName"], {"DomainName": r["DomainName"]}) for r in records)
+    assert all(r["RegionId"] == "cn-shanghai" and r["Wrote"]["NotifyUrl"] == NEW_URL for r in records)
+    assert all(r["Wrote"]["NotifyAuthKey"].startswith("fp:") for r in records)  # the new keys are not kept
 
 
 async def test_a_run_killed_midway_is_rolled_back_without_resuming_it(tmp_path: Path) -> None:
@@ -273,11 +278,11 @@ async def test_a_delete_run_is_rolled_back_through_the_library_by_adding_each_co
         fleet.write_text("".join(f"{KINDS[i % 5]}{i:04d}.example.com\n" for i in range(20)))
         deleted = await run_engine(sim, fleet, action="DeleteLiveSnapshotNotifyConfig", overrides={}, qps=500)
         assert deleted.exit_code == 0 and not sim.notify_configs
-        rollback = plan_rollback(deleted.checkpoint, tuning=Tuning(qps=500))
-        assert rollback.rows == 20 and not rollback.unrecorded
-        creds = StaticCredentials(Credentials(TEST_AK_ID, TEST_AK_SECRET))
-        async with LiveClient(credentials=creds, endpoint=sim.url) as client:
-            result = await run(rollback.options, client=client)
+        with plan_rollback(deleted.checkpoint, tuning=Tuning(qps=500)) as rollback:
+            assert rollback.rows == 20 and not rollback.unrecorded
+            creds = StaticCredentials(Credentials(TEST_AK_ID, TEST_AK_SECRET))
+            async with LiveClient(credentials=creds, endpoint=sim.url) as client:
+                result = await run(rollback.options, client=client)
         assert result.exit_code == 0 and sim.notify_configs == seeded
     with Checkpoint.open_readonly(result.checkpoint) as c:
         actions = Counter(r["action"] for r in c.rows())

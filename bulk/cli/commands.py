@@ -17,13 +17,17 @@ import typer
 from rich.table import Table
 
 from ..actions import Action, recorded_action, resolve
+from ..backup import IDENTITY_KEY as BACKUP_IDENTITY
+from ..backup import BackupState, backup_state
 from ..checkpoint import Checkpoint, CheckpointError, remove_checkpoint
 from ..credentials import profile_names
 from ..errors import Exit
 from ..identity import recorded_connection
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
+from ..jobs import NO_CONFIG_LEFT
 from ..options import Mode, RunOptions, RunResult, Tuning
 from ..paths import (
+    backup_path,
     default_checkpoint,
     failures_path,
     plan_reads_checkpoint,
@@ -41,7 +45,7 @@ from ..report import (
     write_failures,
     write_report,
 )
-from ..rollback import plan_rollback
+from ..rollback import ROLLED_BACK, Rollback, plan_rollback
 from ..rotate import VIA, plan_rotation, prepare_rotation
 from ..verify import drifted, verify_action, verify_options
 from .common import (
@@ -87,6 +91,9 @@ def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quie
             err.print(f"bulk: report written to {report}")
         if failures:
             err.print(f"bulk: {failures} failed or invalid row(s) written to {path}")
+        if options.changes and options.backup and (kept := backup_path(result.checkpoint)).exists():
+            err.print(f"bulk: backup {kept} (mode 0600): keep it for as long as the run may have to be rolled "
+                      "back; `bulk rollback` needs it", soft_wrap=True)
     if result.unknown:
         err.print(f"bulk: {result.unknown} row(s) with an unknown outcome: bulk could not learn whether the service "
                   "holds their change (see `bulk report --failed-only`); they are not in the failures file. Run the "
@@ -99,8 +106,6 @@ def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quie
         err.print(f"bulk: {result.unfinished} row(s) could not be read (to back them up, or to settle whether their "
                   "change landed); run the same command again to settle them")
     return result.exit_code
-
-
 
 
 def _print_canary(result: RunResult) -> None:
@@ -232,6 +237,8 @@ def validate_cmd(input: Annotated[Path, typer.Argument(help="Domain list: .csv o
 
 
 _STATES = ("done", "skipped", "failed", "invalid", "unknown", "pending", "sending")
+#: a rollback's rows left alone: shown for the run, not per account
+_RUN_STATES = (*_STATES, "conflict")
 
 
 @app.command("status")
@@ -240,10 +247,13 @@ def status_cmd(checkpoint: RunCheckpointArg,
     """Counts by outcome of a run (also while it runs)."""
     with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
         meta, counts, codes = ckpt.meta() or {}, ckpt.counts(), ckpt.error_counts()
-        by_profile = ckpt.counts_by_profile()
+        by_profile, claimed = ckpt.counts_by_profile(), ckpt.claimed()
+    kept = backup_state(backup_path(checkpoint), meta.get(BACKUP_IDENTITY), claimed=claimed)
     status: dict[str, Any] = {
         "action": meta.get("action"), "input": meta.get("input_path"), "total": sum(counts.values()),
-        **{k: counts[k] for k in _STATES}, "errors": codes,
+        **{k: counts[k] for k in _RUN_STATES}, "errors": codes,
+        "backup": {"path": str(kept.path), "state": kept.state, "records": kept.records},
+        "rolled_back": meta.get(ROLLED_BACK),
     }
     if by_profile:
         # A run across accounts: the same counts per profile ("" for rows that name none).
@@ -253,12 +263,24 @@ def status_cmd(checkpoint: RunCheckpointArg,
         sys.stdout.write(orjson.dumps(status).decode() + "\n")
         return
     out.print(f"{status['action']} on {status['input']}")
-    for key in ("total", *_STATES):
+    for key in ("total", *_RUN_STATES):
         out.print(f"  {key:8} {status[key]}")
     for code, n in codes.items():
         out.print(f"  error {code}: {n}")
+    out.print(f"  backup   {_backup_line(kept)}", soft_wrap=True)
+    if undone := meta.get(ROLLED_BACK):
+        out.print(f"  rolled back by {undone['by']}", soft_wrap=True)
     if by_profile:
         out.print(accounts_table(by_profile))
+
+
+def _backup_line(kept: BackupState) -> str:
+    """Whether the run still has its backup, for ``bulk status``."""
+    if kept.state == "none":
+        return "none (no run of it kept a backup, or none has recorded anything yet)"
+    if kept.state == "kept":
+        return f"{kept.path}: {kept.records} domain(s); keep it while the run may have to be rolled back"
+    return f"{kept.state}: {kept.problem}"
 
 
 @app.command("report")
@@ -409,6 +431,7 @@ def rollback_cmd(
     output: Annotated[Path | None, typer.Option("--checkpoint", help="The rollback's own checkpoint (default: CHECKPOINT with .rollback.ckpt).")] = None,
     retry_failed: RetryOpt = False,
     backup: BackupOpt = True,
+    force: Annotated[bool, typer.Option("--force", help="Restore also the domains another client changed since the run wrote them (rows left 'conflict').")] = False,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
     *,
@@ -418,12 +441,21 @@ def rollback_cmd(
     """Put every domain a run changed back as its backup recorded it; run it again to resume.
 
     A domain that had no config gets Delete, one that had a config gets it
-    back (old keys included). Check the result with `bulk verify` on the
-    rollback's checkpoint.
+    back (old keys included), if it still holds what the run wrote: one that
+    another client changed since is left alone and reported as a conflict
+    (exit 1; --force restores it anyway). The run is marked rolled back and
+    is never resumed. Check the result with `bulk verify` on the rollback's
+    checkpoint.
     """
     with errors():
-        rollback = plan_rollback(checkpoint, output=output, tuning=tuning, retry_failed=retry_failed, backup=backup,
+        rollback = plan_rollback(checkpoint, output=output, force=force, tuning=tuning, retry_failed=retry_failed,
+                                 backup=backup,
                                  profiles=profile_names())
+    with rollback:  # the undone run's checkpoint stays held until the rollback ends
+        raise typer.Exit(_roll_back(rollback, _recorded(checkpoint, connection), report=report, quiet=quiet))
+
+
+def _roll_back(rollback: Rollback, connection: Connection, *, report: Path | None, quiet: bool) -> int:
     options = rollback.options
     if not quiet:
         err.print(f"bulk: rolling back {rollback.rows} domain(s) from {options.input_path}")
@@ -434,7 +466,17 @@ def rollback_cmd(
 
     def summary(result: RunResult) -> int:
         code = _finish(result, options, report=report, quiet=quiet)
+        with Checkpoint.open_readonly(result.checkpoint) as c:
+            emptied = [r for r in c.rows(states=["failed"]) if r["code"] == NO_CONFIG_LEFT]
+        if conflicts := result.counts.get("conflict"):
+            err.print(f"bulk: {conflicts} domain(s) were changed by another client since the run wrote them and "
+                      "were left as they are (rows 'conflict', both values in the report); `bulk rollback --force` "
+                      "restores them anyway", soft_wrap=True)
+        if emptied:
+            shown = ", ".join(r["domain"] or "" for r in emptied[:5]) + (", ..." if len(emptied) > 5 else "")
+            err.print(f"bulk: {len(emptied)} domain(s) were deleted and could not be given their config back: they "
+                      f"have NO config now ({shown}); the report spells out each one's prior config. Run the same "
+                      "command again to retry them", soft_wrap=True)
         return Exit.FAILED if code == Exit.OK and rollback.unrecorded else code
 
-    raise typer.Exit(execute(options, _recorded(checkpoint, connection), quiet=quiet, summary=summary,
-                             outputs=(report,)))
+    return execute(options, connection, quiet=quiet, summary=summary, outputs=(report,))

@@ -37,6 +37,9 @@ class SimConfig:
     seed: int | None = None
     #: fnmatch patterns (case-insensitive) of domains that do not exist on the account
     missing_domains: tuple[str, ...] = ()
+    #: (fnmatch pattern, region), the first match wins: such domains exist only in that region; a call naming
+    #: another RegionId (or none) is answered InvalidDomain.NotFound
+    domain_regions: tuple[tuple[str, str], ...] = ()
     state_file: Path | None = None
     max_skew_s: float = 900.0
     #: injected faults hit only these actions (empty: every action)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fnmatch
 import random
 import signal
 import time
@@ -249,6 +250,12 @@ class Simulator:
 
     def _apply(self, operation: Operation, params: dict[str, str]) -> dict[str, str]:
         """Check a call's parameters and carry it out: the answer's fields, or Reject."""
+        domain = params.get("DomainName", "").lower()
+        for pattern, region in self.config.domain_regions:  # the first pattern that matches says where it is
+            if fnmatch.fnmatchcase(domain, pattern.lower()):
+                if params.get("RegionId") != region:
+                    raise Reject("InvalidDomain.NotFound")  # the domain is in another region
+                break
         return self.state.apply(operation, check(operation, params))
 
     async def _hang(self, request: web.Request) -> None:

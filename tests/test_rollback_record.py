@@ -1,0 +1,225 @@
+"""A rollback restores exactly the state just before our write, or says why not, over real sockets.
+
+Each test is one way a backup used to lie: a stale record kept across a
+resume, another client's change clobbered, a lost backup file replaced by
+our own changes, a forward run racing its rollback, the wrong region, and a
+domain left with no config by a Delete-then-Add whose Add failed.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import orjson
+from test_cli import bulk, start_bulk
+from test_engine import simulator
+from test_rollback import (
+    KINDS,
+    NEW_URL,
+    OLD_URL,
+    add_args,
+    new_key,
+    notify_fleet,
+    old_key,
+    settle,
+    wait_until,
+)
+
+from bulk.checkpoint import Checkpoint
+from bulk.credentials import fingerprint
+from bulk.paths import backup_path, rollback_checkpoint, rollback_input
+
+THIRD_URL = "https://cb.example.com/third-party"
+
+
+def domain(i: int) -> str:
+    return f"{KINDS[i % 5]}{i:04d}.example.com"
+
+
+def rollback_rows(ckpt: Path) -> dict[str, dict[str, object]]:
+    with Checkpoint.open_readonly(rollback_checkpoint(ckpt)) as c:
+        return {str(r["domain"]): dict(r) for r in c.rows()}
+
+
+async def test_a_backup_is_read_again_when_the_earlier_write_provably_did_not_land(tmp_path: Path) -> None:
+    """The issue's scenario: a conflict records A, another client sets B, a resume sets C: rollback gives B back."""
+    src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
+    async with simulator() as sim:
+        seeded = notify_fleet(sim, src, 10)
+        first = add_args(src, sim, "--checkpoint", str(ckpt))
+        first[first.index("--if-exists") + 1] = "fail"
+        code, _, err = await bulk(*first)
+        assert code == 1, err  # the domains with another config: ConfigAlreadyExists, nothing written to them
+        url_domain = domain(2)  # seeded with another URL
+        assert sim.notify_configs[url_domain] == seeded[url_domain]
+        third = {**seeded[url_domain], "NotifyUrl": THIRD_URL}
+        sim.notify_configs[url_domain] = dict(third)  # another team changes it meanwhile
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--retry-failed"))
+        assert code == 0, err
+        assert sim.notify_configs[url_domain]["NotifyUrl"] == NEW_URL
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet")
+        assert code == 0, out + err
+        assert sim.notify_configs[url_domain] == third  # the state right before our write, not the first one read
+        assert {d: c for d, c in sim.notify_configs.items() if d != url_domain} == \
+            {d: c for d, c in seeded.items() if d != url_domain}
+
+
+async def test_a_domain_changed_since_our_write_is_left_as_a_conflict_and_force_restores_it(tmp_path: Path) -> None:
+    src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
+    async with simulator() as sim:
+        seeded = notify_fleet(sim, src, 10)
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt)))
+        assert code == 0, err
+        changed, theirs = domain(3), "Their0003abcdefghijklmn"  # a domain of kind "key": it had an old key
+        sim.notify_configs[changed] = {**sim.notify_configs[changed], "NotifyAuthKey": theirs}
+        now = dict(sim.notify_configs[changed])
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--report",
+                                    str(tmp_path / "rollback.csv"))
+        assert code == 1, out + err
+        assert sim.notify_configs[changed] == now  # another client's change is not clobbered
+        assert {d: c for d, c in sim.notify_configs.items() if d != changed} == \
+            {d: c for d, c in seeded.items() if d != changed}
+        row = rollback_rows(ckpt)[changed]
+        assert row["state"] == "conflict" and row["code"] == "ChangedSince"
+        message = str(row["message"])
+        # Both values, each key as its fingerprint and never itself.
+        assert fingerprint(new_key(3)) in message and fingerprint(theirs) in message and "NotifyAuthKey" in message
+        assert "1 domain(s) were changed by another client" in err and "--force" in err
+        report = (tmp_path / "rollback.csv").read_text()
+        for text in (out, err, report, message):
+            assert theirs not in text and new_key(3) not in text and old_key(3) not in text
+        with Checkpoint.open_readonly(rollback_checkpoint(ckpt)) as c:
+            assert c.counts()["conflict"] == 1
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--force", "--quiet")
+        assert code == 0, out + err
+        assert sim.notify_configs == seeded
+        assert rollback_rows(ckpt)[changed]["state"] == "done"
+
+
+async def test_a_lost_backup_file_is_refused_before_any_call(tmp_path: Path) -> None:
+    """A canary's backup deleted (or swapped) before the resume: the resume and the rollback both exit 2, sending nothing."""
+    src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
+    async with simulator() as sim:
+        seeded = notify_fleet(sim, src, 20)
+        code, out, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--canary", "5"))
+        assert code == 0, out + err
+        code, out, _ = await bulk("status", str(ckpt), "--json")
+        assert orjson.loads(out)["backup"] == {"path": str(backup_path(ckpt)), "state": "kept", "records": 5}
+        saved = backup_path(ckpt).read_bytes()
+        backup_path(ckpt).unlink()
+        calls = sim.stats()["total"]
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt)))
+        assert code == 2 and "backup file" in err and "missing" in err, err
+        code, _, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url)
+        assert code == 2 and "missing" in err, err
+        code, out, _ = await bulk("status", str(ckpt))
+        assert "missing" in out, out
+        # Another run's backup in its place is refused just the same.
+        other = tmp_path / "other.ckpt"
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(other), "--canary", "5"))
+        assert code == 0, err
+        backup_path(ckpt).write_bytes(backup_path(other).read_bytes())
+        calls = sim.stats()["total"]
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt)))
+        assert code == 2 and "is not the backup" in err, err
+        code, _, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url)
+        assert code == 2 and "is not the backup" in err, err
+        assert sim.stats()["total"] == calls
+        # Its own file back (even cut short of its last record, as a crash leaves it, it is refused: counted 5).
+        backup_path(ckpt).write_bytes(saved[: saved.rindex(b"\n", 0, len(saved) - 1) + 1])
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt)))
+        assert code == 2 and "holds 4 record(s)" in err, err
+        backup_path(ckpt).write_bytes(saved)
+        backup_path(ckpt).chmod(0o600)
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt)))
+        assert code == 0, err
+        code, _, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet")
+        assert code == 0, err
+        assert sim.notify_configs == seeded
+
+
+async def test_a_rollback_holds_the_run_and_a_later_forward_run_is_refused(tmp_path: Path) -> None:
+    """The CronJob's forward retry during the rollback waits (exit 4), and after it is refused (exit 2)."""
+    src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
+    async with simulator(latency_ms=40) as sim:
+        seeded = notify_fleet(sim, src, 40)
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--qps", "500", "--canary", "30"))
+        assert code == 0, err
+        before = dict(sim.applied)
+        rollback = await start_bulk("rollback", str(ckpt), "--endpoint", sim.url, "--qps", "4", "--quiet")
+        await wait_until(lambda: sum(sim.applied.values()) - sum(before.values()) >= 3)
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--qps", "500"))
+        assert rollback.returncode is None  # still rolling back
+        assert code == 4 and "in use" in err, err
+        out, err_b = await rollback.communicate()
+        assert rollback.returncode == 0, (out + err_b).decode()
+        await settle(sim)
+        assert sim.notify_configs == seeded  # not split between the two
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--qps", "500"))
+        assert code == 2 and "rolled back" in err and "new --checkpoint" in err, err
+        assert sim.notify_configs == seeded
+        code, out, _ = await bulk("status", str(ckpt))
+        assert "rolled back by" in out
+    # The rollback read a frozen copy, owner-only, never the run's own backup.
+    frozen = rollback_input(ckpt)
+    assert stat.S_IMODE(frozen.stat().st_mode) == 0o600
+    with Checkpoint.open_readonly(rollback_checkpoint(ckpt)) as c:
+        assert (c.meta() or {})["input_path"] == str(frozen.resolve())
+    assert len(frozen.read_bytes().splitlines()) == 30
+
+
+async def test_rollback_and_its_verify_go_to_the_region_each_row_was_sent_to(tmp_path: Path) -> None:
+    src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
+    regions = (("none*", "cn-hangzhou"), ("*.example.com", "cn-beijing"))
+    async with simulator(domain_regions=regions) as sim:
+        seeded = notify_fleet(sim, src, 10)
+        # The rows of kind "none" name their region in a column; the others go to the run's --region.
+        lines = src.read_text().splitlines()
+        src.write_text("\n".join([lines[0] + ",RegionId", *(f"{line},{'cn-hangzhou' if line.startswith('none') else ''}"
+                                                              for line in lines[1:])]) + "\n")
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--region", "cn-beijing"))
+        assert code == 0, err
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet")
+        assert code == 0, out + err
+        assert sim.notify_configs == seeded
+        code, out, err = await bulk("verify", str(rollback_checkpoint(ckpt)), "--endpoint", sim.url, "--quiet")
+        assert code == 0 and "10 in sync" in out, out + err
+
+
+async def test_a_delete_then_add_whose_add_fails_reports_the_domain_left_without_config(tmp_path: Path) -> None:
+    src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
+    async with simulator() as sim:
+        seeded = notify_fleet(sim, src, 5)  # one of each kind; "off" (auth off, no key) needs Delete then Add back
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt)))
+        assert code == 0, err
+        sim.config.forbidden_actions = ("AddLiveSnapshotNotifyConfig",)  # a policy that lost the Add
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url)
+        assert code == 1, out + err
+        off = domain(4)
+        assert off not in sim.notify_configs  # deleted, not added back
+        row = rollback_rows(ckpt)[off]
+        assert row["state"] == "failed" and row["code"] == "NoConfigLeft", row
+        assert f"NotifyUrl={OLD_URL}" in str(row["message"]) and "NotifyReqAuth=no" in str(row["message"])
+        assert "no config now" in str(row["message"]) and "Forbidden.RAM" in str(row["message"])
+        assert "1 domain(s) were deleted and could not be given their config back" in err and off in err
+        sim.config.forbidden_actions = ()
+        code, _, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--retry-failed", "--quiet")
+        assert code == 0, err
+        assert sim.notify_configs == seeded
+
+
+async def test_status_says_whether_a_run_still_has_its_backup(tmp_path: Path) -> None:
+    src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
+    async with simulator() as sim:
+        notify_fleet(sim, src, 5)
+        loud = [a for a in add_args(src, sim, "--checkpoint", str(ckpt)) if a != "--quiet"]
+        code, _, err = await bulk(*loud)
+        assert code == 0 and "keep it for as long as the run may have to be rolled back" in err, err
+        code, out, _ = await bulk("status", str(ckpt))
+        assert f"{backup_path(ckpt)}: 5 domain(s); keep it while the run may have to be rolled back" in out, out
+        bare = tmp_path / "bare.ckpt"
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(bare), "--no-backup"))
+        assert code == 0, err
+        code, out, _ = await bulk("status", str(bare), "--json")
+        assert orjson.loads(out)["backup"]["state"] == "none"
