@@ -1,4 +1,4 @@
-"""A snapshot-callback receiver in front of your own handler, built on ``bulk.receiver``.
+"""A snapshot-callback receiver in front of your own handler, built on ``bulk.callbacks``.
 
     python samples/receiver.py --keys keys/ --port 8080      # keys/keys-2026-10.csv, keys/keys-2026-11.csv
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import orjson
 
+from bulk.callbacks import Callback, Receiver, serve_forever
 from bulk.keys import KeysFileError
-from bulk.receiver import Callback, Receiver, serve_forever
 
 log = logging.getLogger("receiver")
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verdict, host_of, sign, signature, verify
+from bulk.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verdict, host_of, sign, signature, verify
 from bulk.keys import ALPHABET, write_keys_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "samples"))

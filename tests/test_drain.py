@@ -7,11 +7,19 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bulk.callback import sign
-from bulk.drain import DrainError, DrainReport, UnknownGeneration, assess, merge, parse_window, query_drain
-from bulk.keyring import generation_name
+from bulk.callbacks import (
+    DrainError,
+    DrainReport,
+    Receiver,
+    UnknownGeneration,
+    assess,
+    generation_name,
+    merge,
+    parse_window,
+    query_drain,
+    sign,
+)
 from bulk.keys import write_keys_file
-from bulk.receiver import Receiver
 
 OLD, NEW = "keys-2026-10", "keys-2026-11"
 DOMAINS = {OLD: frozenset({"a", "b", "c"}), NEW: frozenset({"a", "b", "c", "d"})}

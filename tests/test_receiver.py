@@ -18,10 +18,9 @@ import pytest
 from aiohttp import web
 from conftest import serving
 
-from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from bulk.callbacks import GENERATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, Callback, Receiver, sign
 from bulk.files import write_atomic
 from bulk.keys import write_keys_file
-from bulk.receiver import GENERATION_HEADER, Callback, Receiver
 
 A_OLD, A_NEW = "aOldKey0123456789abcdef", "aNewKey0123456789abcdef"
 B_OLD, B_NEW = "bOldKey0123456789abcdef", "bNewKey0123456789abcdef"

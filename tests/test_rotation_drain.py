@@ -17,9 +17,8 @@ from pathlib import Path
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from test_cli import bulk
 
-from bulk.drain import DrainReport, query_drain
+from bulk.callbacks import DrainReport, Receiver, query_drain
 from bulk.keys import generate_keys, write_keys_file
-from bulk.receiver import Receiver
 from bulk.simulator import SimConfig, Simulator
 from bulk.streams import StreamsConfig
 

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from conftest import TEST_AK_ID, TEST_AK_SECRET, serving
 
-from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from bulk.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from bulk.simulator import SimConfig, Simulator
 from bulk.streams import LiveStreams, StreamsConfig, is_loopback, uptimes
 

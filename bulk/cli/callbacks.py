@@ -14,10 +14,11 @@ from typing import Annotated
 import orjson
 import typer
 
-from .. import callback
+from .. import callbacks
 from ..keys import KeysFileError, read_keys_file
 from ..options import Exit
 from .common import callback_app, err, fail, out
+
 
 @callback_app.command("verify")
 def callback_verify(
@@ -37,7 +38,7 @@ def callback_verify(
         fail(str(exc))
     if not keys:
         fail("give --key or --keys-file")
-    verdict = callback.verify(callback.host_of(host), timestamp, signature, keys, max_skew=max_skew)
+    verdict = callbacks.verify(callbacks.host_of(host), timestamp, signature, keys, max_skew=max_skew)
     if verdict.ok:
         out.print("valid")
         return
@@ -52,7 +53,7 @@ def callback_sign(
     timestamp: Annotated[int | None, typer.Option(help="Unix seconds (default: now).")] = None,
 ) -> None:
     """Print the two headers a callback to HOST would carry, for testing a receiver."""
-    for name, value in callback.sign(callback.host_of(host), key, timestamp=timestamp).items():
+    for name, value in callbacks.sign(callbacks.host_of(host), key, timestamp=timestamp).items():
         out.print(f"{name}: {value}")
 
 
@@ -72,7 +73,7 @@ def callback_serve(
     """
     import logging
 
-    from ..receiver import Receiver, serve_forever
+    from ..callbacks import Receiver, serve_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -100,8 +101,7 @@ def callback_drain(
     json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Exit 0 when no callback signed with GENERATION arrived within the window: its keys may go."""
-    from ..drain import DrainError, parse_window, query_drain
-    from ..keyring import generation_name
+    from ..callbacks import DrainError, generation_name, parse_window, query_drain
 
     try:
         seconds = parse_window(window)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from types import MappingProxyType
 
-from .keys import KeysFileError, read_keys_file
+from ..keys import KeysFileError, read_keys_file
 
 __all__ = ["Generation", "KeyRing", "generation_name", "keys_files", "load_keyring", "sources_signature"]
 

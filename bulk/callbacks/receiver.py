@@ -7,7 +7,7 @@
 
 Every POST is one callback. Its domain is the ``DomainName`` field of the
 JSON body (the snapshot callback carries it); the signature is checked
-with ``bulk.callback.verify`` against that domain's keys only, one per
+with ``bulk.callbacks.verify`` against that domain's keys only, one per
 generation that lists it, so a key of one domain never passes a callback of
 another. The body is not signed: a domain's key can only vouch for that
 domain's callbacks, which is exactly what this check enforces. When two
@@ -18,7 +18,7 @@ Counts: accepted callbacks per (domain, generation) with the time of the
 last one, rejected ones per reason. ``GET /metrics`` serves them in the
 Prometheus text format, ``GET /_bulk/stats`` as JSON, and
 ``GET /_bulk/drain?generation=G&window=SECONDS`` answers ``bulk callback
-drain`` (see ``bulk.drain``).
+drain`` (see ``bulk.callbacks.drain``).
 
 Keys files are re-read on ``request_reload()`` (SIGHUP under ``bulk callback
 serve``) and whenever one changes (inode, mtime or size, polled). A new
@@ -50,11 +50,11 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from .callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
+from ..keys import KeysFileError
 from .drain import DrainReport, UnknownGeneration, assess
 from .keyring import KeyRing, load_keyring, sources_signature
-from .keys import KeysFileError
-from .prometheus import CONTENT_TYPE, Family, render
+from .metrics import CONTENT_TYPE, Family, render
+from .signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
 
 __all__ = ["Callback", "GENERATION_HEADER", "Receiver", "serve_forever"]
 

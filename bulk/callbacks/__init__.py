@@ -1,0 +1,48 @@
+"""The callback receiver as a product: signatures, key generations, the receiver, drain checks.
+
+    from bulk.callbacks import Receiver, serve_forever, sign, verify
+
+    async with Receiver([Path("keys/")], forward_url="http://127.0.0.1:9000/snapshots") as receiver:
+        ...
+
+``signature`` checks one callback's headers, ``keyring`` holds the key
+generations the keys files give, ``receiver`` serves the callbacks and
+counts them per generation (in the Prometheus format of ``metrics``), and
+``drain`` tells, from the receivers' counts, when an old generation may go.
+Nothing here imports the engine or the CLI.
+"""
+
+from .drain import (
+    DrainError,
+    DrainReport,
+    UnknownGeneration,
+    assess,
+    merge,
+    parse_window,
+    query_drain,
+)
+from .keyring import (
+    Generation,
+    KeyRing,
+    generation_name,
+    keys_files,
+    load_keyring,
+    sources_signature,
+)
+from .receiver import GENERATION_HEADER, Callback, Receiver, serve_forever
+from .signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Verdict,
+    host_of,
+    sign,
+    signature,
+    verify,
+)
+
+__all__ = [
+    "GENERATION_HEADER", "SIGNATURE_HEADER", "TIMESTAMP_HEADER",
+    "Callback", "DrainError", "DrainReport", "Generation", "KeyRing", "Receiver", "UnknownGeneration", "Verdict",
+    "assess", "generation_name", "host_of", "keys_files", "load_keyring", "merge", "parse_window", "query_drain",
+    "serve_forever", "sign", "signature", "sources_signature", "verify",
+]
