@@ -21,6 +21,7 @@ from .drain import (
     parse_window,
     query_drain,
 )
+from .guard import ConnectionGuard, Limits, descriptor_limit
 from .keyring import (
     Generation,
     KeyRing,
@@ -42,7 +43,7 @@ from .signature import (
 
 __all__ = [
     "GENERATION_HEADER", "SIGNATURE_HEADER", "TIMESTAMP_HEADER",
-    "Callback", "DrainError", "DrainReport", "Generation", "KeyRing", "Receiver", "UnknownGeneration", "Verdict",
-    "assess", "generation_name", "host_of", "keys_files", "load_keyring", "merge", "parse_window", "query_drain",
+    "Callback", "ConnectionGuard", "DrainError", "DrainReport", "Generation", "KeyRing", "Limits", "Receiver", "UnknownGeneration", "Verdict",
+    "assess", "descriptor_limit", "generation_name", "host_of", "keys_files", "load_keyring", "merge", "parse_window", "query_drain",
     "serve_forever", "sign", "signature", "sources_signature", "verify",
 ]

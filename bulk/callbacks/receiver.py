@@ -52,6 +52,7 @@ from aiohttp import web
 
 from ..keys import KeysFileError
 from .drain import DrainReport, UnknownGeneration, assess
+from .guard import ConnectionGuard, Limits
 from .keyring import KeyRing, load_keyring, sources_signature
 from .metrics import CONTENT_TYPE, Family, render
 from .signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
@@ -62,6 +63,8 @@ log = logging.getLogger("bulk.receiver")
 
 GENERATION_HEADER = "X-Bulk-Key-Generation"
 _FORWARDED = ("Content-Type", TIMESTAMP_HEADER, SIGNATURE_HEADER)
+#: connections to the downstream at most
+_FORWARD_POOL = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class Receiver:
         "url", "_sources", "_host", "_forward_url", "_hook", "_max_skew", "_poll", "_forward_timeout", "_clock",
         "_ring", "_signature", "_loaded_at", "_started_at", "_accepted", "_last_seen", "_rejected", "_reloads",
         "_last_reload_error", "_forward_failures", "_runner", "_session", "_watcher", "_reload_now", "_reload_lock",
+        "_limits", "_guard",
     )
 
     def __init__(
@@ -121,11 +125,13 @@ class Receiver:
         max_skew: int = 300,
         poll_interval: float = 2.0,
         forward_timeout: float = 4.0,
+        limits: Limits = Limits(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``sources``: keys files or directories of them (read now: a bad one raises KeysFileError).
         ``host``: your NotifyUrl or its host (default: each request's Host header, without its port).
-        ``poll_interval``: seconds between checks for changed keys files (0: only on request)."""
+        ``poll_interval``: seconds between checks for changed keys files (0: only on request).
+        ``limits``: deadlines, connection cap and body size of the listener (see ``bulk.callbacks.guard``)."""
         if forward_url is not None and hook is not None:
             raise ValueError("give forward_url or hook, not both")
         if poll_interval < 0:
@@ -149,7 +155,9 @@ class Receiver:
         self._reloads: collections.Counter[str] = collections.Counter()
         self._last_reload_error: str | None = None
         self._forward_failures = 0
-        self._runner: web.AppRunner | None = None
+        self._limits = limits
+        self._guard: ConnectionGuard | None = None
+        self._runner: web.ServerRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._reload_now = asyncio.Event()
@@ -160,16 +168,14 @@ class Receiver:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0 picks a free port); return the base URL."""
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics_handler)
-        app.router.add_get("/_bulk/stats", self._stats_handler)
-        app.router.add_get("/_bulk/drain", self._drain_handler)
-        app.router.add_post("/{tail:.*}", self._receive)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        # Descriptors beside the callers': the downstream's pool, the admin listener, listeners, files, logs.
+        self._guard = ConnectionGuard(self._limits, reserve=_FORWARD_POOL + 48)
+        self._runner = web.ServerRunner(self._guard.server(self._route, access_log=None), shutdown_timeout=2.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         if self._forward_url is not None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._forward_timeout))
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._forward_timeout),
+                                                  connector=aiohttp.TCPConnector(limit=_FORWARD_POOL))
         self._watcher = asyncio.create_task(self._watch())
         bound = self._runner.addresses[0]
         self.url = f"http://{host}:{bound[1]}"
@@ -249,7 +255,13 @@ class Receiver:
 
     # -- callbacks ---------------------------------------------------------------------------
 
-    async def _receive(self, request: web.Request) -> web.Response:
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "POST":
+            return await self._receive(request)
+        handler = self._routes.get(request.path) if request.method == "GET" else None
+        return await handler(self, request) if handler else web.Response(status=404, text="not found")
+
+    async def _receive(self, request: web.BaseRequest) -> web.Response:
         body = await request.read()
         ring = self._ring  # the same keys for the whole request, whatever a reload does meanwhile
         try:
@@ -321,6 +333,8 @@ class Receiver:
             "reloads": {"ok": self._reloads["ok"], "failed": self._reloads["failed"]},
             "last_reload_error": self._last_reload_error,
             "forward_failures": self._forward_failures,
+            "connections": {"open": self._guard.open if self._guard else 0,
+                            "closed": dict(self._guard.closed) if self._guard else {}},
         }
 
     def metrics(self) -> str:
@@ -347,7 +361,14 @@ class Receiver:
         failures = Family("bulk_receiver_forward_failures_total", "counter",
                           "Accepted callbacks that the downstream did not take (answered 502).")
         failures.add(self._forward_failures)
-        return render([accepted, last_seen, rejected, domains, loaded, reloads, failures])
+        connections = Family("bulk_receiver_connections_open", "gauge", "Connections open on the callback port.")
+        closed = Family("bulk_receiver_connections_closed_total", "counter",
+                        "Connections the receiver closed: past a deadline, or to make room at the cap (evicted).")
+        guard = self._guard
+        connections.add(guard.open if guard else 0)
+        for reason in ("header_timeout", "body_timeout", "idle_timeout", "evicted", "refused"):
+            closed.add(guard.closed[reason] if guard else 0, reason=reason)
+        return render([accepted, last_seen, rejected, domains, loaded, reloads, failures, connections, closed])
 
     def drain(self, generation: str, window: float) -> DrainReport:
         """This receiver's answer to ``bulk callback drain`` (raises UnknownGeneration)."""
@@ -357,13 +378,13 @@ class Receiver:
             loaded_at=self._loaded_at, last_seen=self._last_seen,
         )
 
-    async def _metrics_handler(self, request: web.Request) -> web.Response:
+    async def _metrics_handler(self, request: web.BaseRequest) -> web.Response:
         return web.Response(body=self.metrics().encode(), headers={"Content-Type": CONTENT_TYPE})
 
-    async def _stats_handler(self, request: web.Request) -> web.Response:
+    async def _stats_handler(self, request: web.BaseRequest) -> web.Response:
         return web.Response(body=orjson.dumps(self.stats()), content_type="application/json")
 
-    async def _drain_handler(self, request: web.Request) -> web.Response:
+    async def _drain_handler(self, request: web.BaseRequest) -> web.Response:
         try:
             window = float(request.query.get("window", "86400"))
             if not window > 0:
@@ -375,6 +396,11 @@ class Receiver:
         except UnknownGeneration as exc:
             return _json_error(404, str(exc))
         return web.Response(body=orjson.dumps(report.to_json()), content_type="application/json")
+
+
+    _routes: Mapping[str, Callable[[Receiver, web.BaseRequest], Awaitable[web.Response]]] = {
+        "/metrics": _metrics_handler, "/_bulk/stats": _stats_handler, "/_bulk/drain": _drain_handler,
+    }
 
 
 def _json_error(status: int, message: str) -> web.Response:

@@ -66,6 +66,11 @@ def callback_serve(
     forward: Annotated[str | None, typer.Option(help="Pass accepted callbacks on to this URL (502 to the caller when it fails).")] = None,
     max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off.")] = 300,
     poll: Annotated[float, typer.Option(help="Seconds between checks for changed keys files (0: SIGHUP only).")] = 2.0,
+    header_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's head.")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's body.")] = 10.0,
+    idle_timeout: Annotated[float, typer.Option(help="Seconds a keep-alive connection may stay idle.")] = 30.0,
+    max_connections: Annotated[int, typer.Option(help="Open connections at most (kept below the descriptor limit); "
+                                                      "at the cap the oldest idle or slowest one is closed.")] = 1024,
 ) -> None:
     """Receive snapshot callbacks: each checked against its own domain's keys, counted per key generation.
 
@@ -73,11 +78,13 @@ def callback_serve(
     """
     import logging
 
-    from ..callbacks import Receiver, serve_forever
+    from ..callbacks import Limits, Receiver, serve_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        receiver = Receiver(keys, host=host, forward_url=forward, max_skew=max_skew, poll_interval=poll)
+        limits = Limits(header_timeout=header_timeout, body_timeout=body_timeout, idle_timeout=idle_timeout,
+                        max_connections=max_connections)
+        receiver = Receiver(keys, host=host, forward_url=forward, max_skew=max_skew, poll_interval=poll, limits=limits)
     except (KeysFileError, ValueError) as exc:
         fail(str(exc))
 
