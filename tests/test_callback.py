@@ -145,22 +145,24 @@ async def test_sample_receiver_accepts_old_and_new_keys_files_and_rejects_others
     write_keys_file(new_file, {"a.example.com": NEW})
     async with receiver.make_receiver([old_file, new_file]) as running:
         url = f"{running.url}/snapshot"
-        # Default host: the request's own Host header ("127.0.0.1:<port>") without its port.
-        for key, expected in ((OLD, (200, "ok")), (NEW, (200, "ok")), (WRONG, (401, "signature matches no key"))):
+        # Default host on loopback: the listening address. Every rejection has the same body.
+        for key, expected in ((OLD, (200, "ok")), (NEW, (200, "ok")), (WRONG, (401, "rejected"))):
             assert await _post(url, sign("127.0.0.1", key)) == expected
-        assert await _post(url, {}) == (401, "missing timestamp")
+        assert await _post(url, {}) == (401, "rejected")
         stale = sign("127.0.0.1", NEW, timestamp=NOW)
-        status, reason = await _post(url, stale)
-        assert status == 401 and reason.startswith("timestamp too old")
+        assert await _post(url, stale) == (401, "rejected")
         assert running.stats()["accepted"] == {"keys-2026-10": 1, "keys-2026-11": 1}
+        assert running.stats()["rejected"] == {"signature_matches_no_key": 1, "missing_timestamp": 1,
+                                               "timestamp_too_old": 1}
 
 
 async def test_sample_receiver_checks_the_notify_url_host_when_given(tmp_path: Path) -> None:
     write_keys_file(tmp_path / "keys.csv", {"a.example.com": NEW, "b.example.com": OLD})
-    async with receiver.make_receiver([tmp_path], host="https://CB.example.com/snap") as running:
+    async with receiver.make_receiver([tmp_path], callback_hosts=["https://CB.example.com/snap"]) as running:
         url = f"{running.url}/snapshot"
         assert await _post(url, sign(HOST, NEW)) == (200, "ok")
         # Signed for the address the request happened to reach, not the NotifyUrl host: refused.
-        assert await _post(url, sign("127.0.0.1", NEW)) == (401, "signature matches no key")
+        assert await _post(url, sign("127.0.0.1", NEW)) == (401, "rejected")
         # Signed with another domain's key: refused too.
-        assert await _post(url, sign(HOST, OLD)) == (401, "signature matches no key")
+        assert await _post(url, sign(HOST, OLD)) == (401, "rejected")
+        assert running.stats()["rejected"] == {"signature_matches_no_key": 2}

@@ -55,6 +55,7 @@ from .drain import DrainReport, UnknownGeneration, assess
 from .guard import ConnectionGuard, Limits
 from .keyring import KeyRing, load_keyring, sources_signature
 from .metrics import CONTENT_TYPE, Family, render
+from .replay import LogThrottle, ReplayCache
 from .signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
 
 __all__ = ["Callback", "GENERATION_HEADER", "Receiver", "serve_forever"]
@@ -62,7 +63,11 @@ __all__ = ["Callback", "GENERATION_HEADER", "Receiver", "serve_forever"]
 log = logging.getLogger("bulk.receiver")
 
 GENERATION_HEADER = "X-Bulk-Key-Generation"
-_FORWARDED = ("Content-Type", TIMESTAMP_HEADER, SIGNATURE_HEADER)
+#: the only request header passed downstream: the signature headers would hand out replayable signatures
+_FORWARDED = ("Content-Type",)
+#: the body of every rejection: which check failed goes to the metrics and the log, not to the sender
+REJECTED = "rejected"
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 #: connections to the downstream at most
 _FORWARD_POOL = 32
 
@@ -109,27 +114,32 @@ def _domain_of(body: bytes) -> str:
 
 class Receiver:
     __slots__ = (
-        "url", "_sources", "_host", "_forward_url", "_hook", "_max_skew", "_poll", "_forward_timeout", "_clock",
+        "url", "_sources", "_hosts", "_forward_url", "_hook", "_max_skew", "_poll", "_forward_timeout", "_clock",
         "_ring", "_signature", "_loaded_at", "_started_at", "_accepted", "_last_seen", "_rejected", "_reloads",
         "_last_reload_error", "_forward_failures", "_runner", "_session", "_watcher", "_reload_now", "_reload_lock",
-        "_limits", "_guard",
+        "_limits", "_guard", "_replays", "_in_flight", "_duplicates", "_log_rejections",
     )
 
     def __init__(
         self,
         sources: Sequence[Path],
         *,
-        host: str | None = None,
+        callback_hosts: Sequence[str] = (),
         forward_url: str | None = None,
         hook: Hook | None = None,
-        max_skew: int = 300,
+        max_skew: int = 120,
+        replay_capacity: int = 100_000,
         poll_interval: float = 2.0,
         forward_timeout: float = 4.0,
         limits: Limits = Limits(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``sources``: keys files or directories of them (read now: a bad one raises KeysFileError).
-        ``host``: your NotifyUrl or its host (default: each request's Host header, without its port).
+        ``callback_hosts``: your NotifyUrl (or its host) that the service signs; several while a URL
+        migration is in progress. Required to listen beyond loopback; on loopback the default is the
+        listening address. Never taken from a request's Host header, which the sender chooses.
+        ``max_skew``: seconds a timestamp may be off; also how long a forwarded callback is remembered
+        so that the same one is not forwarded twice (at most ``replay_capacity`` of them).
         ``poll_interval``: seconds between checks for changed keys files (0: only on request).
         ``limits``: deadlines, connection cap and body size of the listener (see ``bulk.callbacks.guard``)."""
         if forward_url is not None and hook is not None:
@@ -138,7 +148,9 @@ class Receiver:
             raise ValueError(f"poll_interval must be 0 or more, got {poll_interval}")
         self.url = ""
         self._sources = tuple(Path(s) for s in sources)
-        self._host = host_of(host) if host else None
+        self._hosts = tuple(dict.fromkeys(host_of(h) for h in callback_hosts if host_of(h)))
+        if len(self._hosts) != len(callback_hosts):
+            raise ValueError("every callback host must be a NotifyUrl or a host name")
         self._forward_url = forward_url
         self._hook = hook
         self._max_skew = max_skew
@@ -155,6 +167,10 @@ class Receiver:
         self._reloads: collections.Counter[str] = collections.Counter()
         self._last_reload_error: str | None = None
         self._forward_failures = 0
+        self._replays = ReplayCache(capacity=replay_capacity)
+        self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
+        self._duplicates = 0
+        self._log_rejections = LogThrottle()
         self._limits = limits
         self._guard: ConnectionGuard | None = None
         self._runner: web.ServerRunner | None = None
@@ -168,6 +184,10 @@ class Receiver:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0 picks a free port); return the base URL."""
+        if host_of(host) not in _LOOPBACK and not self._hosts:
+            raise ValueError(f"listening on {host} needs the callback host (--callback-host): the host "
+                             "the service signs, from your NotifyUrl")
+        self._hosts = self._hosts or (host_of(host),)
         # Descriptors beside the callers': the downstream's pool, the admin listener, listeners, files, logs.
         self._guard = ConnectionGuard(self._limits, reserve=_FORWARD_POOL + 48)
         self._runner = web.ServerRunner(self._guard.server(self._route, access_log=None), shutdown_timeout=2.0)
@@ -264,29 +284,46 @@ class Receiver:
     async def _receive(self, request: web.BaseRequest) -> web.Response:
         body = await request.read()
         ring = self._ring  # the same keys for the whole request, whatever a reload does meanwhile
+        stamp = request.headers.get(TIMESTAMP_HEADER, "")
+        given = request.headers.get(SIGNATURE_HEADER, "")
         try:
             domain = _domain_of(body)
             entries = ring.keys_for(domain)
             if not entries:
                 raise _Reject("unknown_domain", "no key for this domain")
-            verdict = verify(
-                self._host or host_of(request.host),
-                request.headers.get(TIMESTAMP_HEADER, ""),
-                request.headers.get(SIGNATURE_HEADER, ""),
-                [key for _, key in entries],
-                now=self._clock(),
-                max_skew=self._max_skew,
-            )
+            keys = [key for _, key in entries]
+            for host in self._hosts:
+                verdict = verify(host, stamp, given, keys, now=self._clock(), max_skew=self._max_skew)
+                if verdict.ok or verdict.reason != "signature matches no key":
+                    break
             if not verdict.ok or verdict.key_index is None:
                 raise _Reject(_reason_code(verdict.reason), verdict.reason)
         except _Reject as reject:
             self._rejected[reject.code] += 1
-            log.warning("rejected a callback from %s: %s", request.remote, reject.reason)
-            return web.Response(status=401, text=reject.reason)
+            left_out = self._log_rejections.allow()
+            if left_out is not None:
+                log.warning("rejected a callback from %s: %s%s", request.remote, reject.reason,
+                            f" ({left_out} more rejections not logged)" if left_out else "")
+            return web.Response(status=401, text=REJECTED)
+        key = ReplayCache.key(domain, stamp.strip(), given.strip(), body)
+        while (pending := self._in_flight.get(key)) is not None:
+            await asyncio.shield(pending)  # the same callback is being forwarded: its outcome decides
+        if self._replays.seen(key, now=self._clock()):
+            self._duplicates += 1
+            return web.Response(text="ok")
         generation = entries[verdict.key_index][0]
         self._accepted[(domain, generation)] += 1
         self._last_seen[(domain, generation)] = self._clock()
-        return await self._deliver(Callback(domain, generation, body, request.headers))
+        headers = {k: v for k, v in request.headers.items() if not k.upper().startswith("ALI-LIVE-")}
+        done = self._in_flight[key] = asyncio.get_running_loop().create_future()
+        try:
+            response = await self._deliver(Callback(domain, generation, body, headers))
+            if response.status < 300:
+                self._replays.remember(key, expires=int(stamp) + self._max_skew)
+        finally:
+            del self._in_flight[key]
+            done.set_result(True)
+        return response
 
     async def _deliver(self, callback: Callback) -> web.Response:
         try:
@@ -333,6 +370,7 @@ class Receiver:
             "reloads": {"ok": self._reloads["ok"], "failed": self._reloads["failed"]},
             "last_reload_error": self._last_reload_error,
             "forward_failures": self._forward_failures,
+            "duplicates": self._duplicates,
             "connections": {"open": self._guard.open if self._guard else 0,
                             "closed": dict(self._guard.closed) if self._guard else {}},
         }
@@ -361,6 +399,10 @@ class Receiver:
         failures = Family("bulk_receiver_forward_failures_total", "counter",
                           "Accepted callbacks that the downstream did not take (answered 502).")
         failures.add(self._forward_failures)
+        duplicates = Family("bulk_receiver_callbacks_duplicate_total", "counter",
+                            "Callbacks identical to one already forwarded within the clock-skew window "
+                            "(answered 200, not forwarded again).")
+        duplicates.add(self._duplicates)
         connections = Family("bulk_receiver_connections_open", "gauge", "Connections open on the callback port.")
         closed = Family("bulk_receiver_connections_closed_total", "counter",
                         "Connections the receiver closed: past a deadline, or to make room at the cap (evicted).")
@@ -368,7 +410,8 @@ class Receiver:
         connections.add(guard.open if guard else 0)
         for reason in ("header_timeout", "body_timeout", "idle_timeout", "evicted", "refused"):
             closed.add(guard.closed[reason] if guard else 0, reason=reason)
-        return render([accepted, last_seen, rejected, domains, loaded, reloads, failures, connections, closed])
+        return render([accepted, last_seen, rejected, domains, loaded, reloads, failures, duplicates, connections,
+                       closed])
 
     def drain(self, generation: str, window: float) -> DrainReport:
         """This receiver's answer to ``bulk callback drain`` (raises UnknownGeneration)."""

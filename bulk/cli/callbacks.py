@@ -62,9 +62,13 @@ def callback_serve(
     keys: Annotated[list[Path], typer.Option("--keys", help="A keys file (a key generation) or a directory of them (repeatable).")],
     port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8080,
     bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    host: Annotated[str | None, typer.Option(help="Your NotifyUrl or its host (default: each request's Host header).")] = None,
+    callback_host: Annotated[list[str] | None, typer.Option(
+        "--callback-host", help="Your NotifyUrl or its host, as the service signs it (repeatable during a URL "
+                                "migration; required with a --bind beyond loopback; default: the --bind address). "
+                                "Never taken from the request.")] = None,
     forward: Annotated[str | None, typer.Option(help="Pass accepted callbacks on to this URL (502 to the caller when it fails).")] = None,
-    max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off.")] = 300,
+    max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off; an identical callback is "
+                                               "forwarded at most once within this window.")] = 120,
     poll: Annotated[float, typer.Option(help="Seconds between checks for changed keys files (0: SIGHUP only).")] = 2.0,
     header_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's head.")] = 10.0,
     body_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's body.")] = 10.0,
@@ -84,7 +88,7 @@ def callback_serve(
     try:
         limits = Limits(header_timeout=header_timeout, body_timeout=body_timeout, idle_timeout=idle_timeout,
                         max_connections=max_connections)
-        receiver = Receiver(keys, host=host, forward_url=forward, max_skew=max_skew, poll_interval=poll, limits=limits)
+        receiver = Receiver(keys, callback_hosts=callback_host or (), forward_url=forward, max_skew=max_skew, poll_interval=poll, limits=limits)
     except (KeysFileError, ValueError) as exc:
         fail(str(exc))
 
@@ -96,6 +100,8 @@ def callback_serve(
         asyncio.run(serve_forever(receiver, host=bind, port=port, on_ready=ready))
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
+    except ValueError as exc:
+        fail(str(exc))
     except OSError as exc:
         fail(f"cannot listen on {bind}:{port}: {exc.strerror}")
 
