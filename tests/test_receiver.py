@@ -18,7 +18,14 @@ import pytest
 from aiohttp import web
 from conftest import serving
 
-from bulk.callbacks import GENERATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, Callback, Receiver, sign
+from bulk.callbacks import (
+    GENERATION_HEADER,
+    SIGNATURE_HEADER,
+    Callback,
+    Listen,
+    Receiver,
+    sign,
+)
 from bulk.files import write_atomic
 from bulk.keys import write_keys_file
 
@@ -46,14 +53,15 @@ async def post(session: aiohttp.ClientSession, url: str, domain: str, key: str |
 
 
 @asynccontextmanager
-async def running(receiver: Receiver) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+async def running(receiver: Receiver) -> AsyncIterator[tuple[str, aiohttp.ClientSession, str]]:
+    """The callback URL, a session, and the admin listener's URL."""
     async with receiver, aiohttp.ClientSession() as session:
-        yield receiver.url, session
+        yield receiver.url, session, receiver.admin_url
 
 
 async def test_each_callback_is_checked_against_its_own_domains_keys_only(tmp_path: Path) -> None:
     two_generations(tmp_path)
-    async with running(Receiver([tmp_path])) as (url, session):
+    async with running(Receiver([tmp_path])) as (url, session, admin):
         for key in (A_OLD, A_NEW):
             assert await post(session, url, "a.example.com", key) == (200, "ok")
         assert await post(session, url, "B.Example.com", B_NEW) == (200, "ok")
@@ -62,7 +70,7 @@ async def test_each_callback_is_checked_against_its_own_domains_keys_only(tmp_pa
             assert await post(session, url, "a.example.com", key) == (401, "rejected")
         assert await post(session, url, "b.example.com", A_OLD) == (401, "rejected")
         assert await post(session, url, "c.example.com", A_OLD) == (401, "rejected")
-        stats = (await (await session.get(f"{url}/_bulk/stats")).json())
+        stats = (await (await session.get(f"{admin}/_bulk/stats")).json())
     assert stats["accepted"] == {"keys-2026-10": 1, "keys-2026-11": 2}
     assert stats["rejected"] == {"signature_matches_no_key": 3, "unknown_domain": 1}
     assert {d: sorted(g) for d, g in stats["domains"].items()} == {
@@ -71,7 +79,7 @@ async def test_each_callback_is_checked_against_its_own_domains_keys_only(tmp_pa
 
 async def test_rejections_by_reason(tmp_path: Path) -> None:
     two_generations(tmp_path)
-    async with running(Receiver([tmp_path], max_skew=60)) as (url, session):
+    async with running(Receiver([tmp_path], max_skew=60)) as (url, session, admin):
         # One body for every rejection: a scanner learns nothing of which check failed.
         assert await post(session, url, "a.example.com", None) == (401, "rejected")
         assert await post(session, url, "a.example.com", A_OLD, timestamp=1_000_000) == (401, "rejected")
@@ -81,7 +89,7 @@ async def test_rejections_by_reason(tmp_path: Path) -> None:
             assert (resp.status, await resp.text()) == (401, "rejected")
         # Signed for the NotifyUrl host, but the receiver checks its own: refused.
         assert await post(session, url, "a.example.com", A_OLD, host="cb.example.com") == (401, "rejected")
-        stats = await (await session.get(f"{url}/_bulk/stats")).json()
+        stats = await (await session.get(f"{admin}/_bulk/stats")).json()
     assert stats["rejected"] == {"missing_timestamp": 1, "timestamp_too_old": 1, "malformed_body": 1,
                                  "no_domain": 1, "signature_matches_no_key": 1}
     assert stats["accepted"] == {"keys-2026-10": 0, "keys-2026-11": 0}
@@ -89,7 +97,7 @@ async def test_rejections_by_reason(tmp_path: Path) -> None:
 
 async def test_a_fixed_notify_url_host(tmp_path: Path) -> None:
     two_generations(tmp_path)
-    async with running(Receiver([tmp_path], callback_hosts=["https://CB.example.com/snap"])) as (url, session):
+    async with running(Receiver([tmp_path], callback_hosts=["https://CB.example.com/snap"])) as (url, session, _):
         assert await post(session, url, "a.example.com", A_NEW, host="cb.example.com") == (200, "ok")
         assert await post(session, url, "a.example.com", A_NEW) == (401, "rejected")
 
@@ -122,17 +130,17 @@ async def test_metrics_as_json_and_prometheus_text(tmp_path: Path) -> None:
     write_keys_file(odd, {"c.example.com": "cOddKey0123456789abcdef"})
     now = [1_800_000_000.0]
     receiver = Receiver([tmp_path], clock=lambda: now[0])
-    async with running(receiver) as (url, session):
+    async with running(receiver) as (url, session, admin):
         for stream in ("s1", "s2", "s3"):  # three streams, one second, one signature
             assert (await post(session, url, "a.example.com", A_OLD, stream=stream, now=lambda: now[0]))[0] == 200
         now[0] += 10
         assert (await post(session, url, "a.example.com", A_NEW, now=lambda: now[0]))[0] == 200
         assert (await post(session, url, "c.example.com", "cOddKey0123456789abcdef", now=lambda: now[0]))[0] == 200
         assert (await post(session, url, "b.example.com", A_NEW, now=lambda: now[0]))[0] == 401
-        async with session.get(f"{url}/metrics") as resp:
+        async with session.get(f"{admin}/metrics") as resp:
             assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
             text = await resp.text()
-        stats = await (await session.get(f"{url}/_bulk/stats")).json()
+        stats = await (await session.get(f"{admin}/_bulk/stats")).json()
     families, samples = parse_exposition(text)
     assert families["bulk_receiver_callbacks_accepted_total"][0] == "counter"
     assert families["bulk_receiver_callbacks_rejected_total"][0] == "counter"
@@ -181,7 +189,7 @@ async def test_a_keys_file_replaced_mid_traffic_loses_no_request(tmp_path: Path,
             sent += 1
             results.append((await post(session, url, domain, key))[0])
 
-    async with running(receiver) as (url, session):
+    async with running(receiver) as (url, session, _):
         clients = [asyncio.create_task(client(session, url, i)) for i in range(4)]
         for round_ in range(24):
             await asyncio.sleep(0.03)
@@ -208,7 +216,7 @@ async def test_a_broken_new_file_keeps_the_old_keys_until_it_is_fixed(tmp_path: 
     old, new = two_generations(tmp_path)
     new.unlink()
     receiver = Receiver([tmp_path], poll_interval=0)  # no polling: only an explicit reload
-    async with running(receiver) as (url, session):
+    async with running(receiver) as (url, session, _):
         write_atomic(new, b"DomainName,Key\n")
         assert not await receiver.reload()
         assert receiver.keyring.names == ("keys-2026-10",)
@@ -238,7 +246,7 @@ async def downstream(status: int = 201) -> AsyncIterator[tuple[str, list[tuple[b
 
 async def test_forwarding_passes_body_headers_and_answer(tmp_path: Path) -> None:
     two_generations(tmp_path)
-    async with downstream() as (target, seen), running(Receiver([tmp_path], forward_url=target)) as (url, session):
+    async with downstream() as (target, seen), running(Receiver([tmp_path], forward_url=target)) as (url, session, _):
         headers = {"Content-Type": "application/json", **sign("127.0.0.1", A_NEW)}
         async with session.post(f"{url}/cb", data=body_of("a.example.com"), headers=headers) as resp:
             assert (resp.status, await resp.text()) == (201, "stored")
@@ -256,12 +264,12 @@ async def test_forwarding_passes_body_headers_and_answer(tmp_path: Path) -> None
 async def test_a_failing_downstream_gets_the_caller_a_502(tmp_path: Path) -> None:
     two_generations(tmp_path)
     async with downstream(status=500) as (target, seen):
-        async with running(Receiver([tmp_path], forward_url=target)) as (url, session):
+        async with running(Receiver([tmp_path], forward_url=target)) as (url, session, admin):
             assert await post(session, url, "a.example.com", A_NEW) == (502, "downstream failed")
     # The downstream is gone now: connection refused.
-    async with running(Receiver([tmp_path], forward_url=target, forward_timeout=2)) as (url, session):
+    async with running(Receiver([tmp_path], forward_url=target, forward_timeout=2)) as (url, session, admin):
         assert await post(session, url, "a.example.com", A_OLD) == (502, "downstream failed")
-        stats = await (await session.get(f"{url}/_bulk/stats")).json()
+        stats = await (await session.get(f"{admin}/_bulk/stats")).json()
     assert len(seen) == 1
     # Accepted (the signature was good, drain must know) though not delivered.
     assert stats["accepted"]["keys-2026-10"] == 1 and stats["forward_failures"] == 1
@@ -276,7 +284,7 @@ async def test_a_hook_gets_each_accepted_callback(tmp_path: Path) -> None:
             raise RuntimeError("store is down")
         got.append(callback)
 
-    async with running(Receiver([tmp_path], hook=hook)) as (url, session):
+    async with running(Receiver([tmp_path], hook=hook)) as (url, session, _):
         assert await post(session, url, "A.example.com", A_OLD) == (200, "ok")
         assert await post(session, url, "b.example.com", B_OLD) == (502, "downstream failed")
     assert [(c.domain, c.generation, c.body) for c in got] == [("a.example.com", "keys-2026-10", body_of("A.example.com"))]
@@ -298,15 +306,18 @@ def test_construction_errors(tmp_path: Path) -> None:
         Receiver([tmp_path], forward_url="http://127.0.0.1:1/", hook=lambda c: asyncio.sleep(0))
 
 
-async def _start_serve(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+async def _start_serve(*args: str) -> tuple[asyncio.subprocess.Process, str, str]:
+    """``bulk callback serve`` on free ports: (process, callback URL, admin URL)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", "callback", "serve", "--port", "0", *args,
+        sys.executable, "-m", "bulk", "callback", "serve", "--port", "0", "--admin-bind", "127.0.0.1:0", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
     assert line.startswith("bulk receiver listening on http://127.0.0.1:"), line
-    return proc, line.split()[-1]
+    admin = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
+    assert admin.startswith("bulk receiver admin on http://127.0.0.1:"), admin
+    return proc, line.split()[-1], admin.split()[-1]
 
 
 async def test_serve_reloads_on_sighup_and_drain_answers(tmp_path: Path) -> None:
@@ -315,37 +326,41 @@ async def test_serve_reloads_on_sighup_and_drain_answers(tmp_path: Path) -> None
     folder = tmp_path / "keys"
     folder.mkdir()
     write_keys_file(folder / "keys-2026-10.csv", {"a.example.com": A_OLD, "b.example.com": B_OLD})
-    proc, url = await _start_serve("--keys", str(folder), "--poll", "0")
+    token = tmp_path / "admin-token"
+    token.write_text("s3cret-admin-token\n")
+    proc, url, admin = await _start_serve("--keys", str(folder), "--poll", "0", "--admin-token-file", str(token))
+    with_token = {**os.environ, "BULK_ADMIN_TOKEN": "s3cret-admin-token"}
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer s3cret-admin-token"}) as session:
             assert await post(session, url, "a.example.com", A_OLD) == (200, "ok")
-            code, out, err = await bulk("callback", "drain", "--receiver", url, "--generation", "keys-2026-10.csv",
-                                        "--window", "1h")
+            code, out, err = await bulk("callback", "drain", "--receiver", admin, "--generation", "keys-2026-10.csv",
+                                        "--window", "1h", "--admin-token-file", str(token))
             assert code == 1 and "no generation newer than keys-2026-10 is loaded" in out, out + err
             write_keys_file(folder / "keys-2026-11.csv", {"a.example.com": A_NEW, "b.example.com": B_NEW})
             assert await post(session, url, "a.example.com", A_NEW) == (401, "rejected")
             proc.send_signal(signal.SIGHUP)
             for _ in range(200):
-                stats = await (await session.get(f"{url}/_bulk/stats")).json()
+                stats = await (await session.get(f"{admin}/_bulk/stats")).json()
                 if len(stats["generations"]) == 2:
                     break
                 await asyncio.sleep(0.02)
             assert await post(session, url, "a.example.com", A_NEW) == (200, "ok")
             # A stream not pushed again yet (another snapshot: an identical one would be a duplicate).
             assert await post(session, url, "a.example.com", A_OLD, stream="s2") == (200, "ok")
-            code, out, err = await bulk("callback", "drain", "--receiver", url, "--generation", "keys-2026-10",
-                                        "--window", "2s")
+            code, out, err = await bulk("callback", "drain", "--receiver", admin, "--generation", "keys-2026-10",
+                                        "--window", "2s", env=with_token)
             assert code == 1, out + err
             assert "still on keys-2026-10: a.example.com" in out and "1 domain(s) still on keys-2026-10" in out
             await asyncio.sleep(2)
-            code, out, err = await bulk("callback", "drain", "--receiver", url, "--receiver", url,
-                                        "--generation", "keys-2026-10.csv", "--window", "2s", "--json")
+            code, out, err = await bulk("callback", "drain", "--receiver", admin, "--receiver", admin,
+                                        "--generation", "keys-2026-10.csv", "--window", "2s", "--json", env=with_token)
             assert code == 0, out + err
             report = orjson.loads(out)
             assert report["drained"] and report["still_on"] == {} and report["unseen"] == ["b.example.com"]
-            code, _, err = await bulk("callback", "drain", "--receiver", url, "--generation", "keys-2099-01")
+            code, _, err = await bulk("callback", "drain", "--receiver", admin, "--generation", "keys-2099-01",
+                                      env=with_token)
             assert code == 2 and "generation keys-2099-01 is not loaded" in err
-            code, _, err = await bulk("callback", "drain", "--receiver", url, "--generation", "keys-2026-10",
+            code, _, err = await bulk("callback", "drain", "--receiver", admin, "--generation", "keys-2026-10",
                                       "--window", "soon")
             assert code == 2 and "window must be a positive duration" in err
     finally:
@@ -373,7 +388,7 @@ async def test_serve_refuses_a_bad_keys_file(tmp_path: Path) -> None:
 async def test_a_replayed_callback_is_forwarded_once_and_the_host_header_is_not_trusted(tmp_path: Path) -> None:
     two_generations(tmp_path)
     async with downstream(status=200) as (target, seen):
-        async with running(Receiver([tmp_path], forward_url=target)) as (url, session):
+        async with running(Receiver([tmp_path], forward_url=target)) as (url, session, admin):
             headers = {"Content-Type": "application/json", **sign("127.0.0.1", A_NEW)}
             for _ in range(50):
                 async with session.post(f"{url}/cb", data=body_of("a.example.com"), headers=headers) as resp:
@@ -385,7 +400,7 @@ async def test_a_replayed_callback_is_forwarded_once_and_the_host_header_is_not_
             forged = {**sign("cb.example.com", A_NEW), "Host": "cb.example.com"}
             async with session.post(f"{url}/cb", data=body_of("a.example.com", "s3"), headers=forged) as resp:
                 assert (resp.status, await resp.text()) == (401, "rejected")
-            stats = await (await session.get(f"{url}/_bulk/stats")).json()
+            stats = await (await session.get(f"{admin}/_bulk/stats")).json()
     assert len(seen) == 2
     assert stats["duplicates"] == 49 and stats["accepted"]["keys-2026-11"] == 2
 
@@ -393,7 +408,7 @@ async def test_a_replayed_callback_is_forwarded_once_and_the_host_header_is_not_
 async def test_a_failed_forward_is_not_remembered(tmp_path: Path) -> None:
     two_generations(tmp_path)
     async with downstream(status=500) as (target, seen):
-        async with running(Receiver([tmp_path], forward_url=target)) as (url, session):
+        async with running(Receiver([tmp_path], forward_url=target)) as (url, session, _):
             headers = sign("127.0.0.1", A_NEW)
             for _ in range(3):  # the service sends it again after each 502: each try reaches the downstream
                 async with session.post(f"{url}/cb", data=body_of("a.example.com"), headers=headers) as resp:
@@ -404,16 +419,21 @@ async def test_a_failed_forward_is_not_remembered(tmp_path: Path) -> None:
 async def test_listening_beyond_loopback_needs_a_callback_host(tmp_path: Path) -> None:
     two_generations(tmp_path)
     with pytest.raises(ValueError, match="needs the callback host"):
-        await Receiver([tmp_path]).start("0.0.0.0", 0)
+        await Receiver([tmp_path]).start(Listen(host="0.0.0.0"))
+    with pytest.raises(ValueError, match="without TLS: give --tls-cert and --tls-key, or say that a TLS terminator"):
+        await Receiver([tmp_path], callback_hosts=["cb.example.com"]).start(Listen(host="0.0.0.0"))
+    with pytest.raises(ValueError, match="admin listener on 0.0.0.0 needs a token"):
+        await Receiver([tmp_path], callback_hosts=["cb.example.com"]).start(
+            Listen(host="0.0.0.0", behind_tls_proxy=True, admin_host="0.0.0.0"))
 
 
 async def test_rejections_are_logged_at_a_bounded_rate(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     two_generations(tmp_path)
     caplog.set_level(logging.WARNING, logger="bulk.receiver")
-    async with running(Receiver([tmp_path])) as (url, session):
+    async with running(Receiver([tmp_path])) as (url, session, admin):
         for _ in range(300):
             assert await post(session, url, "a.example.com", B_OLD) == (401, "rejected")
-        stats = await (await session.get(f"{url}/_bulk/stats")).json()
+        stats = await (await session.get(f"{admin}/_bulk/stats")).json()
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rejected a callback")]
     assert stats["rejected"] == {"signature_matches_no_key": 300}
     assert 10 <= len(lines) < 40, len(lines)

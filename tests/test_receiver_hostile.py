@@ -33,15 +33,17 @@ async def serve(tmp_path: Path, *args: str) -> AsyncIterator[tuple[str, str]]:
     folder.mkdir(exist_ok=True)
     write_keys_file(folder / "keys-2026-10.csv", {"a.example.com": KEY})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", "callback", "serve", "--keys", str(folder), "--port", "0", *args,
+        sys.executable, "-m", "bulk", "callback", "serve", "--keys", str(folder), "--port", "0",
+        "--admin-bind", "127.0.0.1:0", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, preexec_fn=_limit_descriptors,
     )
     assert proc.stdout is not None
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
         assert line.startswith("bulk receiver listening on http://127.0.0.1:"), line
-        url = line.split()[-1]
-        yield url, url
+        admin = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
+        assert admin.startswith("bulk receiver admin on http://127.0.0.1:"), admin
+        yield line.split()[-1], admin.split()[-1]
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 15)

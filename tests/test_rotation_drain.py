@@ -90,7 +90,7 @@ async def test_the_documented_rotation_rejects_no_callback(tmp_path: Path) -> No
         answers: list[DrainReport] = []
         while not answers or not answers[-1].drained:
             assert len(answers) < 200, answers[-1]
-            answers.append(await query_drain([f.receiver.url], generation=OLD, window=1.5))
+            answers.append(await query_drain([f.receiver.admin_url], generation=OLD, window=1.5))
             await asyncio.sleep(0.05)
         await f.retire_old()  # at once: the drain's answer is all that protects the streams still up
         # Right after verify, streams pushed before the rotation still signed with the old keys.

@@ -6,12 +6,15 @@
         ...
 
 ``signature`` checks one callback's headers, ``keyring`` holds the key
-generations the keys files give, ``receiver`` serves the callbacks and
-counts them per generation (in the Prometheus format of ``metrics``), and
+generations the keys files give, ``receiver`` serves the callbacks behind
+a ``guard`` (deadlines, a connection cap) and a ``replay`` cache, ``tally``
+counts them per generation (in the Prometheus format of ``metrics``),
+``admin`` serves the counts and probes on their own listener, and
 ``drain`` tells, from the receivers' counts, when an old generation may go.
 Nothing here imports the engine or the CLI.
 """
 
+from .admin import ADMIN_PORT, TOKEN_ENV, Admin, read_token
 from .drain import (
     DrainError,
     DrainReport,
@@ -30,7 +33,14 @@ from .keyring import (
     load_keyring,
     sources_signature,
 )
-from .receiver import GENERATION_HEADER, Callback, Receiver, serve_forever
+from .receiver import (
+    GENERATION_HEADER,
+    REJECTED,
+    Callback,
+    Listen,
+    Receiver,
+    serve_forever,
+)
 from .signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -42,8 +52,8 @@ from .signature import (
 )
 
 __all__ = [
-    "GENERATION_HEADER", "SIGNATURE_HEADER", "TIMESTAMP_HEADER",
-    "Callback", "ConnectionGuard", "DrainError", "DrainReport", "Generation", "KeyRing", "Limits", "Receiver", "UnknownGeneration", "Verdict",
+    "ADMIN_PORT", "GENERATION_HEADER", "REJECTED", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "TOKEN_ENV",
+    "Admin", "Callback", "ConnectionGuard", "DrainError", "DrainReport", "Generation", "KeyRing", "Limits", "Listen", "Receiver", "UnknownGeneration", "Verdict",
     "assess", "descriptor_limit", "generation_name", "host_of", "keys_files", "load_keyring", "merge", "parse_window", "query_drain",
-    "serve_forever", "sign", "signature", "sources_signature", "verify",
+    "read_token", "serve_forever", "sign", "signature", "sources_signature", "verify",
 ]

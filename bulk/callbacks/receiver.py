@@ -1,9 +1,10 @@
 """A snapshot-callback receiver that knows which key generation signed each callback.
 
-    async with Receiver([Path("keys/")], forward_url="http://127.0.0.1:9000/snapshots") as receiver:
-        url = receiver.url                         # give it as NotifyUrl (behind your TLS proxy)
-        ...
-        receiver.stats()["accepted"]                # {"keys-2026-10": 1234, "keys-2026-11": 56}
+    receiver = Receiver([Path("keys/")], callback_hosts=["https://cb.example.com/snapshots"],
+                        forward_url="http://127.0.0.1:9000/snapshots")
+    await receiver.start(Listen(host="0.0.0.0", port=8080, tls=tls_context))
+    receiver.admin_url                              # http://127.0.0.1:<port>: metrics, stats, drain, probes
+    receiver.stats()["accepted"]                    # {"keys-2026-10": 1234, "keys-2026-11": 56}
 
 Every POST is one callback. Its domain is the ``DomainName`` field of the
 JSON body (the snapshot callback carries it); the signature is checked
@@ -14,19 +15,27 @@ domain's callbacks, which is exactly what this check enforces. When two
 generations give a domain the same key, the callback counts for the older
 one (the cautious answer for draining).
 
-Counts: accepted callbacks per (domain, generation) with the time of the
-last one, rejected ones per reason. ``GET /metrics`` serves them in the
-Prometheus text format, ``GET /_bulk/stats`` as JSON, and
-``GET /_bulk/drain?generation=G&window=SECONDS`` answers ``bulk callback
-drain`` (see ``bulk.callbacks.drain``).
+The signed host is the NotifyUrl's, from ``callback_hosts``, never from the
+request's Host header (the sender chooses that). Every rejection gets the
+same 401 body; the reason goes to the counts and to a log whose lines are
+rate-limited. A callback identical to one already forwarded (same domain,
+timestamp, signature and body) within the clock-skew window is answered
+200 and counted, not forwarded again (see ``bulk.callbacks.replay``).
+
+The callback port serves POSTs only, behind a guard with deadlines and a
+connection cap (``bulk.callbacks.guard``); counts, drain answers and
+probes are on a separate admin listener (``bulk.callbacks.admin``). Beyond
+loopback, the receiver wants TLS (``Listen.tls``) or the word that a TLS
+terminator is in front (``Listen.behind_tls_proxy``).
 
 Keys files are re-read on ``request_reload()`` (SIGHUP under ``bulk callback
 serve``) and whenever one changes (inode, mtime or size, polled). A new
 ``KeyRing`` is built aside and swapped in whole; a file that does not load
 keeps the current keys, and the reason (never a key) is logged.
 
-An accepted callback goes to ``forward_url`` (same body, its Content-Type
-and ALI-LIVE-* headers, plus ``X-Bulk-Key-Generation``) or to ``hook``; the
+An accepted callback goes to ``forward_url`` (same body, its Content-Type,
+plus ``X-Bulk-Key-Generation``; never the ALI-LIVE-* headers, which a
+downstream log would turn into replayable signatures) or to ``hook``; the
 downstream's answer is passed back. When the downstream fails (an error
 status, no answer within ``forward_timeout``, or a hook that raises), the
 caller gets 502 so that the service sends the callback again. Without either,
@@ -36,10 +45,10 @@ an accepted callback gets 200 ``ok``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import signal
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,14 +60,15 @@ import orjson
 from aiohttp import web
 
 from ..keys import KeysFileError
-from .drain import DrainReport, UnknownGeneration, assess
+from .admin import Admin
+from .drain import DrainReport, assess
 from .guard import ConnectionGuard, Limits
 from .keyring import KeyRing, load_keyring, sources_signature
-from .metrics import CONTENT_TYPE, Family, render
 from .replay import LogThrottle, ReplayCache
 from .signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
+from .tally import Tally
 
-__all__ = ["Callback", "GENERATION_HEADER", "Receiver", "serve_forever"]
+__all__ = ["GENERATION_HEADER", "REJECTED", "Callback", "Listen", "Receiver", "serve_forever"]
 
 log = logging.getLogger("bulk.receiver")
 
@@ -67,9 +77,11 @@ GENERATION_HEADER = "X-Bulk-Key-Generation"
 _FORWARDED = ("Content-Type",)
 #: the body of every rejection: which check failed goes to the metrics and the log, not to the sender
 REJECTED = "rejected"
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "[::1]", "localhost"})
 #: connections to the downstream at most
 _FORWARD_POOL = 32
+#: connections to the admin listener at most
+_ADMIN_CONNECTIONS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +95,43 @@ class Callback:
 
 
 Hook = Callable[[Callback], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Where a receiver listens: the callback port, the admin listener, TLS."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    admin_host: str = "127.0.0.1"
+    #: None: no admin listener
+    admin_port: int | None = 0
+    #: serve the callback port over TLS
+    tls: ssl.SSLContext | None = None
+    #: the callback port listens beyond loopback without TLS because a TLS terminator is in front
+    behind_tls_proxy: bool = False
+
+    def check(self, *, callback_hosts: Sequence[str], admin_token: bool) -> None:
+        """Refuse a set-up that exposes callbacks or admin paths in clear to the network (ValueError)."""
+        if _is_loopback(self.host):
+            return
+        if not callback_hosts:
+            raise ValueError(f"listening on {self.host} needs the callback host (--callback-host): the host "
+                             "the service signs, from your NotifyUrl")
+        if self.tls is None and not self.behind_tls_proxy:
+            raise ValueError(f"listening on {self.host} without TLS: give --tls-cert and --tls-key, or say that a "
+                             "TLS terminator is in front with --behind-tls-proxy")
+        if self.admin_port is not None and not _is_loopback(self.admin_host) and not admin_token:
+            raise ValueError(f"the admin listener on {self.admin_host} needs a token (--admin-token-file)")
+
+
+#: a receiver's default listeners: both on loopback, on free ports
+LOOPBACK = Listen()
+DEFAULT_LIMITS = Limits()
+
+
+def _is_loopback(host: str) -> bool:
+    return host_of(host) in _LOOPBACK
 
 
 class _DownstreamError(Exception):
@@ -113,11 +162,33 @@ def _domain_of(body: bytes) -> str:
 
 
 class Receiver:
+    """Checks each callback against its own domain's keys, counts it per key generation, passes it on."""
+
     __slots__ = (
-        "url", "_sources", "_hosts", "_forward_url", "_hook", "_max_skew", "_poll", "_forward_timeout", "_clock",
-        "_ring", "_signature", "_loaded_at", "_started_at", "_accepted", "_last_seen", "_rejected", "_reloads",
-        "_last_reload_error", "_forward_failures", "_runner", "_session", "_watcher", "_reload_now", "_reload_lock",
-        "_limits", "_guard", "_replays", "_in_flight", "_duplicates", "_log_rejections",
+        "_admin_token",
+        "_clock",
+        "_forward_timeout",
+        "_forward_url",
+        "_guard",
+        "_hook",
+        "_hosts",
+        "_in_flight",
+        "_limits",
+        "_log_rejections",
+        "_max_skew",
+        "_poll",
+        "_reload_lock",
+        "_reload_now",
+        "_replays",
+        "_ring",
+        "_runners",
+        "_session",
+        "_signature",
+        "_sources",
+        "_tally",
+        "_watcher",
+        "admin_url",
+        "url",
     )
 
     def __init__(
@@ -131,7 +202,8 @@ class Receiver:
         replay_capacity: int = 100_000,
         poll_interval: float = 2.0,
         forward_timeout: float = 4.0,
-        limits: Limits = Limits(),
+        limits: Limits = DEFAULT_LIMITS,
+        admin_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``sources``: keys files or directories of them (read now: a bad one raises KeysFileError).
@@ -141,13 +213,14 @@ class Receiver:
         ``max_skew``: seconds a timestamp may be off; also how long a forwarded callback is remembered
         so that the same one is not forwarded twice (at most ``replay_capacity`` of them).
         ``poll_interval``: seconds between checks for changed keys files (0: only on request).
-        ``limits``: deadlines, connection cap and body size of the listener (see ``bulk.callbacks.guard``)."""
+        ``limits``: deadlines, connection cap and body size of the callback port (``bulk.callbacks.guard``).
+        ``admin_token``: the bearer token the admin listener asks for (None: none, loopback only)."""
         if forward_url is not None and hook is not None:
             raise ValueError("give forward_url or hook, not both")
         if poll_interval < 0:
             raise ValueError(f"poll_interval must be 0 or more, got {poll_interval}")
         self.url = ""
-        self._sources = tuple(Path(s) for s in sources)
+        self.admin_url = ""
         self._hosts = tuple(dict.fromkeys(host_of(h) for h in callback_hosts if host_of(h)))
         if len(self._hosts) != len(callback_hosts):
             raise ValueError("every callback host must be a NotifyUrl or a host name")
@@ -156,24 +229,18 @@ class Receiver:
         self._max_skew = max_skew
         self._poll = poll_interval
         self._forward_timeout = forward_timeout
+        self._limits = limits
+        self._admin_token = admin_token
         self._clock = clock
+        self._sources = tuple(Path(s) for s in sources)
         self._signature = sources_signature(self._sources)
         self._ring: KeyRing = load_keyring(self._sources)
-        self._started_at = clock()
-        self._loaded_at: dict[str, float] = dict.fromkeys(self._ring.names, self._started_at)
-        self._accepted: collections.Counter[tuple[str, str]] = collections.Counter()
-        self._last_seen: dict[tuple[str, str], float] = {}
-        self._rejected: collections.Counter[str] = collections.Counter()
-        self._reloads: collections.Counter[str] = collections.Counter()
-        self._last_reload_error: str | None = None
-        self._forward_failures = 0
+        self._tally = Tally(started_at=clock(), generations=self._ring.names)
         self._replays = ReplayCache(capacity=replay_capacity)
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
-        self._duplicates = 0
         self._log_rejections = LogThrottle()
-        self._limits = limits
         self._guard: ConnectionGuard | None = None
-        self._runner: web.ServerRunner | None = None
+        self._runners: list[web.BaseRunner[Any]] = []
         self._session: aiohttp.ClientSession | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._reload_now = asyncio.Event()
@@ -182,34 +249,46 @@ class Receiver:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on ``host:port`` (0 picks a free port); return the base URL."""
-        if host_of(host) not in _LOOPBACK and not self._hosts:
-            raise ValueError(f"listening on {host} needs the callback host (--callback-host): the host "
-                             "the service signs, from your NotifyUrl")
-        self._hosts = self._hosts or (host_of(host),)
+    async def start(self, listen: Listen = LOOPBACK) -> str:
+        """Open the callback port and the admin listener (port 0 picks a free one); return the callback URL."""
+        listen.check(callback_hosts=self._hosts, admin_token=self._admin_token is not None)
+        self._hosts = self._hosts or (host_of(listen.host),)
         # Descriptors beside the callers': the downstream's pool, the admin listener, listeners, files, logs.
-        self._guard = ConnectionGuard(self._limits, reserve=_FORWARD_POOL + 48)
-        self._runner = web.ServerRunner(self._guard.server(self._route, access_log=None), shutdown_timeout=2.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        self._guard = ConnectionGuard(self._limits, reserve=_FORWARD_POOL + _ADMIN_CONNECTIONS + 32)
+        try:
+            port = await self._open(self._guard, self._route, listen.host, listen.port, listen.tls)
+            self.url = f"{'https' if listen.tls else 'http'}://{_url_host(listen.host)}:{port}"
+            if listen.admin_port is not None:
+                admin = Admin(self, token=self._admin_token)
+                guard = ConnectionGuard(Limits(max_connections=_ADMIN_CONNECTIONS), reserve=0)
+                port = await self._open(guard, admin.handle, listen.admin_host, listen.admin_port, None)
+                self.admin_url = f"http://{_url_host(listen.admin_host)}:{port}"
+        except BaseException:
+            await self.stop()
+            raise
         if self._forward_url is not None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._forward_timeout),
                                                   connector=aiohttp.TCPConnector(limit=_FORWARD_POOL))
         self._watcher = asyncio.create_task(self._watch())
-        bound = self._runner.addresses[0]
-        self.url = f"http://{host}:{bound[1]}"
         return self.url
 
+    async def _open(self, guard: ConnectionGuard, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+                    host: str, port: int, tls: ssl.SSLContext | None) -> int:
+        runner = web.ServerRunner(guard.server(handler, access_log=None), shutdown_timeout=2.0)
+        await runner.setup()
+        self._runners.append(runner)
+        await web.TCPSite(runner, host, port, ssl_context=tls).start()
+        return int(runner.addresses[-1][1])
+
     async def stop(self) -> None:
+        """Close the listeners, the watcher and the downstream session."""
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
             self._watcher = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        while self._runners:
+            await self._runners.pop().cleanup()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -221,10 +300,16 @@ class Receiver:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def ready(self) -> bool:
+        """Keys are loaded and the callback port listens."""
+        return bool(self._ring.generations) and bool(self.url)
+
     # -- keys --------------------------------------------------------------------------------
 
     @property
     def keyring(self) -> KeyRing:
+        """The keys in use now."""
         return self._ring
 
     def request_reload(self) -> None:
@@ -240,8 +325,8 @@ class Receiver:
                 ring = await asyncio.to_thread(load_keyring, self._sources)
             except KeysFileError as exc:
                 self._signature = signature  # retried at the next change or request, not at every poll
-                self._reloads["failed"] += 1
-                self._last_reload_error = str(exc)
+                self._tally.reloads["failed"] += 1
+                self._tally.last_reload_error = str(exc)
                 log.error("keeping the current keys (%s): %s", ", ".join(self._ring.names), exc)
                 return False
             self._install(ring, signature)
@@ -251,11 +336,11 @@ class Receiver:
         before = set(self._ring.names)
         now = self._clock()
         for name in ring.names:
-            self._loaded_at.setdefault(name, now)
+            self._tally.loaded_at.setdefault(name, now)
         self._ring = ring  # one assignment: a request sees the old keys or the new ones
         self._signature = signature
-        self._reloads["ok"] += 1
-        self._last_reload_error = None
+        self._tally.reloads["ok"] += 1
+        self._tally.last_reload_error = None
         added, dropped = set(ring.names) - before, before - set(ring.names)
         log.info("keys reloaded: %s%s%s", self._describe(),
                  f"; new: {', '.join(sorted(added))}" if added else "",
@@ -276,10 +361,9 @@ class Receiver:
     # -- callbacks ---------------------------------------------------------------------------
 
     async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.method == "POST":
-            return await self._receive(request)
-        handler = self._routes.get(request.path) if request.method == "GET" else None
-        return await handler(self, request) if handler else web.Response(status=404, text="not found")
+        if request.method != "POST":
+            return web.Response(status=405, text="method not allowed", headers={"Allow": "POST"})
+        return await self._receive(request)
 
     async def _receive(self, request: web.BaseRequest) -> web.Response:
         body = await request.read()
@@ -299,7 +383,7 @@ class Receiver:
             if not verdict.ok or verdict.key_index is None:
                 raise _Reject(_reason_code(verdict.reason), verdict.reason)
         except _Reject as reject:
-            self._rejected[reject.code] += 1
+            self._tally.rejected[reject.code] += 1
             left_out = self._log_rejections.allow()
             if left_out is not None:
                 log.warning("rejected a callback from %s: %s%s", request.remote, reject.reason,
@@ -309,11 +393,10 @@ class Receiver:
         while (pending := self._in_flight.get(key)) is not None:
             await asyncio.shield(pending)  # the same callback is being forwarded: its outcome decides
         if self._replays.seen(key, now=self._clock()):
-            self._duplicates += 1
+            self._tally.duplicates += 1
             return web.Response(text="ok")
         generation = entries[verdict.key_index][0]
-        self._accepted[(domain, generation)] += 1
-        self._last_seen[(domain, generation)] = self._clock()
+        self._tally.accept(domain, generation, now=self._clock())
         headers = {k: v for k, v in request.headers.items() if not k.upper().startswith("ALI-LIVE-")}
         done = self._in_flight[key] = asyncio.get_running_loop().create_future()
         try:
@@ -332,7 +415,7 @@ class Receiver:
             elif self._session is not None and self._forward_url is not None:
                 return await self._forward(self._session, self._forward_url, callback)
         except Exception as exc:  # a failing downstream must not lose the callback: the service retries on 502
-            self._forward_failures += 1
+            self._tally.forward_failures += 1
             # Keys never reach a hook or the downstream, so their errors cannot hold one.
             log.error("downstream failed for a callback of %s: %s: %s", callback.domain, type(exc).__name__, exc)
             return web.Response(status=502, text="downstream failed")
@@ -350,109 +433,29 @@ class Receiver:
     # -- observations ------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        per_generation: collections.Counter[str] = collections.Counter()
-        domains: dict[str, dict[str, dict[str, float]]] = {}
-        for (domain, generation), count in sorted(self._accepted.items()):
-            per_generation[generation] += count
-            seen = {"count": count, "last_seen": self._last_seen[(domain, generation)]}
-            domains.setdefault(domain, {})[generation] = seen
-        return {
-            "now": self._clock(),
-            "started_at": self._started_at,
-            "generations": [
-                {"name": g.name, "path": str(g.path), "column": g.column, "domains": len(g.keys),
-                 "loaded_at": self._loaded_at[g.name]}
-                for g in self._ring.generations
-            ],
-            "accepted": {g: per_generation[g] for g in sorted({*self._ring.names, *per_generation})},
-            "domains": domains,
-            "rejected": dict(self._rejected),
-            "reloads": {"ok": self._reloads["ok"], "failed": self._reloads["failed"]},
-            "last_reload_error": self._last_reload_error,
-            "forward_failures": self._forward_failures,
-            "duplicates": self._duplicates,
-            "connections": {"open": self._guard.open if self._guard else 0,
-                            "closed": dict(self._guard.closed) if self._guard else {}},
-        }
+        """The counts as one JSON-ready dict (what ``/_bulk/stats`` serves)."""
+        return self._tally.stats(self._ring, self._guard, now=self._clock())
 
     def metrics(self) -> str:
-        """The counts in the Prometheus text format."""
-        accepted = Family("bulk_receiver_callbacks_accepted_total", "counter",
-                          "Callbacks whose signature matched, by key generation and domain.")
-        last_seen = Family("bulk_receiver_callback_last_seen_timestamp_seconds", "gauge",
-                           "Unix time of the last accepted callback, by key generation and domain.")
-        for (domain, generation), count in sorted(self._accepted.items()):
-            accepted.add(count, generation=generation, domain=domain)
-            last_seen.add(self._last_seen[(domain, generation)], generation=generation, domain=domain)
-        rejected = Family("bulk_receiver_callbacks_rejected_total", "counter", "Callbacks refused, by reason.")
-        for reason, count in sorted(self._rejected.items()):
-            rejected.add(count, reason=reason)
-        domains = Family("bulk_receiver_generation_domains", "gauge", "Domains in each loaded keys file.")
-        loaded = Family("bulk_receiver_generation_loaded_timestamp_seconds", "gauge",
-                        "Unix time at which this receiver first loaded each key generation.")
-        for g in self._ring.generations:
-            domains.add(len(g.keys), generation=g.name)
-            loaded.add(self._loaded_at[g.name], generation=g.name)
-        reloads = Family("bulk_receiver_key_reloads_total", "counter", "Keys file reloads, by result.")
-        for result in ("ok", "failed"):
-            reloads.add(self._reloads[result], result=result)
-        failures = Family("bulk_receiver_forward_failures_total", "counter",
-                          "Accepted callbacks that the downstream did not take (answered 502).")
-        failures.add(self._forward_failures)
-        duplicates = Family("bulk_receiver_callbacks_duplicate_total", "counter",
-                            "Callbacks identical to one already forwarded within the clock-skew window "
-                            "(answered 200, not forwarded again).")
-        duplicates.add(self._duplicates)
-        connections = Family("bulk_receiver_connections_open", "gauge", "Connections open on the callback port.")
-        closed = Family("bulk_receiver_connections_closed_total", "counter",
-                        "Connections the receiver closed: past a deadline, or to make room at the cap (evicted).")
-        guard = self._guard
-        connections.add(guard.open if guard else 0)
-        for reason in ("header_timeout", "body_timeout", "idle_timeout", "evicted", "refused"):
-            closed.add(guard.closed[reason] if guard else 0, reason=reason)
-        return render([accepted, last_seen, rejected, domains, loaded, reloads, failures, duplicates, connections,
-                       closed])
+        """The counts in the Prometheus text format (what ``/metrics`` serves)."""
+        return self._tally.metrics(self._ring, self._guard)
 
     def drain(self, generation: str, window: float) -> DrainReport:
         """This receiver's answer to ``bulk callback drain`` (raises UnknownGeneration)."""
         return assess(
             generation=generation, window=window, now=self._clock(),
             domains={g.name: g.domains for g in self._ring.generations},
-            loaded_at=self._loaded_at, last_seen=self._last_seen,
+            loaded_at=self._tally.loaded_at, last_seen=self._tally.last_seen,
         )
 
-    async def _metrics_handler(self, request: web.BaseRequest) -> web.Response:
-        return web.Response(body=self.metrics().encode(), headers={"Content-Type": CONTENT_TYPE})
 
-    async def _stats_handler(self, request: web.BaseRequest) -> web.Response:
-        return web.Response(body=orjson.dumps(self.stats()), content_type="application/json")
-
-    async def _drain_handler(self, request: web.BaseRequest) -> web.Response:
-        try:
-            window = float(request.query.get("window", "86400"))
-            if not window > 0:
-                raise ValueError
-        except ValueError:
-            return _json_error(400, "window must be a positive number of seconds")
-        try:
-            report = self.drain(request.query.get("generation", ""), window)
-        except UnknownGeneration as exc:
-            return _json_error(404, str(exc))
-        return web.Response(body=orjson.dumps(report.to_json()), content_type="application/json")
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-    _routes: Mapping[str, Callable[[Receiver, web.BaseRequest], Awaitable[web.Response]]] = {
-        "/metrics": _metrics_handler, "/_bulk/stats": _stats_handler, "/_bulk/drain": _drain_handler,
-    }
-
-
-def _json_error(status: int, message: str) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps({"error": message}), content_type="application/json")
-
-
-async def serve_forever(receiver: Receiver, *, host: str, port: int, on_ready: Callable[[str], None]) -> None:
+async def serve_forever(receiver: Receiver, listen: Listen, *, on_ready: Callable[[str], None]) -> None:
     """Run until cancelled (Ctrl-C or SIGTERM); SIGHUP re-reads the keys files."""
-    url = await receiver.start(host, port)
+    url = await receiver.start(listen)
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     handlers = {signal.SIGTERM: task.cancel, signal.SIGHUP: receiver.request_reload}  # type: ignore[union-attr]
@@ -461,6 +464,8 @@ async def serve_forever(receiver: Receiver, *, host: str, port: int, on_ready: C
             loop.add_signal_handler(sig, handler)
     try:
         on_ready(f"bulk receiver listening on {url}")
+        if receiver.admin_url:
+            on_ready(f"bulk receiver admin on {receiver.admin_url}")
         await asyncio.Event().wait()
     finally:
         for sig in handlers:

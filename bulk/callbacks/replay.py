@@ -31,7 +31,7 @@ __all__ = ["LogThrottle", "ReplayCache"]
 class ReplayCache:
     """Callbacks already forwarded, each until its timestamp leaves the window."""
 
-    __slots__ = ("capacity", "_entries")
+    __slots__ = ("_entries", "capacity")
 
     def __init__(self, *, capacity: int = 100_000) -> None:
         if capacity < 1:
@@ -76,7 +76,7 @@ class ReplayCache:
 class LogThrottle:
     """At most ``burst`` lines, then one per ``1 / rate`` seconds; says how many were left out."""
 
-    __slots__ = ("burst", "rate", "_clock", "_last", "_suppressed", "_tokens")
+    __slots__ = ("_clock", "_last", "_suppressed", "_tokens", "burst", "rate")
 
     def __init__(self, *, rate: float = 1.0, burst: int = 10, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate

@@ -1,7 +1,7 @@
 """``bulk callback``: a receiver that knows which key generation signed each callback, and drain checks.
 
-    bulk callback serve --keys keys/ --port 8080
-    bulk callback drain --receiver http://127.0.0.1:8080 --generation keys-2026-10.csv --window 24h
+    bulk callback serve --keys keys/ --port 8080                  # admin listener on 127.0.0.1:8081
+    bulk callback drain --receiver http://127.0.0.1:8081 --generation keys-2026-10.csv --window 24h
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import orjson
 import typer
 
 from .. import callbacks
+from ..callbacks.admin import ADMIN_PORT, TOKEN_ENV
 from ..keys import KeysFileError, read_keys_file
 from ..options import Exit
 from .common import callback_app, err, fail, out
@@ -57,11 +58,19 @@ def callback_sign(
         out.print(f"{name}: {value}")
 
 
+def _host_port(text: str, *, option: str) -> tuple[str, int]:
+    """``127.0.0.1:8081``, ``[::1]:8081`` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        fail(f"{option} must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
 @callback_app.command("serve")
 def callback_serve(
     keys: Annotated[list[Path], typer.Option("--keys", help="A keys file (a key generation) or a directory of them (repeatable).")],
-    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8080,
-    bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Callback port (0 = any free port).")] = 8080,
+    bind: Annotated[str, typer.Option(help="Address the callback port listens on.")] = "127.0.0.1",
     callback_host: Annotated[list[str] | None, typer.Option(
         "--callback-host", help="Your NotifyUrl or its host, as the service signs it (repeatable during a URL "
                                 "migration; required with a --bind beyond loopback; default: the --bind address). "
@@ -70,6 +79,14 @@ def callback_serve(
     max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off; an identical callback is "
                                                "forwarded at most once within this window.")] = 120,
     poll: Annotated[float, typer.Option(help="Seconds between checks for changed keys files (0: SIGHUP only).")] = 2.0,
+    admin_bind: Annotated[str, typer.Option(help="HOST:PORT of the admin listener (/metrics, /_bulk/stats, "
+                                                 "/_bulk/drain, /healthz, /readyz).")] = f"127.0.0.1:{ADMIN_PORT}",
+    admin_token_file: Annotated[Path | None, typer.Option(help="A file holding the bearer token the admin "
+                                                                "listener asks for (required beyond loopback).")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Serve the callback port over TLS: certificate chain (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The TLS certificate's private key (PEM).")] = None,
+    behind_tls_proxy: Annotated[bool, typer.Option(
+        "--behind-tls-proxy", help="A TLS terminator is in front: allow a --bind beyond loopback without TLS.")] = False,
     header_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's head.")] = 10.0,
     body_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's body.")] = 10.0,
     idle_timeout: Annotated[float, typer.Option(help="Seconds a keep-alive connection may stay idle.")] = 30.0,
@@ -78,50 +95,76 @@ def callback_serve(
 ) -> None:
     """Receive snapshot callbacks: each checked against its own domain's keys, counted per key generation.
 
-    GET /metrics (Prometheus), /_bulk/stats (JSON). SIGHUP or a changed keys file reloads the keys.
+    The callback port takes POSTs only. Counts, drain answers and probes are on the admin listener:
+    GET /metrics (Prometheus), /_bulk/stats (JSON), /_bulk/drain, /healthz, /readyz.
+    SIGHUP or a changed keys file reloads the keys.
     """
     import logging
+    import ssl
 
-    from ..callbacks import Limits, Receiver, serve_forever
+    from ..callbacks import Limits, Listen, Receiver, read_token, serve_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    admin_host, admin_port = _host_port(admin_bind, option="--admin-bind")
+    if (tls_cert is None) != (tls_key is None):
+        fail("give --tls-cert and --tls-key together")
+    tls = None
     try:
+        if tls_cert is not None and tls_key is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(tls_cert, tls_key)
+        token = read_token(admin_token_file) if admin_token_file else None
         limits = Limits(header_timeout=header_timeout, body_timeout=body_timeout, idle_timeout=idle_timeout,
                         max_connections=max_connections)
-        receiver = Receiver(keys, callback_hosts=callback_host or (), forward_url=forward, max_skew=max_skew, poll_interval=poll, limits=limits)
+        receiver = Receiver(keys, callback_hosts=callback_host or (), forward_url=forward, max_skew=max_skew,
+                            poll_interval=poll, limits=limits, admin_token=token)
+    except (ssl.SSLError, OSError) as exc:
+        fail(f"cannot load the TLS certificate or key: {getattr(exc, 'strerror', None) or type(exc).__name__}")
     except (KeysFileError, ValueError) as exc:
         fail(str(exc))
+    listen = Listen(host=bind, port=port, admin_host=admin_host, admin_port=admin_port, tls=tls,
+                    behind_tls_proxy=behind_tls_proxy)
 
     def ready(line: str) -> None:
         out.print(line)
         sys.stdout.flush()
 
     try:
-        asyncio.run(serve_forever(receiver, host=bind, port=port, on_ready=ready))
+        asyncio.run(serve_forever(receiver, listen, on_ready=ready))
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     except ValueError as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot listen on {bind}:{port}: {exc.strerror}")
+        fail(f"cannot listen on {bind}:{port} or {admin_bind}: {exc.strerror}")
 
 
 @callback_app.command("drain")
 def callback_drain(
-    receiver: Annotated[list[str], typer.Option("--receiver", help="Base URL of a receiver (repeatable: ask them all).")],
+    receiver: Annotated[list[str], typer.Option("--receiver", help="Base URL of a receiver's admin listener (repeatable: ask them all).")],
     generation: Annotated[str, typer.Option(help="The old generation: its keys file name, e.g. keys-2026-10.csv.")],
     window: Annotated[str, typer.Option(help="How long without a callback signed with it: 90s, 30m, 24h, 7d.")] = "24h",
     json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    admin_token_file: Annotated[Path | None, typer.Option(help=f"A file holding the receivers' admin token "
+                                                                f"(default: ${TOKEN_ENV}, if set).")] = None,
 ) -> None:
     """Exit 0 when no callback signed with GENERATION arrived within the window: its keys may go."""
-    from ..callbacks import DrainError, generation_name, parse_window, query_drain
+    from ..callbacks import (
+        DrainError,
+        generation_name,
+        parse_window,
+        query_drain,
+        read_token,
+    )
 
     try:
         seconds = parse_window(window)
+        token = read_token(admin_token_file)
     except ValueError as exc:
         fail(str(exc))
     try:
-        report = asyncio.run(query_drain(receiver, generation=generation_name(generation), window=seconds))
+        report = asyncio.run(query_drain(receiver, generation=generation_name(generation), window=seconds,
+                                         token=token))
     except DrainError as exc:
         fail(str(exc))
     if json:
