@@ -437,3 +437,71 @@ async def test_rejections_are_logged_at_a_bounded_rate(tmp_path: Path, caplog: p
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rejected a callback")]
     assert stats["rejected"] == {"signature_matches_no_key": 300}
     assert 10 <= len(lines) < 40, len(lines)
+
+
+async def test_admin_paths_live_on_their_own_listener_behind_a_token(tmp_path: Path) -> None:
+    two_generations(tmp_path)
+    async with running(Receiver([tmp_path], admin_token="adminToken-xyz")) as (url, session, admin):
+        assert admin and admin != url
+        for path in ("/metrics", "/_bulk/stats", "/_bulk/drain?generation=keys-2026-10", "/healthz"):
+            async with session.get(f"{url}{path}") as resp:  # the callback port serves callbacks only
+                assert resp.status == 405
+            async with session.get(f"{admin}{path}") as resp:
+                assert resp.status == (200 if path == "/healthz" else 401), path
+        for token in ("wrong", "adminToken-xy", "adminToken-xyzz"):
+            async with session.get(f"{admin}/_bulk/stats", headers={"Authorization": f"Bearer {token}"}) as resp:
+                assert resp.status == 401
+        bearer = {"Authorization": "Bearer adminToken-xyz"}
+        async with session.get(f"{admin}/_bulk/stats", headers=bearer) as resp:
+            assert resp.status == 200
+            stats = await resp.json()
+        async with session.get(f"{admin}/readyz") as resp:
+            assert (resp.status, await resp.text()) == (200, "ready")
+    # Stats name the keys files, not where they are.
+    assert [g["file"] for g in stats["generations"]] == ["keys-2026-10.csv", "keys-2026-11.csv"]
+    assert str(tmp_path) not in orjson.dumps(stats).decode()
+
+
+async def test_tls_on_the_callback_port(tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    two_generations(tmp_path)
+    authority = trustme.CA()
+    cert = authority.issue_cert("cb.example.com")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    receiver = Receiver([tmp_path], callback_hosts=["https://cb.example.com/snapshots"])
+    await receiver.start(Listen(host="127.0.0.1", tls=server_context))
+    try:
+        assert receiver.url.startswith("https://127.0.0.1:")
+        port = receiver.url.rsplit(":", 1)[1]
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_context)) as session:
+            headers = sign("cb.example.com", A_NEW)
+            async with session.post(f"https://127.0.0.1:{port}/snapshots", data=body_of("a.example.com"),
+                                    headers=headers, server_hostname="cb.example.com") as resp:
+                assert (resp.status, await resp.text()) == (200, "ok")
+        # In clear text, the TLS port answers nothing useful.
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.ClientError):
+                async with session.post(f"http://127.0.0.1:{port}/snapshots", data=body_of("a.example.com"),
+                                        headers=headers) as resp:
+                    await resp.read()
+        assert receiver.stats()["accepted"]["keys-2026-11"] == 1
+    finally:
+        await receiver.stop()
+
+
+async def test_serve_refuses_beyond_loopback_without_tls_or_the_proxy_flag(tmp_path: Path) -> None:
+    from test_cli import bulk
+
+    write_keys_file(tmp_path / "keys-2026-10.csv", {"a.example.com": A_OLD})
+    code, _, err = await bulk("callback", "serve", "--keys", str(tmp_path), "--port", "0", "--bind", "0.0.0.0",
+                              "--callback-host", "cb.example.com", "--admin-bind", "127.0.0.1:0")
+    assert code == 2 and "without TLS" in err and "--behind-tls-proxy" in err, err
+    code, _, err = await bulk("callback", "serve", "--keys", str(tmp_path), "--port", "0", "--bind", "0.0.0.0",
+                              "--admin-bind", "127.0.0.1:0", "--behind-tls-proxy")
+    assert code == 2 and "needs the callback host (--callback-host)" in err, err
