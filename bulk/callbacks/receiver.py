@@ -63,7 +63,7 @@ from ..keys import KeysFileError
 from .admin import Admin
 from .drain import DrainReport, assess
 from .guard import ConnectionGuard, Limits
-from .keyring import KeyRing, load_keyring, sources_signature
+from .keyring import KeyRing, Signature, load_keyring, settled, sources_signature
 from .replay import LogThrottle, ReplayCache
 from .signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
 from .tally import Tally
@@ -177,6 +177,7 @@ class Receiver:
         "_log_rejections",
         "_max_skew",
         "_poll",
+        "_previous_look",
         "_reload_lock",
         "_reload_now",
         "_replays",
@@ -234,6 +235,7 @@ class Receiver:
         self._clock = clock
         self._sources = tuple(Path(s) for s in sources)
         self._signature = sources_signature(self._sources)
+        self._previous_look: Signature | None = None
         self._ring: KeyRing = load_keyring(self._sources)
         self._tally = Tally(started_at=clock(), generations=self._ring.names)
         self._replays = ReplayCache(capacity=replay_capacity)
@@ -332,7 +334,7 @@ class Receiver:
             self._install(ring, signature)
             return True
 
-    def _install(self, ring: KeyRing, signature: tuple[tuple[str, int, int, int], ...]) -> None:
+    def _install(self, ring: KeyRing, signature: Signature) -> None:
         before = set(self._ring.names)
         now = self._clock()
         for name in ring.names:
@@ -349,14 +351,28 @@ class Receiver:
     def _describe(self) -> str:
         return ", ".join(f"{g.name} ({len(g.keys)} domains, {g.column})" for g in self._ring.generations)
 
+    async def look(self) -> bool:
+        """One look at the keys files, as taken every ``poll_interval``: reload them if they changed and
+        the change is finished (``keyring.settled``); True if that happened."""
+        now = await asyncio.to_thread(sources_signature, self._sources)
+        if now == self._signature:
+            self._previous_look = None
+            return False
+        if not settled(self._signature, now, self._previous_look):
+            self._previous_look = now  # still being written, perhaps: wait for the next look
+            return False
+        self._previous_look = None
+        return await self.reload()
+
     async def _watch(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reload_now.wait(), self._poll or None)
-            forced = self._reload_now.is_set()
-            self._reload_now.clear()
-            if forced or await asyncio.to_thread(sources_signature, self._sources) != self._signature:
+            if self._reload_now.is_set():
+                self._reload_now.clear()
                 await self.reload()
+            else:
+                await self.look()
 
     # -- callbacks ---------------------------------------------------------------------------
 
