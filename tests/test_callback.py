@@ -166,3 +166,31 @@ async def test_sample_receiver_checks_the_notify_url_host_when_given(tmp_path: P
         # Signed with another domain's key: refused too.
         assert await _post(url, sign(HOST, OLD)) == (401, "rejected")
         assert running.stats()["rejected"] == {"signature_matches_no_key": 2}
+
+
+def test_cli_sign_and_verify_take_the_key_from_a_file_and_warn_on_a_literal(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bulk.cli import app
+
+    runner = CliRunner()
+    key_file = tmp_path / "key"
+    key_file.write_text(f"{NEW}\n")
+    env = {"BULK_CALLBACK_KEY": ""}
+    quiet = runner.invoke(app, ["callback", "sign", "--host", HOST, "--key", f"@{key_file}", "--timestamp", str(NOW)],
+                          env=env)
+    assert quiet.exit_code == 0, quiet.output
+    assert signature(HOST, NOW, NEW) in quiet.stdout and "warning" not in quiet.stderr
+    assert NEW not in quiet.output
+    loud = runner.invoke(app, ["callback", "sign", "--host", HOST, "--key", NEW, "--timestamp", str(NOW)], env=env)
+    assert loud.exit_code == 0 and loud.stdout == quiet.stdout
+    assert "warning: a key given literally on the command line is visible" in loud.stderr
+    from_env = runner.invoke(app, ["callback", "sign", "--host", HOST, "--timestamp", str(NOW)],
+                             env={"BULK_CALLBACK_KEY": NEW})
+    assert from_env.stdout == quiet.stdout and "warning" not in from_env.stderr
+    check = ["callback", "verify", "--host", HOST, "--timestamp", str(NOW), "--max-skew", "999999999",
+             "--signature", signature(HOST, NOW, NEW)]
+    verified = runner.invoke(app, [*check, "--key", f"@{key_file}", "--key", f"@{tmp_path / 'none'}"], env=env)
+    assert verified.exit_code == 2 and "cannot read the file" in verified.stderr
+    verified = runner.invoke(app, [*check, "--key", OLD, "--key", f"@{key_file}"], env=env)
+    assert verified.exit_code == 0 and "valid" in verified.stdout and "warning" in verified.stderr

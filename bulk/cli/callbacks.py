@@ -21,17 +21,43 @@ from ..options import Exit
 from .common import callback_app, err, fail, out
 
 
+KEY_ENV = "BULK_CALLBACK_KEY"
+_KEY_HELP = f"@FILE reads it from a file (first line); ${KEY_ENV} works too. A literal key is visible in ps."
+
+
+def _keys_given(ctx: typer.Context, values: list[str]) -> list[str]:
+    """``--key`` values: ``@FILE`` read from the file; a literal typed on the command line gets a warning."""
+    keys: list[str] = []
+    for value in values:
+        if value.startswith("@"):
+            try:
+                key = Path(value[1:]).read_text(encoding="utf-8").partition("\n")[0].strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                fail(f"--key {value}: cannot read the file: {getattr(exc, 'strerror', None) or 'not UTF-8'}")
+            if not key:
+                fail(f"--key {value}: the file's first line is empty")
+            keys.append(key)
+            continue
+        source = ctx.get_parameter_source("key")
+        if source is not None and source.name == "COMMANDLINE":  # not from the environment variable
+            err.print(f"bulk: warning: a key given literally on the command line is visible to other users (ps) and "
+                      f"kept in shell history; use --key @FILE or ${KEY_ENV}", soft_wrap=True)
+        keys.append(value)
+    return keys
+
+
 @callback_app.command("verify")
 def callback_verify(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Host part of the NotifyUrl.")],
     timestamp: Annotated[str, typer.Option(help="ALI-LIVE-TIMESTAMP value.")],
     signature: Annotated[str, typer.Option(help="ALI-LIVE-SIGNATURE value.")],
-    key: Annotated[list[str] | None, typer.Option(help="A key to accept (repeatable).", envvar="BULK_CALLBACK_KEY")] = None,
+    key: Annotated[list[str] | None, typer.Option(help=f"A key to accept (repeatable). {_KEY_HELP}", envvar=KEY_ENV)] = None,
     keys_file: Annotated[list[Path] | None, typer.Option(help="A keys file whose keys to accept (repeatable).")] = None,
     max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off.")] = 300,
 ) -> None:
     """Exit 0 when the signature is valid for one of the keys; 1 with the reason otherwise."""
-    keys = list(key or [])
+    keys = _keys_given(ctx, key or [])
     try:
         for path in keys_file or []:
             keys.extend(read_keys_file(path)[1].values())
@@ -49,12 +75,14 @@ def callback_verify(
 
 @callback_app.command("sign")
 def callback_sign(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Host part of the NotifyUrl.")],
-    key: Annotated[str, typer.Option(help="The key.", envvar="BULK_CALLBACK_KEY")],
+    key: Annotated[str, typer.Option(help=f"The key. {_KEY_HELP}", envvar=KEY_ENV)],
     timestamp: Annotated[int | None, typer.Option(help="Unix seconds (default: now).")] = None,
 ) -> None:
     """Print the two headers a callback to HOST would carry, for testing a receiver."""
-    for name, value in callbacks.sign(callbacks.host_of(host), key, timestamp=timestamp).items():
+    (secret,) = _keys_given(ctx, [key])
+    for name, value in callbacks.sign(callbacks.host_of(host), secret, timestamp=timestamp).items():
         out.print(f"{name}: {value}")
 
 
