@@ -66,7 +66,7 @@ class Generation:
 class KeyRing:
     """Generations sorted by name, and for each domain its keys, oldest generation first."""
 
-    __slots__ = ("generations", "_by_domain")
+    __slots__ = ("_by_domain", "generations")
 
     def __init__(self, generations: Iterable[Generation]) -> None:
         ordered = sorted(generations, key=lambda g: g.name)

@@ -53,7 +53,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import orjson
@@ -165,31 +165,9 @@ class Receiver:
     """Checks each callback against its own domain's keys, counts it per key generation, passes it on."""
 
     __slots__ = (
-        "_admin_token",
-        "_clock",
-        "_forward_timeout",
-        "_forward_url",
-        "_guard",
-        "_hook",
-        "_hosts",
-        "_in_flight",
-        "_limits",
-        "_log_rejections",
-        "_max_skew",
-        "_poll",
-        "_previous_look",
-        "_reload_lock",
-        "_reload_now",
-        "_replays",
-        "_ring",
-        "_runners",
-        "_session",
-        "_signature",
-        "_sources",
-        "_tally",
-        "_watcher",
-        "admin_url",
-        "url",
+        "_admin_token", "_clock", "_forward_timeout", "_forward_url", "_guard", "_hook", "_hosts", "_in_flight",
+        "_limits", "_log_rejections", "_max_skew", "_poll", "_previous_look", "_reload_lock", "_reload_now",
+        "_replays", "_ring", "_runners", "_session", "_signature", "_sources", "_tally", "_watcher", "admin_url", "url",
     )
 
     def __init__(
@@ -242,7 +220,7 @@ class Receiver:
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
         self._log_rejections = LogThrottle()
         self._guard: ConnectionGuard | None = None
-        self._runners: list[web.BaseRunner[Any]] = []
+        self._runners: list[web.ServerRunner] = []
         self._session: aiohttp.ClientSession | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._reload_now = asyncio.Event()
@@ -295,7 +273,7 @@ class Receiver:
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self) -> Receiver:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -430,7 +408,8 @@ class Receiver:
                 await self._hook(callback)
             elif self._session is not None and self._forward_url is not None:
                 return await self._forward(self._session, self._forward_url, callback)
-        except Exception as exc:  # a failing downstream must not lose the callback: the service retries on 502
+        except Exception as exc:  # noqa: BLE001
+            # A failing downstream must not lose the callback: the 502 makes the service send it again.
             self._tally.forward_failures += 1
             # Keys never reach a hook or the downstream, so their errors cannot hold one.
             log.error("downstream failed for a callback of %s: %s: %s", callback.domain, type(exc).__name__, exc)

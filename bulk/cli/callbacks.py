@@ -20,7 +20,6 @@ from ..keys import KeysFileError, read_keys_file
 from ..options import Exit
 from .common import callback_app, err, fail, out
 
-
 KEY_ENV = "BULK_CALLBACK_KEY"
 _KEY_HELP = f"@FILE reads it from a file (first line); ${KEY_ENV} works too. A literal key is visible in ps."
 
