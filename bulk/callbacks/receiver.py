@@ -29,9 +29,12 @@ loopback, the receiver wants TLS (``Listen.tls``) or the word that a TLS
 terminator is in front (``Listen.behind_tls_proxy``).
 
 Keys files are re-read on ``request_reload()`` (SIGHUP under ``bulk callback
-serve``) and whenever one changes (inode, mtime or size, polled). A new
-``KeyRing`` is built aside and swapped in whole; a file that does not load
-keeps the current keys, and the reason (never a key) is logged.
+serve``) and whenever a change to them is finished (``look()``, polled: a
+rename into place at once, a file written in place once it looks the same
+twice). A new ``KeyRing`` is built aside and swapped in whole; a file that
+does not load, or that others could have written or may read (see
+``bulk.callbacks.keyring``), keeps the current keys, and the reason (never
+a key) is logged.
 
 An accepted callback goes to ``forward_url`` (same body, its Content-Type,
 plus ``X-Bulk-Key-Generation``; never the ALI-LIVE-* headers, which a
