@@ -119,10 +119,14 @@ class Backup:
         written.
         """
         ident, count = str(identity["id"]), int(identity["records"])
-        if count == 0 and path.is_file() and not path.is_symlink() and b"\n" not in path.read_bytes()[:4096]:
-            path.unlink()  # killed while its first line was written: nothing was ever recorded in it
-        if not path.exists() and count == 0 and not claimed:
-            return cls._create(path, ident, complete=complete, keep=keep)  # no record was ever made
+        try:
+            # Killed while its first line was written: nothing was ever recorded in it, so it starts again.
+            cut_short = (count == 0 and path.is_file() and not path.is_symlink()
+                         and b"\n" not in path.read_bytes()[:4096])
+        except OSError as exc:
+            raise LocalFault(path, exc) from None
+        if cut_short or (not path.exists() and count == 0 and not claimed):
+            return cls._create(path, ident, complete=complete, keep=keep, again=cut_short)  # no record was ever made
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
         except FileNotFoundError:
@@ -139,13 +143,17 @@ class Backup:
         return cls(path, fd, ident, {r.domain for r in records}, len(records), complete=complete, keep=keep)
 
     @classmethod
-    def _create(cls, path: Path, ident: str, *, complete: bool, keep: Callable[[dict[str, Any]], None]) -> Backup:
+    def _create(cls, path: Path, ident: str, *, complete: bool, keep: Callable[[dict[str, Any]], None],
+                again: bool = False) -> Backup:
+        """A new file; ``again``: the one there holds no record (not even a whole first line), and is emptied."""
         header = {"Backup": ident, "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "Keep": KEEP}
+        mode = os.O_TRUNC if again else os.O_EXCL
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | mode | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise LocalFault(path, exc) from None
         try:
+            os.fchmod(fd, 0o600)  # a file that was there keeps its mode through O_TRUNC
             _write(fd, orjson.dumps(header) + b"\n")
             os.fsync(fd)
         except OSError as exc:

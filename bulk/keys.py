@@ -35,6 +35,7 @@ __all__ = [
     "generate_keys",
     "keys_digest",
     "load_or_create_keys",
+    "parse_keys_file",
     "read_keys_file",
     "write_keys_file",
 ]
@@ -117,7 +118,8 @@ def _read_private(path: Path) -> bytes:
         raise KeysFileError(f"cannot read keys file {path}: {exc.strerror}") from None
 
 
-def _parse(path: Path, data: bytes) -> tuple[str, dict[str, str]]:
+def parse_keys_file(path: Path, data: bytes) -> tuple[str, dict[str, str]]:
+    """(key column, domain -> key) from a keys file's bytes; ``path`` names it in errors."""
     try:
         text = data.decode("utf-8-sig")  # tolerate the BOM a spreadsheet adds
     except UnicodeDecodeError as exc:
@@ -147,7 +149,7 @@ def _parse(path: Path, data: bytes) -> tuple[str, dict[str, str]]:
 
 def read_keys_file(path: Path) -> tuple[str, dict[str, str]]:
     """(key column, domain -> key); refuses a file others can access, or a malformed one."""
-    return _parse(path, _read_private(path))
+    return parse_keys_file(path, _read_private(path))
 
 
 def load_or_create_keys(
@@ -179,7 +181,7 @@ def load_or_create_keys(
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected_digest:
         raise KeysFileError(f"keys file {path} changed since the rotation started; refusing to apply other keys")
-    found_column, keys = _parse(path, data)
+    found_column, keys = parse_keys_file(path, data)
     if found_column != column:
         raise KeysFileError(f"keys file {path} holds {found_column}, this rotation needs {column}")
     missing = [d for d in domains if d not in keys]

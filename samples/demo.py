@@ -64,17 +64,18 @@ def bulk(*args: str, check: tuple[int, ...] = (0, 1)) -> int:
 
 
 @contextmanager
-def running(*args: str, stderr: Path | None = None) -> Iterator[str]:
-    """A bulk server command (simulator, receiver) for the length of the block; yields the URL it prints."""
+def running(*args: str, stderr: Path | None = None, lines: int = 1) -> Iterator[list[str]]:
+    """A bulk server command (simulator, receiver) for the length of the block; yields the URLs it prints
+    on its first ``lines`` lines (the receiver: its callback port, then its admin listener)."""
     log = stderr.open("w") if stderr else None
     proc = subprocess.Popen([*BULK, *args], env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
     assert proc.stdout is not None
-    url = proc.stdout.readline().strip().split()[-1]
-    if not url.startswith("http://127.0.0.1:"):
+    urls = [proc.stdout.readline().strip().split()[-1:] or [""] for _ in range(lines)]
+    if not all(url.startswith("http://127.0.0.1:") for url, in urls):
         proc.kill()
-        raise SystemExit(f"demo: bulk {args[0]} did not start ({url!r})")
+        raise SystemExit(f"demo: bulk {args[0]} did not start ({urls!r})")
     try:
-        yield url
+        yield [url for url, in urls]
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -95,8 +96,8 @@ def applied(sim: str, action: str) -> int:
     return json.loads(get(f"{sim}/_sim/stats"))["applied"].get(action, 0)
 
 
-def show_counts(receiver: str) -> None:
-    stats = json.loads(get(f"{receiver}/_bulk/stats"))
+def show_counts(admin: str) -> None:
+    stats = json.loads(get(f"{admin}/_bulk/stats"))
     accepted = ", ".join(f"{g} {n}" for g, n in stats["accepted"].items())
     rejected = ", ".join(f"{r} {n}" for r, n in stats["rejected"].items()) or "none"
     print(f"receiver: callbacks accepted per key generation: {accepted}; rejected: {rejected}", flush=True)
@@ -121,16 +122,16 @@ def rotation_under_live_streams() -> None:
     banner("live streams: 20 streams on 12 domains, pushed again after 2 s on average (seeded)")
     with running("sim", "serve", "--port", "0", "--qps", "200", "--streams", "20", "--stream-uptime-mean", "2",
                  "--stream-interval", "0.25", "--seed", "7", "--access-key-id", AK_ID,
-                 "--access-key-secret", AK_SECRET) as sim:
+                 "--access-key-secret", AK_SECRET) as (sim,):
         bulk("rotate", str(fleet), "--keys-out", str(old), "--endpoint", sim, "--qps", "200", "--quiet")
         banner("the receiver, with last month's keys: bulk callback serve --keys keys/")
-        with running("callback", "serve", "--keys", str(keys), "--port", "0", "--poll", "0.2",
-                     stderr=live / "receiver.log") as receiver:
-            print(f"receiver at {receiver}; its log: {live / 'receiver.log'}", flush=True)
+        with running("callback", "serve", "--keys", str(keys), "--port", "0", "--admin-bind", "127.0.0.1:0",
+                     "--poll", "0.2", stderr=live / "receiver.log", lines=2) as (receiver, admin):
+            print(f"receiver at {receiver} (admin listener at {admin}); its log: {live / 'receiver.log'}", flush=True)
             bulk("run", str(fleet), "--action", "add-live-snapshot-notify-config", "--endpoint", sim, "--qps", "200",
                  "--set", f"NotifyUrl={receiver}/snapshots", "--quiet")
             time.sleep(2)
-            show_counts(receiver)
+            show_counts(admin)
 
             banner("rotate: prepare the new keys; the receiver picks the file up by itself")
             rotate = ["rotate", str(fleet), "--keys-out", str(new), "--endpoint", sim, "--qps", "200", "--quiet"]
@@ -141,23 +142,23 @@ def rotation_under_live_streams() -> None:
             # The rotation's checkpoint is in the state directory, never beside the keys the receiver reads.
             bulk("verify", str(default_checkpoint(new, resolve("set-snapshot-callback-auth"), state=STATE)),
                  "--qps", "200", "--quiet")
-            show_counts(receiver)
+            show_counts(admin)
 
             banner("drain: may keys-2026-10 go? Not while a stream still signs with it")
-            drain = ["callback", "drain", "--receiver", receiver, "--generation", old.name, "--window", "2s"]
+            drain = ["callback", "drain", "--receiver", admin, "--generation", old.name, "--window", "2s"]
             deadline = time.monotonic() + 40
-            (live / "metrics-draining.txt").write_text(get(f"{receiver}/metrics"))
+            (live / "metrics-draining.txt").write_text(get(f"{admin}/metrics"))
             while bulk(*drain) != 0:
                 if time.monotonic() > deadline:
                     raise SystemExit("demo: keys-2026-10 did not drain in 40 s")
                 time.sleep(2)
-                show_counts(receiver)
+                show_counts(admin)
 
             banner("drained: retire keys-2026-10 (the receiver reloads without a restart)")
             old.rename(live / old.name)
             time.sleep(1.5)
-            show_counts(receiver)
-            text = get(f"{receiver}/metrics")
+            show_counts(admin)
+            text = get(f"{admin}/metrics")
             (live / "metrics.txt").write_text(text)
             metrics = text.splitlines()
             print("\n".join(metrics[:6] + ["..."] + [m for m in metrics if "rejected" in m or "reloads" in m]),
@@ -175,7 +176,7 @@ def main() -> None:
     seed_state(state)
     with running("sim", "serve", "--port", "0", "--latency-ms", "20", "--latency-jitter-ms", "10",
                  "--error-rate", "0.08", "--seed", "7", "--missing", "*.gone.example.com", "--qps", "100",
-                 "--state", str(state), "--access-key-id", AK_ID, "--access-key-secret", AK_SECRET) as url:
+                 "--state", str(state), "--access-key-id", AK_ID, "--access-key-secret", AK_SECRET) as (url,):
         banner(f"simulator at {url}: 20 ms latency, 8 % injected faults, *.gone.example.com missing")
         run = ["run", str(domains), "--action", "AddLiveSnapshotNotifyConfig",
                "--set", "NotifyUrl=https://callback.example.com/snapshots", "--endpoint", url, "--qps", "100",

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verdict, host_of, sign, signature, verify
+from bulk.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verdict, host_of, sign, signature, verify
 from bulk.keys import ALPHABET, write_keys_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "samples"))
@@ -145,22 +145,52 @@ async def test_sample_receiver_accepts_old_and_new_keys_files_and_rejects_others
     write_keys_file(new_file, {"a.example.com": NEW})
     async with receiver.make_receiver([old_file, new_file]) as running:
         url = f"{running.url}/snapshot"
-        # Default host: the request's own Host header ("127.0.0.1:<port>") without its port.
-        for key, expected in ((OLD, (200, "ok")), (NEW, (200, "ok")), (WRONG, (401, "signature matches no key"))):
+        # Default host on loopback: the listening address. Every rejection has the same body.
+        for key, expected in ((OLD, (200, "ok")), (NEW, (200, "ok")), (WRONG, (401, "rejected"))):
             assert await _post(url, sign("127.0.0.1", key)) == expected
-        assert await _post(url, {}) == (401, "missing timestamp")
+        assert await _post(url, {}) == (401, "rejected")
         stale = sign("127.0.0.1", NEW, timestamp=NOW)
-        status, reason = await _post(url, stale)
-        assert status == 401 and reason.startswith("timestamp too old")
+        assert await _post(url, stale) == (401, "rejected")
         assert running.stats()["accepted"] == {"keys-2026-10": 1, "keys-2026-11": 1}
+        assert running.stats()["rejected"] == {"signature_matches_no_key": 1, "missing_timestamp": 1,
+                                               "timestamp_too_old": 1}
 
 
 async def test_sample_receiver_checks_the_notify_url_host_when_given(tmp_path: Path) -> None:
     write_keys_file(tmp_path / "keys.csv", {"a.example.com": NEW, "b.example.com": OLD})
-    async with receiver.make_receiver([tmp_path], host="https://CB.example.com/snap") as running:
+    async with receiver.make_receiver([tmp_path], callback_hosts=["https://CB.example.com/snap"]) as running:
         url = f"{running.url}/snapshot"
         assert await _post(url, sign(HOST, NEW)) == (200, "ok")
         # Signed for the address the request happened to reach, not the NotifyUrl host: refused.
-        assert await _post(url, sign("127.0.0.1", NEW)) == (401, "signature matches no key")
+        assert await _post(url, sign("127.0.0.1", NEW)) == (401, "rejected")
         # Signed with another domain's key: refused too.
-        assert await _post(url, sign(HOST, OLD)) == (401, "signature matches no key")
+        assert await _post(url, sign(HOST, OLD)) == (401, "rejected")
+        assert running.stats()["rejected"] == {"signature_matches_no_key": 2}
+
+
+def test_cli_sign_and_verify_take_the_key_from_a_file_and_warn_on_a_literal(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bulk.cli import app
+
+    runner = CliRunner()
+    key_file = tmp_path / "key"
+    key_file.write_text(f"{NEW}\n")
+    env = {"BULK_CALLBACK_KEY": ""}
+    quiet = runner.invoke(app, ["callback", "sign", "--host", HOST, "--key", f"@{key_file}", "--timestamp", str(NOW)],
+                          env=env)
+    assert quiet.exit_code == 0, quiet.output
+    assert signature(HOST, NOW, NEW) in quiet.stdout and "warning" not in quiet.stderr
+    assert NEW not in quiet.output
+    loud = runner.invoke(app, ["callback", "sign", "--host", HOST, "--key", NEW, "--timestamp", str(NOW)], env=env)
+    assert loud.exit_code == 0 and loud.stdout == quiet.stdout
+    assert "warning: a key given literally on the command line is visible" in loud.stderr
+    from_env = runner.invoke(app, ["callback", "sign", "--host", HOST, "--timestamp", str(NOW)],
+                             env={"BULK_CALLBACK_KEY": NEW})
+    assert from_env.stdout == quiet.stdout and "warning" not in from_env.stderr
+    check = ["callback", "verify", "--host", HOST, "--timestamp", str(NOW), "--max-skew", "999999999",
+             "--signature", signature(HOST, NOW, NEW)]
+    verified = runner.invoke(app, [*check, "--key", f"@{key_file}", "--key", f"@{tmp_path / 'none'}"], env=env)
+    assert verified.exit_code == 2 and "cannot read the file" in verified.stderr
+    verified = runner.invoke(app, [*check, "--key", OLD, "--key", f"@{key_file}"], env=env)
+    assert verified.exit_code == 0 and "valid" in verified.stdout and "warning" in verified.stderr

@@ -7,11 +7,19 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bulk.callback import sign
-from bulk.drain import DrainError, DrainReport, UnknownGeneration, assess, merge, parse_window, query_drain
-from bulk.keyring import generation_name
+from bulk.callbacks import (
+    DrainError,
+    DrainReport,
+    Receiver,
+    UnknownGeneration,
+    assess,
+    generation_name,
+    merge,
+    parse_window,
+    query_drain,
+    sign,
+)
 from bulk.keys import write_keys_file
-from bulk.receiver import Receiver
 
 OLD, NEW = "keys-2026-10", "keys-2026-11"
 DOMAINS = {OLD: frozenset({"a", "b", "c"}), NEW: frozenset({"a", "b", "c", "d"})}
@@ -92,7 +100,7 @@ async def test_asked_of_a_receiver_on_its_clock(tmp_path: Path) -> None:
     now = [2_000_000_000.0]
     receiver = Receiver([tmp_path], clock=lambda: now[0], poll_interval=0)
     async with receiver, aiohttp.ClientSession() as session:
-        url = receiver.url
+        url, admin = receiver.url, receiver.admin_url
 
         async def callback(domain: str) -> None:
             async with session.post(f"{url}/cb", data=b'{"DomainName": "%s"}' % domain.encode(),
@@ -105,15 +113,15 @@ async def test_asked_of_a_receiver_on_its_clock(tmp_path: Path) -> None:
         assert await receiver.reload()
         now[0] += 60
         await callback("a.example.com")  # a stream up since before the rotation
-        report = await query_drain([url], generation=OLD, window=parse_window("1h"))
+        report = await query_drain([admin], generation=OLD, window=parse_window("1h"))
         assert report.still_on == {"a.example.com": 0.0} and report.unseen == ("b.example.com",)
         assert report.since_rotation == 60 and report.watched == 3660 and not report.drained
         now[0] += 3601
-        report = await query_drain([url, url], generation=OLD, window=3600)
+        report = await query_drain([admin, admin], generation=OLD, window=3600)
         assert report.drained and report.still_on == {}
         with pytest.raises(UnknownGeneration, match="keys-2099-01 is not loaded"):
-            await query_drain([url], generation="keys-2099-01", window=60)
-        async with session.get(f"{url}/_bulk/drain", params={"generation": OLD, "window": "-1"}) as resp:
+            await query_drain([admin], generation="keys-2099-01", window=60)
+        async with session.get(f"{admin}/_bulk/drain", params={"generation": OLD, "window": "-1"}) as resp:
             assert resp.status == 400
     with pytest.raises(DrainError, match="cannot ask receiver"):
-        await query_drain([url], generation=OLD, window=60, timeout=2)
+        await query_drain([admin], generation=OLD, window=60, timeout=2)

@@ -17,6 +17,7 @@ import resource
 import sqlite3
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -239,10 +240,11 @@ async def test_a_full_backup_disk_stops_the_run_before_any_write_it_could_not_ba
         assert "Traceback" not in err
         stopped = [line for line in err.splitlines() if line.startswith("bulk: stopped:")]
         assert len(stopped) == 1 and f"cannot write {backup}: No space left on device" in stopped[0], err
-        records = [orjson.loads(line) for line in held.splitlines(keepends=True) if line.endswith(b"\n")]
+        records = prior_records(held)
         # Each domain's prior state (no config at all) is on disk before its first write was sent.
         assert all(r == {"DomainName": r["DomainName"]} for r in records)
         assert 0 < len(changed(sim)) < n
+        landed = changed(sim)
         assert changed(sim) <= {r["DomainName"] for r in records}
         rows = checkpoint_rows(ckpt)
         assert {d for d, r in rows.items() if r["state"] == "done"} <= changed(sim)
@@ -253,9 +255,20 @@ async def test_a_full_backup_disk_stops_the_run_before_any_write_it_could_not_ba
         code, _, err = await bulk(*args)
         assert code == 0, err
         assert changed(sim) == set(rows) and set(sim.applied.values()) == {1}
-    records = [orjson.loads(line) for line in backup.read_bytes().splitlines()]
-    assert sorted(r["DomainName"] for r in records) == sorted(rows)  # every domain once, none read after its write
+    records = prior_records(backup.read_bytes())
+    recorded = Counter(r["DomainName"] for r in records)
+    assert recorded.keys() == rows.keys()
+    # Read again only where no write had landed (the state right before the write that changed it); a domain
+    # whose write landed in the first run is never read again, which would take our change for its prior state.
+    assert all(n == 1 for d, n in recorded.items() if d in landed), recorded
     assert all(r == {"DomainName": r["DomainName"]} for r in records)
+
+
+def prior_records(data: bytes) -> list[dict[str, str]]:
+    """The backup's whole records, each as the prior state read (its header line, region and written state aside)."""
+    records = [orjson.loads(line) for line in data.splitlines(keepends=True) if line.endswith(b"\n")]
+    assert records and "Backup" in records[0]  # whose file it is, and how long to keep it
+    return [{k: v for k, v in r.items() if k not in ("RegionId", "Wrote", "Profile")} for r in records[1:]]
 
 
 async def _run_with_report_on_a_full_disk(tmp_path: Path, sim: Simulator, n: int) -> tuple[int, str, Path]:

@@ -18,10 +18,9 @@ from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import bulk
 
 from bulk.actions import resolve
-from bulk.drain import DrainReport, query_drain
+from bulk.callbacks import DrainReport, Receiver, query_drain
 from bulk.keys import generate_keys, write_keys_file
 from bulk.paths import default_checkpoint
-from bulk.receiver import Receiver
 from bulk.sim import SimConfig, Simulator, StreamsConfig
 
 DOMAINS = [f"live{i:02d}.example.com" for i in range(16)]
@@ -98,7 +97,7 @@ async def test_the_documented_rotation_rejects_no_callback(tmp_path: Path) -> No
         answers: list[DrainReport] = []
         while not answers or not answers[-1].drained:
             assert len(answers) < 40 * (window + 5), answers[-1]  # polled every 50 ms or more
-            answers.append(await query_drain([f.receiver.url], generation=OLD, window=window))
+            answers.append(await query_drain([f.receiver.admin_url], generation=OLD, window=window))
             await asyncio.sleep(0.05)
         await f.retire_old()  # at once: the drain's answer is all that protects the streams still up
         # Right after verify, streams pushed before the rotation still signed with the old keys.

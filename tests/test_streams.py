@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from conftest import TEST_AK_ID, TEST_AK_SECRET, serving
 
-from bulk.callback import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from bulk.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from bulk.sim import LiveStreams, SimConfig, Simulator, StreamsConfig, is_loopback, uptimes
 
 K1, K2, K3 = "FirstKey0123456789abcd", "SecondKey0123456789abc", "ThirdKey0123456789abcd"

@@ -1,7 +1,7 @@
 """``bulk callback``: a receiver that knows which key generation signed each callback, and drain checks.
 
-    bulk callback serve --keys keys/ --port 8080
-    bulk callback drain --receiver http://127.0.0.1:8080 --generation keys-2026-10.csv --window 24h
+    bulk callback serve --keys keys/ --port 8080                  # admin listener on 127.0.0.1:8081
+    bulk callback drain --receiver http://127.0.0.1:8081 --generation keys-2026-10.csv --window 24h
 """
 
 from __future__ import annotations
@@ -14,23 +14,49 @@ from typing import Annotated
 import orjson
 import typer
 
-from .. import callback
+from .. import callbacks
+from ..callbacks.admin import ADMIN_PORT, TOKEN_ENV
 from ..errors import Exit
 from ..keys import KeysFileError, read_keys_file
 from .common import callback_app, err, fail, out
 
+KEY_ENV = "BULK_CALLBACK_KEY"
+_KEY_HELP = f"@FILE reads it from a file (first line); ${KEY_ENV} works too. A literal key is visible in ps."
+
+
+def _keys_given(ctx: typer.Context, values: list[str]) -> list[str]:
+    """``--key`` values: ``@FILE`` read from the file; a literal typed on the command line gets a warning."""
+    keys: list[str] = []
+    for value in values:
+        if value.startswith("@"):
+            try:
+                key = Path(value[1:]).read_text(encoding="utf-8").partition("\n")[0].strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                fail(f"--key {value}: cannot read the file: {getattr(exc, 'strerror', None) or 'not UTF-8'}")
+            if not key:
+                fail(f"--key {value}: the file's first line is empty")
+            keys.append(key)
+            continue
+        source = ctx.get_parameter_source("key")
+        if source is not None and source.name == "COMMANDLINE":  # not from the environment variable
+            err.print(f"bulk: warning: a key given literally on the command line is visible to other users (ps) and "
+                      f"kept in shell history; use --key @FILE or ${KEY_ENV}", soft_wrap=True)
+        keys.append(value)
+    return keys
+
 
 @callback_app.command("verify")
 def callback_verify(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Host part of the NotifyUrl.")],
     timestamp: Annotated[str, typer.Option(help="ALI-LIVE-TIMESTAMP value.")],
     signature: Annotated[str, typer.Option(help="ALI-LIVE-SIGNATURE value.")],
-    key: Annotated[list[str] | None, typer.Option(help="A key to accept (repeatable).", envvar="BULK_CALLBACK_KEY")] = None,
+    key: Annotated[list[str] | None, typer.Option(help=f"A key to accept (repeatable). {_KEY_HELP}", envvar=KEY_ENV)] = None,
     keys_file: Annotated[list[Path] | None, typer.Option(help="A keys file whose keys to accept (repeatable).")] = None,
     max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off.")] = 300,
 ) -> None:
     """Exit 0 when the signature is valid for one of the keys; 1 with the reason otherwise."""
-    keys = list(key or [])
+    keys = _keys_given(ctx, key or [])
     try:
         for path in keys_file or []:
             keys.extend(read_keys_file(path)[1].values())
@@ -38,7 +64,7 @@ def callback_verify(
         fail(str(exc))
     if not keys:
         fail("give --key or --keys-file")
-    verdict = callback.verify(callback.host_of(host), timestamp, signature, keys, max_skew=max_skew)
+    verdict = callbacks.verify(callbacks.host_of(host), timestamp, signature, keys, max_skew=max_skew)
     if verdict.ok:
         out.print("valid")
         return
@@ -48,68 +74,124 @@ def callback_verify(
 
 @callback_app.command("sign")
 def callback_sign(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Host part of the NotifyUrl.")],
-    key: Annotated[str, typer.Option(help="The key.", envvar="BULK_CALLBACK_KEY")],
+    key: Annotated[str, typer.Option(help=f"The key. {_KEY_HELP}", envvar=KEY_ENV)],
     timestamp: Annotated[int | None, typer.Option(help="Unix seconds (default: now).")] = None,
 ) -> None:
     """Print the two headers a callback to HOST would carry, for testing a receiver."""
-    for name, value in callback.sign(callback.host_of(host), key, timestamp=timestamp).items():
+    (secret,) = _keys_given(ctx, [key])
+    for name, value in callbacks.sign(callbacks.host_of(host), secret, timestamp=timestamp).items():
         out.print(f"{name}: {value}")
+
+
+def _host_port(text: str, *, option: str) -> tuple[str, int]:
+    """``127.0.0.1:8081``, ``[::1]:8081`` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        fail(f"{option} must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
 
 
 @callback_app.command("serve")
 def callback_serve(
     keys: Annotated[list[Path], typer.Option("--keys", help="A keys file (a key generation) or a directory of them (repeatable).")],
-    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8080,
-    bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    host: Annotated[str | None, typer.Option(help="Your NotifyUrl or its host (default: each request's Host header).")] = None,
+    port: Annotated[int, typer.Option(help="Callback port (0 = any free port).")] = 8080,
+    bind: Annotated[str, typer.Option(help="Address the callback port listens on.")] = "127.0.0.1",
+    callback_host: Annotated[list[str] | None, typer.Option(
+        "--callback-host", help="Your NotifyUrl or its host, as the service signs it (repeatable during a URL "
+                                "migration; required with a --bind beyond loopback; default: the --bind address). "
+                                "Never taken from the request.")] = None,
     forward: Annotated[str | None, typer.Option(help="Pass accepted callbacks on to this URL (502 to the caller when it fails).")] = None,
-    max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off.")] = 300,
+    max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off; an identical callback is "
+                                               "forwarded at most once within this window.")] = 120,
     poll: Annotated[float, typer.Option(help="Seconds between checks for changed keys files (0: SIGHUP only).")] = 2.0,
+    admin_bind: Annotated[str, typer.Option(help="HOST:PORT of the admin listener (/metrics, /_bulk/stats, "
+                                                 "/_bulk/drain, /healthz, /readyz).")] = f"127.0.0.1:{ADMIN_PORT}",
+    admin_token_file: Annotated[Path | None, typer.Option(help="A file holding the bearer token the admin "
+                                                                "listener asks for (required beyond loopback).")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Serve the callback port over TLS: certificate chain (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The TLS certificate's private key (PEM).")] = None,
+    behind_tls_proxy: Annotated[bool, typer.Option(
+        "--behind-tls-proxy", help="A TLS terminator is in front: allow a --bind beyond loopback without TLS.")] = False,
+    header_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's head.")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's body.")] = 10.0,
+    idle_timeout: Annotated[float, typer.Option(help="Seconds a keep-alive connection may stay idle.")] = 30.0,
+    max_connections: Annotated[int, typer.Option(help="Open connections at most (kept below the descriptor limit); "
+                                                      "at the cap the oldest idle or slowest one is closed.")] = 1024,
 ) -> None:
     """Receive snapshot callbacks: each checked against its own domain's keys, counted per key generation.
 
-    GET /metrics (Prometheus), /_bulk/stats (JSON). SIGHUP or a changed keys file reloads the keys.
+    The callback port takes POSTs only. Counts, drain answers and probes are on the admin listener:
+    GET /metrics (Prometheus), /_bulk/stats (JSON), /_bulk/drain, /healthz, /readyz.
+    SIGHUP or a changed keys file reloads the keys.
     """
     import logging
+    import ssl
 
-    from ..receiver import Receiver, serve_forever
+    from ..callbacks import Limits, Listen, Receiver, read_token, serve_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    admin_host, admin_port = _host_port(admin_bind, option="--admin-bind")
+    if (tls_cert is None) != (tls_key is None):
+        fail("give --tls-cert and --tls-key together")
+    tls = None
     try:
-        receiver = Receiver(keys, host=host, forward_url=forward, max_skew=max_skew, poll_interval=poll)
+        if tls_cert is not None and tls_key is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(tls_cert, tls_key)
+        token = read_token(admin_token_file) if admin_token_file else None
+        limits = Limits(header_timeout=header_timeout, body_timeout=body_timeout, idle_timeout=idle_timeout,
+                        max_connections=max_connections)
+        receiver = Receiver(keys, callback_hosts=callback_host or (), forward_url=forward, max_skew=max_skew,
+                            poll_interval=poll, limits=limits, admin_token=token)
+    except (ssl.SSLError, OSError) as exc:
+        fail(f"cannot load the TLS certificate or key: {getattr(exc, 'strerror', None) or type(exc).__name__}")
     except (KeysFileError, ValueError) as exc:
         fail(str(exc))
+    listen = Listen(host=bind, port=port, admin_host=admin_host, admin_port=admin_port, tls=tls,
+                    behind_tls_proxy=behind_tls_proxy)
 
     def ready(line: str) -> None:
         out.print(line)
         sys.stdout.flush()
 
     try:
-        asyncio.run(serve_forever(receiver, host=bind, port=port, on_ready=ready))
+        asyncio.run(serve_forever(receiver, listen, on_ready=ready))
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
+    except ValueError as exc:
+        fail(str(exc))
     except OSError as exc:
-        fail(f"cannot listen on {bind}:{port}: {exc.strerror}")
+        fail(f"cannot listen on {bind}:{port} or {admin_bind}: {exc.strerror}")
 
 
 @callback_app.command("drain")
 def callback_drain(
-    receiver: Annotated[list[str], typer.Option("--receiver", help="Base URL of a receiver (repeatable: ask them all).")],
+    receiver: Annotated[list[str], typer.Option("--receiver", help="Base URL of a receiver's admin listener (repeatable: ask them all).")],
     generation: Annotated[str, typer.Option(help="The old generation: its keys file name, e.g. keys-2026-10.csv.")],
     window: Annotated[str, typer.Option(help="How long without a callback signed with it: 90s, 30m, 24h, 7d.")] = "24h",
     json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    admin_token_file: Annotated[Path | None, typer.Option(help=f"A file holding the receivers' admin token "
+                                                                f"(default: ${TOKEN_ENV}, if set).")] = None,
 ) -> None:
     """Exit 0 when no callback signed with GENERATION arrived within the window: its keys may go."""
-    from ..drain import DrainError, parse_window, query_drain
-    from ..keyring import generation_name
+    from ..callbacks import (
+        DrainError,
+        generation_name,
+        parse_window,
+        query_drain,
+        read_token,
+    )
 
     try:
         seconds = parse_window(window)
+        token = read_token(admin_token_file)
     except ValueError as exc:
         fail(str(exc))
     try:
-        report = asyncio.run(query_drain(receiver, generation=generation_name(generation), window=seconds))
+        report = asyncio.run(query_drain(receiver, generation=generation_name(generation), window=seconds,
+                                         token=token))
     except DrainError as exc:
         fail(str(exc))
     if json:

@@ -44,7 +44,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ..callback import host_of, sign
+from ..callbacks.signature import host_of, sign
 
 __all__ = ["LiveStreams", "StreamsConfig", "is_loopback", "snapshot_body", "uptimes"]
 

@@ -39,7 +39,7 @@ def _number(value: float) -> str:
 class Family:
     """One metric name, its kind, its help text and its samples."""
 
-    __slots__ = ("name", "kind", "help", "samples")
+    __slots__ = ("help", "kind", "name", "samples")
 
     def __init__(self, name: str, kind: str, help: str) -> None:
         if kind not in _KINDS:

@@ -1,6 +1,6 @@
 """When may an old key generation go? Asked of the receivers that see the callbacks.
 
-    report = await query_drain(["http://127.0.0.1:8080"], generation="keys-2026-10", window=parse_window("24h"))
+    report = await query_drain(["http://127.0.0.1:8081"], generation="keys-2026-10", window=parse_window("24h"))
     if report.drained:
         retire("keys-2026-10.csv")
     else:
@@ -35,7 +35,8 @@ from typing import Any
 
 import aiohttp
 
-from .redact import error_kind
+from ..errors import BulkError
+from ..redact import error_kind
 
 __all__ = ["DrainError", "DrainReport", "UnknownGeneration", "assess", "merge", "parse_window", "query_drain"]
 
@@ -43,7 +44,7 @@ _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", re.IGNORECASE
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-class DrainError(Exception):
+class DrainError(BulkError):
     """A receiver could not be asked, or could not answer."""
 
 
@@ -155,10 +156,15 @@ def merge(reports: Iterable[DrainReport]) -> DrainReport:
     )
 
 
-async def _ask(session: aiohttp.ClientSession, url: str, generation: str, window: float) -> DrainReport:
+async def _ask(session: aiohttp.ClientSession, url: str, generation: str, window: float,
+               headers: dict[str, str]) -> DrainReport:
     endpoint = f"{url.rstrip('/')}/_bulk/drain"
     try:
-        async with session.get(endpoint, params={"generation": generation, "window": str(window)}) as resp:
+        async with session.get(endpoint, params={"generation": generation, "window": str(window)},
+                               headers=headers) as resp:
+            if resp.status == 401:
+                raise DrainError(f"receiver {url} wants its admin token (--admin-token-file or $BULK_ADMIN_TOKEN)"
+                                 if not headers else f"receiver {url} refused the admin token")
             body = await resp.json(content_type=None)
             if resp.status == 404:
                 raise UnknownGeneration(f"receiver {url}: {body.get('error', 'unknown generation')}")
@@ -169,10 +175,13 @@ async def _ask(session: aiohttp.ClientSession, url: str, generation: str, window
         raise DrainError(f"cannot ask receiver {url}: {error_kind(exc)}") from None
 
 
-async def query_drain(receivers: Sequence[str], *, generation: str, window: float, timeout: float = 10.0) -> DrainReport:
-    """Ask every receiver about ``generation`` and merge their answers."""
+async def query_drain(receivers: Sequence[str], *, generation: str, window: float, timeout: float = 10.0,
+                      token: str | None = None) -> DrainReport:
+    """Ask every receiver's admin listener about ``generation`` and merge their answers.
+    ``token``: the admin listener's bearer token, if it asks for one."""
     if not receivers:
         raise ValueError("give at least one receiver URL")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-        reports = await asyncio.gather(*(_ask(session, url, generation, window) for url in receivers))
+        reports = await asyncio.gather(*(_ask(session, url, generation, window, headers) for url in receivers))
     return merge(reports)

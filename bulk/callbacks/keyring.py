@@ -11,19 +11,36 @@ inside, hidden files left out). A ``KeyRing`` is never changed once built:
 a reload builds a new one and swaps it in whole, so a request sees either
 the old keys or the new ones, never a mix. Nothing here shows a key: the
 repr names generations and counts domains.
+
+A keys file is trusted only if nobody but its reader and root could have
+written it: its owner is this process's user or root, neither it nor its
+directory (where it really lives, after symlinks) is writable by group or
+others, and nobody else may read it. The one shared shape accepted is what
+a Kubernetes Secret volume gives: owned by root, mode 0440, its group one
+of this process's groups (``fsGroup``). Write keys files whole and rename
+them into place (``bulk.files.write_atomic`` does): ``settled`` tells a
+finished change (a rename, or a file unchanged across two looks) from one
+still being written.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from types import MappingProxyType
 
-from .keys import KeysFileError, read_keys_file
+from ..keys import KeysFileError, parse_keys_file
 
-__all__ = ["Generation", "KeyRing", "generation_name", "keys_files", "load_keyring", "sources_signature"]
+__all__ = [
+    "Generation", "KeyRing", "Signature", "check_trusted", "generation_name", "keys_files", "load_keyring", "read_trusted", "settled",
+    "sources_signature",
+]
+
+#: per keys file: (path, inode, mtime in ns, size); -1s for a file that cannot be looked at
+Signature = tuple[tuple[str, int, int, int], ...]
 
 
 def generation_name(path: str | PurePath) -> str:
@@ -49,7 +66,7 @@ class Generation:
 class KeyRing:
     """Generations sorted by name, and for each domain its keys, oldest generation first."""
 
-    __slots__ = ("generations", "_by_domain")
+    __slots__ = ("_by_domain", "generations")
 
     def __init__(self, generations: Iterable[Generation]) -> None:
         ordered = sorted(generations, key=lambda g: g.name)
@@ -84,7 +101,7 @@ def keys_files(sources: Sequence[Path]) -> list[Path]:
     return files
 
 
-def sources_signature(sources: Sequence[Path]) -> tuple[tuple[str, int, int, int], ...]:
+def sources_signature(sources: Sequence[Path]) -> Signature:
     """What changes when a keys file is added, removed, rewritten or replaced (inode, mtime, size)."""
     signature = []
     for path in keys_files(sources):
@@ -97,6 +114,62 @@ def sources_signature(sources: Sequence[Path]) -> tuple[tuple[str, int, int, int
     return tuple(signature)
 
 
+def settled(before: Signature, now: Signature, previous_look: Signature | None) -> bool:
+    """Whether a change from ``before`` (the keys in use) to ``now`` is finished and may be loaded:
+    unchanged since the previous look, or made only of renames into place and removals. A file
+    changed in place, or new, may still be being written: it waits for a second look."""
+    if now == previous_look:
+        return True
+    known = {entry[0]: entry for entry in before}
+    for entry in now:
+        old = known.get(entry[0])
+        if old is None or (entry != old and entry[1] == old[1]):
+            return False  # a new file, or one changed in place
+    return True
+
+
+def _refuse(path: Path, problem: str) -> KeysFileError:
+    return KeysFileError(f"keys file {path} {problem}; it holds secrets: it must be owned by this user or root, "
+                         f"mode 0600 (or 0440 owned by root with this process's group, as a Kubernetes Secret "
+                         f"volume gives), in a directory only its owner can write")
+
+
+def check_trusted(path: Path, file: os.stat_result, directory: os.stat_result) -> None:
+    """Refuse (KeysFileError) a keys file that others could have written, or that others may read."""
+    me = os.geteuid()
+    mode = stat.S_IMODE(file.st_mode)
+    if file.st_uid not in (me, 0):
+        raise _refuse(path, f"is owned by uid {file.st_uid}, not by this user ({me}) or root")
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _refuse(path, f"is writable by group or others (mode {mode:04o})")
+    if mode & stat.S_IRWXO:
+        raise _refuse(path, f"is accessible by group or others (mode {mode:04o})")
+    if mode & stat.S_IRWXG:
+        shared = file.st_uid == 0 and not mode & (stat.S_IXGRP | stat.S_IWGRP) and (
+            file.st_gid == os.getegid() or file.st_gid in os.getgroups())
+        if not shared:
+            raise _refuse(path, f"is accessible by group or others (mode {mode:04o})")
+    if directory.st_uid not in (me, 0):
+        raise _refuse(path, f"is in a directory owned by uid {directory.st_uid}, not by this user or root")
+    if stat.S_IMODE(directory.st_mode) & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _refuse(path, f"is in a directory writable by group or others "
+                            f"(mode {stat.S_IMODE(directory.st_mode):04o})")
+
+
+def read_trusted(path: Path) -> tuple[str, dict[str, str]]:
+    """(key column, domain -> key) of a keys file that passes ``check_trusted``."""
+    try:
+        # One descriptor for the checks and the read: no swap in between. Symlinks are followed
+        # (a Kubernetes Secret volume is made of them); the directory checked is the file's real one.
+        with path.open("rb") as f:
+            real = Path(os.path.realpath(path))
+            check_trusted(path, os.fstat(f.fileno()), os.stat(real.parent))
+            data = f.read()
+    except OSError as exc:
+        raise KeysFileError(f"cannot read keys file {path}: {exc.strerror}") from None
+    return parse_keys_file(path, data)
+
+
 def load_keyring(sources: Sequence[Path]) -> KeyRing:
     """Read every keys file of the sources; any bad file (or none at all) refuses the whole set."""
     files = keys_files(sources)
@@ -107,6 +180,6 @@ def load_keyring(sources: Sequence[Path]) -> KeyRing:
         name = generation_name(path)
         if name in generations:
             raise KeysFileError(f"two keys files make generation {name}: {generations[name].path} and {path}")
-        column, keys = read_keys_file(path)
+        column, keys = read_trusted(path)
         generations[name] = Generation(name, path, column, MappingProxyType({d.lower(): k for d, k in keys.items()}))
     return KeyRing(generations.values())

@@ -1,0 +1,59 @@
+"""The callback receiver as a product: signatures, key generations, the receiver, drain checks.
+
+    from bulk.callbacks import Receiver, serve_forever, sign, verify
+
+    async with Receiver([Path("keys/")], forward_url="http://127.0.0.1:9000/snapshots") as receiver:
+        ...
+
+``signature`` checks one callback's headers, ``keyring`` holds the key
+generations the keys files give, ``receiver`` serves the callbacks behind
+a ``guard`` (deadlines, a connection cap) and a ``replay`` cache, ``tally``
+counts them per generation (in the Prometheus format of ``metrics``),
+``admin`` serves the counts and probes on their own listener, and
+``drain`` tells, from the receivers' counts, when an old generation may go.
+Nothing here imports the engine or the CLI.
+"""
+
+from .admin import ADMIN_PORT, TOKEN_ENV, Admin, read_token
+from .drain import (
+    DrainError,
+    DrainReport,
+    UnknownGeneration,
+    assess,
+    merge,
+    parse_window,
+    query_drain,
+)
+from .guard import ConnectionGuard, Limits, descriptor_limit
+from .keyring import (
+    Generation,
+    KeyRing,
+    generation_name,
+    keys_files,
+    load_keyring,
+    sources_signature,
+)
+from .receiver import (
+    GENERATION_HEADER,
+    REJECTED,
+    Callback,
+    Listen,
+    Receiver,
+    serve_forever,
+)
+from .signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Verdict,
+    host_of,
+    sign,
+    signature,
+    verify,
+)
+
+__all__ = [
+    "ADMIN_PORT", "GENERATION_HEADER", "REJECTED", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "TOKEN_ENV",
+    "Admin", "Callback", "ConnectionGuard", "DrainError", "DrainReport", "Generation", "KeyRing", "Limits", "Listen", "Receiver", "UnknownGeneration", "Verdict",
+    "assess", "descriptor_limit", "generation_name", "host_of", "keys_files", "load_keyring", "merge", "parse_window", "query_drain",
+    "read_token", "serve_forever", "sign", "signature", "sources_signature", "verify",
+]

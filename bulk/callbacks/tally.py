@@ -1,0 +1,115 @@
+"""What a receiver counts, shown as JSON (``/_bulk/stats``) and in the Prometheus text format (``/metrics``).
+
+    tally = Tally(started_at=time.time(), generations=ring.names)
+    tally.accept("a.example.com", "keys-2026-10", now=time.time())
+    tally.rejected["unknown_domain"] += 1
+    text = tally.metrics(ring, guard)
+
+Counts: accepted callbacks per (domain, generation) with the time of the
+last one, rejected ones per reason, duplicates (identical to one already
+forwarded), keys-file reloads, downstream failures and the connections the
+guard closed. Labels name generations, domains and reasons, never a key.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+from typing import Any
+
+from .guard import ConnectionGuard
+from .keyring import KeyRing
+from .metrics import Family, render
+
+__all__ = ["CLOSE_REASONS", "Tally"]
+
+#: why the guard closed a connection (see ``bulk.callbacks.guard``)
+CLOSE_REASONS = ("header_timeout", "body_timeout", "idle_timeout", "evicted", "refused")
+
+
+class Tally:
+    """A receiver's counts since it started."""
+
+    __slots__ = ("accepted", "duplicates", "forward_failures", "last_reload_error", "last_seen", "loaded_at",
+                 "rejected", "reloads", "started_at")
+
+    def __init__(self, *, started_at: float, generations: Iterable[str]) -> None:
+        self.started_at = started_at
+        #: generation -> when this receiver first loaded it
+        self.loaded_at: dict[str, float] = dict.fromkeys(generations, started_at)
+        self.accepted: collections.Counter[tuple[str, str]] = collections.Counter()
+        #: (domain, generation) -> time of the last accepted callback
+        self.last_seen: dict[tuple[str, str], float] = {}
+        self.rejected: collections.Counter[str] = collections.Counter()
+        self.reloads: collections.Counter[str] = collections.Counter()
+        self.last_reload_error: str | None = None
+        self.forward_failures = 0
+        self.duplicates = 0
+
+    def accept(self, domain: str, generation: str, *, now: float) -> None:
+        """Count a callback whose signature matched ``generation``'s key of ``domain``."""
+        self.accepted[(domain, generation)] += 1
+        self.last_seen[(domain, generation)] = now
+
+    def stats(self, ring: KeyRing, guard: ConnectionGuard | None, *, now: float) -> dict[str, Any]:
+        """Everything as one JSON-ready dict."""
+        per_generation: collections.Counter[str] = collections.Counter()
+        domains: dict[str, dict[str, dict[str, float]]] = {}
+        for (domain, generation), count in sorted(self.accepted.items()):
+            per_generation[generation] += count
+            seen = {"count": count, "last_seen": self.last_seen[(domain, generation)]}
+            domains.setdefault(domain, {})[generation] = seen
+        return {
+            "now": now,
+            "started_at": self.started_at,
+            "generations": [
+                {"name": g.name, "file": g.path.name, "column": g.column, "domains": len(g.keys),
+                 "loaded_at": self.loaded_at[g.name]}
+                for g in ring.generations
+            ],
+            "accepted": {g: per_generation[g] for g in sorted({*ring.names, *per_generation})},
+            "domains": domains,
+            "rejected": dict(self.rejected),
+            "duplicates": self.duplicates,
+            "reloads": {"ok": self.reloads["ok"], "failed": self.reloads["failed"]},
+            "last_reload_error": self.last_reload_error,
+            "forward_failures": self.forward_failures,
+            "connections": {"open": guard.open if guard else 0, "closed": dict(guard.closed) if guard else {}},
+        }
+
+    def metrics(self, ring: KeyRing, guard: ConnectionGuard | None) -> str:
+        """The counts in the Prometheus text format."""
+        accepted = Family("bulk_receiver_callbacks_accepted_total", "counter",
+                          "Callbacks whose signature matched, by key generation and domain.")
+        last_seen = Family("bulk_receiver_callback_last_seen_timestamp_seconds", "gauge",
+                           "Unix time of the last accepted callback, by key generation and domain.")
+        for (domain, generation), count in sorted(self.accepted.items()):
+            accepted.add(count, generation=generation, domain=domain)
+            last_seen.add(self.last_seen[(domain, generation)], generation=generation, domain=domain)
+        rejected = Family("bulk_receiver_callbacks_rejected_total", "counter", "Callbacks refused, by reason.")
+        for reason, count in sorted(self.rejected.items()):
+            rejected.add(count, reason=reason)
+        duplicates = Family("bulk_receiver_callbacks_duplicate_total", "counter",
+                            "Callbacks identical to one already forwarded within the clock-skew window "
+                            "(answered 200, not forwarded again).")
+        duplicates.add(self.duplicates)
+        domains = Family("bulk_receiver_generation_domains", "gauge", "Domains in each loaded keys file.")
+        loaded = Family("bulk_receiver_generation_loaded_timestamp_seconds", "gauge",
+                        "Unix time at which this receiver first loaded each key generation.")
+        for g in ring.generations:
+            domains.add(len(g.keys), generation=g.name)
+            loaded.add(self.loaded_at[g.name], generation=g.name)
+        reloads = Family("bulk_receiver_key_reloads_total", "counter", "Keys file reloads, by result.")
+        for result in ("ok", "failed"):
+            reloads.add(self.reloads[result], result=result)
+        failures = Family("bulk_receiver_forward_failures_total", "counter",
+                          "Accepted callbacks that the downstream did not take (answered 502).")
+        failures.add(self.forward_failures)
+        connections = Family("bulk_receiver_connections_open", "gauge", "Connections open on the callback port.")
+        connections.add(guard.open if guard else 0)
+        closed = Family("bulk_receiver_connections_closed_total", "counter",
+                        "Connections the receiver closed: past a deadline, or to make room at the cap (evicted).")
+        for reason in CLOSE_REASONS:
+            closed.add(guard.closed[reason] if guard else 0, reason=reason)
+        return render([accepted, last_seen, rejected, duplicates, domains, loaded, reloads, failures, connections,
+                       closed])
