@@ -115,8 +115,8 @@ MUTANTS = (
     Mutant(
         "checkpoint-exclusive-lock",
         "readers of a live run's checkpoint get SQLITE_BUSY",
-        r'db\.execute\("PRAGMA synchronous=NORMAL"\)',
-        'db.execute("PRAGMA synchronous=NORMAL"); db.execute("PRAGMA locking_mode=EXCLUSIVE")',
+        r'db\.execute\("PRAGMA journal_mode=WAL"\)',
+        'db.execute("PRAGMA journal_mode=WAL"); db.execute("PRAGMA locking_mode=EXCLUSIVE")',
         (f"{OPS}::test_status_and_report_answer_while_a_run_writes_the_checkpoint",),
     ),
     Mutant(
