@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# Two phases: everything else on both cores, then the tests that time the wall clock, alone,
+# Lint and types first; then two phases: everything else on both cores, then the tests that time the wall clock, alone,
 # so that nothing shares their CPU. Chaos: the seeds that reach every scenario kind twice.
 test: $(STAMP)
+	$(PY) -m ruff check bulk tests benchmarks samples
+	$(PY) -m mypy
 	$(PY) -m pytest -q -n 2 -m "not realtime and not slow"
 	$(PY) -m pytest -q -p no:xdist -m "realtime and not slow"
 
