@@ -50,8 +50,8 @@ class Simulator:
         ``wrap`` goes before the command (``["taskset", "-c", "1"]``: the simulator on its own core)."""
         more = [arg for name, value in options.items()
                 for arg in (f"--{name.replace('_', '-')}", value if isinstance(value, str) else f"{value:g}")]
-        self.command = [*(wrap or []), *BULK, "sim", "serve", "--port", "0", "--qps", f"{qps:g}", "--latency-ms", f"{latency_ms:g}",
-                        *more, "--access-key-id", AK_ID]
+        self.command = [*(wrap or []), *BULK, "sim", "serve", "--port", "0", "--qps", f"{qps:g}",
+                        "--latency-ms", f"{latency_ms:g}", *more, "--access-key-id", AK_ID]
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
 
@@ -112,4 +112,5 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    return (f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")

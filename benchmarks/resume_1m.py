@@ -48,8 +48,8 @@ def make_checkpoint(csv: Path, ckpt: Path, left: int) -> int:
             "SELECT line FROM rows WHERE state = 'pending' ORDER BY line LIMIT 1 OFFSET ?", (valid - left - 1,)
         ).fetchone()[0]
         with c._db:
-            c._db.execute("UPDATE rows SET state = 'done', attempts = 1, reached = 1 WHERE state = 'pending' AND line <= ?",
-                          (last_done,))
+            c._db.execute("UPDATE rows SET state = 'done', attempts = 1, reached = 1"
+                          " WHERE state = 'pending' AND line <= ?", (last_done,))
     return valid
 
 

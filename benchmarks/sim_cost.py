@@ -114,8 +114,8 @@ def main() -> int:
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}", flush=True)
     keys = {f"LTAIbench{k:03d}": f"bench-secret-{k:03d}-{uuid.uuid4().hex}" for k in range(args.keys)}
-    proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, str(args.tree.resolve()), str(args.cprofile or "")], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, str(args.tree.resolve()), str(args.cprofile or "")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(keys) + "\n")

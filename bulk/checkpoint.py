@@ -351,8 +351,8 @@ class Checkpoint:
             if isinstance(r, Row):
                 batch.append((r.line, r.domain, RowState.PENDING.value, None, None, r.offset, r.given, r.profile))
             else:
-                batch.append((r.line, r.domain, RowState.INVALID.value, redact(r.reason), "InvalidRow", r.offset, r.given,
-                              r.profile))
+                batch.append((r.line, r.domain, RowState.INVALID.value, redact(r.reason), "InvalidRow", r.offset,
+                              r.given, r.profile))
             if len(batch) >= chunk:
                 commit()
         commit()
@@ -415,9 +415,9 @@ class Checkpoint:
             " plan_kind = COALESCE(?, plan_kind), plan_fields = COALESCE(?, plan_fields),"
             " plan_send = COALESCE(?, plan_send), plan_seen = COALESCE(?, plan_seen) WHERE line = ?",
             [
-                (r.state.value, r.attempts, r.action, r.code, r.message and redact(r.message), r.status, r.request_id, int(r.transient),
-                 now if r.state.finished else None, int(r.reached), r.plan_kind, r.plan_fields, r.plan_send,
-                 r.plan_seen, r.line)
+                (r.state.value, r.attempts, r.action, r.code, r.message and redact(r.message), r.status, r.request_id,
+                 int(r.transient), now if r.state.finished else None, int(r.reached), r.plan_kind, r.plan_fields,
+                 r.plan_send, r.plan_seen, r.line)
                 for r in buffer
             ],
         ))

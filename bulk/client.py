@@ -121,7 +121,9 @@ class Failure:
     @property
     def local(self) -> str | None:
         """"credentials" or "connect" for a failure on our side before sending, else None."""
-        return {CREDENTIALS_UNAVAILABLE: "credentials", CONNECT_FAILED: "connect"}.get(self.code) if not self.sent else None
+        if self.sent:
+            return None
+        return {CREDENTIALS_UNAVAILABLE: "credentials", CONNECT_FAILED: "connect"}.get(self.code)
 
     @property
     def fatal(self) -> bool:
@@ -160,8 +162,8 @@ class _WireConnector(aiohttp.TCPConnector):
 
 
 class LiveClient:
-    __slots__ = ("_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit", "_proxy", "_ssl",
-                 "_owner")
+    __slots__ = ("_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit", "_proxy",
+                 "_ssl", "_owner")
 
     def __init__(
         self,
@@ -224,7 +226,8 @@ class LiveClient:
             return self._owner._get_session()
         if self._session is None:
             # Created lazily so the session binds to the loop that uses it.
-            connector = _WireConnector(limit=self._limit, limit_per_host=self._limit, keepalive_timeout=30, ssl=self._ssl)
+            connector = _WireConnector(limit=self._limit, limit_per_host=self._limit, keepalive_timeout=30,
+                                       ssl=self._ssl)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, proxy=self._proxy[0])
         return self._session
 
@@ -287,7 +290,8 @@ def _classify(status: int, raw: bytes, latency: float, sent: Mapping[str, str]) 
         if not isinstance(body, dict):
             raise ValueError("not an object")
     except ValueError:
-        return Failure("BadResponse", f"HTTP {status} with a body that is not a JSON object", status, None, True, latency)
+        return Failure("BadResponse", f"HTTP {status} with a body that is not a JSON object", status, None, True,
+                       latency)
     request_id = str(body.get("RequestId") or "") or None
     if status < 300:
         return Success(request_id or "", body, status, latency)

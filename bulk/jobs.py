@@ -214,14 +214,16 @@ class ApplyJob:
                     return _unknown(action, outcome, current)
                 diffs = action.differences(params, current)
                 if not diffs:
-                    how = f"read back after {outcome.code}" if calls.may_have_landed else "already configured, read back"
+                    how = (f"read back after {outcome.code}" if calls.may_have_landed
+                           else "already configured, read back")
                     return RowOutcome(RowState.DONE, action.name, message=f"applied ({how})")
                 if not action.idempotent and _exists(action, current) and (conflict or calls.may_have_landed):
                     return await self._exists(row, calls, params, diffs, outcome)
             if not (outcome.maybe_applied and calls.may_retry(outcome, tries)):
                 if late:
                     return RowOutcome(RowState.UNKNOWN, action.name, outcome.code,
-                                      f"no answer in time, and not applied when read back {self._settle_after:g} s later: "
+                                      "no answer in time, and not applied when read back "
+                                      f"{self._settle_after:g} s later: "
                                       "the write may still land; the next run reads it back first",
                                       transient=True)
                 note = "read back: not applied" if calls.may_have_landed else None
@@ -334,7 +336,8 @@ class RollbackJob:
             changed = [f for f, v in wrote.items() if _as_kept(f, current.get(f, "")) != v]
             if changed:
                 return RowOutcome(RowState.CONFLICT, reader.name, "ChangedSince",
-                                  f"changed by another client since the run wrote it ({_compared(changed, wrote, current)});"
+                                  "changed by another client since the run wrote it "
+                                  f"({_compared(changed, wrote, current)});"
                                   " left as it is (bulk rollback --force restores it anyway)")
         if (backup := _wanting(self._backup, row)) is not None:  # the rollback's own way back
             await backup.record(row.domain, current, region=calls.region, wrote=_expected(row.action, row.params),

@@ -120,15 +120,21 @@ def rollback_input(checkpoint: Path) -> Path:
 
 
 def plan_path(input_path: Path, action: Action, *, state: Path | None = None) -> Path:
-    """``domains.csv`` + Add... -> ``domains.csv.add-live-snapshot-notify-config.plan.jsonl``, in that run's directory."""
+    """``domains.csv`` + Add... -> ``domains.csv.add-live-snapshot-notify-config.plan.jsonl``,
+    in that run's directory.
+    """
     return default_checkpoint(input_path, action, state=state).with_suffix(".plan.jsonl")
 
 
 def plan_reads_checkpoint(plan: Path, *, state: Path | None = None) -> Path:
-    """``p.plan.jsonl`` -> ``STATE/p.plan.jsonl/p.plan.jsonl.reads.ckpt``: the reads that make the plan (``bulk plan``)."""
+    """``p.plan.jsonl`` -> ``STATE/p.plan.jsonl/p.plan.jsonl.reads.ckpt``:
+    the reads that make the plan (``bulk plan``).
+    """
     return run_dir(plan.name, state=state) / f"{plan.name}.reads.ckpt"
 
 
 def plan_run_checkpoint(plan: Path, *, state: Path | None = None) -> Path:
-    """``p.plan.jsonl`` -> ``STATE/p.plan.jsonl/p.plan.jsonl.ckpt``: the run that applies the plan (``bulk run --plan``)."""
+    """``p.plan.jsonl`` -> ``STATE/p.plan.jsonl/p.plan.jsonl.ckpt``:
+    the run that applies the plan (``bulk run --plan``).
+    """
     return run_dir(plan.name, state=state) / f"{plan.name}.ckpt"

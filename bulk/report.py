@@ -110,11 +110,13 @@ def _write_report(ckpt: Checkpoint, out: TextIO, fmt: str, failed_only: bool) ->
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS)
         writer.writeheader()
-        for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
+        for row in report_rows(ckpt, failed_only=failed_only):
             writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
+            count += 1
     else:
-        for count, row in enumerate(report_rows(ckpt, failed_only=failed_only), 1):
+        for row in report_rows(ckpt, failed_only=failed_only):
             out.write(orjson.dumps(row).decode() + "\n")
+            count += 1
     return count
 
 
@@ -182,7 +184,9 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
     return counts
 
 
-def accounts_table(by_profile: Mapping[str | None, Mapping[str, int]], stopped: Mapping[str, Halt] | None = None) -> Table:
+def accounts_table(
+    by_profile: Mapping[str | None, Mapping[str, int]], stopped: Mapping[str, Halt] | None = None
+) -> Table:
     """Rows by outcome per account (``Checkpoint.counts_by_profile``), and why an account stopped alone."""
     table = Table(title="bulk: by account", show_header=True, header_style="bold")
     for column in ("profile", "done", "skipped", "failed", "invalid", "unknown", "to send"):
@@ -192,7 +196,8 @@ def accounts_table(by_profile: Mapping[str | None, Mapping[str, int]], stopped: 
         halt = (stopped or {}).get(profile or "")
         table.add_row(profile or "(run's credentials)",
                       *(str(counts[k]) for k in ("done", "skipped", "failed", "invalid", "unknown")),
-                      str(counts["pending"] + counts["sending"]), f"{halt.kind}: exit {halt.kind.exit_code:d}" if halt else "")
+                      str(counts["pending"] + counts["sending"]),
+                      f"{halt.kind}: exit {halt.kind.exit_code:d}" if halt else "")
     return table
 
 

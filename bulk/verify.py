@@ -7,8 +7,9 @@
 
 A verify is an engine run in verify mode over the rows the run recorded
 ``done`` (and the rows a plan found ``noop``, which hold the config too),
-with its own checkpoint (``paths.verify_checkpoint``, made anew each time). The run's --set values come from its checkpoint; secret ones were
-never stored, so they must be given again and are checked against the
+with its own checkpoint (``paths.verify_checkpoint``, made anew each time).
+The run's --set values come from its checkpoint; secret ones were never
+stored, so they must be given again and are checked against the
 fingerprints the run kept. An input that changed since the run is refused:
 joining a different file by line would compare the wrong rows.
 """
@@ -66,8 +67,8 @@ def verify_options(
     target = verify_checkpoint(checkpoint)
     remove_checkpoint(target)
     return RunOptions(action=action, input_path=source, checkpoint_path=target, overrides=overrides,
-                      mode=Mode.VERIFY, only_lines=done, keep_current=tuple(meta.get("keep_current", ())), profiles=profiles,
-                      **(tuning or Tuning()).fields())
+                      mode=Mode.VERIFY, only_lines=done, keep_current=tuple(meta.get("keep_current", ())),
+                      profiles=profiles, **(tuning or Tuning()).fields())
 
 
 def recover_overrides(action: Action, stored: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]:

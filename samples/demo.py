@@ -180,7 +180,8 @@ def main() -> None:
         banner(f"simulator at {url}: 20 ms latency, 8 % injected faults, *.gone.example.com missing")
         run = ["run", str(domains), "--action", "AddLiveSnapshotNotifyConfig",
                "--set", "NotifyUrl=https://callback.example.com/snapshots", "--endpoint", url, "--qps", "100",
-               "--checkpoint", str(ckpt), "--report", str(OUT / "report.csv"), "--log-file", str(OUT / "attempts.jsonl")]
+               "--checkpoint", str(ckpt), "--report", str(OUT / "report.csv"),
+               "--log-file", str(OUT / "attempts.jsonl")]
 
         banner("a canary first: 5 domains, each read back")
         bulk(*run, "--canary", "5", "--quiet", check=(0,))

@@ -107,7 +107,8 @@ async def test_validate_and_dry_run_send_nothing(tmp_path: Path) -> None:
     src.write_text("DomainName\na.example.com\nnot a domain\nb.example.com\n")
     code, out, _ = await bulk("validate", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}")
     assert code == 1 and "line 3" in out
-    code, out, _ = await bulk("validate", str(csv_of(tmp_path / "ok.csv", 5)), "--action", ADD, "--set", f"NotifyUrl={URL}")
+    code, out, _ = await bulk("validate", str(csv_of(tmp_path / "ok.csv", 5)), "--action", ADD,
+                              "--set", f"NotifyUrl={URL}")
     assert code == 0
     code, out, _ = await bulk("run", str(tmp_path / "ok.csv"), "--action", ADD, "--set", f"NotifyUrl={URL}",
                               "--dry-run", "--endpoint", "http://127.0.0.1:9")

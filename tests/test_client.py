@@ -79,7 +79,9 @@ async def call(url: str, kind: str, **params: str) -> Success | Failure:
         ("reset", "ConnectionError", True, None),
     ],
 )
-async def test_failures_are_typed_and_classified(server: str, kind: str, code: str, transient: bool, status: int | None) -> None:
+async def test_failures_are_typed_and_classified(
+    server: str, kind: str, code: str, transient: bool, status: int | None
+) -> None:
     outcome = await call(server, kind, NotifyAuthKey=SECRET_KEY)
     assert isinstance(outcome, Failure)
     assert (outcome.code, outcome.transient, outcome.status) == (code, transient, status)

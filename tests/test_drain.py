@@ -57,7 +57,9 @@ def test_no_newer_generation_and_a_short_watch_are_not_drained() -> None:
     # A receiver restarted 60 s ago has seen nothing of the window before: no answer yet.
     report = at(1000, {}, window=100, loaded_at={OLD: 940.0, NEW: 940.0})
     assert not report.drained
-    assert report.blockers() == [f"the receiver has watched {OLD} for 60.0 s, less than the 100 s window: ask again later"]
+    assert report.blockers() == [
+        f"the receiver has watched {OLD} for 60.0 s, less than the 100 s window: ask again later"
+    ]
     # The newest generation has nothing newer to drain to.
     assert at(1000, {}, generation=NEW).newer == ()
     with pytest.raises(UnknownGeneration, match="keys-2099-01 is not loaded"):

@@ -41,7 +41,8 @@ async def test_pace_never_exceeds_quota_and_stays_close(tmp_path: Path, latency_
 async def test_retries_transient_faults_and_applies_each_row_once(tmp_path: Path) -> None:
     log = tmp_path / "attempts.jsonl"
     csv, ckpt = domains_csv(tmp_path / "d.csv", 120), tmp_path / "d.ckpt"
-    async with simulator(error_rate=0.35, fault_kinds=("internal_before", "internal_after", "unavailable", "throttle", "drop")) as sim:
+    kinds = ("internal_before", "internal_after", "unavailable", "throttle", "drop")
+    async with simulator(error_rate=0.35, fault_kinds=kinds) as sim:
         result = await run_engine(sim, csv, checkpoint=ckpt, qps=500, log_file=log)
         # A read-back can fail eight times in a row here (about 1 in 4000): the row's outcome is then
         # unknown, it stays 'sending' and the run exits 3. Never a false failure; the next run settles it.
@@ -120,7 +121,9 @@ def _preexisting(sim: Simulator, domain: str, url: str) -> None:
     [("fail", "failed", "https://old.example.com/cb"), ("skip", "skipped", "https://old.example.com/cb"),
      ("update", "done", URL)],
 )
-async def test_409_on_first_attempt_follows_if_exists(tmp_path: Path, if_exists: str, state: str, final_url: str) -> None:
+async def test_409_on_first_attempt_follows_if_exists(
+    tmp_path: Path, if_exists: str, state: str, final_url: str
+) -> None:
     async with simulator() as sim:
         _preexisting(sim, "d0001.example.com", "https://old.example.com/cb")
         # No backup: its reads would add one Describe per row to the count below.

@@ -28,7 +28,9 @@ async def bulk(*args: str) -> tuple[int, str, str]:
 
 
 def planted(tmp_path: Path, name: str) -> tuple[Path, Path]:
-    """A link at ``name`` to a file of someone else's, as a careless or hostile colleague leaves in a shared directory."""
+    """A link at ``name`` to a file of someone else's,
+    as a careless or hostile colleague leaves in a shared directory.
+    """
     target = tmp_path / "elsewhere" / f"precious-{name}"
     target.parent.mkdir(exist_ok=True)
     target.write_text("precious\n")

@@ -479,7 +479,9 @@ def test_totals_count_blank_comment_and_header_lines(tmp_path: Path) -> None:
     summary = validate_file(src, DESCRIBE)
     assert summary.describe() == "4 lines: 2 blank or comment, 2 rows: 1 valid, 1 invalid"
     src = write(tmp_path, "d.csv", "\nDomainName\r\n,\r\na.example.com\r\n")
-    assert validate_file(src, DESCRIBE).describe() == "4 lines: 1 header, 2 blank or comment, 1 rows: 1 valid, 0 invalid"
+    assert validate_file(src, DESCRIBE).describe() == (
+        "4 lines: 1 header, 2 blank or comment, 1 rows: 1 valid, 0 invalid"
+    )
 
 
 _line_parts = st.sampled_from(['"', ",", "a.example.com", "b.example.com", "\r", " ", "#", "{", "}", "x", "é",
@@ -521,7 +523,8 @@ def test_a_csv_line_splits_as_the_csv_module_splits_it(text: str, end: str) -> N
     except csv.Error as exc:
         want = csv_problem(exc)
     if isinstance(want, list):
-        want = (None if not "".join(want).strip() else dict(zip(["DomainName", "NotifyUrl"], want)) if len(want) == 2
+        want = (None if not "".join(want).strip() else dict(zip(["DomainName", "NotifyUrl"], want, strict=True))
+                if len(want) == 2
                 else f"has {len(want)} field(s), the header has 2")
     assert parser.parse(line) == want
 

@@ -99,7 +99,8 @@ def test_a_file_others_can_access_is_refused(tmp_path: Path, mode: int) -> None:
     [
         ("DomainName,CallbackAuthKey\na.example.com,shortkey\n", "line 2: the key must be"),
         ("DomainName,CallbackAuthKey\na.example.com,AAAAAAAAAAAAAAAAAAA-\n", "line 2: the key must be"),
-        (f"DomainName,CallbackAuthKey\na.example.com,{KEY_A}\nA.example.com,{KEY_B}\n", "line 3: A.example.com listed twice"),
+        (f"DomainName,CallbackAuthKey\na.example.com,{KEY_A}\nA.example.com,{KEY_B}\n",
+         "line 3: A.example.com listed twice"),
         (f"DomainName,CallbackAuthKey\na.example.com,{KEY_A},extra\n", "line 2 must have two fields"),
         (f"DomainName,CallbackAuthKey\n,{KEY_A}\n", "line 2 has no domain"),
         (f"Domain,Key\na.example.com,{KEY_A}\n", "must start with DomainName"),

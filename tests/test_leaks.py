@@ -111,7 +111,8 @@ async def test_a_v1_signature_mismatch_shows_no_sts_token() -> None:
     to_sign = (f"POST&%2F&AccessKeyId%3DSTS.test%26Action%3DSetSnapshotCallbackAuth%26CallbackAuthKey%3D{KEY}"
                f"%26SecurityToken%3D{TOKEN}%26SignatureMethod%3DHMAC-SHA1")
     answer = orjson.dumps({"RequestId": "R-S", "Code": "SignatureDoesNotMatch", "Message":
-                           f"Specified signature is not matched with our calculation. server string to sign is:{to_sign}"})
+                           "Specified signature is not matched with our calculation. "
+                           f"server string to sign is:{to_sign}"})
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")

@@ -36,7 +36,8 @@ async def test_one_import_applies_then_verifies_a_job(tmp_path: Path) -> None:
     async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=500)) as sim:
         async with bulk.LiveClient(credentials=credentials, endpoint=sim.url) as client:
             result = await bulk.run(options, client=client)
-            check = await bulk.run(bulk.verify_options(options.checkpoint_path, tuning=bulk.Tuning(qps=500)), client=client)
+            verify = bulk.verify_options(options.checkpoint_path, tuning=bulk.Tuning(qps=500))
+            check = await bulk.run(verify, client=client)
     assert result.exit_code == bulk.Exit.OK and result.counts["done"] == 12
     assert check.exit_code == bulk.Exit.OK and check.counts["done"] == 12
     assert len(sim.notify_configs) == 12

@@ -134,7 +134,8 @@ async def _look(ckpt: Path, sim: Simulator, how: tuple[str, ...]) -> tuple[dict[
 
 
 async def _read_beside(ckpt: Path, sim: Simulator, ended: asyncio.Future[tuple[bytes, bytes]]) -> int:
-    """Read the checkpoint as ``bulk status`` and ``bulk report`` do, every 20 ms until the run ends; the count of reads.
+    """Read the checkpoint as ``bulk status`` and ``bulk report`` do, every 20 ms until the run ends;
+    the count of reads.
 
     Nothing is awaited between the read and the look at the simulator (which runs in this event loop), so the
     record must match what the service holds at that very moment. Timed here, where a process start does not

@@ -15,7 +15,8 @@ from bulk.sim import SimConfig, Simulator
 async def test_plan_then_apply_then_verify(tmp_path: Path) -> None:
     src = fleet_csv(tmp_path / "fleet.csv")
     plan = tmp_path / "fleet.plan.jsonl"
-    sim_config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200, missing_domains=("*.missing.example.com",))
+    sim_config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200,
+                           missing_domains=("*.missing.example.com",))
     async with Simulator(sim_config) as sim:
         fleet(sim)
         code, out, err = await bulk("plan", str(src), "--action", "AddLiveSnapshotNotifyConfig", "-o", str(plan),
@@ -83,7 +84,8 @@ async def test_a_plan_is_applied_only_with_its_own_values_and_conflicts_never_be
     src = domains_only(tmp_path / "d.csv")
     plan = tmp_path / "p.jsonl"
     other = "https://other.cb.example.com/snap"
-    sim_config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200, missing_domains=("*.missing.example.com",))
+    sim_config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200,
+                           missing_domains=("*.missing.example.com",))
     async with Simulator(sim_config) as sim:
         sim.notify_configs["url.example.com"] = {"DomainName": "url.example.com", "NotifyUrl": other,
                                                  "NotifyReqAuth": "no", "NotifyAuthKey": ""}
@@ -95,7 +97,8 @@ async def test_a_plan_is_applied_only_with_its_own_values_and_conflicts_never_be
 
         def changes() -> dict[str, int]:
             calls = sim.stats()["calls"]
-            return {a: sum(calls.get(a, {}).values()) for a in ("AddLiveSnapshotNotifyConfig", "UpdateLiveSnapshotNotifyConfig")}
+            return {a: sum(calls.get(a, {}).values())
+                    for a in ("AddLiveSnapshotNotifyConfig", "UpdateLiveSnapshotNotifyConfig")}
 
         # Other values than the plan's: refused, nothing sent.
         code, _, err = await bulk("run", "--plan", str(plan), "--set", f"NotifyUrl={other}", "--endpoint", sim.url)

@@ -75,7 +75,8 @@ async def test_a_failed_row_that_may_have_landed_is_read_back_before_it_is_resen
         await run_engine(sim, csv, checkpoint=ckpt, qps=500)
         # As an older bulk would have left it: applied at the service, recorded failed (transient).
         with Checkpoint.open(ckpt) as c:
-            c.record(RowOutcome(RowState.FAILED, code="InternalError", transient=True, line=2, attempts=3, reached=True))
+            c.record(RowOutcome(RowState.FAILED, code="InternalError", transient=True, line=2, attempts=3,
+                                reached=True))
         before = sim.stats()["calls"][ADD]
         read_before = sim.stats()["calls"][DESCRIBE]["OK"]  # the first run's backup reads
         result = await run_engine(sim, csv, checkpoint=ckpt, qps=500)
@@ -148,7 +149,8 @@ async def test_a_checkpoint_that_cannot_be_written_stops_the_run_and_loses_nothi
 async def test_a_stop_during_a_read_back_leaves_the_row_unfinished_not_failed(tmp_path: Path) -> None:
     """A rotation via Update reads each NotifyUrl first; Ctrl-C while those reads back off."""
     src = tmp_path / "keys.csv"
-    src.write_text("DomainName,NotifyAuthKey\n" + "".join(f"d{i}.example.com,Key{i:04d}abcdefghijklm\n" for i in range(5)))
+    src.write_text("DomainName,NotifyAuthKey\n"
+                   + "".join(f"d{i}.example.com,Key{i:04d}abcdefghijklm\n" for i in range(5)))
     options = dict(action=UPDATE, overrides={"NotifyReqAuth": "yes"}, keep_current=("NotifyUrl",))
     async with simulator(error_rate=1.0, fault_kinds=("unavailable",), fault_actions=(DESCRIBE,)) as sim:
         for i in range(5):

@@ -187,7 +187,8 @@ async def test_a_rotation_is_rolled_back_to_the_old_keys(tmp_path: Path, via: st
                                   "--qps", "500", "--quiet")
         assert code == 0, err
         assert (sim.notify_configs, sim.callback_auth) != seeded
-        ckpt = next(tmp_path.glob("state/keys-2026-11.csv.*/*.ckpt"))  # in the state directory, not beside the keys file
+        # In the state directory, not beside the keys file.
+        ckpt = next(tmp_path.glob("state/keys-2026-11.csv.*/*.ckpt"))
         code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--qps", "500", "--quiet")
         assert code == 0, out + err
         assert (sim.notify_configs, sim.callback_auth) == seeded

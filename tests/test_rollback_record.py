@@ -98,7 +98,9 @@ async def test_a_domain_changed_since_our_write_is_left_as_a_conflict_and_force_
 
 
 async def test_a_lost_backup_file_is_refused_before_any_call(tmp_path: Path) -> None:
-    """A canary's backup deleted (or swapped) before the resume: the resume and the rollback both exit 2, sending nothing."""
+    """A canary's backup deleted (or swapped) before the resume:
+    the resume and the rollback both exit 2, sending nothing.
+    """
     src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
     async with simulator() as sim:
         seeded = notify_fleet(sim, src, 20)

@@ -49,7 +49,8 @@ async def test_changed_keys_file_is_refused_on_resume(tmp_path: Path) -> None:
     src.write_text("DomainName\na.example.com\nb.example.com\n")
     keys_path = tmp_path / "keys.csv"
     async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
-        args = ["rotate", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url, "--quiet", "--key-length", "20"]
+        args = ["rotate", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url, "--quiet",
+                "--key-length", "20"]
         code, _, err = await bulk(*args)
         assert code == 0, err
         text = keys_path.read_text()

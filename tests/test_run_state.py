@@ -109,7 +109,8 @@ def test_a_claim_is_committed_with_synchronous_full_and_results_are_not(tmp_path
     claim, commit = said.index("UPDATE"), said.index("COMMIT")
     assert "PRAGMA synchronous=FULL" in said[:claim] and "PRAGMA synchronous=NORMAL" in said[commit:]
     result = said.index("UPDATE", commit)
-    assert said[commit:result].count("PRAGMA synchronous=NORMAL") == 1 and "PRAGMA synchronous=FULL" not in said[commit:]
+    assert said[commit:result].count("PRAGMA synchronous=NORMAL") == 1
+    assert "PRAGMA synchronous=FULL" not in said[commit:]
 
 
 def with_key(key_id: str, secret: str) -> dict[str, str]:
@@ -210,7 +211,8 @@ async def test_a_rotation_leaves_nothing_but_its_keys_file_in_the_keys_directory
         assert code == 1, err  # the missing domain failed: there is a failures file
         assert set(sim.callback_auth) == {"a.example.com", "b.example.com"}
         assert sorted(p.name for p in keys_dir.iterdir()) == ["keys-2026-11.csv"]
-        ckpt = state_dir / "keys-2026-11.csv.set-snapshot-callback-auth" / "keys-2026-11.csv.set-snapshot-callback-auth.ckpt"
+        ckpt = (state_dir / "keys-2026-11.csv.set-snapshot-callback-auth"
+                / "keys-2026-11.csv.set-snapshot-callback-auth.ckpt")
         assert f"bulk: checkpoint {ckpt}" in err  # printed, quiet or not: the next command needs it
         assert failures_path(ckpt, Format.CSV).read_text().splitlines()[1:] == ["gone.example.com"]
         assert stat.S_IMODE(ckpt.parent.stat().st_mode) == 0o700  # it holds the backup, old keys and all

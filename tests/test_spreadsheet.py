@@ -73,8 +73,8 @@ async def test_the_report_and_failures_file_hold_no_formula(tmp_path: Path, sim:
 
 async def test_valid_rows_of_a_failures_file_read_back_as_they_were(tmp_path: Path, sim: Simulator) -> None:
     """A row the service refused had valid cells: they are written as read, to be sent again."""
-    sim.notify_configs["a.example.com"] = {"DomainName": "a.example.com", "NotifyUrl": URL + "/old", "NotifyReqAuth": "no",
-                                           "NotifyAuthKey": ""}
+    sim.notify_configs["a.example.com"] = {"DomainName": "a.example.com", "NotifyUrl": URL + "/old",
+                                           "NotifyReqAuth": "no", "NotifyAuthKey": ""}
     src = tmp_path / "d.csv"
     src.write_text(f"DomainName,NotifyUrl\na.example.com,{URL}\n{SUM},{URL}\n")
     code, _, err = await bulk("run", str(src), "--action", "AddLiveSnapshotNotifyConfig", "--endpoint", sim.url,

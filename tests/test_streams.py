@@ -98,7 +98,8 @@ async def test_which_key_a_stream_uses() -> None:
 
 async def test_the_callback_body_has_the_snapshot_fields() -> None:
     async with capture() as (url, got):
-        streams = LiveStreams(StreamsConfig(count=1, interval=10), notify_configs={"a.example.com": notify("A.example.com", url)},
+        streams = LiveStreams(StreamsConfig(count=1, interval=10),
+                              notify_configs={"a.example.com": notify("A.example.com", url)},
                               callback_auth={}, wall_clock=lambda: 1_767_225_600.7)
         await streams.start()
         while not got:

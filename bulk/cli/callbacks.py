@@ -51,7 +51,8 @@ def callback_verify(
     host: Annotated[str, typer.Option(help="Host part of the NotifyUrl.")],
     timestamp: Annotated[str, typer.Option(help="ALI-LIVE-TIMESTAMP value.")],
     signature: Annotated[str, typer.Option(help="ALI-LIVE-SIGNATURE value.")],
-    key: Annotated[list[str] | None, typer.Option(help=f"A key to accept (repeatable). {_KEY_HELP}", envvar=KEY_ENV)] = None,
+    key: Annotated[list[str] | None, typer.Option(
+        help=f"A key to accept (repeatable). {_KEY_HELP}", envvar=KEY_ENV)] = None,
     keys_file: Annotated[list[Path] | None, typer.Option(help="A keys file whose keys to accept (repeatable).")] = None,
     max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off.")] = 300,
 ) -> None:
@@ -95,25 +96,29 @@ def _host_port(text: str, *, option: str) -> tuple[str, int]:
 
 @callback_app.command("serve")
 def callback_serve(
-    keys: Annotated[list[Path], typer.Option("--keys", help="A keys file (a key generation) or a directory of them (repeatable).")],
+    keys: Annotated[list[Path], typer.Option(
+        "--keys", help="A keys file (a key generation) or a directory of them (repeatable).")],
     port: Annotated[int, typer.Option(help="Callback port (0 = any free port).")] = 8080,
     bind: Annotated[str, typer.Option(help="Address the callback port listens on.")] = "127.0.0.1",
     callback_host: Annotated[list[str] | None, typer.Option(
         "--callback-host", help="Your NotifyUrl or its host, as the service signs it (repeatable during a URL "
                                 "migration; required with a --bind beyond loopback; default: the --bind address). "
                                 "Never taken from the request.")] = None,
-    forward: Annotated[str | None, typer.Option(help="Pass accepted callbacks on to this URL (502 to the caller when it fails).")] = None,
+    forward: Annotated[str | None, typer.Option(
+        help="Pass accepted callbacks on to this URL (502 to the caller when it fails).")] = None,
     max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off; an identical callback is "
                                                "forwarded at most once within this window.")] = 120,
     poll: Annotated[float, typer.Option(help="Seconds between checks for changed keys files (0: SIGHUP only).")] = 2.0,
     admin_bind: Annotated[str, typer.Option(help="HOST:PORT of the admin listener (/metrics, /_bulk/stats, "
                                                  "/_bulk/drain, /healthz, /readyz).")] = f"127.0.0.1:{ADMIN_PORT}",
-    admin_token_file: Annotated[Path | None, typer.Option(help="A file holding the bearer token the admin "
-                                                                "listener asks for (required beyond loopback).")] = None,
-    tls_cert: Annotated[Path | None, typer.Option(help="Serve the callback port over TLS: certificate chain (PEM).")] = None,
+    admin_token_file: Annotated[Path | None, typer.Option(
+        help="A file holding the bearer token the admin listener asks for (required beyond loopback).")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(
+        help="Serve the callback port over TLS: certificate chain (PEM).")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="The TLS certificate's private key (PEM).")] = None,
     behind_tls_proxy: Annotated[bool, typer.Option(
-        "--behind-tls-proxy", help="A TLS terminator is in front: allow a --bind beyond loopback without TLS.")] = False,
+        "--behind-tls-proxy",
+        help="A TLS terminator is in front: allow a --bind beyond loopback without TLS.")] = False,
     header_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's head.")] = 10.0,
     body_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's body.")] = 10.0,
     idle_timeout: Annotated[float, typer.Option(help="Seconds a keep-alive connection may stay idle.")] = 30.0,
@@ -168,7 +173,8 @@ def callback_serve(
 
 @callback_app.command("drain")
 def callback_drain(
-    receiver: Annotated[list[str], typer.Option("--receiver", help="Base URL of a receiver's admin listener (repeatable: ask them all).")],
+    receiver: Annotated[list[str], typer.Option(
+        "--receiver", help="Base URL of a receiver's admin listener (repeatable: ask them all).")],
     generation: Annotated[str, typer.Option(help="The old generation: its keys file name, e.g. keys-2026-10.csv.")],
     window: Annotated[str, typer.Option(help="How long without a callback signed with it: 90s, 30m, 24h, 7d.")] = "24h",
     json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,

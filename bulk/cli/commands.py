@@ -61,16 +61,26 @@ from .common import (
 from .shared import Connection, calls_the_api
 
 # Options shared by the commands that call the API.
-ActionOpt = Annotated[str, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Name=Value given to every row (repeatable); Name=@FILE or Name=@env:VAR for secrets.")]
-CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file (default: derived from INPUT, in the state directory); its backup and failures file go beside it.")]
-RunCheckpointArg = Annotated[Path, typer.Argument(help="Checkpoint file of a run, or its run's directory in the state directory.", callback=run_checkpoint)]
-StateDirOpt = Annotated[Path | None, typer.Option(help="Where runs keep their state, one directory per input and action (default: $BULK_STATE_DIR, else the user state directory, ~/.local/state/bulk on Linux).")]
+ActionOpt = Annotated[str, typer.Option(
+    "--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Name=Value given to every row (repeatable); Name=@FILE or Name=@env:VAR for secrets.")]
+CheckpointOpt = Annotated[Path | None, typer.Option(
+    help="Checkpoint file (default: derived from INPUT, in the state directory); "
+         "its backup and failures file go beside it.")]
+RunCheckpointArg = Annotated[Path, typer.Argument(
+    help="Checkpoint file of a run, or its run's directory in the state directory.", callback=run_checkpoint)]
+StateDirOpt = Annotated[Path | None, typer.Option(
+    help="Where runs keep their state, one directory per input and action "
+         "(default: $BULK_STATE_DIR, else the user state directory, ~/.local/state/bulk on Linux).")]
 ReportOpt = Annotated[Path | None, typer.Option(help="Write the per-row report here (.csv or .jsonl).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 RetryOpt = Annotated[bool, typer.Option(help="On resume, send rows that failed permanently again too.")]
-BackupOpt = Annotated[bool, typer.Option("--backup/--no-backup", help="Record each domain's state before its first write, next to the checkpoint (mode 0600), for `bulk rollback`.")]
-CanaryOpt = Annotated[int | None, typer.Option(help="Apply only the first N rows still to send, read each back, and stop (exit 0 if all hold the change).")]
+BackupOpt = Annotated[bool, typer.Option(
+    "--backup/--no-backup",
+    help="Record each domain's state before its first write, next to the checkpoint (mode 0600), for `bulk rollback`.")]
+CanaryOpt = Annotated[int | None, typer.Option(
+    help="Apply only the first N rows still to send, read each back, and stop (exit 0 if all hold the change).")]
 
 
 def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quiet: bool) -> int:
@@ -138,7 +148,9 @@ def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: P
 @calls_the_api
 def run_cmd(
     input: Annotated[Path | None, typer.Argument(help="Domain list: .csv with a header, or .jsonl.")] = None,
-    action: Annotated[str | None, typer.Option("--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")] = None,
+    action: Annotated[str | None, typer.Option(
+        "--action", "-a",
+        help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")] = None,
     set_: SetOpt = None,
     checkpoint: CheckpointOpt = None,
     state_dir: StateDirOpt = None,
@@ -147,8 +159,10 @@ def run_cmd(
     dry_run: Annotated[bool, typer.Option(help="Validate and show the plan; send nothing.")] = False,
     strict: Annotated[bool, typer.Option(help="Refuse the whole run if any row is invalid.")] = False,
     retry_failed: RetryOpt = False,
-    plan: Annotated[Path | None, typer.Option(help="Apply a plan made by `bulk plan`: only its create and update rows.")] = None,
-    max_plan_age: Annotated[float, typer.Option(help="Refuse to start from a plan older than this many minutes.")] = 60.0,
+    plan: Annotated[Path | None, typer.Option(
+        help="Apply a plan made by `bulk plan`: only its create and update rows.")] = None,
+    max_plan_age: Annotated[float, typer.Option(
+        help="Refuse to start from a plan older than this many minutes.")] = 60.0,
     canary: CanaryOpt = None,
     backup: BackupOpt = True,
     quiet: QuietOpt = False,
@@ -301,7 +315,8 @@ def plan_cmd(
     input: Annotated[Path, typer.Argument(help="Domain list: .csv or .jsonl, as for run.")],
     action: ActionOpt,
     set_: SetOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Plan file (default: INPUT.<action>.plan.jsonl in the state directory).")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Plan file (default: INPUT.<action>.plan.jsonl in the state directory).")] = None,
     checkpoint: CheckpointOpt = None,
     state_dir: StateDirOpt = None,
     quiet: QuietOpt = False,
@@ -350,8 +365,10 @@ def _drop_finished(ckpt: Path) -> None:
 @app.command("verify")
 @calls_the_api
 def verify_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of a finished run, or its run's directory.", callback=run_checkpoint)],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Secret --set values of the run, given again (they are never stored).")] = None,
+    checkpoint: Annotated[Path, typer.Argument(
+        help="Checkpoint of a finished run, or its run's directory.", callback=run_checkpoint)],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Secret --set values of the run, given again (they are never stored).")] = None,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
     *,
@@ -386,11 +403,14 @@ def rotate_cmd(
     key_length: Annotated[int, typer.Option(help="Key length, 16 to 32.")] = 32,
     same_key: Annotated[bool, typer.Option(help="One key for every domain.")] = False,
     via: Annotated[str, typer.Option(help=f"{' or '.join(VIA)}.")] = "set-callback-auth",
-    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file (default: derived from --keys-out, in the state directory); never in the keys file's directory, which a receiver reads.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="Checkpoint file (default: derived from --keys-out, in the state directory); "
+             "never in the keys file's directory, which a receiver reads.")] = None,
     state_dir: StateDirOpt = None,
     retry_failed: RetryOpt = False,
     report: ReportOpt = None,
-    prepare: Annotated[bool, typer.Option(help="Only write the keys file and the checkpoint; send nothing. Run again without it to apply.")] = False,
+    prepare: Annotated[bool, typer.Option(
+        help="Only write the keys file and the checkpoint; send nothing. Run again without it to apply.")] = False,
     canary: CanaryOpt = None,
     backup: BackupOpt = True,
     quiet: QuietOpt = False,
@@ -427,11 +447,16 @@ def rotate_cmd(
 @app.command("rollback")
 @calls_the_api
 def rollback_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of the run (or rotation) to undo, or its run's directory.", callback=run_checkpoint)],
-    output: Annotated[Path | None, typer.Option("--checkpoint", help="The rollback's own checkpoint (default: CHECKPOINT with .rollback.ckpt).")] = None,
+    checkpoint: Annotated[Path, typer.Argument(
+        help="Checkpoint of the run (or rotation) to undo, or its run's directory.", callback=run_checkpoint)],
+    output: Annotated[Path | None, typer.Option(
+        "--checkpoint", help="The rollback's own checkpoint (default: CHECKPOINT with .rollback.ckpt).")] = None,
     retry_failed: RetryOpt = False,
     backup: BackupOpt = True,
-    force: Annotated[bool, typer.Option("--force", help="Restore also the domains another client changed since the run wrote them (rows left 'conflict').")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force",
+        help="Restore also the domains another client changed since the run wrote them "
+             "(rows left 'conflict').")] = False,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
     *,

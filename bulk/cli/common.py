@@ -68,7 +68,10 @@ app = typer.Typer(
     help="Apply snapshot-callback changes to thousands of ApsaraVideo Live domains, paced, retried, resumable.",
 )
 sim_app = typer.Typer(no_args_is_help=True, help="A local simulator of the Live API, for rehearsals and tests.")
-callback_app = typer.Typer(no_args_is_help=True, help="Snapshot callbacks: a receiver that counts key generations, drain checks, test signatures.")
+callback_app = typer.Typer(
+    no_args_is_help=True,
+    help="Snapshot callbacks: a receiver that counts key generations, drain checks, test signatures.",
+)
 app.add_typer(sim_app, name="sim")
 app.add_typer(callback_app, name="callback")
 

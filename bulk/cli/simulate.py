@@ -30,20 +30,30 @@ def sim_serve(
     qps: Annotated[float, typer.Option(help="Quota per AccessKey and action.")] = 30.0,
     latency_ms: Annotated[float, typer.Option(help="Mean added latency.")] = 0.0,
     latency_jitter_ms: Annotated[float, typer.Option(help="Spread of the added latency.")] = 0.0,
-    arrival_jitter_ms: Annotated[float, typer.Option(help="Network jitter: a random delay up to this before each request is counted.")] = 0.0,
+    arrival_jitter_ms: Annotated[float, typer.Option(
+        help="Network jitter: a random delay up to this before each request is counted.")] = 0.0,
     error_rate: Annotated[float, typer.Option(help="Share of calls that get an injected fault.")] = 0.0,
-    faults: Annotated[str, typer.Option(help="Fault kinds, comma-separated; a kind listed twice gets twice the share.")] = "internal_before,internal_after,unavailable,throttle,drop",
+    faults: Annotated[str, typer.Option(
+        help="Fault kinds, comma-separated; a kind listed twice gets twice the share.",
+    )] = "internal_before,internal_after,unavailable,throttle,drop",
     seed: Annotated[int | None, typer.Option(help="Seed for faults and latency.")] = None,
     missing: Annotated[list[str] | None, typer.Option(help="Domain pattern that does not exist (repeatable).")] = None,
     access_key_id: Annotated[str | None, typer.Option(help="Accepted AccessKey ID (default: generated).")] = None,
-    access_key_secret: Annotated[str | None, typer.Option(help="Its secret, or @FILE to read it from a file (default: generated).", envvar="BULK_SIM_ACCESS_KEY_SECRET")] = None,
-    access_key: Annotated[list[str] | None, typer.Option(help="Another accepted AccessKey, as ID:SECRET or ID:@FILE (repeatable).")] = None,
-    access_keys_file: Annotated[Path | None, typer.Option(help="Accepted AccessKeys: a CSV file, AccessKeyId,AccessKeySecret, mode 0600.")] = None,
+    access_key_secret: Annotated[str | None, typer.Option(
+        help="Its secret, or @FILE to read it from a file (default: generated).",
+        envvar="BULK_SIM_ACCESS_KEY_SECRET")] = None,
+    access_key: Annotated[list[str] | None, typer.Option(
+        help="Another accepted AccessKey, as ID:SECRET or ID:@FILE (repeatable).")] = None,
+    access_keys_file: Annotated[Path | None, typer.Option(
+        help="Accepted AccessKeys: a CSV file, AccessKeyId,AccessKeySecret, mode 0600.")] = None,
     state: Annotated[Path | None, typer.Option(help="Keep configs in this file across restarts.")] = None,
-    streams: Annotated[int, typer.Option(help="Live streams posting signed snapshot callbacks to their domain's NotifyUrl.")] = 0,
-    stream_uptime_mean: Annotated[float, typer.Option(help="Mean seconds a stream stays up before it is pushed again.")] = 3600.0,
+    streams: Annotated[int, typer.Option(
+        help="Live streams posting signed snapshot callbacks to their domain's NotifyUrl.")] = 0,
+    stream_uptime_mean: Annotated[float, typer.Option(
+        help="Mean seconds a stream stays up before it is pushed again.")] = 3600.0,
     stream_interval: Annotated[float, typer.Option(help="Seconds between two callbacks of a stream.")] = 5.0,
-    allow_remote_callbacks: Annotated[bool, typer.Option(help="Let streams post to NotifyUrls that are not loopback addresses.")] = False,
+    allow_remote_callbacks: Annotated[bool, typer.Option(
+        help="Let streams post to NotifyUrls that are not loopback addresses.")] = False,
 ) -> None:
     """Serve the snapshot-callback API on BIND:PORT until Ctrl-C."""
     import secrets

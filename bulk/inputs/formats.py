@@ -117,7 +117,7 @@ class CsvParser(Parser):
         if not (values and values[0].strip()) and not "".join(values).strip():
             return None
         if len(values) == self._width:
-            return dict(zip(self._header, values))
+            return dict(zip(self._header, values, strict=True))
         return f"has {len(values)} field(s), the header has {self._width}"
 
     def _plan_quick_lines(self, action: Action, overrides: Mapping[str, str]) -> None:
@@ -156,7 +156,8 @@ class CsvParser(Parser):
         # A Profile column needs profiles (the header check says so), so they are not None here.
         if profile and profile not in self.profiles:  # type: ignore[operator]
             return None  # the long way says it is unknown
-        return dict(zip(self._header, values)), params, profile or None
+        # Without a Profile column, values ends with the group that stands for it: zip leaves it out.
+        return dict(zip(self._header, values, strict=False)), params, profile or None
 
     def _csv(self, text: str) -> list[str]:
         self._feed.text = text

@@ -83,7 +83,9 @@ def read_lines(handle: BinaryIO, path: Path, line: int = 0, offset: int = 0, *, 
             yield line, start, "", f"line {line} is not UTF-8 text"
 
 
-def _unusual_line(handle: BinaryIO, path: Path, raw: bytes, line: int, start: int, end: int) -> tuple[str, str | None, int]:
+def _unusual_line(
+    handle: BinaryIO, path: Path, raw: bytes, line: int, start: int, end: int
+) -> tuple[str, str | None, int]:
     """A file's first line, or one of MAX_LINE bytes: (text, problem, where the next line starts)."""
     if start == 0:
         if raw.startswith((b"\xff\xfe", b"\xfe\xff")):

@@ -81,7 +81,8 @@ def read_rows_at(
                 raise InputChanged(f"{path}: line {line} no longer starts at byte {offset}: the file changed")
             handle.seek(offset)
             one = read_lines(handle, path, line - 1, offset, limit=1)
-            items = list(validated(one, parser, Tally(), action, overrides, Row, dedupe=False, json=fmt is Format.JSONL))
+            items = list(validated(one, parser, Tally(), action, overrides, Row, dedupe=False,
+                                   json=fmt is Format.JSONL))
             if not items:
                 raise InputChanged(f"{path}: line {line} (byte {offset}) holds no record: the file changed")
             yield from items

@@ -65,7 +65,9 @@ ERRORS: dict[str, tuple[int, str]] = {
     "ConfigNotFound": (400, "Configuration does not exist, please check and try again."),
     "InvalidDomain.NotFound": (404, "The domain provided does not belong to you."),
     "Throttling.User": (400, "Request was denied due to user flow control."),
-    "Forbidden.RAM": (403, "User not authorized to operate on the specified resource, or this API doesn't support RAM."),
+    "Forbidden.RAM": (
+        403, "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+    ),
     "InternalError": (500, "The request processing has failed due to some unknown error, exception or failure."),
     "ServiceUnavailable": (503, "The request has failed due to a temporary failure of the server."),
 }
