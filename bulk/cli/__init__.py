@@ -4,11 +4,12 @@
     bulk status domains.csv.add-live-snapshot-notify-config.ckpt --json
 
 ``common`` holds the app, output and the mapping of library errors to exit
-codes; ``commands`` the fleet commands; ``callbacks`` and ``simulate`` the
+codes; ``shared`` the options every API command takes; ``commands`` the fleet
+commands, ``rotation`` the key rotation; ``callbacks`` and ``simulate`` the
 ``callback`` and ``sim`` groups.
 """
 
-from . import callbacks, commands, simulate  # noqa: F401  (each registers its commands)
+from . import callbacks, commands, rotation, simulate  # noqa: F401  (each registers its commands)
 from .common import app, main
 
 __all__ = ["app", "main"]

@@ -46,7 +46,6 @@ from ..report import (
     write_report,
 )
 from ..rollback import ROLLED_BACK, Rollback, plan_rollback
-from ..rotate import VIA, plan_rotation, prepare_rotation
 from ..verify import drifted, verify_action, verify_options
 from .common import (
     app,
@@ -83,7 +82,7 @@ CanaryOpt = Annotated[int | None, typer.Option(
     help="Apply only the first N rows still to send, read each back, and stop (exit 0 if all hold the change).")]
 
 
-def _finish(result: RunResult, options: RunOptions, *, report: Path | None, quiet: bool) -> int:
+def finish_apply(result: RunResult, options: RunOptions, *, report: Path | None, quiet: bool) -> int:
     """The report, the failures file and the summary of an apply run."""
     path = failures_path(result.checkpoint, detect_format(options.input_path))
     with Checkpoint.open_readonly(result.checkpoint) as ckpt:
@@ -192,7 +191,7 @@ def run_cmd(
     if dry_run:
         raise typer.Exit(_print_dry_run(options))
     raise typer.Exit(execute(options, connection, quiet=quiet,
-                              summary=lambda r: _finish(r, options, report=report, quiet=quiet),
+                              summary=lambda r: finish_apply(r, options, report=report, quiet=quiet),
                               outputs=(report,)))
 
 
@@ -395,55 +394,6 @@ def verify_cmd(
                              outputs=(report,)))
 
 
-@app.command("rotate")
-@calls_the_api
-def rotate_cmd(
-    input: Annotated[Path, typer.Argument(help="Domains: .csv with DomainName, .jsonl, or one name per line.")],
-    keys_out: Annotated[Path, typer.Option(help="Keys file to write (CSV, mode 0600), e.g. keys-2026-11.csv.")],
-    key_length: Annotated[int, typer.Option(help="Key length, 16 to 32.")] = 32,
-    same_key: Annotated[bool, typer.Option(help="One key for every domain.")] = False,
-    via: Annotated[str, typer.Option(help=f"{' or '.join(VIA)}.")] = "set-callback-auth",
-    checkpoint: Annotated[Path | None, typer.Option(
-        help="Checkpoint file (default: derived from --keys-out, in the state directory); "
-             "never in the keys file's directory, which a receiver reads.")] = None,
-    state_dir: StateDirOpt = None,
-    retry_failed: RetryOpt = False,
-    report: ReportOpt = None,
-    prepare: Annotated[bool, typer.Option(
-        help="Only write the keys file and the checkpoint; send nothing. Run again without it to apply.")] = False,
-    canary: CanaryOpt = None,
-    backup: BackupOpt = True,
-    quiet: QuietOpt = False,
-    *,
-    tuning: Tuning,
-    connection: Connection,
-) -> None:
-    """Give every domain a new callback auth key: keys file first, then the calls.
-
-    Safe order: `--prepare`, give the receiver the new keys file, run the same
-    command without `--prepare`, check with `bulk verify`, then wait for the old
-    keys to drain (`bulk callback drain`) before retiring them. `bulk rollback`
-    on its checkpoint puts the old keys back.
-    """
-    with errors():
-        rotation = plan_rotation(input, keys_out, via=via, key_length=key_length, same_key=same_key,
-                                 checkpoint=checkpoint, state=state_dir, tuning=tuning, retry_failed=retry_failed,
-                                 canary=canary, backup=backup)
-    if not quiet:
-        err.print(f"bulk: keys file {keys_out} ({rotation.domains} domain(s), mode 0600, "
-                  f"sha256 {rotation.keys_sha256[:12]})")
-    options = rotation.options
-    if prepare:
-        err.print(f"bulk: checkpoint {options.checkpoint_path}", soft_wrap=True)
-        with errors():
-            prepare_rotation(rotation)
-        out.print(f"prepared: give the receiver {keys_out}, then run this command again without --prepare")
-        raise typer.Exit(Exit.OK)
-    raise typer.Exit(execute(options, connection, quiet=quiet,
-                              summary=lambda r: _finish(r, options, report=report, quiet=quiet),
-                              outputs=(report,)))
-
-
 @app.command("rollback")
 @calls_the_api
 def rollback_cmd(
@@ -490,7 +440,7 @@ def _roll_back(rollback: Rollback, connection: Connection, *, report: Path | Non
                   f"(a run with --no-backup) and are left as they are: {shown}", soft_wrap=True)
 
     def summary(result: RunResult) -> int:
-        code = _finish(result, options, report=report, quiet=quiet)
+        code = finish_apply(result, options, report=report, quiet=quiet)
         with Checkpoint.open_readonly(result.checkpoint) as c:
             emptied = [r for r in c.rows(states=["failed"]) if r["code"] == NO_CONFIG_LEFT]
         if conflicts := result.counts.get("conflict"):
