@@ -8,7 +8,8 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -189,15 +190,27 @@ async def test_a_keys_file_replaced_mid_traffic_loses_no_request(tmp_path: Path,
             sent += 1
             results.append((await post(session, url, domain, key))[0])
 
+    def reloads() -> int:
+        return sum(receiver.stats()["reloads"].values())
+
+    async def until(condition: Callable[[], bool]) -> None:
+        for _ in range(1000):  # 5 s at most: the receiver's work, not the machine's speed, sets the pace
+            if condition():
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError(receiver.stats())
+
     async with running(receiver) as (url, session, _):
         clients = [asyncio.create_task(client(session, url, i)) for i in range(4)]
         for round_ in range(24):
-            await asyncio.sleep(0.03)
+            seen, posted = reloads(), sent
             if round_ == 12:  # a broken file: the current keys stay
                 write_atomic(new, b"DomainName,CallbackAuthKey\na.example.com,short\n")
             else:
                 write_atomic(new, versions[round_ % 2])
-        await asyncio.sleep(0.05)
+            # Each version is taken in (or refused) while callbacks keep coming, before the next one is written.
+            await until(lambda: reloads() > seen and sent >= posted + 9)
+        await until(lambda: sent > 210)
         done.set()
         await asyncio.gather(*clients)
         stats = receiver.stats()
@@ -347,13 +360,16 @@ async def test_serve_reloads_on_sighup_and_drain_answers(tmp_path: Path) -> None
             assert await post(session, url, "a.example.com", A_NEW) == (200, "ok")
             # A stream not pushed again yet (another snapshot: an identical one would be a duplicate).
             assert await post(session, url, "a.example.com", A_OLD, stream="s2") == (200, "ok")
+            last_old = time.monotonic()
+            # A window far longer than a command takes to start, however busy the machine: still on the old keys.
             code, out, err = await bulk("callback", "drain", "--receiver", admin, "--generation", "keys-2026-10",
-                                        "--window", "2s", env=with_token)
+                                        "--window", "30s", env=with_token)
             assert code == 1, out + err
             assert "still on keys-2026-10: a.example.com" in out and "1 domain(s) still on keys-2026-10" in out
-            await asyncio.sleep(2)
+            # A 1 s window once the last old callback is older than that (a slow start only makes it older).
+            await asyncio.sleep(max(0.0, last_old + 1.2 - time.monotonic()))
             code, out, err = await bulk("callback", "drain", "--receiver", admin, "--receiver", admin,
-                                        "--generation", "keys-2026-10.csv", "--window", "2s", "--json", env=with_token)
+                                        "--generation", "keys-2026-10.csv", "--window", "1s", "--json", env=with_token)
             assert code == 0, out + err
             report = orjson.loads(out)
             assert report["drained"] and report["still_on"] == {} and report["unseen"] == ["b.example.com"]

@@ -269,10 +269,19 @@ async def _run_with_uri_credentials(tmp_path: Path, sim: Simulator, uri: str, n:
 
 async def test_a_credential_hiccup_is_retried_and_the_run_completes(tmp_path: Path) -> None:
     async with simulator() as sim, credentials_server() as (uri, state):
-        loop = asyncio.get_running_loop()
-        loop.call_later(0.3, state.update, {"fail": 1})
-        loop.call_later(1.0, state.update, {"fail": 0})
+
+        async def outage() -> None:
+            """Down once the run is under way, up again after three refused look-ups: on the run's own clock."""
+            while len(sim.applied) < 5:
+                await asyncio.sleep(0.005)
+            state["fail"] = 1
+            while state["refused"] < 3:
+                await asyncio.sleep(0.005)
+            state["fail"] = 0
+
+        hiccup = asyncio.create_task(outage())
         result = await _run_with_uri_credentials(tmp_path, sim, uri, 30, Health(endpoint=sim.url))
+        await asyncio.wait_for(hiccup, 1)  # the outage did happen, and ended, while the run went on
     assert state["refused"] >= 3
     assert result.exit_code == 0 and result.counts["done"] == 30 and applied_once(sim)
 
