@@ -33,7 +33,7 @@ import orjson
 from rich.table import Table
 
 from .actions import recorded_action
-from .checkpoint import Checkpoint, CheckpointError
+from .checkpoint import Checkpoint, CheckpointError, RowState
 from .errors import UsageError
 from .files import atomic_file
 from .identity import recorded_connection
@@ -136,7 +136,7 @@ def write_failures(ckpt: Checkpoint, path: Path) -> int:
         raise CheckpointError(f"{ckpt.path} holds no run")
     listed = {r["line"]: (r["domain"] or "").strip().lower() for r in ckpt.rows(states=_FAILED)}
     wanted = set(listed.values())
-    done = {d for r in ckpt.rows(states=["done"] if listed else []) if (d := (r["domain"] or "").lower()) in wanted}
+    done = {d for r in ckpt.rows(states=[RowState.DONE] if listed else []) if (d := (r["domain"] or "").lower()) in wanted}
     lines = {line for line, domain in listed.items() if domain not in done}
     if not lines:
         path.unlink(missing_ok=True)

@@ -27,7 +27,7 @@ def test_rows_move_through_states(tmp_path: Path) -> None:
         ckpt.flush()
         assert ckpt.counts()["done"] == 1
         assert ckpt.error_counts() == {"InvalidRow": 1}
-        done = next(ckpt.rows(states=["done"]))
+        done = next(ckpt.rows(states=[RowState.DONE]))
         assert done["request_id"] == "R1" and done["attempts"] == 2 and done["finished"]
         assert ckpt.meta()["overrides"] == {"NotifyUrl": "http://x.example.com"}
     assert oct((tmp_path / "c.ckpt").stat().st_mode & 0o777) == "0o600"

@@ -85,7 +85,7 @@ async def test_permanent_errors_are_not_retried(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.counts == {**result.counts, "done": 10, "failed": 2}
     with Checkpoint.open_readonly(result.checkpoint) as ckpt:
-        failed = list(ckpt.rows(states=["failed"]))
+        failed = list(ckpt.rows(states=[RowState.FAILED]))
     assert {r["domain"] for r in failed} == {"gone1.missing.example.com", "gone2.missing.example.com"}
     assert all(r["attempts"] == 1 and r["code"] == "InvalidDomain.NotFound" and r["request_id"] for r in failed)
     assert calls["InvalidDomain.NotFound"] == 2
@@ -191,7 +191,7 @@ async def test_bad_rows_are_recorded_and_never_sent(tmp_path: Path) -> None:
     assert result.counts["done"] == 5 and result.counts["invalid"] == 2
     assert "not a domain" not in sent
     with Checkpoint.open_readonly(result.checkpoint) as ckpt:
-        invalid = {r["line"]: r["message"] for r in ckpt.rows(states=["invalid"])}
+        invalid = {r["line"]: r["message"] for r in ckpt.rows(states=[RowState.INVALID])}
     assert set(invalid) == {7, 8}
     assert "DomainName" in invalid[7] and "twice" in invalid[8]
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import ADD, bulk, domains_csv, run_engine, settle, simulator, start_bulk, wait_until
 
-from bulk.checkpoint import Checkpoint
+from bulk.checkpoint import Checkpoint, RowState
 from bulk.client import LiveClient
 from bulk.credentials import Credentials, StaticCredentials
 from bulk.engine import run
@@ -245,7 +245,7 @@ async def test_a_missing_domain_fails_at_its_backup_read_and_nothing_is_sent(tmp
         calls = sim.stats()["calls"]
     assert result.exit_code == 1 and result.counts["done"] == 3
     with Checkpoint.open_readonly(result.checkpoint) as c:
-        row = next(iter(c.rows(states=["failed"])))
+        row = next(iter(c.rows(states=[RowState.FAILED])))
     assert row["domain"] == "gone.missing.example.com" and row["code"] == "InvalidDomain.NotFound"
     assert row["action"] == DESCRIBE and row["attempts"] == 0 and row["request_id"]
     assert calls[ADD] == {"OK": 3} and calls[DESCRIBE] == {"OK": 3, "InvalidDomain.NotFound": 1}

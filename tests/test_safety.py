@@ -103,7 +103,7 @@ async def test_a_missing_ram_permission_stops_3000_rows_early_and_a_resume_appli
         assert "User not authorized" in line[0] and f"live:{ADD}" in line[0], line[0]
         with Checkpoint.open_readonly(ckpt) as c:
             counts, meta = c.counts(), c.meta() or {}
-            codes = {r["code"] for r in c.rows(states=["failed"])}
+            codes = {r["code"] for r in c.rows(states=[RowState.FAILED])}
         assert meta[META_KEY] == ["Forbidden.RAM"]
         assert codes == {"Forbidden.RAM"} and 10 <= counts["failed"] <= 50
         assert counts["pending"] == 3000 - counts["failed"] and counts["sending"] == 0 and counts["done"] == 0

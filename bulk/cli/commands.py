@@ -19,7 +19,7 @@ from rich.table import Table
 from ..actions import Action, recorded_action, resolve
 from ..backup import IDENTITY_KEY as BACKUP_IDENTITY
 from ..backup import BackupState, backup_state
-from ..checkpoint import Checkpoint, CheckpointError, remove_checkpoint
+from ..checkpoint import Checkpoint, CheckpointError, RowState, remove_checkpoint
 from ..credentials import profile_names
 from ..errors import Exit
 from ..identity import recorded_connection
@@ -442,7 +442,7 @@ def _roll_back(rollback: Rollback, connection: Connection, *, report: Path | Non
     def summary(result: RunResult) -> int:
         code = finish_apply(result, options, report=report, quiet=quiet)
         with Checkpoint.open_readonly(result.checkpoint) as c:
-            emptied = [r for r in c.rows(states=["failed"]) if r["code"] == NO_CONFIG_LEFT]
+            emptied = [r for r in c.rows(states=[RowState.FAILED]) if r["code"] == NO_CONFIG_LEFT]
         if conflicts := result.counts.get("conflict"):
             err.print(f"bulk: {conflicts} domain(s) were changed by another client since the run wrote them and "
                       "were left as they are (rows 'conflict', both values in the report); `bulk rollback --force` "
