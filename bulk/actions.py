@@ -98,6 +98,8 @@ class InvalidParams(ValueError):
 
 
 class Kind(Enum):
+    """What a parameter's value is, and so how it is checked and cleaned."""
+
     DOMAIN = "domain"
     URL = "url"
     YESNO = "yes/no"
@@ -118,6 +120,8 @@ _PLAIN_URL = re.compile(_PLAIN[Kind.URL])
 
 @dataclass(frozen=True, slots=True)
 class Param:
+    """One parameter of an action: its kind of value, whether it is required, whether it is a secret."""
+
     name: str
     kind: Kind
     required: bool = False
@@ -245,14 +249,17 @@ class Action:
 
     @property
     def kebab(self) -> str:
+        """The name as a CLI word: AddLiveSnapshotNotifyConfig -> add-live-snapshot-notify-config."""
         return re.sub(r"(?<!^)(?=[A-Z])", "-", self.name).lower()
 
     @property
     def param_names(self) -> tuple[str, ...]:
+        """The parameter names, in catalogue order."""
         return tuple(p.name for p in self.params)
 
     @property
     def secret_names(self) -> frozenset[str]:
+        """The parameters whose values are secrets: never shown, a fingerprint stands in."""
         return frozenset(p.name for p in self.params if p.secret)
 
     def validate(self, row: Mapping[str, object]) -> dict[str, str]:
@@ -437,6 +444,7 @@ def _restore(family: Family) -> Action:
     kinds = {p.name: p for p in writer.params}
 
     def expect(p: Mapping[str, str]) -> dict[str, str]:
+        """What the read-back must show: the backed-up fields, or no config for a row that had none."""
         if not reader.exists(p):
             return dict.fromkeys(reader.present, "")
         return {f: p.get(f, "") for f in fields}

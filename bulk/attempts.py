@@ -152,11 +152,13 @@ class CallLog:
         self._last = clock()
 
     def write(self, entry: Mapping[str, Any]) -> None:
+        """Queue one entry; the queue is written at 200 entries or half a second after the last flush."""
         self._buffer.append(orjson.dumps(entry))
         if len(self._buffer) >= 200 or self._clock() - self._last >= 0.5:
             self.flush()
 
     def flush(self) -> None:
+        """Write the queued entries now (LocalFault if the file cannot take them)."""
         self._last = self._clock()
         if not self._buffer:
             return
@@ -168,6 +170,7 @@ class CallLog:
             raise LocalFault(self.path, exc) from None
 
     def close(self) -> None:
+        """Flush, then close the file even if the flush failed (its LocalFault still propagates)."""
         try:
             self.flush()
         finally:

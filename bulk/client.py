@@ -73,6 +73,8 @@ DEFAULT_REGION = "cn-shanghai"
 
 @dataclass(frozen=True, slots=True)
 class Success:
+    """A 2xx answer with a JSON object body; ``latency`` is the call's seconds."""
+
     request_id: str
     body: dict[str, Any] = field(repr=False)
     status: int
@@ -82,6 +84,11 @@ class Success:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
+    """A call without success: the service's code and message, or bulk's own (Timeout, ConnectFailed, ...).
+
+    ``transient`` says whether another attempt may succeed.
+    """
+
     code: str
     message: str
     status: int | None
@@ -151,6 +158,7 @@ class _WireConnector(aiohttp.TCPConnector):
     """A connector that hands the calling task's ``at_wire`` the connection's last moment before the write."""
 
     async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
+        """The connection, once the calling task's ``at_wire`` (if any) lets the request go."""
         conn = await super().connect(req, traces, timeout)
         if (at_wire := _AT_WIRE.get()) is not None:
             try:
@@ -162,6 +170,8 @@ class _WireConnector(aiohttp.TCPConnector):
 
 
 class LiveClient:
+    """Signs and sends Live API calls over one keep-alive session; see the module docstring."""
+
     __slots__ = ("_credentials", "_base", "_host", "_region", "_scheme", "_timeout", "_session", "_limit", "_proxy",
                  "_ssl", "_owner")
 
@@ -217,6 +227,7 @@ class LiveClient:
         await self.close()
 
     async def close(self) -> None:
+        """Close the session; only the client that owns it does (one from ``with_credentials`` shares it)."""
         if self._owner is None and self._session is not None:
             await self._session.close()
             self._session = None
@@ -237,6 +248,7 @@ class LiveClient:
 
     @property
     def endpoint(self) -> str:
+        """The endpoint's scheme and host, without the trailing slash."""
         return self._base.rstrip("/")
 
     async def call(self, action: str, params: Mapping[str, str], *, at_wire: AtWire | None = None) -> Outcome:

@@ -55,12 +55,15 @@ def fingerprint(secret: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
+    """An AccessKey (and STS token); the secret and the token stay out of the repr."""
+
     access_key_id: str
     access_key_secret: str = field(repr=False)
     security_token: str | None = field(default=None, repr=False)
 
     @property
     def fingerprint(self) -> str:
+        """The AccessKey id and a fingerprint of its secret: how these credentials are shown."""
         return f"{self.access_key_id}/{fingerprint(self.access_key_secret)}"
 
 
@@ -69,7 +72,10 @@ class CredentialsError(BulkError, RuntimeError):
 
 
 class CredentialSource(Protocol):
-    async def get(self) -> Credentials: ...
+    """Whatever gives the credentials to sign the next call with."""
+
+    async def get(self) -> Credentials:
+        """The credentials for the next call (CredentialsError when none can be had)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,7 @@ class StaticCredentials:
     credentials: Credentials
 
     async def get(self) -> Credentials:
+        """The same credentials, every time."""
         return self.credentials
 
 
@@ -243,6 +250,10 @@ class ChainCredentials:
         return self._chain
 
     async def get(self) -> Credentials:
+        """The environment's AccessKey, else the chain's (only the profile's when one is named).
+
+        CredentialsError says why each link failed, by kind only.
+        """
         failures = []
         if self._profile is None:
             if (found := _from_environment(self._environ)) is not None:

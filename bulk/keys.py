@@ -59,6 +59,7 @@ def _valid_key(key: str) -> bool:
 
 
 def generate_key(length: int = 32) -> str:
+    """A random key of ``length`` letters and digits (UsageError unless 16 to 32)."""
     _check_length(length)
     return "".join(secrets.choice(ALPHABET) for _ in range(length))
 

@@ -90,6 +90,7 @@ class Lane:
             self.stop()
 
         async def follow() -> None:
+            """Stop the lane once the event is set."""
             await event.wait()
             self.stop()
 

@@ -76,6 +76,7 @@ class HaltKind(StrEnum):
 
     @property
     def exit_code(self) -> Exit:
+        """3 (run again to resume) for an interruption or a local fault, 5 for a safety stop, else 2."""
         if self in (HaltKind.INTERRUPTED, HaltKind.LOCAL_FAULT):
             return Exit.INTERRUPTED
         if self is HaltKind.SAFETY_STOP:
@@ -85,6 +86,8 @@ class HaltKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Halt:
+    """Why a run (or one account's lane) stopped early, told to the operator."""
+
     kind: HaltKind
     #: one line for the operator: what happened and what to do (never a secret)
     message: str
@@ -115,6 +118,8 @@ class Tuning:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunOptions:
+    """Everything a run needs, checked when made (UsageError); its repr names no value."""
+
     action: Action
     input_path: Path
     checkpoint_path: Path
@@ -225,17 +230,21 @@ class RunStats:
 
     @property
     def finished(self) -> int:
+        """Rows the run is through with, whatever their outcome."""
         return self.done + self.skipped + self.failed + self.invalid + self.unknown + self.conflict
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the run started."""
         return time.monotonic() - self.started
 
     @property
     def pace(self) -> float:
+        """Calls per second so far."""
         return self.calls / self.elapsed if self.elapsed > 0 else 0.0
 
     def count(self, state: RowState, code: str | None) -> None:
+        """Count one finished row by its state, and the code of a failed or unknown one."""
         if state is RowState.DONE:
             self.done += 1
         elif state is RowState.SKIPPED:
@@ -253,6 +262,8 @@ class RunStats:
 
 @dataclass(frozen=True, slots=True)
 class CanaryRow:
+    """One row a canary took, and whether it holds its change."""
+
     line: int
     domain: str
     #: why the row does not count as applied and verified; None when it does
@@ -267,15 +278,19 @@ class Canary:
 
     @property
     def verified(self) -> int:
+        """How many of the canary's rows hold their change."""
         return sum(r.problem is None for r in self.rows)
 
     @property
     def ok(self) -> bool:
+        """Whether every row of the canary holds its change."""
         return self.verified == len(self.rows)
 
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
+    """How a run ended: rows by state, errors by code, calls made, time taken, and why it stopped early."""
+
     counts: dict[str, int]
     errors: dict[str, int]
     calls: int
@@ -291,10 +306,12 @@ class RunResult:
 
     @property
     def pace(self) -> float:
+        """Calls per second over the whole run."""
         return self.calls / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
     def unfinished(self) -> int:
+        """Rows left pending or sending: the next run takes them up."""
         return self.counts.get(RowState.PENDING, 0) + self.counts.get(RowState.SENDING, 0)
 
     @property
@@ -304,10 +321,17 @@ class RunResult:
 
     @property
     def interrupted(self) -> bool:
+        """Whether Ctrl-C or SIGTERM stopped the run."""
         return self.halt is not None and self.halt.kind is HaltKind.INTERRUPTED
 
     @property
     def exit_code(self) -> Exit:
+        """What the run's end means to the operator (``Exit``).
+
+        A halt's code first; then 3 while outcomes are unknown or rows
+        unfinished; a canary's verdict; else 1 if any row failed, was invalid
+        or conflicted, and 0.
+        """
         if self.halt is not None:
             return self.halt.kind.exit_code
         if self.stopped:

@@ -99,6 +99,7 @@ class RateLimiter(AsyncLimiter):
 
     @rate.setter
     def rate(self, value: float) -> None:
+        """Change the rate from this instant on (see the class docstring); it must be positive."""
         if value <= 0:
             raise ValueError("rate must be positive")
         if value == self._rate_per_sec:
@@ -242,6 +243,7 @@ class Pacers:
         self._pacers: dict[tuple[str, str], Pacer] = {}
 
     def get(self, account: str, action: str) -> Pacer:
+        """The pacer of this AccessKey and operation, made when first asked for."""
         key = (account, action)
         pacer = self._pacers.get(key)
         if pacer is None:

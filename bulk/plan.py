@@ -43,6 +43,8 @@ class PlanError(BulkError):
 
 @dataclass(frozen=True, slots=True)
 class PlanHeader:
+    """A plan file's first line: the action, the input and its digest, when, the --set values, where."""
+
     action: str
     input_path: str
     input_sha256: str
@@ -56,6 +58,8 @@ class PlanHeader:
 
 @dataclass(frozen=True, slots=True)
 class PlanEntry:
+    """One row of a plan: its kind, the fields that differ, the action to send, and the state it read."""
+
     line: int
     domain: str
     kind: str
@@ -87,6 +91,7 @@ def classify(
 
 
 def write_plan(path: Path, header: PlanHeader, entries: list[PlanEntry]) -> None:
+    """Write the header line and one JSON line per entry, atomically (mode 0600)."""
     with atomic_file(path) as out:
         out.write(orjson.dumps({"plan": 1, **_asdict(header)}) + b"\n")
         for entry in entries:

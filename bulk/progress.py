@@ -31,6 +31,7 @@ __all__ = ["plain_line", "show_progress"]
 
 
 def plain_line(stats: RunStats) -> str:
+    """One progress line for a log or a pipe: rows by outcome, retries, pace and an ETA."""
     remaining = stats.total - stats.finished
     pace = stats.pace
     eta = f", ETA {remaining / pace:.0f} s" if pace > 0 and remaining else ""

@@ -65,6 +65,10 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def report_rows(ckpt: Checkpoint, *, failed_only: bool = False) -> Iterator[dict[str, Any]]:
+    """One dict of ``REPORT_COLUMNS`` per checkpoint row, in line order, messages redacted.
+
+    ``failed_only`` keeps the rows that need attention: failed, invalid or unknown.
+    """
     meta = ckpt.meta() or {}
     for r in ckpt.rows(states=_ATTENTION if failed_only else None):
         yield {

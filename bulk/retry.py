@@ -22,6 +22,8 @@ __all__ = ["RetryPolicy"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
+    """How many attempts a call gets, and the backoff between them; see the module docstring."""
+
     max_attempts: int = 8
     base: float = 0.2
     throttle_base: float = 1.0
@@ -37,6 +39,7 @@ class RetryPolicy:
         return failure.transient and attempt < self.max_attempts
 
     def delay(self, attempt: int, *, throttled: bool = False) -> float:
+        """Seconds to wait before the next attempt: full jitter under a ceiling that doubles up to ``cap``."""
         base = self.throttle_base if throttled else self.base
         ceiling = min(self.cap, base * 2 ** (attempt - 1))
         return self.rng.uniform(0, ceiling)

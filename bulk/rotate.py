@@ -44,6 +44,8 @@ class RotationError(BulkError):
 
 @dataclass(frozen=True, slots=True)
 class Rotation:
+    """A rotation ready to run: its run options, the keys file and its digest, how many domains."""
+
     options: RunOptions
     keys_path: Path
     keys_sha256: str

@@ -96,6 +96,7 @@ class SafetyStop:
 
     @property
     def enabled(self) -> bool:
+        """Whether the stop is on (a failure rate of 1 turns it off)."""
         return self._rate < 1
 
     def observe(self, outcome: RowOutcome) -> Halt | None:

@@ -80,6 +80,7 @@ def canonical_query(params: Mapping[str, str]) -> str:
 
 
 def new_nonce() -> str:
+    """A fresh signature nonce: the service refuses one it has seen before (SignatureNonceUsed)."""
     # 32 hex digits like uuid4().hex (which fixes 6 of its 128 bits), at a quarter of its cost.
     return os.urandom(16).hex()
 

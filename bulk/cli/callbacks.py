@@ -158,6 +158,7 @@ def callback_serve(
                     behind_tls_proxy=behind_tls_proxy)
 
     def ready(line: str) -> None:
+        """Print a listening address at once: a script waiting on a pipe reads it as it comes."""
         out.print(line)
         sys.stdout.flush()
 

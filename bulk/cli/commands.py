@@ -380,6 +380,7 @@ def verify_cmd(
         options = verify_options(checkpoint, given=set_ or [], tuning=tuning, profiles=profile_names())
 
     def summary(result: RunResult) -> int:
+        """Write the report, list each drifted row and the totals; return the run's exit code."""
         if report:
             with Checkpoint.open_readonly(options.checkpoint_path) as c:
                 write_report(c, report, fmt="jsonl" if report.suffix == ".jsonl" else "csv")
@@ -440,6 +441,10 @@ def _roll_back(rollback: Rollback, connection: Connection, *, report: Path | Non
                   f"(a run with --no-backup) and are left as they are: {shown}", soft_wrap=True)
 
     def summary(result: RunResult) -> int:
+        """Sum up as an apply run does, then the conflicts and the domains left with no config.
+
+        An otherwise clean rollback exits 1 when some domains had no recorded prior state.
+        """
         code = finish_apply(result, options, report=report, quiet=quiet)
         with Checkpoint.open_readonly(result.checkpoint) as c:
             emptied = [r for r in c.rows(states=[RowState.FAILED]) if r["code"] == NO_CONFIG_LEFT]

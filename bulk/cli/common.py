@@ -80,6 +80,7 @@ class _RedactingConsole(Console):
     """A console whose text passes the redactor: a new message to the terminal cannot forget it."""
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
+        """Print as ``Console.print`` does, every string passed through the redactor first."""
         super().print(*(redact(o) if isinstance(o, str) else o for o in objects), **kwargs)
 
 
@@ -109,6 +110,7 @@ def main() -> None:
 
 
 def fail(message: str, code: int = Exit.USAGE) -> NoReturn:
+    """Print one error line to stderr and exit with ``code`` (a usage error by default)."""
     err.print(f"[bold red]bulk: error:[/] {escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -135,6 +137,7 @@ def warn_literal_secrets(pairs: Sequence[str], action: Action) -> None:
 
 
 def print_bad(bad: list[BadRow], count: int) -> None:
+    """List invalid rows (line and reason), and how many of the ``count`` are left out."""
     for row in bad:
         out.print(f"line {row.line}: {row.reason}", soft_wrap=True)
     if count > len(bad):
@@ -145,10 +148,12 @@ def run_async(body: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
     """Run with Ctrl-C / SIGTERM turned into a graceful stop; a second one aborts."""
 
     async def main() -> int:
+        """Run ``body`` with the signal handlers in place; its result is the exit code."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
 
         def on_signal() -> None:
+            """A first signal asks ``body`` to stop gracefully; a second aborts (KeyboardInterrupt)."""
             if stop.is_set():
                 raise KeyboardInterrupt
             err.print("bulk: stopping: finishing calls in flight (press Ctrl-C again to abort)")
@@ -172,6 +177,7 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
     endpoint, region = connection.target()
 
     async def body(stop: asyncio.Event) -> int:
+        """Credentials, client and identity, the engine run, its halts; ``summary`` picks the exit code."""
         with errors():
             for path in outputs:
                 if path is not None:

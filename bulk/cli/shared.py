@@ -83,6 +83,7 @@ def calls_the_api(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def with_shared(**given: Any) -> None:
+        """The command as typer calls it: the shared options gathered into ``tuning`` and ``connection``."""
         tuning = Tuning(**{name: given.pop(name) for name in _TUNING})
         connection = Connection(**{name: given.pop(name) for name in _CONNECTION})
         command(**given, tuning=tuning, connection=connection)

@@ -70,6 +70,7 @@ def sim_serve(
     keys: dict[str, str] = {}
 
     def accept(key_id: str, secret: str) -> None:
+        """Add one AccessKey to the simulator's; an id given twice is a usage error."""
         if key_id in keys:
             fail(f"AccessKey {key_id} is given twice")
         keys[key_id] = secret
@@ -115,6 +116,7 @@ def sim_serve(
         )
 
     def ready(url: str) -> None:
+        """Print the URL (and generated throwaway credentials) at once: a script reads them from a pipe."""
         out.print(url)
         if generated:
             # Throwaway credentials made up for this simulator only: printing them is the point.

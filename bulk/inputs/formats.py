@@ -29,6 +29,8 @@ __all__ = ["CsvParser", "Parser", "csv_problem", "make_parser"]
 
 
 class Parser:
+    """Turns one physical line into a record, a reason it is bad, or nothing; one subclass per format."""
+
     __slots__ = ("header_passed", "profiled", "profiles", "quick", "regions")
 
     def __init__(self, profiles: frozenset[str] | None = None) -> None:
@@ -42,6 +44,7 @@ class Parser:
         self.quick: Callable[[str], tuple[dict[str, str], dict[str, str], str | None] | None] | None = None
 
     def parse(self, text: str) -> dict[str, Any] | str | None:
+        """A record, why the line is bad, or None for a blank, comment or header line."""
         raise NotImplementedError
 
 
@@ -54,6 +57,7 @@ def make_parser(
     profiles: frozenset[str] | None,
     tally: Tally,
 ) -> Parser:
+    """The parser for ``fmt``; a CSV parser first reads and checks its header (InputError if bad)."""
     if fmt is Format.CSV:
         return CsvParser(lines, path, action, overrides, tally, profiles=profiles)
     if fmt is Format.JSONL:
@@ -80,6 +84,8 @@ class _OneLine:
 
 
 class CsvParser(Parser):
+    """A CSV input: a header row naming the action's parameters, checked when the parser is made."""
+
     __slots__ = ("_auth", "_feed", "_header", "_plain", "_plan", "_profile_at", "_reader", "_width")
 
     def __init__(
@@ -109,6 +115,7 @@ class CsvParser(Parser):
         return body.split(",") if '"' not in body and "\r" not in body else self._csv(text)
 
     def parse(self, text: str) -> dict[str, Any] | str | None:
+        """The line's values by header column, why it cannot be read, or None for a blank line."""
         body = text.rstrip("\r\n")
         try:  # fields(), inlined: it runs for every line
             values = body.split(",") if '"' not in body and "\r" not in body else self._csv(text)
@@ -215,6 +222,7 @@ class CsvParser(Parser):
 
 
 def csv_problem(exc: csv.Error) -> str:
+    """What a csv.Error means for the line, in the operator's words."""
     if str(exc) == "unexpected end of data":
         return "a quoted field is not closed on its line (no value can span lines)"
     if str(exc).startswith("new-line character"):
@@ -239,6 +247,7 @@ class _JsonlParser(Parser):
         self._overrides = overrides
 
     def parse(self, text: str) -> dict[str, Any] | str | None:
+        """The line's JSON object, why it is not one (or clashes with --set), or None for a blank line."""
         if not text.strip():
             return None
         try:
@@ -262,6 +271,7 @@ class _ListParser(Parser):
         self.regions = self.profiled = False
 
     def parse(self, text: str) -> dict[str, Any] | str | None:
+        """The line's domain, or None for a blank or comment line and a leading DomainName header."""
         # A domain never holds '#', so a comment may also end a line.
         name = text.partition("#")[0].strip()
         if not name:

@@ -27,6 +27,7 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def open_input(path: Path) -> BinaryIO:
+    """``path`` opened for binary reading (InputError if it cannot be)."""
     try:
         return path.open("rb")
     except OSError as exc:
@@ -34,6 +35,7 @@ def open_input(path: Path) -> BinaryIO:
 
 
 def after_newline(handle: BinaryIO, offset: int) -> bool:
+    """Whether ``offset`` starts a line (the byte before it is a newline); moves the handle."""
     handle.seek(offset - 1)
     return handle.read(1) == b"\n"
 

@@ -69,6 +69,8 @@ class InputChanged(InputError):
 
 
 class Format(Enum):
+    """The input formats, told apart by the file's suffix (``detect_format``)."""
+
     CSV = "csv"
     JSONL = "jsonl"
     LIST = "list"
@@ -137,6 +139,7 @@ class ValidationSummary:
 
 
 def detect_format(path: Path) -> Format:
+    """CSV for .csv, JSONL for .jsonl and .ndjson, else a plain list of domains."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return Format.CSV
@@ -146,6 +149,7 @@ def detect_format(path: Path) -> Format:
 
 
 def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a file, recorded so that a resume can tell it changed (InputError if unreadable)."""
     digest = hashlib.sha256()
     try:
         with path.open("rb") as f:

@@ -58,6 +58,8 @@ _IDLE_S = 0.2
 
 @dataclass(frozen=True, slots=True)
 class StreamsConfig:
+    """How many simulated streams, how long each push lasts, how often it calls back, and where it may post."""
+
     count: int
     #: mean seconds between pushes of one stream
     uptime_mean: float = 3600.0
@@ -95,6 +97,7 @@ def uptimes(seed: int | None, index: int, mean: float) -> Iterator[float]:
 
 
 def snapshot_body(domain: str, app: str, stream: str, when: float) -> bytes:
+    """A snapshot callback's JSON body, with the fields of a stored snapshot taken at ``when``."""
     stamp = int(when)
     return orjson.dumps({
         "DomainName": domain,
@@ -117,6 +120,8 @@ class _Push:
 
 
 class LiveStreams:
+    """The simulator's live streams: signed snapshot callbacks to configured NotifyUrls (module docstring)."""
+
     __slots__ = ("config", "_notify", "_auth", "_wall", "_tasks", "_session", "_stopping", "_pushes", "_sent",
                  "_answers", "_errors", "_skipped")
 
@@ -143,6 +148,7 @@ class LiveStreams:
         self._skipped: collections.Counter[str] = collections.Counter()
 
     async def start(self) -> None:
+        """Start one task per stream; a stream waits until some domain has a NotifyUrl."""
         self._stopping.clear()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout))
         self._tasks = [asyncio.create_task(self._run(i)) for i in range(self.config.count)]
@@ -162,6 +168,7 @@ class LiveStreams:
             self._session = None
 
     def stats(self) -> dict[str, Any]:
+        """Counters for the simulator's stats: streams, pushes, callbacks sent, answers by status, errors, skips."""
         return {
             "streams": len(self._tasks),
             "pushes": self._pushes,
