@@ -1,38 +1,9 @@
-"""The run's memory: one SQLite file that survives kill -9.
+"""The checkpoint file itself: SQLite in WAL mode, held by one run at a time through a ``flock``-ed lock file.
 
-    with Checkpoint.open(Path("domains.csv.ckpt")) as ckpt:   # CheckpointBusy if another run has it
-        ckpt.set_meta({"action": "AddLiveSnapshotNotifyConfig", ...})
-        ckpt.add_rows(read_rows(Path("domains.csv"), action))   # Row -> pending, BadRow -> invalid
-        ckpt.claim([2])                                 # committed before the call is sent
-        ckpt.record(RowOutcome(RowState.DONE, request_id="...", line=2, attempts=1, reached=True))
-        ckpt.flush()
+    with Checkpoint.open(path) as ckpt:       # CheckpointBusy if another run has it
+        ckpt.claim([2])                       # committed, and synced, before the call is sent
 
-A row moves through ``RowState``::
-
-    pending --claim--> sending --> done | skipped | failed | unknown (read back first by the next run)
-       ^                  +--> sending (stopped, or a read-back to retry: read back on resume)
-       +-- failed (reopened: transient, or every one with --retry-failed)
-
-``done``: the service holds the row's change; ``failed``: it does not;
-``sending``: it may (a claim a stopped or dead run left behind); ``unknown``:
-the run tried and could not learn which (a refused read-back, a write that
-may land late). The next run reads those two back before sending anything.
-``invalid`` rows never move. ``claim`` commits at once, so after a crash
-every row that may have reached the service is still ``sending``; ``reached``
-stays set once any changing call of the row may have reached the service.
-Results are committed in small batches: a crash loses at most those, and
-A rollback's row may also end ``conflict`` (``bulk rollback``): the domain no
-longer holds what the undone run wrote, so it was left as it is; ``bulk
-rollback --force`` reopens such rows.
-they are exactly such ``sending`` rows.
-
-Secrets are never written here: the input is read again on resume (each row
-by its byte offset), and its SHA-256 (kept in ``meta``) proves it is the
-same file. WAL mode lets ``bulk status`` read while a run writes; rows to
-send are read in short batches, so no reader pins the WAL and it stays
-small. A lock file held with ``flock`` keeps a second run out; the kernel
-releases it when the holder dies. Any SQLite or OS error while writing is
-raised as ``LocalFault`` naming the file.
+Why it is written the way it is, is in ``bulk.checkpoint``.
 """
 
 from __future__ import annotations
@@ -42,24 +13,19 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import KW_ONLY, dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import Any, cast
 
 import orjson
 
-from .errors import BulkError, Exit
-from .files import LocalFault, private_dir
-from .inputs import BadRow, Row
-from .paths import checkpoint_files, lock_path
-from .redact import error_kind, redact
+from ..errors import BulkError, Exit
+from ..files import LocalFault, private_dir
+from ..inputs import BadRow, Row
+from ..paths import checkpoint_files, lock_path
+from ..redact import error_kind, redact
+from .shapes import ANY_PROFILE, PLAN_CONFLICT, RowOutcome, RowState, StoredRow, TodoRow, profile_order
 
-if TYPE_CHECKING:
-    from .client import Failure
-
-__all__ = ["ANY_PROFILE", "Checkpoint", "CheckpointBusy", "CheckpointError", "RowOutcome", "RowState", "StoredRow",
-           "TodoRow", "profile_order", "remove_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointBusy", "CheckpointError", "remove_checkpoint"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -91,38 +57,7 @@ _ADDED = {
     "reached": "INTEGER NOT NULL DEFAULT 0", "offset": "INTEGER", "given": "TEXT",
     "plan_kind": "TEXT", "plan_fields": "TEXT", "plan_send": "TEXT", "profile": "TEXT", "plan_seen": "TEXT",
 }
-#: ``todo(profile=ANY_PROFILE)``: rows of every profile
-ANY_PROFILE = object()
-
-
-def profile_order(profile: str | None) -> tuple[bool, str]:
-    """Sort key of profiles as bulk lists them: rows that name none first, then by name."""
-    return profile is not None, profile or ""
-
-
-#: a plan's verdict that a row must not be sent; --retry-failed leaves it alone
-PLAN_CONFLICT = "PlanConflict"
 _TO_SEND = ("pending", "sending", "unknown")  #: rows a run still has to take to an outcome
-
-
-class RowState(StrEnum):
-    """Where a row stands (the diagram above)."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    DONE = "done"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-    INVALID = "invalid"
-    #: the run tried and could not learn whether the service holds the change
-    UNKNOWN = "unknown"
-    #: a rollback left the domain alone: another client changed it since the run wrote it
-    CONFLICT = "conflict"
-
-    @property
-    def finished(self) -> bool:
-        """Whether the row has an outcome (not pending, not sending)."""
-        return self not in (RowState.PENDING, RowState.SENDING)
 
 
 class CheckpointError(BulkError):
@@ -133,85 +68,6 @@ class CheckpointBusy(CheckpointError):
     """Another run holds the checkpoint."""
 
     exit_code = Exit.BUSY
-
-
-@dataclass(frozen=True, slots=True)
-class TodoRow:
-    """A row still to send, as the checkpoint knows it."""
-
-    line: int
-    offset: int | None
-    state: RowState
-    attempts: int
-    #: an earlier changing call may have reached the service: read back first
-    reached: bool
-    #: run --plan: the action the plan chose for this row
-    plan_send: str | None
-    #: the aliyun CLI profile that sends it (None: the run's credentials)
-    profile: str | None
-    #: run --plan: the plan's verdict (kind, differing fields, ``plan.state_seen`` of the state it read)
-    plan: tuple[str, str, str | None] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RowOutcome:
-    """What became of a row: what a job decides (``state`` to ``plan_send``), and, once the
-    dispatcher has attached it to its row, the row's ``line``, ``attempts`` and ``reached``."""
-
-    state: RowState
-    #: the call whose answer decided it
-    action: str | None = None
-    code: str | None = None
-    message: str | None = None
-    status: int | None = None
-    request_id: str | None = None
-    transient: bool = False
-    #: a plan run's verdict: its kind, the fields that differ, the action to send, the state it read
-    plan_kind: str | None = None
-    plan_fields: str | None = None
-    plan_send: str | None = None
-    plan_seen: str | None = None
-    _: KW_ONLY
-    line: int = 0
-    #: changing calls sent for the row so far (a read-only run: its reads)
-    attempts: int = 0
-    #: a changing call may have reached the service (never unset once set)
-    reached: bool = False
-
-    @classmethod
-    def failed(cls, action: str, failure: Failure, note: str | None = None) -> RowOutcome:
-        """The row failed with ``failure``'s answer; ``note`` says more."""
-        message = f"{failure.message} ({note})" if note and failure.message else (note or failure.message)
-        return cls(RowState.FAILED, action, failure.code, message, failure.status, failure.request_id,
-                   failure.transient)
-
-
-class StoredRow(TypedDict):
-    """A row as the checkpoint holds it (``Checkpoint.rows``)."""
-
-    line: int
-    domain: str | None
-    state: str
-    attempts: int
-    action: str | None
-    code: str | None
-    message: str | None
-    status: int | None
-    request_id: str | None
-    transient: int
-    started: float | None
-    finished: float | None
-    reached: int
-    offset: int | None
-    #: the domain as written in the input, when normalising changed it
-    given: str | None
-    plan_kind: str | None
-    plan_fields: str | None
-    plan_send: str | None
-    #: the aliyun CLI profile that sends the row (None: the run's credentials); a name, never a secret
-    profile: str | None
-    #: a fingerprint of the live state the plan read (never the state: it holds keys)
-    plan_seen: str | None
 
 
 class Checkpoint:

@@ -1,0 +1,167 @@
+"""The apply job: send each row's action, reading back whatever may already have landed.
+
+    job = ApplyJob(if_exists=IfExists.FAIL, settle_after=10.0)
+    outcome = await job.run(row, calls)       # done, failed, skipped, unknown, or None (stopped)
+
+Why it reads back, and when, is in ``bulk.jobs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..actions import Action
+from ..backup import Backup
+from ..checkpoint import PLAN_CONFLICT, RowOutcome, RowState
+from ..client import Failure, Success
+from ..options import IfExists
+from ..plan import classify, state_seen
+from ..rows import WorkRow
+from .calls import _CANNOT_HOLD, RowCalls, _exists, _expected, _reader, _unknown, _unread, _wanting
+
+__all__ = ["ApplyJob"]
+
+_EXISTS = "ConfigAlreadyExists"
+
+
+class ApplyJob:
+    """Send each row's action; read back whatever may already have landed."""
+
+    __slots__ = ("_backup", "_if_exists", "_keep", "_planned", "_settle_after")
+    reads_only = False
+
+    def __init__(
+        self, *, if_exists: IfExists, keep_current: tuple[str, ...] = (), backup: Backup | None = None,
+        settle_after: float = 0.0, planned: Action | None = None,
+    ) -> None:
+        """``settle_after``: how long a write that got no answer may still take to land (the call timeout);
+        ``planned``: run --plan, the action the plan was made for (each row is checked against its verdict)."""
+        self._if_exists = if_exists
+        self._keep = keep_current
+        self._backup = backup
+        self._settle_after = settle_after
+        self._planned = planned
+
+    def _reads_first(self, row: WorkRow) -> bool:
+        if row.action.reader is None:
+            return False
+        return (row.reached or row.unknown or row.plan is not None or bool(self._keep)
+                or _wanting(self._backup, row) is not None)
+
+    def first_call(self, row: WorkRow) -> Action:
+        return _reader(row.action) if self._reads_first(row) else row.action
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        action, params = row.action, row.params
+        if self._reads_first(row):
+            backup = _wanting(self._backup, row)
+            current = await calls.read(action)
+            if not isinstance(current, dict):
+                return _unread(action, current, reached=row.reached or row.unknown, fresh=bool(self._keep))
+            if self._keep:
+                missing = [k for k in self._keep if not current.get(k)]
+                if missing:
+                    return RowOutcome(RowState.FAILED, action.name, "NoCurrentConfig",
+                                      f"no current config to keep ({', '.join(missing)})")
+                params = {**params, **{k: current[k] for k in self._keep}}
+            if row.plan is not None and self._planned is not None:
+                if not row.reached and (verdict := _against_plan(self._planned, row.plan, params, current)):
+                    return verdict
+                if action is not self._planned:
+                    params = _as_update(self._planned, params)
+            if backup is not None:
+                await backup.record(row.domain, current, region=calls.region, wrote=_expected(action, params),
+                                    profile=row.profile)
+            if row.reached or row.unknown:
+                diffs = action.differences(params, current)
+                if not diffs:
+                    how = "read back before resending" if row.reached else "already configured, read back"
+                    return RowOutcome(RowState.DONE, action.name, message=f"applied ({how})")
+                if not action.idempotent and _exists(action, current):
+                    return await self._exists(row, calls, params, diffs)
+        return await self.send(row, calls, action, params)
+
+    async def send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> RowOutcome | None:
+        """Send ``action`` until the service holds it (done) or a read-back shows it does not (failed).
+
+        A write that timed out may still be under way at the service: a
+        read-back that finds nothing is made again once ``settle_after`` has
+        passed, and if the write is still absent when no attempt is left, its
+        outcome is unknown, not failed.
+        """
+        tries = 0
+        while True:
+            tried = await calls.call(action, params, tried_before=tries)
+            tries += tried.attempts
+            outcome = tried.outcome
+            if outcome is None:
+                return None
+            if isinstance(outcome, Success):
+                return RowOutcome(RowState.DONE, action.name, request_id=outcome.request_id)
+            conflict = outcome.code == _EXISTS and not action.idempotent
+            if outcome.code in _CANNOT_HOLD and not calls.may_have_landed:
+                return RowOutcome.failed(action.name, outcome)
+            # Whatever else went wrong, the row is failed only if the service does not hold its change.
+            late = outcome.code == "Timeout"  # no answer in time: the write may still be under way
+            for reading in range(2 if late else 1):
+                if reading and await calls.wait(self._settle_after):
+                    return None
+                current = await calls.read(action)
+                if not isinstance(current, dict):
+                    return _unknown(action, outcome, current)
+                diffs = action.differences(params, current)
+                if not diffs:
+                    how = (f"read back after {outcome.code}" if calls.may_have_landed
+                           else "already configured, read back")
+                    return RowOutcome(RowState.DONE, action.name, message=f"applied ({how})")
+                if not action.idempotent and _exists(action, current) and (conflict or calls.may_have_landed):
+                    return await self._exists(row, calls, params, diffs, outcome)
+            if not (outcome.maybe_applied and calls.may_retry(outcome, tries)):
+                if late:
+                    return RowOutcome(RowState.UNKNOWN, action.name, outcome.code,
+                                      "no answer in time, and not applied when read back "
+                                      f"{self._settle_after:g} s later: "
+                                      "the write may still land; the next run reads it back first",
+                                      transient=True)
+                note = "read back: not applied" if calls.may_have_landed else None
+                return RowOutcome.failed(action.name, outcome, note)
+
+    async def _exists(
+        self, row: WorkRow, calls: RowCalls, params: dict[str, str], diffs: list[str],
+        failure: Failure | None = None,
+    ) -> RowOutcome | None:
+        """An existing config that differs from the row's: --if-exists decides."""
+        action = row.action
+        if self._if_exists is IfExists.SKIP:
+            return RowOutcome(RowState.SKIPPED, action.name, _EXISTS,
+                              f"config already exists (differs in {', '.join(diffs)})",
+                              failure.status if failure else None, failure.request_id if failure else None)
+        if self._if_exists is IfExists.UPDATE and action.update is not None:
+            return await self.send(row, calls, action.update, _as_update(action, params))
+        note = f"conflict: an existing config differs in {', '.join(diffs)}"
+        if failure is None:
+            return RowOutcome(RowState.FAILED, action.name, _EXISTS, note)
+        return RowOutcome.failed(action.name, failure, note)
+
+
+def _as_update(create: Action, params: Mapping[str, str]) -> dict[str, str]:
+    """A create's parameters sent as an update: every field the create sets, its defaults included
+    (an update keeps what it is not given, and the create's config is the whole of it)."""
+    return {**params, **(create.expect(params) if create.expect is not None else {})}
+
+
+def _against_plan(
+    planned: Action, plan: tuple[str, str, str | None], params: Mapping[str, str], current: Mapping[str, str]
+) -> RowOutcome | None:
+    """run --plan: a row whose live state is no longer the one the plan read is not written (failed);
+    a noop row that still is, is skipped; None: send as planned."""
+    kind, fields, seen = plan
+    now_kind, now_fields, _ = classify(planned, params, current)
+    if (now_kind, ",".join(now_fields)) != (kind, fields) or (seen is not None and seen != state_seen(current)):
+        was = f"{kind} ({fields})" if fields else kind
+        now = f"{now_kind} ({','.join(now_fields)})" if now_fields else now_kind
+        return RowOutcome(RowState.FAILED, _reader(planned).name, PLAN_CONFLICT,
+                          f"changed since plan: planned {was}, the live state now makes it {now}; nothing was sent")
+    if kind == "noop":
+        return RowOutcome(RowState.SKIPPED, _reader(planned).name, message="noop in the plan, read back unchanged")
+    return None

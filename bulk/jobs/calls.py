@@ -1,0 +1,158 @@
+"""What every job shares: ``RowCalls`` (one row's calls), the ``Job`` protocol, and the read-back helpers.
+
+    calls = RowCalls(caller, row, prepaid)
+    current = await calls.read(row.action)    # the live state, a Failure, or None (stopped)
+
+The helpers turn a read that did not answer into what to record
+(``_unread``, ``_unknown``), so every job decides such rows alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from ..actions import Action
+from ..attempts import Caller, Prepaid, Tried
+from ..backup import Backup
+from ..checkpoint import RowOutcome, RowState
+from ..client import Failure
+from ..rows import WorkRow
+
+__all__ = ["Job", "RowCalls"]
+
+#: answers that prove the service cannot hold the row's change: no read-back needed to say failed
+_CANNOT_HOLD = frozenset({"InvalidDomain.NotFound", "MissingParam", "MalformedParam"})
+
+
+class RowCalls:
+    """One row's calls: each through the Caller, counted, the first one on the dispatcher's admission."""
+
+    __slots__ = ("_caller", "_count_reads", "_prepaid", "attempts", "reached", "row")
+
+    def __init__(self, caller: Caller, row: WorkRow, prepaid: Prepaid, *, count_reads: bool = False) -> None:
+        self._caller = caller
+        self._prepaid = prepaid
+        self._count_reads = count_reads
+        self.row = row
+        #: calls that sent the row's change (or, for a job that only reads, its reads)
+        self.attempts = 0
+        #: a changing call of this run may have reached the service
+        self.reached = False
+
+    async def call(self, action: Action, params: Mapping[str, str], *, tried_before: int = 0) -> Tried:
+        tried = await self._caller.call(action, params, line=self.row.line, domain=self.row.domain,
+                                        prepaid=self._prepaid, tried_before=tried_before)
+        if not action.read_only:
+            self.attempts += tried.attempts
+            self.reached = self.reached or tried.reached
+        elif self._count_reads:
+            self.attempts += tried.attempts
+        return tried
+
+    def may_retry(self, failure: Failure, attempts: int) -> bool:
+        return self._caller.may_retry(failure, attempts)
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait ``seconds``; True if the run was stopped meanwhile."""
+        return await self._caller.wait(seconds)
+
+    @property
+    def region(self) -> str | None:
+        """The RegionId the row's calls go to: its own, else the client's default."""
+        return self.row.params.get("RegionId") or self._caller.region
+
+    @property
+    def may_have_landed(self) -> bool:
+        """A changing call of this row, in this run or an earlier one, may have reached the service."""
+        return self.row.reached or self.reached
+
+    async def read(self, action: Action) -> dict[str, str] | Failure | None:
+        """The live state ``action`` changes; the Failure if unreadable; None if stopped."""
+        reader = _reader(action)
+        params = {"DomainName": self.row.domain}
+        if region := self.row.params.get("RegionId"):
+            params["RegionId"] = region  # the row's region, for its read as for its change
+        tried = await self.call(reader, params)
+        if tried.outcome is None or isinstance(tried.outcome, Failure):
+            return tried.outcome
+        return reader.read(tried.outcome.body)
+
+
+class Job(Protocol):
+    """What a run does with each row: one class per mode (``make_job`` picks it)."""
+
+    @property
+    def reads_only(self) -> bool:
+        """True for a job that only reads (plan, verify): its reads are the row's attempts."""
+
+    def first_call(self, row: WorkRow) -> Action:
+        """The action of the row's first call: the dispatcher takes its pacer admission."""
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        """Take the row to an outcome; None when stopped or when a read-back is to be retried next run."""
+
+
+def _expected(action: Action, params: Mapping[str, str]) -> dict[str, str]:
+    """What the read-back action shows once ``action`` has set ``params`` ("" for a field it clears)."""
+    if action.expect is None:
+        raise ValueError(f"{action.name} has no read-back")
+    return action.expect(params)
+
+
+def _exists(action: Action, current: Mapping[str, str]) -> bool:
+    return _reader(action).exists(current)
+
+
+def _wanting(backup: Backup | None, row: WorkRow) -> Backup | None:
+    """``backup`` if it wants ``row``'s state recorded before the row's first write, else None."""
+    return backup if backup is not None and backup.wants(row.domain, reached=row.reached) else None
+
+
+def _reader(action: Action) -> Action:
+    """The action that reads back what ``action`` changes (a run that reads first checks it has one)."""
+    if action.reader is None:
+        raise ValueError(f"{action.name} changes nothing: it has no read-back")
+    return action.reader
+
+
+def _unread(action: Action, outcome: Failure | None, *, reached: bool, fresh: bool = False) -> RowOutcome | None:
+    """The read before sending did not answer: stopped or left to the next run (None), unknown, or failed.
+
+    Nothing was sent in this run. A row that may have landed before is
+    ``_unknown``. Otherwise the domain may hold the change already (it may
+    have been there before): a transient failure leaves the row to the next
+    run, and a refused read leaves it unknown, naming the read. Only where
+    the change cannot be there (``fresh``: a rotation's new keys; an answer
+    such as InvalidDomain.NotFound) is the row failed, with nothing sent.
+    """
+    if outcome is None:
+        return None
+    if reached:
+        return _unknown(action, outcome, outcome)
+    if fresh or outcome.code in _CANNOT_HOLD:
+        return RowOutcome.failed(_reader(action).name, outcome, "cannot read the current config; nothing was sent")
+    if outcome.transient:
+        return None
+    return RowOutcome(RowState.UNKNOWN, _reader(action).name, outcome.code,
+                      f"cannot read the current config ({outcome.message}); nothing was sent, and whether the "
+                      "domain holds the change already is unknown", outcome.status, outcome.request_id)
+
+
+def _unknown(action: Action, failure: Failure, read: Failure | None) -> RowOutcome | None:
+    """A call failed and the read-back that would tell whether the service holds the change did not answer.
+
+    Stopped, or a transient read failure: record nothing yet (the row stays
+    pending, or ``sending`` if a change may have landed) and let the next run
+    read again. A refused read (say, no permission to Describe) cannot settle
+    it: the row is ``unknown``, recorded with the refusal (the read action and
+    its code), which counts towards the safety stop like any other refusal.
+    """
+    if read is None or read.transient:
+        return None
+    if read.code in _CANNOT_HOLD:
+        return RowOutcome.failed(_reader(action).name, read, "the read-back shows the service cannot hold it")
+    said = f"{action.name} answered {failure.code}" if failure is not read else "an earlier write may have landed"
+    return RowOutcome(RowState.UNKNOWN, _reader(action).name, read.code,
+                      f"{said}, and the read-back was refused ({read.message}): whether the service holds the "
+                      "change is unknown", read.status, read.request_id)

@@ -1,0 +1,102 @@
+"""The jobs that read: plan (classify each row), verify (read back what is done), canary (read back after another job).
+
+    job = CanaryJob(ApplyJob(if_exists=IfExists.FAIL))
+    outcome = await job.run(row, calls)
+    job.results[row.line]                     # CanaryRow: None if the row holds its change, else why not
+"""
+
+from __future__ import annotations
+
+from ..actions import Action
+from ..checkpoint import RowOutcome, RowState
+from ..client import Failure
+from ..options import CanaryRow
+from ..plan import classify, state_seen
+from ..rows import WorkRow
+from .calls import Job, RowCalls, _reader
+
+__all__ = ["CanaryJob", "PlanJob", "VerifyJob"]
+
+
+class PlanJob:
+    """Read each domain's live state and classify the row: create, update, noop or conflict."""
+
+    __slots__ = ()
+    reads_only = True
+
+    def first_call(self, row: WorkRow) -> Action:
+        return _reader(row.action)
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        reader = _reader(row.action).name
+        current = await calls.read(row.action)
+        if current is None:
+            return None
+        if isinstance(current, Failure):
+            if current.transient:
+                return RowOutcome.failed(reader, current, "cannot read the current state")
+            return RowOutcome(RowState.DONE, reader, current.code,
+                              f"cannot read the current state: {current.code}: {current.message}", current.status,
+                              current.request_id, plan_kind="conflict")
+        kind, fields, send = classify(row.action, row.params, current)
+        return RowOutcome(RowState.DONE, reader, plan_kind=kind, plan_fields=",".join(fields),
+                          plan_send=send, plan_seen=state_seen(current))
+
+
+class VerifyJob:
+    """Read back each row a run recorded done; drift is a failure."""
+
+    __slots__ = ()
+    reads_only = True
+
+    def first_call(self, row: WorkRow) -> Action:
+        return _reader(row.action)
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        reader = _reader(row.action).name
+        current = await calls.read(row.action)
+        if current is None:
+            return None
+        if isinstance(current, Failure):
+            return RowOutcome.failed(reader, current)
+        diffs = row.action.differences(row.params, current)
+        if diffs:
+            return RowOutcome(RowState.FAILED, reader, "Drift", f"live state differs in {', '.join(diffs)}")
+        return RowOutcome(RowState.DONE, reader, message="in sync")
+
+
+class CanaryJob:
+    """Another job's rows, each read back once it is done: ``results`` says which hold their change."""
+
+    __slots__ = ("_inner", "results")
+
+    def __init__(self, inner: Job) -> None:
+        self._inner = inner
+        self.results: dict[int, CanaryRow] = {}
+
+    @property
+    def reads_only(self) -> bool:
+        return self._inner.reads_only
+
+    def first_call(self, row: WorkRow) -> Action:
+        return self._inner.first_call(row)
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        outcome = await self._inner.run(row, calls)
+        if outcome is None:
+            return None
+        problem = None
+        if outcome.state is not RowState.DONE:
+            problem = ": ".join(str(part) for part in (outcome.state, outcome.code, outcome.message) if part)
+        if problem is None:
+            current = await calls.read(row.action)
+            if current is None:
+                return outcome  # stopped: the row is done, its check not finished
+            if isinstance(current, Failure):
+                problem = f"done, but the read-back failed: {current.code}: {current.message}"
+            elif diffs := row.action.differences(row.params, current):
+                # The service answered OK and does not hold the change: the row is failed, and says why.
+                problem = f"the service answered OK, but a read-back differs in {', '.join(diffs)}"
+                outcome = RowOutcome(RowState.FAILED, outcome.action, "NotHeld", problem, request_id=outcome.request_id)
+        self.results[row.line] = CanaryRow(row.line, row.domain, problem)
+        return outcome
