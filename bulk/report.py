@@ -57,9 +57,9 @@ REPORT_COLUMNS = (
     "line", "domain", "action", "outcome", "attempts", "error_code", "error_message", "request_id", "finished_at",
     "given_domain", "profile",
 )
-_FAILED = ("failed", "invalid")
+_FAILED = (RowState.FAILED, RowState.INVALID)
 #: what ``--failed-only`` lists: the failed and invalid rows, and those whose outcome is unknown
-_ATTENTION = (*_FAILED, "unknown")
+_ATTENTION = (*_FAILED, RowState.UNKNOWN)
 # What makes a spreadsheet cell a formula (OWASP's list).
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 

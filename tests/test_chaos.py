@@ -299,7 +299,7 @@ def _another_client(case: Scenario, ckpt: Path, store: dict[str, dict[str, str]]
     """Another client changes up to two domains bulk never wrote to: no write of a row reached the
     service, and no backup record of the domain was taken (the state right before our write)."""
     with Checkpoint.open_readonly(ckpt) as c:
-        untouched = sorted(r["domain"] for r in c.rows(states=["pending", "unknown"]) if not r["reached"])
+        untouched = sorted(r["domain"] for r in c.rows(states=[RowState.PENDING, RowState.UNKNOWN]) if not r["reached"])
     backup = ckpt.with_name("fleet.backup.jsonl")
     if backup.exists():
         recorded = {orjson.loads(line)["DomainName"] for line in backup.read_bytes().splitlines(keepends=True)

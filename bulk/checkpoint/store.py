@@ -336,7 +336,7 @@ class Checkpoint:
                " ORDER BY 2 DESC")
         return dict(self._db.execute(sql).fetchall())
 
-    def rows(self, *, states: Iterable[str] | None = None, batch: int = 2000) -> Iterator[StoredRow]:
+    def rows(self, *, states: Iterable[RowState] | None = None, batch: int = 2000) -> Iterator[StoredRow]:
         """Every row (or those in ``states``) as a dict, in line order, read in short batches."""
         wanted = [str(s) for s in states] if states is not None else None
         if wanted == []:
