@@ -119,10 +119,12 @@ class Backup:
         written.
         """
         ident, count = str(identity["id"]), int(identity["records"])
-        if count == 0 and path.is_file() and not path.is_symlink() and b"\n" not in path.read_bytes()[:4096]:
-            path.unlink()  # killed while its first line was written: nothing was ever recorded in it
-        if not path.exists() and count == 0 and not claimed:
-            return cls._create(path, ident, complete=complete, keep=keep)  # no record was ever made
+        if count == 0 and not claimed:
+            # No record was ever made: no file yet, or one a kill cut short while its first line was written
+            # (started again in place: the path may be a mount point, or a file the operator placed there).
+            cut = path.is_file() and not path.is_symlink() and b"\n" not in _head(path)
+            if cut or not path.exists():
+                return cls._create(path, ident, complete=complete, keep=keep, again=cut)
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
         except FileNotFoundError:
@@ -139,13 +141,16 @@ class Backup:
         return cls(path, fd, ident, {r.domain for r in records}, len(records), complete=complete, keep=keep)
 
     @classmethod
-    def _create(cls, path: Path, ident: str, *, complete: bool, keep: Callable[[dict[str, Any]], None]) -> Backup:
+    def _create(cls, path: Path, ident: str, *, complete: bool, keep: Callable[[dict[str, Any]], None],
+                again: bool = False) -> Backup:
         header = {"Backup": ident, "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "Keep": KEEP}
+        fresh = os.O_TRUNC if again else os.O_CREAT | os.O_EXCL
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            fd = os.open(path, os.O_RDWR | fresh | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise LocalFault(path, exc) from None
         try:
+            os.fchmod(fd, 0o600)  # a file started again in place keeps its mode otherwise
             _write(fd, orjson.dumps(header) + b"\n")
             os.fsync(fd)
         except OSError as exc:
@@ -285,6 +290,18 @@ def _check(path: Path, found: str | None, records: list[Prior], ident: str, coun
     if len(records) < count:
         raise BackupError(f"{path} holds {len(records)} record(s), the checkpoint counted {count}: it is not the "
                           "whole backup; put the right file back, or start over with a new --checkpoint")
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of ``path`` (enough to hold its first line); LocalFault if it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            return os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise LocalFault(path, exc) from None
 
 
 def _write(fd: int, data: bytes) -> None:
