@@ -119,14 +119,12 @@ class Backup:
         written.
         """
         ident, count = str(identity["id"]), int(identity["records"])
-        try:
-            # Killed while its first line was written: nothing was ever recorded in it, so it starts again.
-            cut_short = (count == 0 and path.is_file() and not path.is_symlink()
-                         and b"\n" not in path.read_bytes()[:4096])
-        except OSError as exc:
-            raise LocalFault(path, exc) from None
-        if cut_short or (not path.exists() and count == 0 and not claimed):
-            return cls._create(path, ident, complete=complete, keep=keep, again=cut_short)  # no record was ever made
+        if count == 0 and not claimed:
+            # No record was ever made: no file yet, or one a kill cut short while its first line was written
+            # (started again in place: the path may be a mount point, or a file the operator placed there).
+            cut = path.is_file() and not path.is_symlink() and b"\n" not in _head(path)
+            if cut or not path.exists():
+                return cls._create(path, ident, complete=complete, keep=keep, again=cut)
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
         except FileNotFoundError:
@@ -145,15 +143,14 @@ class Backup:
     @classmethod
     def _create(cls, path: Path, ident: str, *, complete: bool, keep: Callable[[dict[str, Any]], None],
                 again: bool = False) -> Backup:
-        """A new file; ``again``: the one there holds no record (not even a whole first line), and is emptied."""
         header = {"Backup": ident, "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "Keep": KEEP}
-        mode = os.O_TRUNC if again else os.O_EXCL
+        fresh = os.O_TRUNC if again else os.O_CREAT | os.O_EXCL
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | mode | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            fd = os.open(path, os.O_RDWR | fresh | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise LocalFault(path, exc) from None
         try:
-            os.fchmod(fd, 0o600)  # a file that was there keeps its mode through O_TRUNC
+            os.fchmod(fd, 0o600)  # a file started again in place keeps its mode otherwise
             _write(fd, orjson.dumps(header) + b"\n")
             os.fsync(fd)
         except OSError as exc:
@@ -293,6 +290,18 @@ def _check(path: Path, found: str | None, records: list[Prior], ident: str, coun
     if len(records) < count:
         raise BackupError(f"{path} holds {len(records)} record(s), the checkpoint counted {count}: it is not the "
                           "whole backup; put the right file back, or start over with a new --checkpoint")
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of ``path`` (enough to hold its first line); LocalFault if it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            return os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise LocalFault(path, exc) from None
 
 
 def _write(fd: int, data: bytes) -> None:

@@ -22,9 +22,17 @@ holds:
 
 Most scenarios keep a backup (the default); they end with `bulk rollback`,
 killed at a random moment in some of them and resumed, after which the
-simulator must hold exactly the fleet as it was before bulk wrote to it
-(seeded, or as the other client left it), no call of the rollback
-applied twice. The others run with --no-backup and leave no backup file.
+simulator must hold exactly the fleet as it was just before bulk wrote to it
+(seeded, or as the other client left it before our write), no call of the
+rollback applied twice. In some, another client changes domains after the
+run and before the rollback: the rollback leaves each such domain it would
+restore as it is and records a conflict (exit 1), and `bulk rollback --force`
+then restores them. In some the backup file is lost before the final resume:
+if it may hold records, the resume and the rollback are refused (exit 2)
+before any call. In some the rollback starts together with the final resume:
+whichever holds the checkpoint first, the fleet ends as it was and the run is
+never resumed after its rollback. The others run with --no-backup and leave
+no backup file.
 
 `make test` runs the few seeds that between them reach every scenario kind
 twice over (``covering_seeds``); `make test-slow` runs seeds 0-119, and
@@ -44,11 +52,10 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import wait as wait_for_ready
 from pathlib import Path
 
-import orjson
 import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
-from bulk.checkpoint import Checkpoint, CheckpointError
+from bulk.checkpoint import Checkpoint, CheckpointError, RowState
 from bulk.sim import FAULT_KINDS, SimConfig, Simulator
 
 ADD, SET = "AddLiveSnapshotNotifyConfig", "SetSnapshotCallbackAuth"
@@ -56,6 +63,7 @@ READER = {ADD: "DescribeLiveSnapshotNotifyConfig", SET: "QuerySnapshotCallbackAu
 #: the fault kinds the first scenarios drew from: a kind added since is drawn last, so old seeds keep theirs
 FIRST_KINDS = ("internal_before", "internal_after", "unavailable", "throttle", "drop", "hang")
 URL, OTHER_URL = "https://cb.example.com/new", "https://cb.example.com/old"
+THIRD_URL = "https://cb.example.com/third-party"
 
 # Children are forked from a server that has imported bulk once: a run starts in milliseconds.
 _CONTEXT = multiprocessing.get_context("forkserver")
@@ -90,6 +98,9 @@ class Scenario:
     rollback_kill: float | None  # kill -9 the rollback after this many seconds (then resume it)
     refuse_reads: bool  # the read-back action is refused (403 Forbidden.RAM) until the final resume
     meddle: bool  # another client changes domains bulk has not written yet, between runs
+    lost_backup: bool  # the backup file is deleted before the final resume
+    race: bool  # the rollback starts together with the final resume
+    third_party: tuple[str, ...]  # domains another client changes after the final resume, before the rollback
 
 
 def scenario(seed: int) -> Scenario:
@@ -102,7 +113,8 @@ def scenario(seed: int) -> Scenario:
         if action == ADD:
             rows[domain] = {"NotifyUrl": URL, "NotifyReqAuth": "yes", "NotifyAuthKey": key}
             other = {"none": None, "same": rows[domain], "url": {**rows[domain], "NotifyUrl": OTHER_URL},
-                     "key": {**rows[domain], "NotifyAuthKey": "Old" + key[3:]}}[rng.choice(["none", "same", "url", "key"])]
+                     "key": {**rows[domain], "NotifyAuthKey": "Old" + key[3:]}}[
+                rng.choice(["none", "same", "url", "key"])]
         else:
             rows[domain] = {"CallbackReqAuth": "yes", "CallbackAuthKey": key}
             other = rng.choice([None, rows[domain], {"CallbackReqAuth": "yes", "CallbackAuthKey": "Old" + key[3:]}])
@@ -123,7 +135,13 @@ def scenario(seed: int) -> Scenario:
         sim = replace(sim, fault_kinds=(*kinds, "late"))
     refuse_reads = rng.random() < 0.25
     meddle = rng.random() < 0.4
-    return Scenario(seed, action, rows, seeded, if_exists, sim, runs, backup, rollback_kill, refuse_reads, meddle)
+    # Drawn after those, for the same reason: a lost backup, a rollback racing the resume, changes before it.
+    lost_backup = backup and rng.random() < 0.2
+    race = backup and not lost_backup and rng.random() < 0.25
+    third = tuple(rng.sample(sorted(rows), rng.randint(1, 3))) if rng.random() < 0.35 else ()
+    third_party = third if backup and not (lost_backup or race) else ()
+    return Scenario(seed, action, rows, seeded, if_exists, sim, runs, backup, rollback_kill, refuse_reads, meddle,
+                    lost_backup, race, third_party)
 
 
 async def _run(argv: list[str], interruption: str | None, after: float) -> int | None:
@@ -172,6 +190,8 @@ def kinds(case: Scenario) -> set[tuple[object, ...]]:
         ("rollback killed", case.rollback_kill is not None), ("error rate", case.sim.error_rate),
         ("latency", case.sim.latency_ms), ("runs before the resume", len(case.runs)),
         ("refused read-backs", case.refuse_reads), ("another client", case.meddle),
+        ("lost backup", case.lost_backup), ("rollback races the resume", case.race),
+        ("third party", bool(case.third_party)),
     }
     reached |= {("fault", kind) for kind in case.sim.fault_kinds}
     reached |= {("interruption", interruption) for _, interruption, _ in case.runs}
@@ -212,6 +232,8 @@ def test_scenarios_cover_every_case() -> None:
     assert 10 <= sum(not c.backup for c in cases) <= 30
     assert {c.rollback_kill is None for c in cases if c.backup} == {True, False}
     assert {c.refuse_reads for c in cases if c.runs} == {c.meddle for c in cases if c.runs} == {True, False}
+    assert 5 <= sum(c.lost_backup for c in cases) and 5 <= sum(c.race for c in cases)
+    assert 10 <= sum(bool(c.third_party) for c in cases)
 
 
 async def test_record_agrees_with_the_service(tmp_path: Path, chaos_seeds: list[int]) -> None:
@@ -262,25 +284,110 @@ async def _check(seed: int, tmp_path: Path) -> None:
                 assert sim.stats()["total"] == 0, codes
         sim.config.error_rate = 0.0  # the final resume, on a healthy service
         sim.config.forbidden_actions = ()
+        rollback = ["rollback", str(ckpt), "--endpoint", sim.url, "--qps", "1000", "--timeout", "0.5", "--quiet"]
+        backup_file = ckpt.with_name("fleet.backup.jsonl")
+        if case.lost_backup and await _lose_backup(ckpt, backup_file, sim, base, rollback, codes):
+            return
+        if case.race:
+            await _race(ckpt, sim, store, theirs, base, rollback, codes)
+            return
         codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
         assert codes[-1] in (0, 1), codes
         _agrees(case, ckpt, store, theirs, codes)
-        per_domain: dict[str, int] = {}
-        for (_, domain), n in sim.applied.items():
-            per_domain[domain] = per_domain.get(domain, 0) + n
-        assert all(n == 1 for n in per_domain.values()), (per_domain, codes)
+        _applied_once(sim, codes)
         if not case.backup:
-            assert not ckpt.with_name("fleet.backup.jsonl").exists()
+            assert not backup_file.exists()
             return
+        # Another client changes some domains after our run: a rollback must not clobber those it would restore.
+        thirds = {domain: _third(case, domain) for domain in case.third_party}
+        store.update({domain: dict(config) for domain, config in thirds.items()})
+        restored = _rolled_back(ckpt)
+        conflicts = set(thirds) & restored
         before = dict(sim.applied)
-        rollback = ["rollback", str(ckpt), "--endpoint", sim.url, "--qps", "1000", "--timeout", "0.5", "--quiet"]
         if case.rollback_kill is not None:
             codes.append(await _run(rollback, "kill", case.rollback_kill))
             await _settle(sim)
         codes.append(await _run(rollback, None, 0))
-        assert codes[-1] == 0, codes
-        assert store == theirs, codes  # exactly the fleet as it was before bulk wrote to it, keys and all
+        assert codes[-1] == (1 if conflicts else 0), codes
+        # Exactly the fleet as it was just before bulk wrote to it, keys and all, but what another client changed
+        # since: left as it is.
+        assert store == {**theirs, **thirds}, codes
         assert all(n - before.get(key, 0) <= 1 for key, n in sim.applied.items()), codes
+        with Checkpoint.open_readonly(ckpt.with_name("fleet.rollback.ckpt")) as c:
+            assert {r["domain"] for r in c.rows(states=[RowState.CONFLICT])} == conflicts, codes
+        if conflicts:
+            before = dict(sim.applied)
+            codes.append(await _run([*rollback, "--force"], None, 0))
+            assert codes[-1] == 0, codes
+            assert store == {**theirs, **{d: thirds[d] for d in set(thirds) - restored}}, codes
+            assert all(n - before.get(key, 0) <= 1 for key, n in sim.applied.items()), codes
+
+
+def _applied_once(sim: Simulator, codes: list[int | None]) -> None:
+    """No domain had a change applied twice."""
+    per_domain: dict[str, int] = {}
+    for (_, domain), n in sim.applied.items():
+        per_domain[domain] = per_domain.get(domain, 0) + n
+    assert all(n == 1 for n in per_domain.values()), (per_domain, codes)
+
+
+def _third(case: Scenario, domain: str) -> dict[str, str]:
+    """The config another client gives ``domain`` before the rollback: unlike any the scenario seeds or writes."""
+    if case.action == ADD:
+        return {"DomainName": domain, "NotifyUrl": THIRD_URL, "NotifyReqAuth": "yes",
+                "NotifyAuthKey": "Third0000abcdefghijklmn"}
+    return {"DomainName": domain, "CallbackReqAuth": "yes", "CallbackAuthKey": "Third0000abcdefghijklmn"}
+
+
+def _rolled_back(ckpt: Path) -> set[str]:
+    """The domains a rollback of ``ckpt`` puts back: those its run changed or may have."""
+    with Checkpoint.open_readonly(ckpt) as c:
+        return {r["domain"] for r in c.rows() if r["domain"] and (r["state"] in ("done", "sending") or r["reached"])}
+
+
+def _recorded(ckpt: Path) -> bool:
+    """Whether the backup may hold records: the checkpoint counted some, or a run claimed rows."""
+    if not _ingested(ckpt):
+        return False
+    with Checkpoint.open_readonly(ckpt) as c:
+        return bool(((c.meta() or {}).get("backup") or {}).get("records")) or c.claimed()
+
+
+async def _lose_backup(ckpt: Path, backup_file: Path, sim: Simulator, base: list[str], rollback: list[str],
+                       codes: list[int | None]) -> bool:
+    """Delete the backup: a resume and a rollback are refused before any call. True if they were."""
+    recorded = _recorded(ckpt)
+    backup_file.unlink(missing_ok=True)
+    if not recorded:
+        return False  # no record was ever made: a resume starts the file again
+    calls = sim.stats()["total"]
+    codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
+    assert codes[-1] == 2 and sim.stats()["total"] == calls, codes
+    codes.append(await _run(rollback, None, 0))
+    assert codes[-1] == 2 and sim.stats()["total"] == calls, codes
+    return True
+
+
+async def _race(ckpt: Path, sim: Simulator, store: dict[str, dict[str, str]], theirs: dict[str, dict[str, str]],
+                base: list[str], rollback: list[str], codes: list[int | None]) -> None:
+    """The final resume and a rollback at once: whichever holds the checkpoint first, the fleet is never split."""
+    forward, back = await asyncio.gather(_run([*base, "--max-attempts", "8"], None, 0), _run(rollback, None, 0))
+    codes += [forward, back]
+    await _settle(sim)
+    if back == 0:
+        # The rollback went first (the resume waited, exit 4, or was refused after, exit 2), or last.
+        assert forward in (0, 1, 2, 4), codes
+    else:
+        # The resume went first (the rollback waited, or found no run or backup yet), or each kept the other out.
+        assert back in (2, 4) and forward in (0, 1, 4), codes
+        if forward == 4:
+            codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
+            assert codes[-1] in (0, 1), codes
+        codes.append(await _run(rollback, None, 0))
+        assert codes[-1] == 0, codes
+    assert store == theirs, codes  # every change put back, to the state just before our write; none made after
+    codes.append(await _run([*base, "--max-attempts", "8"], None, 0))
+    assert codes[-1] == 2, codes  # the run was rolled back: never resumed
 
 
 def _ingested(ckpt: Path) -> bool:
@@ -296,15 +403,11 @@ def _ingested(ckpt: Path) -> bool:
 
 def _another_client(case: Scenario, ckpt: Path, store: dict[str, dict[str, str]],
                     theirs: dict[str, dict[str, str]], rng: random.Random) -> None:
-    """Another client changes up to two domains bulk never wrote to: no write of a row reached the
-    service, and no backup record of the domain was taken (the state right before our write)."""
+    """Another client changes up to two domains bulk never wrote to: no write of their rows reached the
+    service. A backup record taken of such a domain before is stale now: the backup must be read again right
+    before our write, and a rollback restore the other client's change."""
     with Checkpoint.open_readonly(ckpt) as c:
         untouched = sorted(r["domain"] for r in c.rows(states=[RowState.PENDING, RowState.UNKNOWN]) if not r["reached"])
-    backup = ckpt.with_name("fleet.backup.jsonl")
-    if backup.exists():
-        recorded = {orjson.loads(line)["DomainName"] for line in backup.read_bytes().splitlines(keepends=True)
-                    if line.endswith(b"\n")}
-        untouched = [d for d in untouched if d not in recorded]
     for domain in rng.sample(untouched, min(len(untouched), rng.randint(0, 2))):
         row = case.rows[domain]
         other = {**row, "NotifyUrl": OTHER_URL} if case.action == ADD else {**row, "CallbackAuthKey": "Their" + row[

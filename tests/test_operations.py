@@ -159,6 +159,7 @@ async def _read_beside(ckpt: Path, sim: Simulator, ended: asyncio.Future[tuple[b
     return reads
 
 
+@pytest.mark.realtime  # a read held up by the run's lock is told apart from a slow one by wall time
 async def test_status_and_report_answer_while_a_run_writes_the_checkpoint(tmp_path: Path) -> None:
     n = 200
     src = domains_csv(tmp_path / "d.csv", n)
