@@ -157,6 +157,7 @@ class Checkpoint:
         self.close()
 
     def close(self) -> None:
+        """Flush what is buffered, fold the WAL back in, let the lock go (a read-only view just closes)."""
         try:
             if self._lock_fd is not None:
                 self.flush()
@@ -179,10 +180,12 @@ class Checkpoint:
     # -- run metadata -------------------------------------------------------
 
     def meta(self) -> dict[str, Any] | None:
+        """The run's metadata (action, input digest, identity, backup, safety stops...); None before a run began."""
         rows = self._db.execute("SELECT key, value FROM meta").fetchall()
         return {k: orjson.loads(v) for k, v in rows} if rows else None
 
     def set_meta(self, values: dict[str, Any]) -> None:
+        """Record ``values`` in the run's metadata (each key replaced whole), committed at once."""
         self._write(lambda: self._db.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
             [(k, orjson.dumps(v).decode()) for k, v in values.items()],
@@ -200,6 +203,7 @@ class Checkpoint:
         batch: list[tuple[Any, ...]] = []
 
         def commit() -> None:
+            """Write the rows batched so far, in one transaction."""
             self._write(lambda: self._db.executemany(sql, batch))
             batch.clear()
 
@@ -243,6 +247,7 @@ class Checkpoint:
         now, db = self._clock(), self._db
 
         def durable() -> None:
+            """The claim, committed with synchronous=FULL: a power cut cannot take it back."""
             db.execute("PRAGMA synchronous=FULL")
             try:
                 with db:  # committed here, while FULL holds; it also syncs every commit before it
@@ -260,6 +265,7 @@ class Checkpoint:
             self.flush()
 
     def flush(self) -> None:
+        """Commit the buffered outcomes (a crash loses at most those not flushed yet)."""
         self._last_flush = self._clock()
         if not self._buffer:
             return
@@ -307,6 +313,7 @@ class Checkpoint:
     # -- reading -------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
+        """Rows by state, every state present (0 where none)."""
         counts = dict.fromkeys((s.value for s in RowState), 0)
         counts.update(self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state").fetchall())
         return counts
@@ -332,6 +339,7 @@ class Checkpoint:
         return dict(sorted(counts.items(), key=lambda item: profile_order(item[0])))
 
     def error_counts(self) -> dict[str, int]:
+        """Failed, invalid and unknown rows by error code, the commonest first."""
         sql = ("SELECT code, COUNT(*) FROM rows WHERE state IN ('failed', 'invalid', 'unknown') GROUP BY code"
                " ORDER BY 2 DESC")
         return dict(self._db.execute(sql).fetchall())

@@ -49,9 +49,11 @@ class ApplyJob:
                 or _wanting(self._backup, row) is not None)
 
     def first_call(self, row: WorkRow) -> Action:
+        """The action of the row\'s first call (the dispatcher takes its admission)."""
         return _reader(row.action) if self._reads_first(row) else row.action
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        """Take the row to an outcome; None when stopped or when its outcome must wait for the next run."""
         action, params = row.action, row.params
         if self._reads_first(row):
             backup = _wanting(self._backup, row)

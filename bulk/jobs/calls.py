@@ -41,6 +41,7 @@ class RowCalls:
         self.reached = False
 
     async def call(self, action: Action, params: Mapping[str, str], *, tried_before: int = 0) -> Tried:
+        """One call of the row through the Caller; a changing call counts as an attempt that may have landed."""
         tried = await self._caller.call(action, params, line=self.row.line, domain=self.row.domain,
                                         prepaid=self._prepaid, tried_before=tried_before)
         if not action.read_only:
@@ -51,6 +52,7 @@ class RowCalls:
         return tried
 
     def may_retry(self, failure: Failure, attempts: int) -> bool:
+        """Whether the retry policy lets this row try again after ``failure``."""
         return self._caller.may_retry(failure, attempts)
 
     async def wait(self, seconds: float) -> bool:

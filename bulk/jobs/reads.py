@@ -25,9 +25,11 @@ class PlanJob:
     reads_only = True
 
     def first_call(self, row: WorkRow) -> Action:
+        """The action of the row\'s first call (the dispatcher takes its admission)."""
         return _reader(row.action)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        """Take the row to an outcome; None when stopped or when its outcome must wait for the next run."""
         reader = _reader(row.action).name
         current = await calls.read(row.action)
         if current is None:
@@ -50,9 +52,11 @@ class VerifyJob:
     reads_only = True
 
     def first_call(self, row: WorkRow) -> Action:
+        """The action of the row\'s first call (the dispatcher takes its admission)."""
         return _reader(row.action)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        """Take the row to an outcome; None when stopped or when its outcome must wait for the next run."""
         reader = _reader(row.action).name
         current = await calls.read(row.action)
         if current is None:
@@ -76,12 +80,15 @@ class CanaryJob:
 
     @property
     def reads_only(self) -> bool:
+        """Whether the wrapped job only reads."""
         return self._inner.reads_only
 
     def first_call(self, row: WorkRow) -> Action:
+        """The action of the row\'s first call (the dispatcher takes its admission)."""
         return self._inner.first_call(row)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        """Take the row to an outcome; None when stopped or when its outcome must wait for the next run."""
         outcome = await self._inner.run(row, calls)
         if outcome is None:
             return None

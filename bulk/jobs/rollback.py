@@ -47,9 +47,11 @@ class RollbackJob:
         self._backup = backup
 
     def first_call(self, row: WorkRow) -> Action:
+        """The action of the row\'s first call (the dispatcher takes its admission)."""
         return _reader(row.action)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        """Take the row to an outcome; None when stopped or when its outcome must wait for the next run."""
         current = await calls.read(row.action)
         if not isinstance(current, dict):
             return _unread(row.action, current, reached=row.reached)
