@@ -423,7 +423,18 @@ def test_any_text_round_trips(tmp_path: Path, rows: list[dict[str, str]], fmt: F
     assume(fmt is Format.JSONL or not any("\n" in v for r in rows for v in r.values()))
     path = tmp_path / f"prop{EXT[fmt]}"
     write_rows(path, fmt, rows)
-    assert [i.raw for i in read_rows(path, ADD)] == rows
+    read = list(read_rows(path, ADD))
+    # As written, but in a row that is refused: there a word of 16 to 32 letters or digits may be a key in the
+    # wrong column, and is kept as its fingerprint (the rule for bad rows, stated here on its own).
+    assert [i.raw for i in read] == [_as_kept(row) if isinstance(i, BadRow) else row for i, row in zip(read, rows,
+                                                                                                        strict=True)]
+
+
+def _as_kept(row: dict[str, str]) -> dict[str, str]:
+    def fp(m: re.Match[str]) -> str:
+        return "fp:" + hashlib.sha256(m[0].encode()).hexdigest()[:8]
+
+    return {k: re.sub(r"(?<![A-Za-z0-9])[A-Za-z0-9]{16,32}(?![A-Za-z0-9])", fp, v) for k, v in row.items()}
 
 
 # -- memory -----------------------------------------------------------------------------------
