@@ -209,7 +209,7 @@ async def test_a_keys_file_replaced_mid_traffic_loses_no_request(tmp_path: Path,
             else:
                 write_atomic(new, versions[round_ % 2])
             # Each version is taken in (or refused) while callbacks keep coming, before the next one is written.
-            await until(lambda: reloads() > seen and sent >= posted + 9)
+            await until(lambda seen=seen, posted=posted: reloads() > seen and sent >= posted + 9)
         await until(lambda: sent > 210)
         done.set()
         await asyncio.gather(*clients)
