@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from support import bulk
 
 from bulk.actions import resolve
 from bulk.files import UnsafeFile, atomic_file, open_append, write_atomic
@@ -16,15 +15,6 @@ from bulk.sim import Simulator
 
 URL = "https://cb.example.com/snap"
 
-
-async def bulk(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", *args, env=dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def planted(tmp_path: Path, name: str) -> tuple[Path, Path]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
-import os
-import sys
 from pathlib import Path
+
+from support import bulk
 
 from bulk.actions import resolve
 from bulk.inputs import BadRow, Format, Row, read_rows
@@ -19,15 +18,6 @@ HYPERLINK = '=HYPERLINK("http://evil.example/steal","click me")'
 SUM = "@SUM(1+1)*cmd|' /C calc'!A0"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
-
-async def bulk(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", *args, env=dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def cells(path: Path) -> list[dict[str, str]]:
