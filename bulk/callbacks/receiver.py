@@ -190,7 +190,8 @@ class Receiver:
         admin_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``sources``: keys files or directories of them (read now: a bad one raises KeysFileError).
+        """``sources``: keys files or directories of them (read now: a bad file is left out and counted;
+        KeysFileError if no generation loads).
         ``callback_hosts``: your NotifyUrl (or its host) that the service signs; several while a URL
         migration is in progress. Required to listen beyond loopback; on loopback the default is the
         listening address. Never taken from a request's Host header, which the sender chooses.
