@@ -577,7 +577,7 @@ async def test_serve_refuses_to_start_only_when_no_generation_loads(tmp_path: Pa
     assert code == 2 and "no keys file loads: " in err and "keys-2026-12.csv: line 2" in err, err
     (folder / "keys-2026-12.csv").unlink()
     code, _, err = await bulk("callback", "serve", "--keys", str(folder), "--port", "0")
-    assert code == 2 and "no keys files in" in err, err
+    assert code == 2 and "no keys files in" in err and "keys files are named keys-YYYY-MM.csv" in err, err
 
 
 async def test_a_keys_file_gone_bad_keeps_its_generation_and_the_others(tmp_path: Path,

@@ -213,7 +213,8 @@ def load_keyring(sources: Sequence[Path], *, current: KeyRing | None = None) -> 
     ``current``'s keys of its generation if it had some. KeysFileError only if no generation loads."""
     files = keys_files(sources)
     if not files:
-        raise KeysFileError(f"no keys files in {', '.join(map(str, sources)) or 'no sources'}")
+        raise KeysFileError(f"no keys files in {', '.join(map(str, sources)) or 'no sources'} "
+                            f"(in a directory, keys files are named keys-YYYY-MM.csv or keys-YYYY-MM-<suffix>.csv)")
     before = {g.name: g for g in current.generations} if current is not None else {}
     generations: dict[str, Generation] = {}
     claimed: dict[str, Path] = {}
