@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements.lock
 # Lint and types first; then two phases: everything else on both cores, then the tests that time the wall clock, alone,
 # so that nothing shares their CPU. Chaos: the seeds that reach every scenario kind twice.
 test: $(STAMP)
-	$(PY) -m ruff check --extend-ignore E501 bulk tests benchmarks samples
+	$(PY) -m ruff check bulk tests benchmarks samples
 	$(PY) -m mypy
 	$(PY) -m pytest -q -n 2 -m "not realtime and not slow"
 	$(PY) -m pytest -q -p no:xdist -m "realtime and not slow"

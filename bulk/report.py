@@ -140,7 +140,8 @@ def write_failures(ckpt: Checkpoint, path: Path) -> int:
         raise CheckpointError(f"{ckpt.path} holds no run")
     listed = {r["line"]: (r["domain"] or "").strip().lower() for r in ckpt.rows(states=_FAILED)}
     wanted = set(listed.values())
-    done = {d for r in ckpt.rows(states=[RowState.DONE] if listed else []) if (d := (r["domain"] or "").lower()) in wanted}
+    done_rows = ckpt.rows(states=[RowState.DONE] if listed else [])
+    done = {d for r in done_rows if (d := (r["domain"] or "").lower()) in wanted}
     lines = {line for line, domain in listed.items() if domain not in done}
     if not lines:
         path.unlink(missing_ok=True)

@@ -157,7 +157,7 @@ async def test_sample_receiver_accepts_old_and_new_keys_files_and_rejects_others
 
 
 async def test_sample_receiver_checks_the_notify_url_host_when_given(tmp_path: Path) -> None:
-    write_keys_file(tmp_path / "keys.csv", {"a.example.com": NEW, "b.example.com": OLD})
+    write_keys_file(tmp_path / "keys-2026-11.csv", {"a.example.com": NEW, "b.example.com": OLD})
     async with receiver.make_receiver([tmp_path], callback_hosts=["https://CB.example.com/snap"]) as running:
         url = f"{running.url}/snapshot"
         assert await _post(url, sign(HOST, NEW)) == (200, "ok")

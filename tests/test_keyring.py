@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bulk.callbacks import Receiver, load_keyring
+from bulk.callbacks import KEYS_FILE_NAME, Receiver, keys_files, load_keyring
 from bulk.files import write_atomic
 from bulk.keys import KeysFileError, write_keys_file
 
@@ -127,3 +127,35 @@ async def test_a_file_replaced_by_rename_is_loaded_at_once(tmp_path: Path) -> No
     assert not await receiver.look()
     assert await receiver.look()
     assert receiver.keyring.names == ("keys-2026-10", "keys-2026-11")
+
+
+@pytest.mark.parametrize(("name", "is_keys_file"), [
+    ("keys-2026-11.csv", True), ("keys-2026-11-b.csv", True), ("KEYS-2026-11.CSV", True),
+    ("keys-2026-11.csv.set-snapshot-callback-auth.failures.csv", False),
+    ("keys-2026-11.csv.set-snapshot-callback-auth.ckpt", False), (".keys-2026-11.csv.tmp", False),
+    ("domains.csv", False), ("keys-demo.csv", False), ("keys-2026-11.csv.bak.csv", False),
+])
+def test_the_naming_rule_of_keys_files(name: str, is_keys_file: bool) -> None:
+    assert bool(KEYS_FILE_NAME.fullmatch(name)) is is_keys_file
+
+
+def test_a_directory_gives_only_keys_files_a_file_named_is_taken_as_given(tmp_path: Path) -> None:
+    folder = private_folder(tmp_path)
+    write_keys_file(folder / "keys-2026-10.csv", KEYS)
+    write_keys_file(folder / "keys-2026-11.csv.set-snapshot-callback-auth.failures.csv", KEYS)
+    write_keys_file(folder / "staging.csv", KEYS)
+    assert keys_files([folder]) == [folder / "keys-2026-10.csv"]
+    ring = load_keyring([folder, folder / "staging.csv"])
+    assert ring.names == ("keys-2026-10", "staging") and ring.rejected == ()
+
+
+def test_one_bad_keys_file_is_left_out_not_the_set(tmp_path: Path) -> None:
+    folder = private_folder(tmp_path)
+    write_keys_file(folder / "keys-2026-10.csv", KEYS)
+    (folder / "keys-2026-11.csv").write_bytes(b"DomainName,Key\n")
+    os.chmod(folder / "keys-2026-11.csv", 0o600)
+    write_keys_file(folder / "keys-2026-12.csv", KEYS)
+    ring = load_keyring([folder])
+    assert ring.names == ("keys-2026-10", "keys-2026-12")
+    assert [(r.file, r.kind, r.kept) for r in ring.rejected] == [("keys-2026-11.csv", "malformed", False)]
+    assert "must start with DomainName,CallbackAuthKey" in ring.rejected[0].reason

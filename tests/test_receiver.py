@@ -130,7 +130,7 @@ async def test_metrics_as_json_and_prometheus_text(tmp_path: Path) -> None:
     odd = tmp_path / 'keys-"q"\\x.csv'
     write_keys_file(odd, {"c.example.com": "cOddKey0123456789abcdef"})
     now = [1_800_000_000.0]
-    receiver = Receiver([tmp_path], clock=lambda: now[0])
+    receiver = Receiver([tmp_path, odd], clock=lambda: now[0])  # named as a source: taken whatever its name
     async with running(receiver) as (url, session, admin):
         for stream in ("s1", "s2", "s3"):  # three streams, one second, one signature
             assert (await post(session, url, "a.example.com", A_OLD, stream=stream, now=lambda: now[0]))[0] == 200
@@ -155,7 +155,8 @@ async def test_metrics_as_json_and_prometheus_text(tmp_path: Path) -> None:
     assert samples[(last_seen, '{generation="keys-2026-11",domain="a.example.com"}')] == 1_800_000_010
     assert samples[("bulk_receiver_callbacks_rejected_total", '{reason="signature_matches_no_key"}')] == 1
     assert samples[("bulk_receiver_generation_domains", '{generation="keys-2026-11"}')] == 2
-    assert samples[("bulk_receiver_generation_loaded_timestamp_seconds", '{generation="keys-2026-10"}')] == 1_800_000_000
+    loaded_at = ("bulk_receiver_generation_loaded_timestamp_seconds", '{generation="keys-2026-10"}')
+    assert samples[loaded_at] == 1_800_000_000
     assert samples[("bulk_receiver_key_reloads_total", '{result="failed"}')] == 0
     assert samples[("bulk_receiver_forward_failures_total", "")] == 0
     assert stats["accepted"] == {"keys-2026-10": 3, "keys-2026-11": 1, 'keys-"q"\\x': 1}
@@ -170,7 +171,9 @@ async def test_metrics_as_json_and_prometheus_text(tmp_path: Path) -> None:
     assert "Key" not in repr(receiver.keyring).replace("KeyRing", "")
 
 
-async def test_a_keys_file_replaced_mid_traffic_loses_no_request(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_keys_file_replaced_mid_traffic_loses_no_request(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     old, new = two_generations(tmp_path)
     versions = [
         b"DomainName,CallbackAuthKey\na.example.com,%s\nb.example.com,%s\nz.example.com,zKey0123456789abcdefgh\n"
@@ -233,7 +236,8 @@ async def test_a_broken_new_file_keeps_the_old_keys_until_it_is_fixed(tmp_path: 
         write_atomic(new, b"DomainName,Key\n")
         assert not await receiver.reload()
         assert receiver.keyring.names == ("keys-2026-10",)
-        assert receiver.stats()["last_reload_error"].endswith("must start with DomainName,CallbackAuthKey or DomainName,NotifyAuthKey")
+        assert receiver.stats()["last_reload_error"].endswith(
+            "must start with DomainName,CallbackAuthKey or DomainName,NotifyAuthKey")
         assert await post(session, url, "a.example.com", A_OLD) == (200, "ok")
         write_keys_file(new, {"a.example.com": A_NEW})
         receiver.request_reload()
@@ -300,7 +304,8 @@ async def test_a_hook_gets_each_accepted_callback(tmp_path: Path) -> None:
     async with running(Receiver([tmp_path], hook=hook)) as (url, session, _):
         assert await post(session, url, "A.example.com", A_OLD) == (200, "ok")
         assert await post(session, url, "b.example.com", B_OLD) == (502, "downstream failed")
-    assert [(c.domain, c.generation, c.body) for c in got] == [("a.example.com", "keys-2026-10", body_of("A.example.com"))]
+    expected = [("a.example.com", "keys-2026-10", body_of("A.example.com"))]
+    assert [(c.domain, c.generation, c.body) for c in got] == expected
     assert not [name for name in got[0].headers if name.upper().startswith("ALI-LIVE-")]
     assert A_OLD not in repr(got[0])
 
@@ -312,11 +317,18 @@ def test_construction_errors(tmp_path: Path) -> None:
         Receiver([tmp_path])
     two_generations(tmp_path)
     (tmp_path / "sub").mkdir()
-    write_keys_file(tmp_path / "sub" / "keys-2026-10.csv", {"a.example.com": A_OLD})
-    with pytest.raises(KeysFileError, match="two keys files make generation keys-2026-10"):
-        Receiver([tmp_path, tmp_path / "sub"])
+    write_keys_file(tmp_path / "sub" / "keys-2026-10.csv", {"a.example.com": B_OLD})
+    receiver = Receiver([tmp_path, tmp_path / "sub"])  # the first file of a generation wins, the later is counted
+    assert [(r.file, r.kind) for r in receiver.keyring.rejected] == [("keys-2026-10.csv", "duplicate")]
+    assert receiver.keyring.keys_for("a.example.com") == (("keys-2026-10", A_OLD), ("keys-2026-11", A_NEW))
+    assert receiver.stats()["rejected_files"][0]["count"] == 1
     with pytest.raises(ValueError, match="not both"):
         Receiver([tmp_path], forward_url="http://127.0.0.1:1/", hook=lambda c: asyncio.sleep(0))
+    bad = tmp_path / "sub" / "keys-2026-12.csv"
+    write_keys_file(bad, {"a.example.com": A_OLD})
+    os.chmod(bad, 0o644)
+    with pytest.raises(KeysFileError, match="no keys file loads: keys file keys-2026-12.csv is accessible by group"):
+        Receiver([bad])
 
 
 async def _start_serve(*args: str) -> tuple[asyncio.subprocess.Process, str, str]:
@@ -384,7 +396,8 @@ async def test_serve_reloads_on_sighup_and_drain_answers(tmp_path: Path) -> None
         _, err = await proc.communicate()
     assert proc.returncode == 0
     log = err.decode()
-    assert "keys reloaded: keys-2026-10 (2 domains, CallbackAuthKey), keys-2026-11 (2 domains, CallbackAuthKey); new: keys-2026-11" in log
+    assert ("keys reloaded: keys-2026-10 (2 domains, CallbackAuthKey), keys-2026-11 (2 domains, CallbackAuthKey); "
+            "new: keys-2026-11") in log
     for key in ALL_KEYS:
         assert key not in log
 
@@ -521,3 +534,90 @@ async def test_serve_refuses_beyond_loopback_without_tls_or_the_proxy_flag(tmp_p
     code, _, err = await bulk("callback", "serve", "--keys", str(tmp_path), "--port", "0", "--bind", "0.0.0.0",
                               "--admin-bind", "127.0.0.1:0", "--behind-tls-proxy")
     assert code == 2 and "needs the callback host (--callback-host)" in err, err
+
+
+def keys_dir_with_strays(folder: Path) -> None:
+    """Two good keys files, beside a rotation's failures file, a stray CSV and a corrupt keys file."""
+    folder.mkdir(mode=0o700)
+    two_generations(folder)
+    for stray in ("keys-2026-11.csv.set-snapshot-callback-auth.failures.csv", "domains.csv"):
+        write_atomic(folder / stray, b"domain,state,error\na.example.com,failed,Throttling\n")
+    write_atomic(folder / "keys-2026-12.csv", b"DomainName,CallbackAuthKey\na.example.com,short\n")
+
+
+async def test_serve_loads_the_good_generations_beside_strays_and_a_corrupt_keys_file(tmp_path: Path) -> None:
+    folder = tmp_path / "keys"
+    keys_dir_with_strays(folder)
+    proc, url, admin = await _start_serve("--keys", str(folder), "--poll", "0")
+    try:
+        async with aiohttp.ClientSession() as session:
+            assert await post(session, url, "a.example.com", A_OLD) == (200, "ok")
+            assert await post(session, url, "b.example.com", B_NEW) == (200, "ok")
+            assert await post(session, url, "a.example.com", "aBadKey0123456789abcdef") == (401, "rejected")
+            stats = await (await session.get(f"{admin}/_bulk/stats")).json()
+            text = await (await session.get(f"{admin}/metrics")).text()
+            # The corrupt file's own generation is fixed: a SIGHUP loads it, the strays stay unread.
+            write_keys_file(folder / "keys-2026-12.csv", {"a.example.com": "aDecKey0123456789abcdef"})
+            proc.send_signal(signal.SIGHUP)
+            for _ in range(200):
+                fixed = await (await session.get(f"{admin}/_bulk/stats")).json()
+                if len(fixed["generations"]) == 3:
+                    break
+                await asyncio.sleep(0.02)
+            assert await post(session, url, "a.example.com", "aDecKey0123456789abcdef") == (200, "ok")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await proc.communicate()
+    assert proc.returncode == 0
+    assert [g["name"] for g in stats["generations"]] == ["keys-2026-10", "keys-2026-11"]
+    assert stats["accepted"] == {"keys-2026-10": 1, "keys-2026-11": 1}
+    [rejected] = stats["rejected_files"]
+    assert rejected["file"] == "keys-2026-12.csv" and rejected["kind"] == "malformed" and rejected["count"] == 1
+    assert "line 2: the key must be 16 to 32 letters or digits" in rejected["reason"]
+    assert str(folder) not in rejected["reason"]  # stats name keys files, not their paths
+    _, samples = parse_exposition(text)
+    assert samples[("bulk_receiver_keys_files_rejected_total", '{file="keys-2026-12.csv",reason="malformed"}')] == 1
+    assert [s for s in samples if s[0] == "bulk_receiver_keys_files_rejected_total"] == [
+        ("bulk_receiver_keys_files_rejected_total", '{file="keys-2026-12.csv",reason="malformed"}')]
+    assert [g["name"] for g in fixed["generations"]] == ["keys-2026-10", "keys-2026-11", "keys-2026-12"]
+    assert fixed["rejected_files"] == [] and fixed["reloads"] == {"ok": 1, "failed": 0}
+    log = err.decode()
+    assert "keys file keys-2026-12.csv not loaded (malformed)" in log
+    assert "failures" not in log and "domains.csv" not in log
+    for key in (*ALL_KEYS, "aDecKey0123456789abcdef"):
+        assert key not in log and key not in text and key not in orjson.dumps(stats).decode()
+
+
+async def test_serve_refuses_to_start_only_when_no_generation_loads(tmp_path: Path) -> None:
+    from support import bulk
+
+    folder = tmp_path / "keys"
+    keys_dir_with_strays(folder)
+    for name in ("keys-2026-10.csv", "keys-2026-11.csv"):
+        (folder / name).unlink()
+    code, _, err = await bulk("callback", "serve", "--keys", str(folder), "--port", "0")
+    assert code == 2 and "no keys file loads: " in err and "keys-2026-12.csv: line 2" in err, err
+    (folder / "keys-2026-12.csv").unlink()
+    code, _, err = await bulk("callback", "serve", "--keys", str(folder), "--port", "0")
+    assert code == 2 and "no keys files in" in err and "keys files are named keys-YYYY-MM.csv" in err, err
+
+
+async def test_a_keys_file_gone_bad_keeps_its_generation_and_the_others(tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "keys"
+    keys_dir_with_strays(folder)
+    (folder / "keys-2026-12.csv").unlink()
+    receiver = Receiver([folder], poll_interval=0)
+    write_keys_file(folder / "keys-2026-12.csv", {"a.example.com": "aDecKey0123456789abcdef"})
+    os.chmod(folder / "keys-2026-11.csv", 0o644)  # readable by others: refused, its current keys stay
+    async with running(receiver) as (url, session, admin):
+        assert not await receiver.reload()
+        assert receiver.keyring.names == ("keys-2026-10", "keys-2026-11", "keys-2026-12")
+        for key in (A_OLD, A_NEW, "aDecKey0123456789abcdef"):
+            assert await post(session, url, "a.example.com", key) == (200, "ok")
+        stats = await (await session.get(f"{admin}/_bulk/stats")).json()
+    [rejected] = stats["rejected_files"]
+    assert rejected["file"] == "keys-2026-11.csv" and rejected["kind"] == "untrusted" and rejected["kept_current_keys"]
+    assert stats["reloads"] == {"ok": 0, "failed": 1}
+    assert "keys file keys-2026-11.csv not loaded (untrusted)" in caplog.text
+    assert "keeping the current keys of keys-2026-11" in caplog.text

@@ -74,7 +74,8 @@ async def hostile(port: int, kind: int) -> tuple[asyncio.StreamReader, asyncio.S
 
 async def test_a_valid_callback_is_answered_within_a_second_under_1000_hostile_connections(tmp_path: Path) -> None:
     # Deadlines far away: only the cap (kept below 256 descriptors) can make room.
-    async with serve(tmp_path, "--header-timeout", "60", "--body-timeout", "60", "--idle-timeout", "60") as (url, admin):
+    deadlines = ("--header-timeout", "60", "--body-timeout", "60", "--idle-timeout", "60")
+    async with serve(tmp_path, *deadlines) as (url, admin):
         port = int(url.rsplit(":", 1)[1])
         held: list[asyncio.StreamWriter] = []
         answers: list[tuple[int, float]] = []
@@ -103,7 +104,8 @@ async def test_a_valid_callback_is_answered_within_a_second_under_1000_hostile_c
 
 
 async def test_deadlines_close_silent_half_sent_and_slow_connections(tmp_path: Path) -> None:
-    async with serve(tmp_path, "--header-timeout", "0.5", "--body-timeout", "0.5", "--idle-timeout", "0.5") as (url, admin):
+    deadlines = ("--header-timeout", "0.5", "--body-timeout", "0.5", "--idle-timeout", "0.5")
+    async with serve(tmp_path, *deadlines) as (url, admin):
         port = int(url.rsplit(":", 1)[1])
         pairs = [p for p in await asyncio.gather(*(hostile(port, i % 3) for i in range(30))) if p is not None]
         assert len(pairs) == 30

@@ -26,8 +26,10 @@ from .drain import (
 )
 from .guard import ConnectionGuard, Limits, descriptor_limit
 from .keyring import (
+    KEYS_FILE_NAME,
     Generation,
     KeyRing,
+    Rejected,
     generation_name,
     keys_files,
     load_keyring,
@@ -52,8 +54,9 @@ from .signature import (
 )
 
 __all__ = [
-    "ADMIN_PORT", "GENERATION_HEADER", "REJECTED", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "TOKEN_ENV",
-    "Admin", "Callback", "ConnectionGuard", "DrainError", "DrainReport", "Generation", "KeyRing", "Limits", "Listen", "Receiver", "UnknownGeneration", "Verdict",
-    "assess", "descriptor_limit", "generation_name", "host_of", "keys_files", "load_keyring", "merge", "parse_window", "query_drain",
-    "read_token", "serve_forever", "sign", "signature", "sources_signature", "verify",
+    "ADMIN_PORT", "GENERATION_HEADER", "KEYS_FILE_NAME", "REJECTED", "SIGNATURE_HEADER", "TIMESTAMP_HEADER",
+    "TOKEN_ENV", "Admin", "Callback", "ConnectionGuard", "DrainError", "DrainReport", "Generation", "KeyRing",
+    "Limits", "Listen", "Receiver", "Rejected", "UnknownGeneration", "Verdict", "assess", "descriptor_limit",
+    "generation_name", "host_of", "keys_files", "load_keyring", "merge", "parse_window", "query_drain", "read_token",
+    "serve_forever", "sign", "signature", "sources_signature", "verify",
 ]

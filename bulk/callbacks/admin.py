@@ -58,7 +58,8 @@ def read_token(path: Path | None, *, environ: Mapping[str, str] = os.environ) ->
     try:
         token = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the admin token file {path}: {getattr(exc, 'strerror', None) or 'not UTF-8'}") from None
+        reason = getattr(exc, "strerror", None) or "not UTF-8"
+        raise ValueError(f"cannot read the admin token file {path}: {reason}") from None
     if not token:
         raise ValueError(f"the admin token file {path} is empty")
     return token

@@ -83,7 +83,8 @@ class DrainReport:
         """Why the generation has not drained, one sentence each (empty when it has)."""
         reasons = []
         if not self.newer:
-            reasons.append(f"no generation newer than {self.generation} is loaded: give the receiver the new keys first")
+            reasons.append(
+                f"no generation newer than {self.generation} is loaded: give the receiver the new keys first")
         if self.watched < self.window:
             reasons.append(f"the receiver has watched {self.generation} for {self.watched:.1f} s, "
                            f"less than the {self.window:g} s window: ask again later")
@@ -120,7 +121,8 @@ def assess(
     """One receiver's answer. ``domains``: generation -> its domains; ``loaded_at``: generation ->
     when this receiver first loaded it; ``last_seen``: (domain, generation) -> last accepted callback."""
     if generation not in domains:
-        raise UnknownGeneration(f"generation {generation} is not loaded (loaded: {', '.join(sorted(domains)) or 'none'})")
+        loaded = ", ".join(sorted(domains)) or "none"
+        raise UnknownGeneration(f"generation {generation} is not loaded (loaded: {loaded})")
     newer = tuple(sorted(g for g in domains if g > generation))
     still_on = {d: now - t for (d, g), t in last_seen.items() if g == generation and now - t <= window}
     unseen: tuple[str, ...] = ()

@@ -5,12 +5,21 @@
     ring.keys_for("a.example.com")                    # (("keys-2026-10", <key>), ("keys-2026-11", <key>))
 
 A generation's name is its file name without ``.csv``; name the files so
-that they sort by date (``keys-YYYY-MM.csv``): "newer" means "sorts after".
-Sources are keys files or directories of them (every ``*.csv`` directly
-inside, hidden files left out). A ``KeyRing`` is never changed once built:
-a reload builds a new one and swaps it in whole, so a request sees either
-the old keys or the new ones, never a mix. Nothing here shows a key: the
-repr names generations and counts domains.
+that they sort by date: "newer" means "sorts after". Sources are keys files
+or directories of them. A file named as a source is taken as given; in a
+directory only names that follow ``KEYS_FILE_NAME`` are keys files
+(``keys-YYYY-MM.csv``, optionally a suffix of letters, digits, ``-`` and
+``_`` before ``.csv``: ``keys-2026-11.csv``, ``keys-2026-11-b.csv``), so a
+failures file, a checkpoint or any stray CSV beside them is never read.
+
+One bad keys file never costs the others: it is left out and listed in the
+ring's ``rejected`` (its generation, if loaded before, keeps its current
+keys); of two files giving one generation the first is loaded and the later
+one rejected. Only a set from which no generation loads is refused
+(``KeysFileError``). A ``KeyRing`` is never changed once built: a reload
+builds a new one and swaps it in whole, so a request sees either the old
+keys or the new ones, never a mix. Nothing here shows a key: the repr names
+generations and counts domains, a rejection names the file and the reason.
 
 A keys file is trusted only if nobody but its reader and root could have
 written it: its owner is this process's user or root, neither it nor its
@@ -26,6 +35,7 @@ still being written.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,9 +45,13 @@ from types import MappingProxyType
 from ..keys import KeysFileError, parse_keys_file
 
 __all__ = [
-    "Generation", "KeyRing", "Signature", "check_trusted", "generation_name", "keys_files", "load_keyring", "read_trusted", "settled",
-    "sources_signature",
+    "KEYS_FILE_NAME", "Generation", "KeyRing", "Rejected", "RefusedKeysFile", "Signature", "check_trusted",
+    "generation_name", "keys_files", "load_keyring", "read_trusted", "settled", "sources_signature",
 ]
+
+#: the names of keys files in a keys directory (``keys-2026-11.csv``, ``keys-2026-11-b.csv``); a failures
+#: file (``keys-2026-11.csv.set-snapshot-callback-auth.failures.csv``) or any other CSV there is not one
+KEYS_FILE_NAME = re.compile(r"keys-[0-9]{4}-[0-9]{2}[A-Za-z0-9_-]*\.csv", re.IGNORECASE)
 
 #: per keys file: (path, inode, mtime in ns, size); -1s for a file that cannot be looked at
 Signature = tuple[tuple[str, int, int, int], ...]
@@ -63,12 +77,34 @@ class Generation:
         return frozenset(self.keys)
 
 
+class RefusedKeysFile(KeysFileError):
+    """A keys file that cannot be trusted (``kind`` "untrusted") or read ("unreadable")."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A keys file left out of a ring: why, in one word and in words (never a key)."""
+
+    #: the file's name (stats name keys files, not their paths)
+    file: str
+    #: "untrusted", "unreadable", "malformed" or "duplicate"
+    kind: str
+    reason: str
+    #: its generation was loaded before: the ring keeps those keys
+    kept: bool = False
+
+
 class KeyRing:
-    """Generations sorted by name, and for each domain its keys, oldest generation first."""
+    """Generations sorted by name, and for each domain its keys, oldest generation first;
+    ``rejected``: the keys files left out when it was built."""
 
-    __slots__ = ("_by_domain", "generations")
+    __slots__ = ("_by_domain", "generations", "rejected")
 
-    def __init__(self, generations: Iterable[Generation]) -> None:
+    def __init__(self, generations: Iterable[Generation], *, rejected: Iterable[Rejected] = ()) -> None:
         ordered = sorted(generations, key=lambda g: g.name)
         by_domain: dict[str, list[tuple[str, str]]] = {}
         for generation in ordered:
@@ -76,6 +112,7 @@ class KeyRing:
                 by_domain.setdefault(domain, []).append((generation.name, key))
         self.generations: tuple[Generation, ...] = tuple(ordered)
         self._by_domain = MappingProxyType({d: tuple(pairs) for d, pairs in by_domain.items()})
+        self.rejected: tuple[Rejected, ...] = tuple(rejected)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -91,11 +128,12 @@ class KeyRing:
 
 
 def keys_files(sources: Sequence[Path]) -> list[Path]:
-    """The keys files the sources name: files as given, directories' ``*.csv`` sorted by name."""
+    """The keys files the sources name: files as given, in directories those named as ``KEYS_FILE_NAME``
+    says, sorted by name."""
     files: list[Path] = []
     for source in sources:
         if source.is_dir():
-            files.extend(sorted(p for p in source.iterdir() if p.suffix.lower() == ".csv" and not p.name.startswith(".")))
+            files.extend(sorted(p for p in source.iterdir() if KEYS_FILE_NAME.fullmatch(p.name)))
         else:
             files.append(source)
     return files
@@ -128,10 +166,10 @@ def settled(before: Signature, now: Signature, previous_look: Signature | None) 
     return True
 
 
-def _refuse(path: Path, problem: str) -> KeysFileError:
-    return KeysFileError(f"keys file {path} {problem}; it holds secrets: it must be owned by this user or root, "
-                         f"mode 0600 (or 0440 owned by root with this process's group, as a Kubernetes Secret "
-                         f"volume gives), in a directory only its owner can write")
+def _refuse(path: Path, problem: str) -> RefusedKeysFile:
+    return RefusedKeysFile(f"keys file {path} {problem}; it holds secrets: it must be owned by this user or root, "
+                           f"mode 0600 (or 0440 owned by root with this process's group, as a Kubernetes Secret "
+                           f"volume gives), in a directory only its owner can write", kind="untrusted")
 
 
 def check_trusted(path: Path, file: os.stat_result, directory: os.stat_result) -> None:
@@ -166,20 +204,39 @@ def read_trusted(path: Path) -> tuple[str, dict[str, str]]:
             check_trusted(path, os.fstat(f.fileno()), os.stat(real.parent))
             data = f.read()
     except OSError as exc:
-        raise KeysFileError(f"cannot read keys file {path}: {exc.strerror}") from None
+        raise RefusedKeysFile(f"cannot read keys file {path}: {exc.strerror}", kind="unreadable") from None
     return parse_keys_file(path, data)
 
 
-def load_keyring(sources: Sequence[Path]) -> KeyRing:
-    """Read every keys file of the sources; any bad file (or none at all) refuses the whole set."""
+def load_keyring(sources: Sequence[Path], *, current: KeyRing | None = None) -> KeyRing:
+    """Read every keys file of the sources; a bad one is left out (and listed in ``rejected``), keeping
+    ``current``'s keys of its generation if it had some. KeysFileError only if no generation loads."""
     files = keys_files(sources)
     if not files:
-        raise KeysFileError(f"no keys files in {', '.join(map(str, sources)) or 'no sources'}")
+        raise KeysFileError(f"no keys files in {', '.join(map(str, sources)) or 'no sources'} "
+                            f"(in a directory, keys files are named keys-YYYY-MM.csv or keys-YYYY-MM-<suffix>.csv)")
+    before = {g.name: g for g in current.generations} if current is not None else {}
     generations: dict[str, Generation] = {}
+    claimed: dict[str, Path] = {}
+    rejected: list[Rejected] = []
     for path in files:
         name = generation_name(path)
-        if name in generations:
-            raise KeysFileError(f"two keys files make generation {name}: {generations[name].path} and {path}")
-        column, keys = read_trusted(path)
+        if name in claimed:
+            first = claimed[name].parent.name
+            rejected.append(Rejected(path.name, "duplicate", f"keys file {path.name} in {path.parent.name}/ makes "
+                                     f"generation {name} again: the one in {first}/ is loaded, not this one"))
+            continue
+        claimed[name] = path
+        try:
+            column, keys = read_trusted(path)
+        except KeysFileError as exc:
+            kind = exc.kind if isinstance(exc, RefusedKeysFile) else "malformed"
+            reason = str(exc).replace(str(path), path.name)
+            rejected.append(Rejected(path.name, kind, reason, kept=name in before))
+            if name in before:
+                generations[name] = before[name]
+            continue
         generations[name] = Generation(name, path, column, MappingProxyType({d.lower(): k for d, k in keys.items()}))
-    return KeyRing(generations.values())
+    if not generations:
+        raise KeysFileError("no keys file loads: " + "; ".join(r.reason for r in rejected))
+    return KeyRing(generations.values(), rejected=rejected)

@@ -31,10 +31,12 @@ terminator is in front (``Listen.behind_tls_proxy``).
 Keys files are re-read on ``request_reload()`` (SIGHUP under ``bulk callback
 serve``) and whenever a change to them is finished (``look()``, polled: a
 rename into place at once, a file written in place once it looks the same
-twice). A new ``KeyRing`` is built aside and swapped in whole; a file that
+twice). A new ``KeyRing`` is built aside and swapped in whole. A file that
 does not load, or that others could have written or may read (see
-``bulk.callbacks.keyring``), keeps the current keys, and the reason (never
-a key) is logged.
+``bulk.callbacks.keyring``), is left out, logged and counted (the file and
+the reason, never a key), and its generation keeps its current keys; the
+other files load as usual. The receiver refuses to start only when no
+generation loads.
 
 An accepted callback goes to ``forward_url`` (same body, its Content-Type,
 plus ``X-Bulk-Key-Generation``; never the ALI-LIVE-* headers, which a
@@ -66,7 +68,7 @@ from ..keys import KeysFileError
 from .admin import Admin
 from .drain import DrainReport, assess
 from .guard import ConnectionGuard, Limits
-from .keyring import KeyRing, Signature, load_keyring, settled, sources_signature
+from .keyring import KeyRing, Signature, generation_name, load_keyring, settled, sources_signature
 from .replay import LogThrottle, ReplayCache
 from .signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
 from .tally import Tally
@@ -149,7 +151,10 @@ class _Reject(Exception):
 
 
 def _reason_code(reason: str) -> str:
-    """A bounded metric label from a verdict's reason: "timestamp too old (skew 400 s > 300 s)" -> "timestamp_too_old"."""
+    """A bounded metric label from a verdict's reason.
+
+    "timestamp too old (skew 400 s > 300 s)" -> "timestamp_too_old"
+    """
     return reason.partition(" (")[0].replace(" ", "_")
 
 
@@ -188,7 +193,8 @@ class Receiver:
         admin_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``sources``: keys files or directories of them (read now: a bad one raises KeysFileError).
+        """``sources``: keys files or directories of them (read now: a bad file is left out and counted;
+        KeysFileError if no generation loads).
         ``callback_hosts``: your NotifyUrl (or its host) that the service signs; several while a URL
         migration is in progress. Required to listen beyond loopback; on loopback the default is the
         listening address. Never taken from a request's Host header, which the sender chooses.
@@ -219,6 +225,7 @@ class Receiver:
         self._previous_look: Signature | None = None
         self._ring: KeyRing = load_keyring(self._sources)
         self._tally = Tally(started_at=clock(), generations=self._ring.names)
+        self._note_rejected(self._ring)
         self._replays = ReplayCache(capacity=replay_capacity)
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
         self._log_rejections = LogThrottle()
@@ -305,25 +312,33 @@ class Receiver:
             # The signature is taken before reading: a change during the read shows at the next poll.
             signature = await asyncio.to_thread(sources_signature, self._sources)
             try:
-                ring = await asyncio.to_thread(load_keyring, self._sources)
+                ring = await asyncio.to_thread(load_keyring, self._sources, current=self._ring)
             except KeysFileError as exc:
                 self._signature = signature  # retried at the next change or request, not at every poll
                 self._tally.reloads["failed"] += 1
                 self._tally.last_reload_error = str(exc)
                 log.error("keeping the current keys (%s): %s", ", ".join(self._ring.names), exc)
                 return False
+            self._note_rejected(ring)
             self._install(ring, signature)
-            return True
+            return not ring.rejected
+
+    def _note_rejected(self, ring: KeyRing) -> None:
+        for rejected in ring.rejected:
+            self._tally.files_rejected[(rejected.file, rejected.kind)] += 1
+            kept = f"; keeping the current keys of {generation_name(rejected.file)}" if rejected.kept else ""
+            log.error("keys file %s not loaded (%s): %s%s", rejected.file, rejected.kind, rejected.reason, kept)
 
     def _install(self, ring: KeyRing, signature: Signature) -> None:
+        """Swap ``ring`` in; a reload that left a file out counts as failed (and the reason is kept)."""
         before = set(self._ring.names)
         now = self._clock()
         for name in ring.names:
             self._tally.loaded_at.setdefault(name, now)
         self._ring = ring  # one assignment: a request sees the old keys or the new ones
         self._signature = signature
-        self._tally.reloads["ok"] += 1
-        self._tally.last_reload_error = None
+        self._tally.reloads["failed" if ring.rejected else "ok"] += 1
+        self._tally.last_reload_error = "; ".join(r.reason for r in ring.rejected) or None
         added, dropped = set(ring.names) - before, before - set(ring.names)
         log.info("keys reloaded: %s%s%s", self._describe(),
                  f"; new: {', '.join(sorted(added))}" if added else "",

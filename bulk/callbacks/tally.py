@@ -7,8 +7,9 @@
 
 Counts: accepted callbacks per (domain, generation) with the time of the
 last one, rejected ones per reason, duplicates (identical to one already
-forwarded), keys-file reloads, downstream failures and the connections the
-guard closed. Labels name generations, domains and reasons, never a key.
+forwarded), keys-file reloads, keys files left out (by file and reason),
+downstream failures and the connections the guard closed. Labels name
+generations, domains, files and reasons, never a key.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ CLOSE_REASONS = ("header_timeout", "body_timeout", "idle_timeout", "evicted", "r
 class Tally:
     """A receiver's counts since it started."""
 
-    __slots__ = ("accepted", "duplicates", "forward_failures", "last_reload_error", "last_seen", "loaded_at",
-                 "rejected", "reloads", "started_at")
+    __slots__ = ("accepted", "duplicates", "files_rejected", "forward_failures", "last_reload_error", "last_seen",
+                 "loaded_at", "rejected", "reloads", "started_at")
 
     def __init__(self, *, started_at: float, generations: Iterable[str]) -> None:
         self.started_at = started_at
@@ -43,6 +44,8 @@ class Tally:
         self.rejected: collections.Counter[str] = collections.Counter()
         self.reloads: collections.Counter[str] = collections.Counter()
         self.last_reload_error: str | None = None
+        #: (keys file name, kind) -> how many loads left it out
+        self.files_rejected: collections.Counter[tuple[str, str]] = collections.Counter()
         self.forward_failures = 0
         self.duplicates = 0
 
@@ -73,6 +76,11 @@ class Tally:
             "duplicates": self.duplicates,
             "reloads": {"ok": self.reloads["ok"], "failed": self.reloads["failed"]},
             "last_reload_error": self.last_reload_error,
+            "rejected_files": [
+                {"file": r.file, "kind": r.kind, "reason": r.reason, "kept_current_keys": r.kept,
+                 "count": self.files_rejected[(r.file, r.kind)]}
+                for r in ring.rejected
+            ],
             "forward_failures": self.forward_failures,
             "connections": {"open": guard.open if guard else 0, "closed": dict(guard.closed) if guard else {}},
         }
@@ -99,9 +107,15 @@ class Tally:
         for g in ring.generations:
             domains.add(len(g.keys), generation=g.name)
             loaded.add(self.loaded_at[g.name], generation=g.name)
-        reloads = Family("bulk_receiver_key_reloads_total", "counter", "Keys file reloads, by result.")
+        reloads = Family("bulk_receiver_key_reloads_total", "counter",
+                         "Keys file reloads, by result (failed: a file was left out, or nothing loaded).")
         for result in ("ok", "failed"):
             reloads.add(self.reloads[result], result=result)
+        files = Family("bulk_receiver_keys_files_rejected_total", "counter",
+                       "Keys files left out of a load, by file name and reason (untrusted, unreadable, malformed, "
+                       "duplicate); the other files load.")
+        for (file, kind), count in sorted(self.files_rejected.items()):
+            files.add(count, file=file, reason=kind)
         failures = Family("bulk_receiver_forward_failures_total", "counter",
                           "Accepted callbacks that the downstream did not take (answered 502).")
         failures.add(self.forward_failures)
@@ -111,5 +125,5 @@ class Tally:
                         "Connections the receiver closed: past a deadline, or to make room at the cap (evicted).")
         for reason in CLOSE_REASONS:
             closed.add(guard.closed[reason] if guard else 0, reason=reason)
-        return render([accepted, last_seen, rejected, duplicates, domains, loaded, reloads, failures, connections,
-                       closed])
+        return render([accepted, last_seen, rejected, duplicates, domains, loaded, reloads, files, failures,
+                       connections, closed])

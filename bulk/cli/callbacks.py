@@ -97,7 +97,8 @@ def _host_port(text: str, *, option: str) -> tuple[str, int]:
 @callback_app.command("serve")
 def callback_serve(
     keys: Annotated[list[Path], typer.Option(
-        "--keys", help="A keys file (a key generation) or a directory of them (repeatable).")],
+        "--keys", help="A keys file (a key generation) or a directory of them, where only "
+        "keys-YYYY-MM*.csv files are read (repeatable).")],
     port: Annotated[int, typer.Option(help="Callback port (0 = any free port).")] = 8080,
     bind: Annotated[str, typer.Option(help="Address the callback port listens on.")] = "127.0.0.1",
     callback_host: Annotated[list[str] | None, typer.Option(
