@@ -2,17 +2,25 @@
 
     from support import bulk, simulator, run_engine, domains_csv
 
-``bulk``/``start_bulk`` run the real command in a child process; ``simulator``
+``bulk``/``start_bulk`` run the real command in a child process of its own, forked by a
+warm interpreter (tests/zygote.py) that saves each one the interpreter's start and imports; ``simulator``
 and ``run_engine`` drive the engine in-process against a simulator on a free
 loopback port; the rest are small waits and inputs.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
+import atexit
 import contextlib
+import json
 import os
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -71,19 +79,98 @@ async def run_engine(
         return await run(opts, client=client, retry=RetryPolicy(max_attempts=max_attempts, **FAST_RETRY))
 
 
-async def bulk(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", *args, env=env or dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
+class Child:
+    """A ``bulk`` command forked by the warm interpreter (tests/zygote.py).
+
+    The part of ``asyncio.subprocess.Process`` the tests use: ``pid``, ``returncode``, the
+    ``stdout``/``stderr`` readers, ``wait``, ``communicate``, ``send_signal``, ``terminate``, ``kill``.
+    """
+
+    def __init__(self, pid: int, channel: socket.socket, stdout: asyncio.StreamReader,
+                 stderr: asyncio.StreamReader) -> None:
+        self.pid, self.returncode = pid, None
+        self._channel, self.stdout, self.stderr = channel, stdout, stderr
+
+    async def wait(self) -> int:
+        if self.returncode is None:
+            answer = await asyncio.get_running_loop().sock_recv(self._channel, 64)
+            self._channel.close()
+            self.returncode = int(answer)
+        return self.returncode
+
+    async def communicate(self) -> tuple[bytes, bytes]:
+        out, err, _ = await asyncio.gather(self.stdout.read(), self.stderr.read(), self.wait())
+        return out, err
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+_zygote: tuple[subprocess.Popen[bytes], str] | None = None
+
+
+def _zygote_socket() -> str:
+    """The warm interpreter of this test process, started on first use."""
+    global _zygote
+    if _zygote is None or _zygote[0].poll() is not None:
+        path = os.path.join(tempfile.mkdtemp(prefix="bulk-zygote-"), "sock")
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py")), path],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        atexit.register(proc.kill)
+        _zygote = (proc, path)
+    return _zygote[1]
+
+
+async def _reader(fd: int) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0))
+    return reader
+
+
+async def start_bulk(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+                     limits: dict[int, tuple[int, int]] | None = None, stderr: int = subprocess.PIPE) -> Child:
+    """Start ``bulk ARGS`` as its own process: stdin empty, stdout piped, stderr piped or ``DEVNULL``."""
+    request = {"args": list(args), "env": dict(os.environ if env is None else env), "cwd": str(cwd or os.getcwd()),
+               "limits": {str(k): v for k, v in (limits or {}).items()}}
+    out_r, out_w = os.pipe()
+    if stderr == subprocess.PIPE:
+        err_r, err_w = os.pipe()
+    else:  # an empty reader, and the child writes into the void
+        err_r, err_w = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
+    null = os.open(os.devnull, os.O_RDONLY)
+    channel = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        channel.connect(_zygote_socket())
+        channel.sendmsg([json.dumps(request).encode()],
+                        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [null, out_w, err_w]))])
+        channel.setblocking(False)
+        pid = int(await asyncio.get_running_loop().sock_recv(channel, 64))
+    except BaseException:
+        channel.close()
+        for fd in (out_r, err_r):
+            os.close(fd)
+        raise
+    finally:
+        for fd in (null, out_w, err_w):
+            os.close(fd)
+    return Child(pid, channel, await _reader(out_r), await _reader(err_r))
+
+
+async def bulk(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+               limits: dict[int, tuple[int, int]] | None = None) -> tuple[int, str, str]:
+    """Run ``bulk ARGS`` to its end: (exit code, stdout, stderr)."""
+    proc = await start_bulk(*args, env=env, cwd=cwd, limits=limits)
     out, err = await proc.communicate()
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def start_bulk(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+    return await proc.wait(), out.decode(), err.decode()
 
 
 def csv_of(path: Path, n: int) -> Path:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+from support import bulk
 
 from bulk.actions import resolve
 from bulk.client import LiveClient
@@ -19,16 +18,6 @@ from bulk.paths import default_checkpoint
 
 KEY = "LeakCheckKey0123456789abcdEF"
 TOKEN = "CAISstsToken0123456789xyzLEAK"
-
-
-async def bulk(*args: str, cwd: Path) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", *args, cwd=cwd, env=dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @asynccontextmanager

@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ import orjson
 import pytest
 from aiohttp import web
 from conftest import serving
+from support import start_bulk
 
 from bulk.callbacks import (
     GENERATION_HEADER,
@@ -333,10 +333,7 @@ def test_construction_errors(tmp_path: Path) -> None:
 
 async def _start_serve(*args: str) -> tuple[asyncio.subprocess.Process, str, str]:
     """``bulk callback serve`` on free ports: (process, callback URL, admin URL)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", "callback", "serve", "--port", "0", "--admin-bind", "127.0.0.1:0", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start_bulk("callback", "serve", "--port", "0", "--admin-bind", "127.0.0.1:0", *args)
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
     assert line.startswith("bulk receiver listening on http://127.0.0.1:"), line

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import resource
 import signal
-import sys
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import orjson
+from support import start_bulk
 
 from bulk.callbacks import sign
 from bulk.keys import write_keys_file
@@ -22,21 +23,15 @@ DESCRIPTORS = 256
 HOSTILE = 1000
 
 
-def _limit_descriptors() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTORS, DESCRIPTORS))
-
-
 @contextlib.asynccontextmanager
 async def serve(tmp_path: Path, *args: str) -> AsyncIterator[tuple[str, str]]:
     """``bulk callback serve`` with RLIMIT_NOFILE 256; yields (callback URL, admin URL)."""
     folder = tmp_path / "keys"
     folder.mkdir(exist_ok=True)
     write_keys_file(folder / "keys-2026-10.csv", {"a.example.com": KEY})
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", "callback", "serve", "--keys", str(folder), "--port", "0",
-        "--admin-bind", "127.0.0.1:0", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, preexec_fn=_limit_descriptors,
-    )
+    limits = {resource.RLIMIT_NOFILE: (DESCRIPTORS, DESCRIPTORS)}
+    proc = await start_bulk("callback", "serve", "--keys", str(folder), "--port", "0", "--admin-bind", "127.0.0.1:0",
+                            *args, limits=limits, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 
 from conftest import TEST_AK_ID, TEST_AK_SECRET
-from support import bulk
+from support import bulk, start_bulk
 
 from bulk.keys import ALPHABET, read_keys_file
 from bulk.sim import SimConfig, Simulator
@@ -23,7 +22,7 @@ async def test_rotation_survives_kill_9_and_applies_exactly_the_keys_file(tmp_pa
                        error_rate=0.05, fault_kinds=("internal_after", "drop"))
     async with Simulator(config) as sim:
         args = ["rotate", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url, "--qps", "200", "--quiet"]
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bulk", *args)
+        proc = await start_bulk(*args)
         while len(sim.callback_auth) < 60:
             await asyncio.sleep(0.05)
         assert keys_path.exists()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-import sys
 from pathlib import Path
 
 from conftest import TEST_AK_ID, TEST_AK_SECRET
+from support import bulk
 
 from bulk.checkpoint import Checkpoint, RowOutcome, RowState
 from bulk.credentials import fingerprint
@@ -24,16 +24,6 @@ from bulk.sim import SimConfig, Simulator
 ADD = "AddLiveSnapshotNotifyConfig"
 URL = "https://cb.example.com/snap"
 KEY = "abcdEFGH12345678abcd"
-
-
-async def bulk(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", *args, env=env or dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def add_args(src: Path, sim: Simulator, *more: str) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from support import start_bulk
 from yarl import URL
 
 from bulk.credentials import Credentials
@@ -36,9 +36,7 @@ def environment(**extra: str) -> dict[str, str]:
 @asynccontextmanager
 async def serving(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[tuple[str, list[str]]]:
     """``bulk sim serve ARGS`` until the block ends: its URL, and (filled on the way out) its stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", "sim", "serve", "--port", "0", *args, env=env or environment(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await start_bulk("sim", "serve", "--port", "0", *args, env=env or environment())
     stderr: list[str] = []
     try:
         assert proc.stdout is not None
@@ -105,9 +103,7 @@ async def test_unusable_secret_files_and_the_old_host_option_are_refused(
         "open": secret_file(tmp_path / "open", SECRET_A, 0o644),
         "two_lines": secret_file(tmp_path / "two", f"{SECRET_A}\n{SECRET_B}"),
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", "sim", "serve", "--port", "0", *(a.format(**files) for a in args),
-        env=environment(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await start_bulk("sim", "serve", "--port", "0", *(a.format(**files) for a in args), env=environment())
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     text = " ".join(err.decode().split())

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import stat
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from hypothesis import given
 from hypothesis import strategies as st
+from support import start_bulk
 from yarl import URL
 
 from bulk.credentials import Credentials
@@ -741,11 +741,10 @@ async def test_sim_serve_takes_several_accesskeys(tmp_path) -> None:
     keys_file = write_private(tmp_path / "accounts.csv", "AccessKeyId,AccessKeySecret\n"
                               + "".join(f"{k},{v}\n" for k, v in list(ACCOUNTS.items())[2:]))
     env = {k: v for k, v in os.environ.items() if k != "BULK_SIM_ACCESS_KEY_SECRET"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", "sim", "serve", "--port", "0", "--access-key-id", TEST_AK_ID,
+    proc = await start_bulk(
+        "sim", "serve", "--port", "0", "--access-key-id", TEST_AK_ID,
         "--access-key-secret", TEST_AK_SECRET, "--access-key", f"LTAIacct00:{ACCOUNTS['LTAIacct00']}",
-        "--access-key", f"LTAIacct01:{ACCOUNTS['LTAIacct01']}", "--access-keys-file", str(keys_file),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "--access-key", f"LTAIacct01:{ACCOUNTS['LTAIacct01']}", "--access-keys-file", str(keys_file), env=env)
     try:
         assert proc.stdout is not None
         first = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
@@ -775,9 +774,7 @@ async def test_sim_serve_takes_several_accesskeys(tmp_path) -> None:
 async def test_sim_serve_refuses_unusable_accesskeys(tmp_path, args: list[str], message: str) -> None:
     opened = write_private(tmp_path / "open.csv", "AccessKeyId,AccessKeySecret\nLTAIa,do-not-show\n", 0o644)
     env = {k: v for k, v in os.environ.items() if k != "BULK_SIM_ACCESS_KEY_SECRET"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", "sim", "serve", "--port", "0", *(a.format(open=opened) for a in args),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await start_bulk("sim", "serve", "--port", "0", *(a.format(open=opened) for a in args), env=env)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     text = " ".join(err.decode().split())  # rich wraps long lines

@@ -1,0 +1,148 @@
+"""A warm interpreter that forks ``bulk`` commands for the tests.
+
+    python tests/zygote.py /tmp/t/zygote.sock    # support.start_bulk() starts one per test process
+
+Each ``python -m bulk`` spends about 0.4 s of CPU on starting the interpreter and importing
+aiohttp, rich and typer before it does anything, and the suite starts some two hundred of them.
+This process pays that once and forks a child per command. The child is still a process of its
+own (its pid, signals, exit status, ``kill -9``) and runs the module ``python -m bulk`` runs,
+with the test's arguments, environment, working directory, resource limits and pipes.
+
+Only third-party modules are kept warm: bulk's own modules are dropped from ``sys.modules``
+before the first fork, so each child imports bulk afresh under its own environment (consoles,
+defaults) exactly as a new interpreter would.
+
+Protocol, one SOCK_SEQPACKET connection per command: the client sends a JSON request with its
+stdin, stdout and stderr descriptors attached; the zygote answers the child's pid, and later its
+exit code as ``os.waitstatus_to_exitcode`` gives it (negative: killed by that signal).
+"""
+
+from __future__ import annotations
+
+import array
+import atexit
+import json
+import os
+import resource
+import runpy
+import selectors
+import signal
+import socket
+import sys
+import traceback
+
+import bulk.cli  # noqa: F401  (imports everything the commands need, once)
+
+for _name in [name for name in sys.modules if name == "bulk" or name.startswith("bulk.")]:
+    del sys.modules[_name]
+
+_FDS = 3
+
+
+def _exit_code(code: object) -> int:
+    """What the interpreter would exit with for ``SystemExit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _child(request: dict[str, object], fds: list[int], inherited: list[int]) -> None:
+    """Become the command: never returns."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for fd in inherited:
+        os.close(fd)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    for which, (soft, hard) in request["limits"].items():  # type: ignore[attr-defined]
+        resource.setrlimit(int(which), (soft, hard))
+    os.chdir(str(request["cwd"]))
+    sys.path[0] = os.getcwd()  # as ``python -m`` puts it first
+    os.environ.clear()
+    os.environ.update(request["env"])  # type: ignore[arg-type]
+    sys.argv = ["bulk", *request["args"]]  # type: ignore[misc]
+    code = 0
+    try:
+        runpy.run_module("bulk", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # as the interpreter does: die of the signal
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            code = code or 120  # what the interpreter exits with when it cannot flush
+    os._exit(code)
+
+
+def main(path: str) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(path)
+    listener.listen(64)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    parent = os.getppid()
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    waiting: dict[int, socket.socket] = {}
+    print("ready", flush=True)
+    while True:
+        for key, _ in selector.select(timeout=1.0):
+            if key.fileobj is listener:
+                conn, _ = listener.accept()
+                message, ancillary, _, _ = conn.recvmsg(1 << 20, socket.CMSG_SPACE(_FDS * 4))
+                fds = array.array("i")
+                for level, kind, data in ancillary:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        fds.frombytes(data[: len(data) - len(data) % 4])
+                if not message or len(fds) != _FDS:
+                    conn.close()
+                    for fd in fds:
+                        os.close(fd)
+                    continue
+                request = json.loads(message)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    inherited = [listener.fileno(), conn.fileno(), wake_r, wake_w]
+                    inherited += [c.fileno() for c in waiting.values()]
+                    _child(request, list(fds), inherited)
+                for fd in fds:
+                    os.close(fd)
+                conn.send(str(pid).encode())
+                waiting[pid] = conn
+            else:
+                os.read(wake_r, 4096)
+        while waiting:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            conn = waiting.pop(pid, None)
+            if conn is not None:
+                try:
+                    conn.send(str(os.waitstatus_to_exitcode(status)).encode())
+                except OSError:
+                    pass  # the test is gone: nobody waits for this exit code
+                conn.close()
+        if os.getppid() != parent:
+            return  # the test process died: so do we
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
