@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -198,3 +200,12 @@ async def test_a_resume_reads_each_row_at_its_offset(tmp_path: Path) -> None:
                                   sim.url, "--checkpoint", str(ckpt), "--qps", "1000", "--quiet")
         assert code == 0, err
         assert len(sim.notify_configs) == 40 and set(sim.applied.values()) == {1}
+
+
+def test_the_installed_entry_points_start_in_a_new_interpreter() -> None:
+    """``python -m bulk`` and the ``bulk`` script as a user starts them; every other test forks a warm interpreter."""
+    script = Path(sys.executable).with_name("bulk")
+    for command in ([sys.executable, "-m", "bulk", "validate", "--help"], [str(script), "validate", "--help"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "Usage:" in done.stdout and "validate" in done.stdout

@@ -8,9 +8,10 @@ This process pays that once and forks a child per command. The child is still a 
 own (its pid, signals, exit status, ``kill -9``) and runs the module ``python -m bulk`` runs,
 with the test's arguments, environment, working directory, resource limits and pipes.
 
-Only third-party modules are kept warm: bulk's own modules are dropped from ``sys.modules``
-before the first fork, so each child imports bulk afresh under its own environment (consoles,
-defaults) exactly as a new interpreter would.
+The command-line layer (``bulk.cli``, whose consoles look at the environment when they are made)
+is dropped from ``sys.modules`` before the first fork, so each child builds it afresh under its
+own environment, as a new interpreter would; the library below it reads the environment only
+when asked, and is kept.
 
 Protocol, one SOCK_SEQPACKET connection per command: the client sends a JSON request with its
 stdin, stdout and stderr descriptors attached; the zygote answers the child's pid, and later its
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import array
 import atexit
+import gc
+import importlib
 import json
 import os
 import resource
@@ -33,7 +36,11 @@ import traceback
 
 import bulk.cli  # noqa: F401  (imports everything the commands need, once)
 
-for _name in [name for name in sys.modules if name == "bulk" or name.startswith("bulk.")]:
+# What typer and rich import only when a command line is parsed or printed.
+for _name in ("typer._adapters", "typer._click.decorators", "pydantic", "zoneinfo", "rich._emoji_codes", "sysconfig"):
+    importlib.import_module(_name)
+
+for _name in [name for name in sys.modules if name == "bulk.cli" or name.startswith("bulk.cli.")]:
     del sys.modules[_name]
 
 _FDS = 3
@@ -100,6 +107,7 @@ def main(path: str) -> None:
     selector.register(listener, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
     waiting: dict[int, socket.socket] = {}
+    gc.freeze()  # what the children share: the collector would otherwise copy every page it walks
     print("ready", flush=True)
     while True:
         for key, _ in selector.select(timeout=1.0):
