@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 from support import start_bulk
 
 from bulk.callbacks import sign
@@ -67,6 +68,7 @@ async def hostile(port: int, kind: int) -> tuple[asyncio.StreamReader, asyncio.S
     return reader, writer
 
 
+@pytest.mark.realtime  # answers and deadlines timed on the wall clock
 async def test_a_valid_callback_is_answered_within_a_second_under_1000_hostile_connections(tmp_path: Path) -> None:
     # Deadlines far away: only the cap (kept below 256 descriptors) can make room.
     deadlines = ("--header-timeout", "60", "--body-timeout", "60", "--idle-timeout", "60")
@@ -98,6 +100,7 @@ async def test_a_valid_callback_is_answered_within_a_second_under_1000_hostile_c
     assert connections["closed"]["evicted"] >= HOSTILE - DESCRIPTORS
 
 
+@pytest.mark.realtime  # answers and deadlines timed on the wall clock
 async def test_deadlines_close_silent_half_sent_and_slow_connections(tmp_path: Path) -> None:
     deadlines = ("--header-timeout", "0.5", "--body-timeout", "0.5", "--idle-timeout", "0.5")
     async with serve(tmp_path, *deadlines) as (url, admin):

@@ -44,6 +44,7 @@ def notify(domain: str, url: str, *, auth: str = "no", key: str = "") -> dict[st
     return {"DomainName": domain, "NotifyUrl": url, "NotifyReqAuth": auth, "NotifyAuthKey": key}
 
 
+@pytest.mark.realtime  # streams restart on wall-clock uptimes within the sleeps below
 async def test_each_stream_signs_with_the_key_of_its_last_push() -> None:
     domains = [f"d{i}.example.com" for i in range(3)]
     async with capture() as (url, got):
