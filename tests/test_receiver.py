@@ -17,7 +17,7 @@ import orjson
 import pytest
 from aiohttp import web
 from conftest import serving
-from support import start_bulk
+from support import bulk, start_bulk
 
 from bulk.callbacks import (
     GENERATION_HEADER,
@@ -343,13 +343,15 @@ async def _start_serve(*args: str) -> tuple[asyncio.subprocess.Process, str, str
 
 
 async def test_serve_reloads_on_sighup_and_drain_answers(tmp_path: Path) -> None:
-    from support import bulk
-
     folder = tmp_path / "keys"
     folder.mkdir()
     write_keys_file(folder / "keys-2026-10.csv", {"a.example.com": A_OLD, "b.example.com": B_OLD})
     token = tmp_path / "admin-token"
     token.write_text("s3cret-admin-token\n")
+    token.chmod(0o644)
+    code, _, err = await bulk("callback", "serve", "--keys", str(folder), "--admin-token-file", str(token))
+    assert code == 2 and "accessible by group or others (mode 0644)" in err and "s3cret" not in err, err
+    token.chmod(0o600)
     proc, url, admin = await _start_serve("--keys", str(folder), "--poll", "0", "--admin-token-file", str(token))
     with_token = {**os.environ, "BULK_ADMIN_TOKEN": "s3cret-admin-token"}
     try:
@@ -400,8 +402,6 @@ async def test_serve_reloads_on_sighup_and_drain_answers(tmp_path: Path) -> None
 
 
 async def test_serve_refuses_a_bad_keys_file(tmp_path: Path) -> None:
-    from support import bulk
-
     path = tmp_path / "keys-2026-10.csv"
     write_keys_file(path, {"a.example.com": A_OLD})
     os.chmod(path, 0o644)
@@ -522,8 +522,6 @@ async def test_tls_on_the_callback_port(tmp_path: Path) -> None:
 
 
 async def test_serve_refuses_beyond_loopback_without_tls_or_the_proxy_flag(tmp_path: Path) -> None:
-    from test_cli import bulk
-
     write_keys_file(tmp_path / "keys-2026-10.csv", {"a.example.com": A_OLD})
     code, _, err = await bulk("callback", "serve", "--keys", str(tmp_path), "--port", "0", "--bind", "0.0.0.0",
                               "--callback-host", "cb.example.com", "--admin-bind", "127.0.0.1:0")
@@ -586,8 +584,6 @@ async def test_serve_loads_the_good_generations_beside_strays_and_a_corrupt_keys
 
 
 async def test_serve_refuses_to_start_only_when_no_generation_loads(tmp_path: Path) -> None:
-    from support import bulk
-
     folder = tmp_path / "keys"
     keys_dir_with_strays(folder)
     for name in ("keys-2026-10.csv", "keys-2026-11.csv"):

@@ -264,3 +264,26 @@ def _ingested(ckpt: Path) -> bool:
             return bool((c.meta() or {}).get("ingested"))
     except CheckpointError:
         return False
+
+
+# -- a read-back compares every field the row sets ------------------------------------------------------------------
+
+UPDATE = "UpdateLiveSnapshotNotifyConfig"
+
+
+async def test_a_lost_update_at_a_domain_that_differs_only_in_its_key_is_sent_again(tmp_path: Path) -> None:
+    """A 500 before applying leaves the old config, whose URL and switch match the row: only the key tells."""
+    rows = ["DomainName,NotifyUrl,NotifyReqAuth,NotifyAuthKey"]
+    rows += [f"d{i:02d}.example.com,{NEW_URL},yes,{KEY}" for i in range(40)]
+    src = tmp_path / "d.csv"
+    src.write_text("\n".join(rows) + "\n")
+    async with simulator(error_rate=0.3, fault_kinds=("internal_before",), fault_actions=(UPDATE,)) as sim:
+        for i in range(40):
+            domain = f"d{i:02d}.example.com"
+            sim.notify_configs[domain] = {"DomainName": domain, "NotifyUrl": NEW_URL, "NotifyReqAuth": "yes",
+                                          "NotifyAuthKey": "OldKey0123456789abcdef"}
+        result = await run_engine(sim, src, action=UPDATE, overrides={})
+        assert sim.stats()["faults"].get("internal_before", 0) >= 5
+        held = {d: c["NotifyAuthKey"] for d, c in sim.notify_configs.items()}
+    assert result.exit_code == 0 and result.counts["done"] == 40, result
+    assert held == {f"d{i:02d}.example.com": KEY for i in range(40)}  # the literal key, not bulk's own comparison

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import stat
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Protocol
@@ -56,7 +57,12 @@ def read_token(path: Path | None, *, environ: Mapping[str, str] = os.environ) ->
     if path is None:
         return environ.get(TOKEN_ENV, "").strip() or None
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        with path.open("rb") as f:  # one descriptor for the mode check and the read: no swap in between
+            mode = os.fstat(f.fileno()).st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise ValueError(f"the admin token file {path} is accessible by group or others "
+                                 f"(mode {stat.S_IMODE(mode):04o}); it holds a secret: run chmod 600 {path}")
+            token = f.read().decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not UTF-8"
         raise ValueError(f"cannot read the admin token file {path}: {reason}") from None
