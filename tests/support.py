@@ -236,3 +236,42 @@ def fleet_csv(path: Path) -> Path:
     rows.append("bad domain,x,yes,short")
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+# -- the rollback tests' fleet -----------------------------------------------------------------------
+
+ROLLBACK_NEW_URL, ROLLBACK_OLD_URL = "https://cb.example.com/new", "https://cb.example.com/old"
+KINDS = ("none", "same", "url", "key", "off")
+
+
+def new_key(i: int) -> str:
+    return f"New{i:05d}abcdefghijklmn"
+
+
+def old_key(i: int) -> str:
+    return f"Old{i:05d}abcdefghijklmn"
+
+
+def notify_fleet(sim: Simulator, path: Path, n: int) -> dict[str, dict[str, str]]:
+    """n domains, kinds in turn; the input sets NotifyUrl, auth on, a new key per domain. Returns the seeded state."""
+    seeded: dict[str, dict[str, str]] = {}
+    lines = ["DomainName,NotifyAuthKey"]
+    for i in range(n):
+        domain = f"{KINDS[i % 5]}{i:04d}.example.com"
+        lines.append(f"{domain},{new_key(i)}")
+        config = {"none": None,
+                  "same": (ROLLBACK_NEW_URL, "yes", new_key(i)),
+                  "url": (ROLLBACK_OLD_URL, "yes", new_key(i)),
+                  "key": (ROLLBACK_NEW_URL, "yes", old_key(i)),
+                  "off": (ROLLBACK_OLD_URL, "no", "")}[KINDS[i % 5]]
+        if config is not None:
+            fields = ("DomainName", "NotifyUrl", "NotifyReqAuth", "NotifyAuthKey")
+            seeded[domain] = dict(zip(fields, (domain, *config), strict=True))
+    path.write_text("\n".join(lines) + "\n")
+    sim.notify_configs.update({d: dict(c) for d, c in seeded.items()})
+    return seeded
+
+
+def add_args(src: Path, sim: Simulator, *more: str) -> list[str]:
+    return ["run", str(src), "--action", ADD, "--set", f"NotifyUrl={ROLLBACK_NEW_URL}", "--set", "NotifyReqAuth=yes",
+            "--if-exists", "update", "--endpoint", sim.url, "--quiet", *more]

@@ -16,7 +16,23 @@ from pathlib import Path
 import orjson
 import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
-from support import ADD, bulk, domains_csv, run_engine, settle, simulator, start_bulk, wait_until
+from support import (
+    ADD,
+    KINDS,
+    add_args,
+    bulk,
+    domains_csv,
+    new_key,
+    notify_fleet,
+    old_key,
+    run_engine,
+    settle,
+    simulator,
+    start_bulk,
+    wait_until,
+)
+from support import ROLLBACK_NEW_URL as NEW_URL
+from support import ROLLBACK_OLD_URL as OLD_URL
 
 from bulk.checkpoint import Checkpoint, RowState
 from bulk.client import LiveClient
@@ -28,43 +44,6 @@ from bulk.rollback import plan_rollback
 from bulk.sim import SimConfig, Simulator
 
 DESCRIBE = "DescribeLiveSnapshotNotifyConfig"
-NEW_URL, OLD_URL = "https://cb.example.com/new", "https://cb.example.com/old"
-KINDS = ("none", "same", "url", "key", "off")
-
-
-def new_key(i: int) -> str:
-    return f"New{i:05d}abcdefghijklmn"
-
-
-def old_key(i: int) -> str:
-    return f"Old{i:05d}abcdefghijklmn"
-
-
-def notify_fleet(sim: Simulator, path: Path, n: int) -> dict[str, dict[str, str]]:
-    """n domains, kinds in turn; the input sets NotifyUrl, auth on, a new key per domain. Returns the seeded state."""
-    seeded: dict[str, dict[str, str]] = {}
-    lines = ["DomainName,NotifyAuthKey"]
-    for i in range(n):
-        domain = f"{KINDS[i % 5]}{i:04d}.example.com"
-        lines.append(f"{domain},{new_key(i)}")
-        config = {"none": None,
-                  "same": (NEW_URL, "yes", new_key(i)),
-                  "url": (OLD_URL, "yes", new_key(i)),
-                  "key": (NEW_URL, "yes", old_key(i)),
-                  "off": (OLD_URL, "no", "")}[KINDS[i % 5]]
-        if config is not None:
-            fields = ("DomainName", "NotifyUrl", "NotifyReqAuth", "NotifyAuthKey")
-            seeded[domain] = dict(zip(fields, (domain, *config), strict=True))
-    path.write_text("\n".join(lines) + "\n")
-    sim.notify_configs.update({d: dict(c) for d, c in seeded.items()})
-    return seeded
-
-
-def add_args(src: Path, sim: Simulator, *more: str) -> list[str]:
-    return ["run", str(src), "--action", ADD, "--set", f"NotifyUrl={NEW_URL}", "--set", "NotifyReqAuth=yes",
-            "--if-exists", "update", "--endpoint", sim.url, "--quiet", *more]
-
-
 async def killed(sim: Simulator, args: list[str], *, once) -> str:  # type: ignore[no-untyped-def]
     """Run bulk with ``args``, kill -9 it as soon as ``once()`` holds, let its calls land; its output."""
     proc = await start_bulk(*args)

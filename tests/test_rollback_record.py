@@ -12,19 +12,20 @@ import stat
 from pathlib import Path
 
 import orjson
-from test_cli import bulk, start_bulk
-from test_engine import simulator
-from test_rollback import (
+from support import (
     KINDS,
-    NEW_URL,
-    OLD_URL,
     add_args,
+    bulk,
     new_key,
     notify_fleet,
     old_key,
     settle,
+    simulator,
+    start_bulk,
     wait_until,
 )
+from support import ROLLBACK_NEW_URL as NEW_URL
+from support import ROLLBACK_OLD_URL as OLD_URL
 
 from bulk.checkpoint import Checkpoint
 from bulk.credentials import fingerprint
