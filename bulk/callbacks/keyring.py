@@ -65,6 +65,8 @@ def generation_name(path: str | PurePath) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Generation:
+    """One keys file: its name (the file's stem), where it was read, its key column and its keys."""
+
     name: str
     path: Path
     #: CallbackAuthKey or NotifyAuthKey, as the file's header says
@@ -74,6 +76,7 @@ class Generation:
 
     @property
     def domains(self) -> frozenset[str]:
+        """The domains this generation holds a key for (lower case)."""
         return frozenset(self.keys)
 
 
@@ -116,6 +119,7 @@ class KeyRing:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The loaded generations' names, oldest first."""
         return tuple(g.name for g in self.generations)
 
     def keys_for(self, domain: str) -> tuple[tuple[str, str], ...]:

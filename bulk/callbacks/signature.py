@@ -40,6 +40,8 @@ _MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """A callback's signature checked: accepted or not, and why (the reason goes to logs and metrics only)."""
+
     ok: bool
     reason: str
     #: which of the keys matched (0 = first), when ok
