@@ -51,6 +51,7 @@ from .common import (
     app,
     err,
     errors,
+    examples,
     execute,
     fail,
     out,
@@ -151,7 +152,21 @@ def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: P
                           profiles=profile_names(), **tuning.fields(), **kwargs)
 
 
-@app.command("run")
+@app.command("run", epilog=examples(
+    "# every domain in domains.csv gets the same NotifyUrl; the same command again resumes",
+    "bulk run domains.csv -a AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap",
+    "# send nothing: check every row and count the calls",
+    "bulk run domains.csv -a AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap \\",
+    "    --dry-run",
+    "# 10 rows first, each read back (exit 0 if all hold the change); a config already there is updated",
+    "bulk run domains.csv -a AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap \\",
+    "    --canary 10 --if-exists update",
+    "# apply a plan made by `bulk plan`",
+    "bulk run --plan plan.jsonl",
+    "# rehearse against `bulk sim serve`",
+    "bulk run domains.csv -a AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap \\",
+    "    --endpoint http://127.0.0.1:8787 --qps 100",
+))
 @calls_the_api
 def run_cmd(
     input: Annotated[Path | None, typer.Argument(
@@ -251,7 +266,11 @@ def _print_dry_run(options: RunOptions) -> int:
     return Exit.FAILED if estimate.counts.get("invalid") else Exit.OK
 
 
-@app.command("validate")
+@app.command("validate", epilog=examples(
+    "# every row checked as `bulk run` would; each bad row listed with its line number",
+    "bulk validate domains.csv -a AddLiveSnapshotNotifyConfig \\",
+    "    --set NotifyUrl=https://cb.example.com/snap",
+))
 def validate_cmd(input: Annotated[Path, typer.Argument(metavar="INPUT", help="Domain list: .csv or .jsonl.")],
                  action: ActionOpt,
                  set_: SetOpt = None) -> None:
@@ -269,7 +288,12 @@ _STATES = ("done", "skipped", "failed", "invalid", "unknown", "pending", "sendin
 _RUN_STATES = (*_STATES, "conflict")
 
 
-@app.command("status")
+@app.command("status", epilog=examples(
+    "# a run's directory in the state directory, or its checkpoint file",
+    "bulk status ~/.local/state/bulk/domains.csv.add-live-snapshot-notify-config",
+    "# for a program",
+    "bulk status run.ckpt --json",
+))
 def status_cmd(checkpoint: RunCheckpointArg,
                json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """Counts by outcome of a run (also while it runs)."""
@@ -311,7 +335,12 @@ def _backup_line(kept: BackupState) -> str:
     return f"{kept.state}: {kept.problem}"
 
 
-@app.command("report")
+@app.command("report", epilog=examples(
+    "# the rows that did not succeed, as CSV on stdout",
+    "bulk report ~/.local/state/bulk/domains.csv.add-live-snapshot-notify-config --failed-only",
+    "# every row with its RequestId, as JSON lines",
+    "bulk report run.ckpt --format jsonl -o report.jsonl",
+))
 def report_cmd(
     checkpoint: RunCheckpointArg,
     failed_only: Annotated[bool, typer.Option(help="Only failed, invalid and unknown rows.")] = False,
@@ -324,7 +353,13 @@ def report_cmd(
         write_report(ckpt, output, fmt=format, failed_only=failed_only)
 
 
-@app.command("plan")
+@app.command("plan", epilog=examples(
+    "# read every domain's current state and write what would change; nothing is changed",
+    "bulk plan domains.csv -a AddLiveSnapshotNotifyConfig \\",
+    "    --set NotifyUrl=https://cb.example.com/snap -o plan.jsonl",
+    "# then apply exactly that",
+    "bulk run --plan plan.jsonl",
+))
 @calls_the_api
 def plan_cmd(
     input: Annotated[Path, typer.Argument(metavar="INPUT", help="Domain list: .csv or .jsonl, as for run.")],
@@ -378,7 +413,12 @@ def _drop_finished(ckpt: Path) -> None:
             remove_checkpoint(ckpt)
 
 
-@app.command("verify")
+@app.command("verify", epilog=examples(
+    "# read back every row the run recorded done",
+    "bulk verify ~/.local/state/bulk/domains.csv.add-live-snapshot-notify-config",
+    "# a run that set a secret: give it again, from a file (it is never stored)",
+    "bulk verify run.ckpt --set NotifyAuthKey=@notify-key.txt --report verify.csv",
+))
 @calls_the_api
 def verify_cmd(
     checkpoint: Annotated[Path, typer.Argument(
@@ -413,7 +453,12 @@ def verify_cmd(
                              outputs=(report,)))
 
 
-@app.command("rollback")
+@app.command("rollback", epilog=examples(
+    "# put back what the run changed, as its backup recorded it",
+    "bulk rollback ~/.local/state/bulk/domains.csv.add-live-snapshot-notify-config",
+    "# also the domains another client changed since the run",
+    "bulk rollback run.ckpt --force",
+))
 @calls_the_api
 def rollback_cmd(
     checkpoint: Annotated[Path, typer.Argument(
