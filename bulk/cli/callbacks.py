@@ -18,7 +18,8 @@ from .. import callbacks
 from ..callbacks.admin import ADMIN_PORT, TOKEN_ENV
 from ..errors import Exit
 from ..keys import KeysFileError, read_keys_file
-from .common import callback_app, err, examples, fail, out
+from . import examples
+from .common import callback_app, err, fail, out
 
 KEY_ENV = "BULK_CALLBACK_KEY"
 # The panels of `callback serve`'s options.
@@ -47,11 +48,7 @@ def _keys_given(ctx: typer.Context, values: list[str]) -> list[str]:
     return keys
 
 
-@callback_app.command("verify", epilog=examples(
-    "# the headers of one callback, against the keys of a keys file",
-    "bulk callback verify --callback-host cb.example.com --keys-file keys/keys-2026-11.csv \\",
-    "    --timestamp 1764720000 --live-signature 0f6e6a5b2c3d4e5f60718293a4b5c6d7",
-))
+@callback_app.command("verify", epilog=examples.CALLBACK_VERIFY)
 def callback_verify(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--callback-host", metavar="HOST", help="The NotifyUrl or its host.")],
@@ -80,10 +77,7 @@ def callback_verify(
     raise typer.Exit(Exit.FAILED)
 
 
-@callback_app.command("sign", epilog=examples(
-    "# the headers a callback to https://cb.example.com/snap signed with the key in key.txt carries",
-    "bulk callback sign --callback-host https://cb.example.com/snap --key @key.txt",
-))
+@callback_app.command("sign", epilog=examples.CALLBACK_SIGN)
 def callback_sign(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--callback-host", metavar="HOST", help="The NotifyUrl or its host.")],
@@ -104,12 +98,7 @@ def _host_port(text: str, *, option: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@callback_app.command("serve", epilog=examples(
-    "# every key generation in keys/, for callbacks to cb.example.com; admin on 127.0.0.1:8081",
-    "bulk callback serve --keys keys/ --callback-host cb.example.com",
-    "# on every address, behind a TLS terminator",
-    "bulk callback serve --keys keys/ --callback-host cb.example.com --bind 0.0.0.0 --behind-tls-proxy",
-))
+@callback_app.command("serve", epilog=examples.CALLBACK_SERVE)
 def callback_serve(
     keys: Annotated[list[Path], typer.Option(
         "--keys", metavar="PATH", rich_help_panel=_KEYS,
@@ -206,10 +195,7 @@ def callback_serve(
         fail(f"cannot listen on {bind}:{port} or {admin_bind}: {exc.strerror}")
 
 
-@callback_app.command("drain", epilog=examples(
-    "# may the keys of keys-2026-10.csv go? exit 0 when no callback signed with them came in 24 h",
-    "bulk callback drain --receiver http://127.0.0.1:8081 --generation keys-2026-10.csv --window 24h",
-))
+@callback_app.command("drain", epilog=examples.CALLBACK_DRAIN)
 def callback_drain(
     receiver: Annotated[list[str], typer.Option(
         "--receiver", metavar="URL", help="Base URL of a receiver's admin listener (repeatable: ask them all).")],

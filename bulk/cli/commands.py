@@ -47,11 +47,11 @@ from ..report import (
 )
 from ..rollback import ROLLED_BACK, Rollback, plan_rollback
 from ..verify import drifted, verify_action, verify_options
+from . import examples
 from .common import (
     app,
     err,
     errors,
-    examples,
     execute,
     fail,
     out,
@@ -152,21 +152,7 @@ def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: P
                           profiles=profile_names(), **tuning.fields(), **kwargs)
 
 
-@app.command("run", epilog=examples(
-    "# every domain in domains.csv gets the same NotifyUrl; the same command again resumes",
-    "bulk run domains.csv -a AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap",
-    "# send nothing: check every row and count the calls",
-    "bulk run domains.csv -a AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap \\",
-    "    --dry-run",
-    "# 10 rows first, each read back (exit 0 if all hold the change); a config already there is updated",
-    "bulk run domains.csv -a AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap \\",
-    "    --canary 10 --if-exists update",
-    "# apply a plan made by `bulk plan`",
-    "bulk run --plan plan.jsonl",
-    "# rehearse against `bulk sim serve`",
-    "bulk run domains.csv -a AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap \\",
-    "    --endpoint http://127.0.0.1:8787 --qps 100",
-))
+@app.command("run", epilog=examples.RUN)
 @calls_the_api
 def run_cmd(
     input: Annotated[Path | None, typer.Argument(
@@ -266,11 +252,7 @@ def _print_dry_run(options: RunOptions) -> int:
     return Exit.FAILED if estimate.counts.get("invalid") else Exit.OK
 
 
-@app.command("validate", epilog=examples(
-    "# every row checked as `bulk run` would; each bad row listed with its line number",
-    "bulk validate domains.csv -a AddLiveSnapshotNotifyConfig \\",
-    "    --set NotifyUrl=https://cb.example.com/snap",
-))
+@app.command("validate", epilog=examples.VALIDATE)
 def validate_cmd(input: Annotated[Path, typer.Argument(metavar="INPUT", help="Domain list: .csv or .jsonl.")],
                  action: ActionOpt,
                  set_: SetOpt = None) -> None:
@@ -288,12 +270,7 @@ _STATES = ("done", "skipped", "failed", "invalid", "unknown", "pending", "sendin
 _RUN_STATES = (*_STATES, "conflict")
 
 
-@app.command("status", epilog=examples(
-    "# a run's directory in the state directory, or its checkpoint file",
-    "bulk status ~/.local/state/bulk/domains.csv.add-live-snapshot-notify-config",
-    "# for a program",
-    "bulk status run.ckpt --json",
-))
+@app.command("status", epilog=examples.STATUS)
 def status_cmd(checkpoint: RunCheckpointArg,
                json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """Counts by outcome of a run (also while it runs)."""
@@ -335,12 +312,7 @@ def _backup_line(kept: BackupState) -> str:
     return f"{kept.state}: {kept.problem}"
 
 
-@app.command("report", epilog=examples(
-    "# the rows that did not succeed, as CSV on stdout",
-    "bulk report ~/.local/state/bulk/domains.csv.add-live-snapshot-notify-config --failed-only",
-    "# every row with its RequestId, as JSON lines",
-    "bulk report run.ckpt --format jsonl -o report.jsonl",
-))
+@app.command("report", epilog=examples.REPORT)
 def report_cmd(
     checkpoint: RunCheckpointArg,
     failed_only: Annotated[bool, typer.Option(help="Only failed, invalid and unknown rows.")] = False,
@@ -353,13 +325,7 @@ def report_cmd(
         write_report(ckpt, output, fmt=format, failed_only=failed_only)
 
 
-@app.command("plan", epilog=examples(
-    "# read every domain's current state and write what would change; nothing is changed",
-    "bulk plan domains.csv -a AddLiveSnapshotNotifyConfig \\",
-    "    --set NotifyUrl=https://cb.example.com/snap -o plan.jsonl",
-    "# then apply exactly that",
-    "bulk run --plan plan.jsonl",
-))
+@app.command("plan", epilog=examples.PLAN)
 @calls_the_api
 def plan_cmd(
     input: Annotated[Path, typer.Argument(metavar="INPUT", help="Domain list: .csv or .jsonl, as for run.")],
@@ -413,12 +379,7 @@ def _drop_finished(ckpt: Path) -> None:
             remove_checkpoint(ckpt)
 
 
-@app.command("verify", epilog=examples(
-    "# read back every row the run recorded done",
-    "bulk verify ~/.local/state/bulk/domains.csv.add-live-snapshot-notify-config",
-    "# a run that set a secret: give it again, from a file (it is never stored)",
-    "bulk verify run.ckpt --set NotifyAuthKey=@notify-key.txt --report verify.csv",
-))
+@app.command("verify", epilog=examples.VERIFY)
 @calls_the_api
 def verify_cmd(
     checkpoint: Annotated[Path, typer.Argument(
@@ -453,12 +414,7 @@ def verify_cmd(
                              outputs=(report,)))
 
 
-@app.command("rollback", epilog=examples(
-    "# put back what the run changed, as its backup recorded it",
-    "bulk rollback ~/.local/state/bulk/domains.csv.add-live-snapshot-notify-config",
-    "# also the domains another client changed since the run",
-    "bulk rollback run.ckpt --force",
-))
+@app.command("rollback", epilog=examples.ROLLBACK)
 @calls_the_api
 def rollback_cmd(
     checkpoint: Annotated[Path, typer.Argument(

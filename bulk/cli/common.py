@@ -56,10 +56,11 @@ from ..options import Halt, HaltKind, RunOptions, RunResult, RunStats
 from ..progress import show_progress
 from ..redact import redact
 from ..rotate import RotationError
+from . import examples
 from .shared import PANELS, Connection
 
 __all__ = [
-    "app", "callback_app", "err", "errors", "examples", "execute", "fail", "main", "out", "print_bad", "sim_app",
+    "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "sim_app",
     "warn_literal_secrets",
 ]
 
@@ -131,25 +132,10 @@ class _App(typer.Typer):
         return super().command(name, cls=_Command, **kwargs)
 
 
-def examples(*lines: str) -> str:
-    """A command's epilog: what an example does (a ``#`` line), then the command; a long one goes on after
-    a trailing backslash, as in a shell. The suite parses every example."""
-    return "Examples:\n\n" + "\n".join(lines)
-
-
 app = _App(
     pretty_exceptions_show_locals=False,
     help="Apply snapshot-callback changes to thousands of ApsaraVideo Live domains, paced, retried, resumable.",
-    epilog=examples(
-        "# a local Live API to rehearse against: it prints its URL and throwaway credentials",
-        "bulk sim serve",
-        "# every domain in domains.csv gets the same NotifyUrl; the same command again resumes",
-        "bulk run domains.csv -a AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap",
-        "# how far it got (the run prints where its checkpoint is)",
-        "bulk status ~/.local/state/bulk/domains.csv.add-live-snapshot-notify-config",
-        "",
-        "Each command's options and examples: bulk COMMAND -h",
-    ),
+    epilog=examples.ROOT,
 )
 sim_app = _App(help="A local simulator of the Live API, for rehearsals and tests.")
 callback_app = _App(help="Snapshot callbacks: a receiver that counts key generations, drain checks, test signatures.")

@@ -17,8 +17,9 @@ import typer
 from ..errors import Exit
 from ..options import Tuning
 from ..rotate import VIA, plan_rotation, prepare_rotation
+from . import examples
 from .commands import BackupOpt, CanaryOpt, QuietOpt, ReportOpt, RetryOpt, StateDirOpt, finish_apply
-from .common import app, err, errors, examples, execute, out
+from .common import app, err, errors, execute, out
 from .shared import SAFETY, SEND, STATE, Connection, calls_the_api
 
 __all__ = ["Via", "rotate_cmd"]
@@ -27,14 +28,7 @@ __all__ = ["Via", "rotate_cmd"]
 Via = Literal["set-callback-auth", "update-notify-config"]
 
 
-@app.command("rotate", epilog=examples(
-    "# 1. the keys file only: give it to the receiver (`bulk callback serve --keys keys/`)",
-    "bulk rotate domains.txt --keys-out keys/keys-2026-11.csv --prepare",
-    "# 2. the calls: the same command without --prepare",
-    "bulk rotate domains.txt --keys-out keys/keys-2026-11.csv",
-    "# the notify config's key instead, 10 domains first",
-    "bulk rotate domains.txt --keys-out keys/keys-2026-11.csv --via update-notify-config --canary 10",
-))
+@app.command("rotate", epilog=examples.ROTATE)
 @calls_the_api
 def rotate_cmd(
     input: Annotated[Path, typer.Argument(

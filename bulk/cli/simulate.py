@@ -20,20 +20,14 @@ from typing import Annotated
 import typer
 
 from ..sim import FAULT_KINDS
-from .common import err, errors, examples, fail, out, sim_app
+from . import examples
+from .common import err, errors, fail, out, sim_app
 
 # The panels of `sim serve`'s options.
 _LISTEN, _KEYS, _SERVICE, _FAULTS, _STREAMS = "Listening", "Credentials", "Service", "Faults", "Streams"
 
 
-@sim_app.command("serve", epilog=examples(
-    "# on 127.0.0.1:8787; it prints the URL and throwaway credentials to export",
-    "bulk sim serve",
-    "# a slow, faulty service: 200 ms latency, 5 % injected faults, the same ones every time",
-    "bulk sim serve --latency-ms 200 --error-rate 0.05 --seed 1",
-    "# 20 live streams posting signed callbacks to their NotifyUrls; configs kept across restarts",
-    "bulk sim serve --streams 20 --state-file sim-state.json",
-))
+@sim_app.command("serve", epilog=examples.SIM_SERVE)
 def sim_serve(
     ctx: typer.Context,
     bind: Annotated[str, typer.Option(
