@@ -64,6 +64,7 @@ __all__ = [
     "warn_literal_secrets",
 ]
 
+
 class _Option(TyperOption):
     """An option whose help says what goes there: ``--report PATH``, ``--if-exists [fail|skip|update]``, a bare
     ``--dry-run``; never typer's ``<str>``."""
