@@ -176,7 +176,7 @@ def main() -> None:
     seed_state(state)
     with running("sim", "serve", "--port", "0", "--latency-ms", "20", "--latency-jitter-ms", "10",
                  "--error-rate", "0.08", "--seed", "7", "--missing", "*.gone.example.com", "--qps", "100",
-                 "--state", str(state), "--access-key-id", AK_ID, "--access-key-secret", AK_SECRET) as (url,):
+                 "--state-file", str(state), "--access-key-id", AK_ID, "--access-key-secret", AK_SECRET) as (url,):
         banner(f"simulator at {url}: 20 ms latency, 8 % injected faults, *.gone.example.com missing")
         run = ["run", str(domains), "--action", "AddLiveSnapshotNotifyConfig",
                "--set", "NotifyUrl=https://callback.example.com/snapshots", "--endpoint", url, "--qps", "100",

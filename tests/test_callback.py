@@ -177,19 +177,18 @@ def test_cli_sign_and_verify_take_the_key_from_a_file_and_warn_on_a_literal(tmp_
     key_file = tmp_path / "key"
     key_file.write_text(f"{NEW}\n")
     env = {"BULK_CALLBACK_KEY": ""}
-    quiet = runner.invoke(app, ["callback", "sign", "--host", HOST, "--key", f"@{key_file}", "--timestamp", str(NOW)],
-                          env=env)
+    sign = ["callback", "sign", "--callback-host", HOST, "--timestamp", str(NOW)]
+    quiet = runner.invoke(app, [*sign, "--key", f"@{key_file}"], env=env)
     assert quiet.exit_code == 0, quiet.output
     assert signature(HOST, NOW, NEW) in quiet.stdout and "warning" not in quiet.stderr
     assert NEW not in quiet.output
-    loud = runner.invoke(app, ["callback", "sign", "--host", HOST, "--key", NEW, "--timestamp", str(NOW)], env=env)
+    loud = runner.invoke(app, [*sign, "--key", NEW], env=env)
     assert loud.exit_code == 0 and loud.stdout == quiet.stdout
     assert "warning: a key given literally on the command line is visible" in loud.stderr
-    from_env = runner.invoke(app, ["callback", "sign", "--host", HOST, "--timestamp", str(NOW)],
-                             env={"BULK_CALLBACK_KEY": NEW})
+    from_env = runner.invoke(app, sign, env={"BULK_CALLBACK_KEY": NEW})
     assert from_env.stdout == quiet.stdout and "warning" not in from_env.stderr
-    check = ["callback", "verify", "--host", HOST, "--timestamp", str(NOW), "--max-skew", "999999999",
-             "--signature", signature(HOST, NOW, NEW)]
+    check = ["callback", "verify", "--callback-host", HOST, "--timestamp", str(NOW), "--max-skew", "999999999",
+             "--live-signature", signature(HOST, NOW, NEW)]
     verified = runner.invoke(app, [*check, "--key", f"@{key_file}", "--key", f"@{tmp_path / 'none'}"], env=env)
     assert verified.exit_code == 2 and "cannot read the file" in verified.stderr
     verified = runner.invoke(app, [*check, "--key", OLD, "--key", f"@{key_file}"], env=env)

@@ -18,9 +18,12 @@ from .. import callbacks
 from ..callbacks.admin import ADMIN_PORT, TOKEN_ENV
 from ..errors import Exit
 from ..keys import KeysFileError, read_keys_file
+from . import examples
 from .common import callback_app, err, fail, out
 
 KEY_ENV = "BULK_CALLBACK_KEY"
+# The panels of `callback serve`'s options.
+_KEYS, _LISTEN, _ADMIN, _FORWARD, _LIMITS = "Keys and signatures", "Listening", "Admin listener", "Forwarding", "Limits"
 _KEY_HELP = f"@FILE reads it from a file (first line); ${KEY_ENV} works too. A literal key is visible in ps."
 
 
@@ -45,16 +48,17 @@ def _keys_given(ctx: typer.Context, values: list[str]) -> list[str]:
     return keys
 
 
-@callback_app.command("verify")
+@callback_app.command("verify", epilog=examples.CALLBACK_VERIFY)
 def callback_verify(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Host part of the NotifyUrl.")],
-    timestamp: Annotated[str, typer.Option(help="ALI-LIVE-TIMESTAMP value.")],
-    signature: Annotated[str, typer.Option(help="ALI-LIVE-SIGNATURE value.")],
+    host: Annotated[str, typer.Option("--callback-host", metavar="HOST", help="The NotifyUrl or its host.")],
+    timestamp: Annotated[str, typer.Option(metavar="UNIX_TIME", help="ALI-LIVE-TIMESTAMP value.")],
+    signature: Annotated[str, typer.Option("--live-signature", metavar="HEX", help="ALI-LIVE-SIGNATURE value.")],
     key: Annotated[list[str] | None, typer.Option(
-        help=f"A key to accept (repeatable). {_KEY_HELP}", envvar=KEY_ENV)] = None,
-    keys_file: Annotated[list[Path] | None, typer.Option(help="A keys file whose keys to accept (repeatable).")] = None,
-    max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off.")] = 300,
+        metavar="KEY", help=f"A key to accept (repeatable). {_KEY_HELP}", envvar=KEY_ENV)] = None,
+    keys_file: Annotated[list[Path] | None, typer.Option(
+        metavar="PATH", help="A keys file whose keys to accept (repeatable).")] = None,
+    max_skew: Annotated[int, typer.Option(metavar="SECONDS", help="Seconds a timestamp may be off.")] = 300,
 ) -> None:
     """Exit 0 when the signature is valid for one of the keys; 1 with the reason otherwise."""
     keys = _keys_given(ctx, key or [])
@@ -73,14 +77,14 @@ def callback_verify(
     raise typer.Exit(Exit.FAILED)
 
 
-@callback_app.command("sign")
+@callback_app.command("sign", epilog=examples.CALLBACK_SIGN)
 def callback_sign(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Host part of the NotifyUrl.")],
-    key: Annotated[str, typer.Option(help=f"The key. {_KEY_HELP}", envvar=KEY_ENV)],
-    timestamp: Annotated[int | None, typer.Option(help="Unix seconds (default: now).")] = None,
+    host: Annotated[str, typer.Option("--callback-host", metavar="HOST", help="The NotifyUrl or its host.")],
+    key: Annotated[str, typer.Option(metavar="KEY", help=f"The key. {_KEY_HELP}", envvar=KEY_ENV)],
+    timestamp: Annotated[int | None, typer.Option(metavar="UNIX_TIME", help="Unix seconds (default: now).")] = None,
 ) -> None:
-    """Print the two headers a callback to HOST would carry, for testing a receiver."""
+    """Print the two headers a callback to --callback-host would carry, for testing a receiver."""
     (secret,) = _keys_given(ctx, [key])
     for name, value in callbacks.sign(callbacks.host_of(host), secret, timestamp=timestamp).items():
         out.print(f"{name}: {value}")
@@ -94,37 +98,55 @@ def _host_port(text: str, *, option: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@callback_app.command("serve")
+@callback_app.command("serve", epilog=examples.CALLBACK_SERVE)
 def callback_serve(
     keys: Annotated[list[Path], typer.Option(
-        "--keys", help="A keys file (a key generation) or a directory of them, where only "
-        "keys-YYYY-MM*.csv files are read (repeatable).")],
-    port: Annotated[int, typer.Option(help="Callback port (0 = any free port).")] = 8080,
-    bind: Annotated[str, typer.Option(help="Address the callback port listens on.")] = "127.0.0.1",
+        "--keys", metavar="PATH", rich_help_panel=_KEYS,
+        help="A keys file (a key generation) or a directory of them, where only keys-YYYY-MM*.csv files are read "
+             "(repeatable).")],
+    port: Annotated[int, typer.Option(
+        metavar="PORT", rich_help_panel=_LISTEN, help="Callback port (0 = any free port).")] = 8080,
+    bind: Annotated[str, typer.Option(
+        metavar="ADDRESS", rich_help_panel=_LISTEN, help="Address the callback port listens on.")] = "127.0.0.1",
     callback_host: Annotated[list[str] | None, typer.Option(
-        "--callback-host", help="Your NotifyUrl or its host, as the service signs it (repeatable during a URL "
-                                "migration; required with a --bind beyond loopback; default: the --bind address). "
-                                "Never taken from the request.")] = None,
+        "--callback-host", metavar="HOST", rich_help_panel=_KEYS,
+        help="Your NotifyUrl or its host, as the service signs it (repeatable during a URL migration; required "
+             "with a --bind beyond loopback; default: the --bind address). Never taken from the request.")] = None,
     forward: Annotated[str | None, typer.Option(
+        metavar="URL", rich_help_panel=_FORWARD,
         help="Pass accepted callbacks on to this URL (502 to the caller when it fails).")] = None,
-    max_skew: Annotated[int, typer.Option(help="Seconds a timestamp may be off; an identical callback is "
-                                               "forwarded at most once within this window.")] = 120,
-    poll: Annotated[float, typer.Option(help="Seconds between checks for changed keys files (0: SIGHUP only).")] = 2.0,
-    admin_bind: Annotated[str, typer.Option(help="HOST:PORT of the admin listener (/metrics, /_bulk/stats, "
-                                                 "/_bulk/drain, /healthz, /readyz).")] = f"127.0.0.1:{ADMIN_PORT}",
+    max_skew: Annotated[int, typer.Option(
+        metavar="SECONDS", rich_help_panel=_KEYS,
+        help="Seconds a timestamp may be off; an identical callback is forwarded at most once within this "
+             "window.")] = 120,
+    poll: Annotated[float, typer.Option(
+        metavar="SECONDS", rich_help_panel=_KEYS,
+        help="Seconds between checks for changed keys files (0: SIGHUP only).")] = 2.0,
+    admin_bind: Annotated[str, typer.Option(
+        metavar="HOST:PORT", rich_help_panel=_ADMIN,
+        help="Where the admin listener listens (/metrics, /_bulk/stats, /_bulk/drain, /healthz, "
+             "/readyz).")] = f"127.0.0.1:{ADMIN_PORT}",
     admin_token_file: Annotated[Path | None, typer.Option(
+        metavar="PATH", rich_help_panel=_ADMIN,
         help="A file holding the bearer token the admin listener asks for (required beyond loopback).")] = None,
     tls_cert: Annotated[Path | None, typer.Option(
+        metavar="PATH", rich_help_panel=_LISTEN,
         help="Serve the callback port over TLS: certificate chain (PEM).")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="The TLS certificate's private key (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(
+        metavar="PATH", rich_help_panel=_LISTEN, help="The TLS certificate's private key (PEM).")] = None,
     behind_tls_proxy: Annotated[bool, typer.Option(
-        "--behind-tls-proxy",
+        "--behind-tls-proxy", rich_help_panel=_LISTEN,
         help="A TLS terminator is in front: allow a --bind beyond loopback without TLS.")] = False,
-    header_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's head.")] = 10.0,
-    body_timeout: Annotated[float, typer.Option(help="Seconds a client has to send a request's body.")] = 10.0,
-    idle_timeout: Annotated[float, typer.Option(help="Seconds a keep-alive connection may stay idle.")] = 30.0,
-    max_connections: Annotated[int, typer.Option(help="Open connections at most (kept below the descriptor limit); "
-                                                      "at the cap the oldest idle or slowest one is closed.")] = 1024,
+    header_timeout: Annotated[float, typer.Option(
+        metavar="SECONDS", rich_help_panel=_LIMITS, help="Seconds a client has to send a request's head.")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(
+        metavar="SECONDS", rich_help_panel=_LIMITS, help="Seconds a client has to send a request's body.")] = 10.0,
+    idle_timeout: Annotated[float, typer.Option(
+        metavar="SECONDS", rich_help_panel=_LIMITS, help="Seconds a keep-alive connection may stay idle.")] = 30.0,
+    max_connections: Annotated[int, typer.Option(
+        metavar="N", rich_help_panel=_LIMITS,
+        help="Open connections at most (kept below the descriptor limit); at the cap the oldest idle or slowest "
+             "one is closed.")] = 1024,
 ) -> None:
     """Receive snapshot callbacks: each checked against its own domain's keys, counted per key generation.
 
@@ -173,15 +195,17 @@ def callback_serve(
         fail(f"cannot listen on {bind}:{port} or {admin_bind}: {exc.strerror}")
 
 
-@callback_app.command("drain")
+@callback_app.command("drain", epilog=examples.CALLBACK_DRAIN)
 def callback_drain(
     receiver: Annotated[list[str], typer.Option(
-        "--receiver", help="Base URL of a receiver's admin listener (repeatable: ask them all).")],
-    generation: Annotated[str, typer.Option(help="The old generation: its keys file name, e.g. keys-2026-10.csv.")],
-    window: Annotated[str, typer.Option(help="How long without a callback signed with it: 90s, 30m, 24h, 7d.")] = "24h",
+        "--receiver", metavar="URL", help="Base URL of a receiver's admin listener (repeatable: ask them all).")],
+    generation: Annotated[str, typer.Option(
+        metavar="NAME", help="The old generation: its keys file name, e.g. keys-2026-10.csv.")],
+    window: Annotated[str, typer.Option(
+        metavar="DURATION", help="How long without a callback signed with it: 90s, 30m, 24h, 7d.")] = "24h",
     json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
-    admin_token_file: Annotated[Path | None, typer.Option(help=f"A file holding the receivers' admin token "
-                                                                f"(default: ${TOKEN_ENV}, if set).")] = None,
+    admin_token_file: Annotated[Path | None, typer.Option(
+        metavar="PATH", help=f"A file holding the receivers' admin token (default: ${TOKEN_ENV}, if set).")] = None,
 ) -> None:
     """Exit 0 when no callback signed with GENERATION arrived within the window: its keys may go."""
     from ..callbacks import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import typer
@@ -25,7 +25,7 @@ from ..errors import Exit
 from ..identity import recorded_connection
 from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
 from ..jobs import NO_CONFIG_LEFT
-from ..options import Mode, RunOptions, RunResult, Tuning
+from ..options import IfExists, Mode, RunOptions, RunResult, Tuning
 from ..paths import (
     backup_path,
     default_checkpoint,
@@ -47,6 +47,7 @@ from ..report import (
 )
 from ..rollback import ROLLED_BACK, Rollback, plan_rollback
 from ..verify import drifted, verify_action, verify_options
+from . import examples
 from .common import (
     app,
     err,
@@ -57,28 +58,36 @@ from .common import (
     print_bad,
     warn_literal_secrets,
 )
-from .shared import Connection, calls_the_api
+from .shared import INPUT, OUTPUTS, SAFETY, SEND, STATE, Connection, calls_the_api
 
 # Options shared by the commands that call the API.
 ActionOpt = Annotated[str, typer.Option(
-    "--action", "-a", help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")]
+    "--action", "-a", metavar="ACTION", rich_help_panel=SEND,
+    help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="Name=Value given to every row (repeatable); Name=@FILE or Name=@env:VAR for secrets.")]
+    "--set", metavar="NAME=VALUE", rich_help_panel=SEND,
+    help="Name=Value given to every row (repeatable); Name=@FILE or Name=@env:VAR for secrets.")]
 CheckpointOpt = Annotated[Path | None, typer.Option(
+    metavar="PATH", rich_help_panel=STATE,
     help="Checkpoint file (default: derived from INPUT, in the state directory); "
          "its backup and failures file go beside it.")]
 RunCheckpointArg = Annotated[Path, typer.Argument(
+    metavar="CHECKPOINT",
     help="Checkpoint file of a run, or its run's directory in the state directory.", callback=run_checkpoint)]
 StateDirOpt = Annotated[Path | None, typer.Option(
+    metavar="DIR", rich_help_panel=STATE,
     help="Where runs keep their state, one directory per input and action "
          "(default: $BULK_STATE_DIR, else the user state directory, ~/.local/state/bulk on Linux).")]
-ReportOpt = Annotated[Path | None, typer.Option(help="Write the per-row report here (.csv or .jsonl).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
-RetryOpt = Annotated[bool, typer.Option(help="On resume, send rows that failed permanently again too.")]
+ReportOpt = Annotated[Path | None, typer.Option(
+    metavar="PATH", rich_help_panel=OUTPUTS, help="Write the per-row report here (.csv or .jsonl).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUTS, help="No progress output.")]
+RetryOpt = Annotated[bool, typer.Option(
+    rich_help_panel=STATE, help="On resume, send rows that failed permanently again too.")]
 BackupOpt = Annotated[bool, typer.Option(
-    "--backup/--no-backup",
+    "--backup/--no-backup", rich_help_panel=SAFETY,
     help="Record each domain's state before its first write, next to the checkpoint (mode 0600), for `bulk rollback`.")]
 CanaryOpt = Annotated[int | None, typer.Option(
+    metavar="N", rich_help_panel=SAFETY,
     help="Apply only the first N rows still to send, read each back, and stop (exit 0 if all hold the change).")]
 
 
@@ -143,24 +152,30 @@ def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: P
                           profiles=profile_names(), **tuning.fields(), **kwargs)
 
 
-@app.command("run")
+@app.command("run", epilog=examples.RUN)
 @calls_the_api
 def run_cmd(
-    input: Annotated[Path | None, typer.Argument(help="Domain list: .csv with a header, or .jsonl.")] = None,
+    input: Annotated[Path | None, typer.Argument(
+        metavar="INPUT", help="Domain list: .csv with a header, or .jsonl.")] = None,
     action: Annotated[str | None, typer.Option(
-        "--action", "-a",
+        "--action", "-a", metavar="ACTION", rich_help_panel=SEND,
         help="API action, e.g. AddLiveSnapshotNotifyConfig or add-live-snapshot-notify-config.")] = None,
     set_: SetOpt = None,
     checkpoint: CheckpointOpt = None,
     state_dir: StateDirOpt = None,
-    if_exists: Annotated[str, typer.Option(help="When a config already exists (409): fail, skip or update.")] = "fail",
+    if_exists: Annotated[IfExists, typer.Option(
+        rich_help_panel=SEND, help="When a config already exists (409): fail, skip or update.")] = IfExists.FAIL,
     report: ReportOpt = None,
-    dry_run: Annotated[bool, typer.Option(help="Validate and show the plan; send nothing.")] = False,
-    strict: Annotated[bool, typer.Option(help="Refuse the whole run if any row is invalid.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        rich_help_panel=SAFETY, help="Validate and show the plan; send nothing.")] = False,
+    strict: Annotated[bool, typer.Option(
+        rich_help_panel=INPUT, help="Refuse the whole run if any row is invalid.")] = False,
     retry_failed: RetryOpt = False,
     plan: Annotated[Path | None, typer.Option(
+        metavar="PATH", rich_help_panel=INPUT,
         help="Apply a plan made by `bulk plan`: only its create and update rows.")] = None,
     max_plan_age: Annotated[float, typer.Option(
+        metavar="MINUTES", rich_help_panel=INPUT,
         help="Refuse to start from a plan older than this many minutes.")] = 60.0,
     canary: CanaryOpt = None,
     backup: BackupOpt = True,
@@ -237,8 +252,9 @@ def _print_dry_run(options: RunOptions) -> int:
     return Exit.FAILED if estimate.counts.get("invalid") else Exit.OK
 
 
-@app.command("validate")
-def validate_cmd(input: Annotated[Path, typer.Argument(help="Domain list: .csv or .jsonl.")], action: ActionOpt,
+@app.command("validate", epilog=examples.VALIDATE)
+def validate_cmd(input: Annotated[Path, typer.Argument(metavar="INPUT", help="Domain list: .csv or .jsonl.")],
+                 action: ActionOpt,
                  set_: SetOpt = None) -> None:
     """Check every row of INPUT for ACTION; print each bad row. Sends nothing."""
     with errors():
@@ -254,7 +270,7 @@ _STATES = ("done", "skipped", "failed", "invalid", "unknown", "pending", "sendin
 _RUN_STATES = (*_STATES, "conflict")
 
 
-@app.command("status")
+@app.command("status", epilog=examples.STATUS)
 def status_cmd(checkpoint: RunCheckpointArg,
                json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """Counts by outcome of a run (also while it runs)."""
@@ -296,26 +312,28 @@ def _backup_line(kept: BackupState) -> str:
     return f"{kept.state}: {kept.problem}"
 
 
-@app.command("report")
+@app.command("report", epilog=examples.REPORT)
 def report_cmd(
     checkpoint: RunCheckpointArg,
     failed_only: Annotated[bool, typer.Option(help="Only failed, invalid and unknown rows.")] = False,
-    format: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "csv",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    format: Annotated[Literal["csv", "jsonl"], typer.Option("--format", help="csv or jsonl.")] = "csv",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="PATH", help="File to write (default: stdout).")] = None,
 ) -> None:
     """Per-row outcomes of a run, with RequestIds."""
     with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
         write_report(ckpt, output, fmt=format, failed_only=failed_only)
 
 
-@app.command("plan")
+@app.command("plan", epilog=examples.PLAN)
 @calls_the_api
 def plan_cmd(
-    input: Annotated[Path, typer.Argument(help="Domain list: .csv or .jsonl, as for run.")],
+    input: Annotated[Path, typer.Argument(metavar="INPUT", help="Domain list: .csv or .jsonl, as for run.")],
     action: ActionOpt,
     set_: SetOpt = None,
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Plan file (default: INPUT.<action>.plan.jsonl in the state directory).")] = None,
+        "--output", "-o", metavar="PATH", rich_help_panel=OUTPUTS,
+        help="Plan file (default: INPUT.ACTION.plan.jsonl in the state directory).")] = None,
     checkpoint: CheckpointOpt = None,
     state_dir: StateDirOpt = None,
     quiet: QuietOpt = False,
@@ -361,13 +379,14 @@ def _drop_finished(ckpt: Path) -> None:
             remove_checkpoint(ckpt)
 
 
-@app.command("verify")
+@app.command("verify", epilog=examples.VERIFY)
 @calls_the_api
 def verify_cmd(
     checkpoint: Annotated[Path, typer.Argument(
-        help="Checkpoint of a finished run, or its run's directory.", callback=run_checkpoint)],
+        metavar="CHECKPOINT", help="Checkpoint of a finished run, or its run's directory.", callback=run_checkpoint)],
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Secret --set values of the run, given again (they are never stored).")] = None,
+        "--set", metavar="NAME=VALUE", rich_help_panel=INPUT,
+        help="Secret --set values of the run, given again (they are never stored).")] = None,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
     *,
@@ -395,17 +414,19 @@ def verify_cmd(
                              outputs=(report,)))
 
 
-@app.command("rollback")
+@app.command("rollback", epilog=examples.ROLLBACK)
 @calls_the_api
 def rollback_cmd(
     checkpoint: Annotated[Path, typer.Argument(
+        metavar="CHECKPOINT",
         help="Checkpoint of the run (or rotation) to undo, or its run's directory.", callback=run_checkpoint)],
     output: Annotated[Path | None, typer.Option(
-        "--checkpoint", help="The rollback's own checkpoint (default: CHECKPOINT with .rollback.ckpt).")] = None,
+        "--checkpoint", metavar="PATH", rich_help_panel=STATE,
+        help="The rollback's own checkpoint (default: CHECKPOINT with .rollback.ckpt).")] = None,
     retry_failed: RetryOpt = False,
     backup: BackupOpt = True,
     force: Annotated[bool, typer.Option(
-        "--force",
+        "--force", rich_help_panel=SAFETY,
         help="Restore also the domains another client changed since the run wrote them "
              "(rows left 'conflict').")] = False,
     report: ReportOpt = None,

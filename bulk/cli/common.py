@@ -31,13 +31,15 @@ import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.models import CommandFunctionType
 
-from .. import engine
+from .. import __version__, engine
 from ..actions import Action
 from ..client import LiveClient
 from ..credentials import (
@@ -54,26 +56,105 @@ from ..options import Halt, HaltKind, RunOptions, RunResult, RunStats
 from ..progress import show_progress
 from ..redact import redact
 from ..rotate import RotationError
-from .shared import Connection
+from . import examples
+from .shared import PANELS, Connection
 
 __all__ = [
     "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "sim_app",
     "warn_literal_secrets",
 ]
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
+
+class _Option(TyperOption):
+    """An option whose help says what goes there: ``--report PATH``, ``--if-exists [fail|skip|update]``, a bare
+    ``--dry-run``; never typer's ``<str>``."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        """The placeholder: none for a flag, the choices of an enum, else the declared ``metavar``."""
+        if self.is_flag:
+            return None
+        if self.metavar is None and self.type_descriptor.is_choice:
+            return f"[{self.display_type(ctx)[1:-1]}]"
+        return super().display_type_rich(ctx)
+
+
+class _Argument(TyperArgument):
+    """An argument whose name (``INPUT``) is its placeholder, with no ``<path>`` after it."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        """No type: the name says what goes there."""
+        return None
+
+
+def _placeholders(params: list[Any]) -> list[Any]:
+    """typer builds its own parameter classes: give each parameter the help display above, and put the
+    options in the order of their panels (``PANELS``: input first, connection last); arguments stay first."""
+    for param in params:
+        if isinstance(param, TyperArgument):
+            param.__class__ = _Argument
+        elif isinstance(param, TyperOption):
+            param.__class__ = _Option
+
+    def panel(param: Any) -> int:
+        """Where ``param`` is shown: arguments first, then the panels in order, any other panel last."""
+        if isinstance(param, TyperArgument):
+            return -1
+        name = getattr(param, "rich_help_panel", None)
+        return PANELS.index(name) if name in PANELS else len(PANELS)
+
+    return sorted(params, key=panel)
+
+
+class _Command(TyperCommand):
+    """A ``bulk`` command: placeholders that say what goes where."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        """The parameters, each shown with its placeholder (the help option's included)."""
+        return _placeholders(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    """A ``bulk`` group: placeholders that say what goes where."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        """The parameters, each shown with its placeholder (the help and completion options' included)."""
+        return _placeholders(super().get_params(ctx))
+
+
+class _App(typer.Typer):
+    """A typer app whose groups and commands take ``-h`` as well as ``--help`` and show placeholders."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
+                         no_args_is_help=True, **kwargs)
+
+    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        """``typer.Typer.command`` with bulk's command class."""
+        return super().command(name, cls=_Command, **kwargs)
+
+
+app = _App(
     pretty_exceptions_show_locals=False,
     help="Apply snapshot-callback changes to thousands of ApsaraVideo Live domains, paced, retried, resumable.",
+    epilog=examples.ROOT,
 )
-sim_app = typer.Typer(no_args_is_help=True, help="A local simulator of the Live API, for rehearsals and tests.")
-callback_app = typer.Typer(
-    no_args_is_help=True,
-    help="Snapshot callbacks: a receiver that counts key generations, drain checks, test signatures.",
-)
+sim_app = _App(help="A local simulator of the Live API, for rehearsals and tests.")
+callback_app = _App(help="Snapshot callbacks: a receiver that counts key generations, drain checks, test signatures.")
 app.add_typer(sim_app, name="sim")
 app.add_typer(callback_app, name="callback")
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: print it and exit before any command runs."""
+    if value:
+        out.print(f"bulk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print bulk's version and exit.")] = False) -> None:
+    """Options before the command: --version."""
 
 
 class _RedactingConsole(Console):

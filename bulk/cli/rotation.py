@@ -10,35 +10,45 @@ options, prints what it wrote and runs it like any run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from ..errors import Exit
 from ..options import Tuning
 from ..rotate import VIA, plan_rotation, prepare_rotation
+from . import examples
 from .commands import BackupOpt, CanaryOpt, QuietOpt, ReportOpt, RetryOpt, StateDirOpt, finish_apply
 from .common import app, err, errors, execute, out
-from .shared import Connection, calls_the_api
+from .shared import SAFETY, SEND, STATE, Connection, calls_the_api
 
-__all__ = ["rotate_cmd"]
+__all__ = ["Via", "rotate_cmd"]
+
+#: the ways a rotation can set the keys: ``bulk.rotate.VIA``'s names, spelled out for the help to show them
+Via = Literal["set-callback-auth", "update-notify-config"]
 
 
-@app.command("rotate")
+@app.command("rotate", epilog=examples.ROTATE)
 @calls_the_api
 def rotate_cmd(
-    input: Annotated[Path, typer.Argument(help="Domains: .csv with DomainName, .jsonl, or one name per line.")],
-    keys_out: Annotated[Path, typer.Option(help="Keys file to write (CSV, mode 0600), e.g. keys-2026-11.csv.")],
-    key_length: Annotated[int, typer.Option(help="Key length, 16 to 32.")] = 32,
-    same_key: Annotated[bool, typer.Option(help="One key for every domain.")] = False,
-    via: Annotated[str, typer.Option(help=f"{' or '.join(VIA)}.")] = "set-callback-auth",
+    input: Annotated[Path, typer.Argument(
+        metavar="INPUT", help="Domains: .csv with DomainName, .jsonl, or one name per line.")],
+    keys_out: Annotated[Path, typer.Option(
+        metavar="PATH", rich_help_panel=SEND, help="Keys file to write (CSV, mode 0600), e.g. keys-2026-11.csv.")],
+    key_length: Annotated[int, typer.Option(metavar="N", rich_help_panel=SEND, help="Key length, 16 to 32.")] = 32,
+    same_key: Annotated[bool, typer.Option(rich_help_panel=SEND, help="One key for every domain.")] = False,
+    via: Annotated[Via, typer.Option(
+        rich_help_panel=SEND, help="The key to rotate: " + " or ".join(
+            f"{rotation.key} ({via})" for via, (_, rotation) in VIA.items()) + ".")] = "set-callback-auth",
     checkpoint: Annotated[Path | None, typer.Option(
+        metavar="PATH", rich_help_panel=STATE,
         help="Checkpoint file (default: derived from --keys-out, in the state directory); "
              "never in the keys file's directory, which a receiver reads.")] = None,
     state_dir: StateDirOpt = None,
     retry_failed: RetryOpt = False,
     report: ReportOpt = None,
     prepare: Annotated[bool, typer.Option(
+        rich_help_panel=SAFETY,
         help="Only write the keys file and the checkpoint; send nothing. Run again without it to apply.")] = False,
     canary: CanaryOpt = None,
     backup: BackupOpt = True,

@@ -22,14 +22,15 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from ..client import DEFAULT_ENDPOINT, DEFAULT_REGION
 from ..options import Tuning
 
-__all__ = ["Connection", "calls_the_api"]
+__all__ = ["CONNECTION", "INPUT", "OUTPUTS", "PACING", "PANELS", "SAFETY", "SEND", "STATE", "Connection",
+           "calls_the_api"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,26 +51,46 @@ class Connection:
         return self.endpoint or DEFAULT_ENDPOINT, self.region or DEFAULT_REGION
 
 
+# The panels a command's options are grouped in, in its help.
+INPUT = "Input"
+SEND = "What to send"
+STATE = "Checkpoint and resume"
+PACING = "Pacing and retries"
+SAFETY = "Safety"
+OUTPUTS = "Outputs"
+CONNECTION = "Connection"
+#: the order the panels are shown in; any other panel comes after them
+PANELS = (INPUT, SEND, SAFETY, STATE, PACING, OUTPUTS, CONNECTION)
+
 _TUNING: dict[str, tuple[Any, Any]] = {
-    "qps": (Annotated[float, typer.Option(help="Calls per second allowed per account and operation.")], 30.0),
+    "qps": (Annotated[float, typer.Option(
+        metavar="N", rich_help_panel=PACING, help="Calls per second allowed per account and operation.")], 30.0),
     "concurrency": (Annotated[int | None, typer.Option(
+        metavar="N", rich_help_panel=PACING,
         help="Ceiling of calls in flight (default: from --qps and --timeout).")], None),
-    "max_attempts": (Annotated[int, typer.Option(help="Attempts per call for transient errors.")], 8),
-    "timeout": (Annotated[float, typer.Option(help="Seconds per attempt.")], 10.0),
+    "max_attempts": (Annotated[int, typer.Option(
+        metavar="N", rich_help_panel=PACING, help="Attempts per call for transient errors.")], 8),
+    "timeout": (Annotated[float, typer.Option(
+        metavar="SECONDS", rich_help_panel=PACING, help="Seconds per attempt.")], 10.0),
     "max_failure_rate": (Annotated[float, typer.Option(
+        metavar="SHARE", rich_help_panel=SAFETY,
         help="Safety stop (exit 5): halt once more than this share of the last 100 finished rows failed, "
              "or 10 in a row failed alike; 1 turns it off.")], 0.5),
-    "log_file": (Annotated[Path | None, typer.Option(help="Append one JSON line per attempt here.")], None),
+    "log_file": (Annotated[Path | None, typer.Option(
+        metavar="PATH", rich_help_panel=OUTPUTS, help="Append one JSON line per attempt here.")], None),
 }
 _CONNECTION: dict[str, tuple[Any, Any]] = {
     "endpoint": (Annotated[str | None, typer.Option(
+        metavar="URL", rich_help_panel=CONNECTION,
         help=f"API endpoint URL (default: the one the run or plan recorded, else {DEFAULT_ENDPOINT}).")], None),
     "region": (Annotated[str | None, typer.Option(
+        metavar="REGION", rich_help_panel=CONNECTION,
         help=f"RegionId sent with every call (default: the one the run or plan recorded, else {DEFAULT_REGION}; "
              "a RegionId column overrides it).")], None),
-    "signature": (Annotated[str, typer.Option(help="Signature scheme: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).")],
-                  "v3"),
-    "profile": (Annotated[str | None, typer.Option(help="aliyun CLI profile to take credentials from.")], None),
+    "signature": (Annotated[Literal["v3", "v1"], typer.Option(
+        rich_help_panel=CONNECTION, help="Signature scheme: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).")], "v3"),
+    "profile": (Annotated[str | None, typer.Option(
+        metavar="NAME", rich_help_panel=CONNECTION, help="aliyun CLI profile to take credentials from.")], None),
 }
 
 

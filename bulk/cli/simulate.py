@@ -19,41 +19,65 @@ from typing import Annotated
 
 import typer
 
+from ..sim import FAULT_KINDS
+from . import examples
 from .common import err, errors, fail, out, sim_app
 
+# The panels of `sim serve`'s options.
+_LISTEN, _KEYS, _SERVICE, _FAULTS, _STREAMS = "Listening", "Credentials", "Service", "Faults", "Streams"
 
-@sim_app.command("serve")
+
+@sim_app.command("serve", epilog=examples.SIM_SERVE)
 def sim_serve(
     ctx: typer.Context,
-    bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8787,
-    qps: Annotated[float, typer.Option(help="Quota per AccessKey and action.")] = 30.0,
-    latency_ms: Annotated[float, typer.Option(help="Mean added latency.")] = 0.0,
-    latency_jitter_ms: Annotated[float, typer.Option(help="Spread of the added latency.")] = 0.0,
+    bind: Annotated[str, typer.Option(
+        metavar="ADDRESS", rich_help_panel=_LISTEN, help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(
+        metavar="PORT", rich_help_panel=_LISTEN, help="Port (0 = any free port).")] = 8787,
+    qps: Annotated[float, typer.Option(
+        metavar="N", rich_help_panel=_SERVICE, help="Quota: calls per second per AccessKey and action.")] = 30.0,
+    latency_ms: Annotated[float, typer.Option(
+        metavar="MS", rich_help_panel=_SERVICE, help="Mean added latency, in milliseconds.")] = 0.0,
+    latency_jitter_ms: Annotated[float, typer.Option(
+        metavar="MS", rich_help_panel=_SERVICE, help="Spread of the added latency, in milliseconds.")] = 0.0,
     arrival_jitter_ms: Annotated[float, typer.Option(
+        metavar="MS", rich_help_panel=_SERVICE,
         help="Network jitter: a random delay up to this before each request is counted.")] = 0.0,
-    error_rate: Annotated[float, typer.Option(help="Share of calls that get an injected fault.")] = 0.0,
+    error_rate: Annotated[float, typer.Option(
+        metavar="SHARE", rich_help_panel=_FAULTS, help="Share of calls that get an injected fault.")] = 0.0,
     faults: Annotated[str, typer.Option(
-        help="Fault kinds, comma-separated; a kind listed twice gets twice the share.",
+        metavar="KIND,...", rich_help_panel=_FAULTS,
+        help=f"Fault kinds, comma-separated, of {', '.join(FAULT_KINDS)}; a kind listed twice gets twice the share.",
     )] = "internal_before,internal_after,unavailable,throttle,drop",
-    seed: Annotated[int | None, typer.Option(help="Seed for faults and latency.")] = None,
-    missing: Annotated[list[str] | None, typer.Option(help="Domain pattern that does not exist (repeatable).")] = None,
-    access_key_id: Annotated[str | None, typer.Option(help="Accepted AccessKey ID (default: generated).")] = None,
+    seed: Annotated[int | None, typer.Option(
+        metavar="N", rich_help_panel=_FAULTS, help="Seed for faults and latency.")] = None,
+    missing: Annotated[list[str] | None, typer.Option(
+        metavar="PATTERN", rich_help_panel=_SERVICE, help="Domain pattern that does not exist (repeatable).")] = None,
+    access_key_id: Annotated[str | None, typer.Option(
+        metavar="ID", rich_help_panel=_KEYS, help="Accepted AccessKey ID (default: generated).")] = None,
     access_key_secret: Annotated[str | None, typer.Option(
+        metavar="SECRET", rich_help_panel=_KEYS,
         help="Its secret, or @FILE to read it from a file (default: generated).",
         envvar="BULK_SIM_ACCESS_KEY_SECRET")] = None,
     access_key: Annotated[list[str] | None, typer.Option(
+        metavar="ID:SECRET", rich_help_panel=_KEYS,
         help="Another accepted AccessKey, as ID:SECRET or ID:@FILE (repeatable).")] = None,
     access_keys_file: Annotated[Path | None, typer.Option(
+        metavar="PATH", rich_help_panel=_KEYS,
         help="Accepted AccessKeys: a CSV file, AccessKeyId,AccessKeySecret, mode 0600.")] = None,
-    state: Annotated[Path | None, typer.Option(help="Keep configs in this file across restarts.")] = None,
+    state: Annotated[Path | None, typer.Option(
+        "--state-file", metavar="PATH", rich_help_panel=_SERVICE,
+        help="Keep configs in this file across restarts.")] = None,
     streams: Annotated[int, typer.Option(
+        metavar="N", rich_help_panel=_STREAMS,
         help="Live streams posting signed snapshot callbacks to their domain's NotifyUrl.")] = 0,
     stream_uptime_mean: Annotated[float, typer.Option(
+        metavar="SECONDS", rich_help_panel=_STREAMS,
         help="Mean seconds a stream stays up before it is pushed again.")] = 3600.0,
-    stream_interval: Annotated[float, typer.Option(help="Seconds between two callbacks of a stream.")] = 5.0,
+    stream_interval: Annotated[float, typer.Option(
+        metavar="SECONDS", rich_help_panel=_STREAMS, help="Seconds between two callbacks of a stream.")] = 5.0,
     allow_remote_callbacks: Annotated[bool, typer.Option(
-        help="Let streams post to NotifyUrls that are not loopback addresses.")] = False,
+        rich_help_panel=_STREAMS, help="Let streams post to NotifyUrls that are not loopback addresses.")] = False,
 ) -> None:
     """Serve the snapshot-callback API on BIND:PORT until Ctrl-C."""
     import secrets
