@@ -9,6 +9,7 @@ Each parses its arguments, calls the library and prints; what the run does is in
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,7 +36,7 @@ from ..paths import (
     run_checkpoint,
 )
 from ..paths import plan_path as default_plan_path
-from ..plan import KINDS, PlanError, check_plan, read_plan
+from ..plan import KINDS, PlanError, check_plan, plan_overrides, read_plan
 from ..prepare import dry_run
 from ..redact import redact_overrides
 from ..report import (
@@ -187,6 +188,8 @@ def run_cmd(
                        retry_failed=retry_failed, canary=canary, backup=backup, **extra)
     if plan is not None:
         with errors():
+            # The plan carries its --set values: only its secrets are given again, and checked.
+            options = replace(options, overrides=plan_overrides(plan, act, read_plan(plan)[0], options.overrides))
             _check_plan_fits(plan, options, max_plan_age * 60)
     if dry_run:
         raise typer.Exit(_print_dry_run(options))
