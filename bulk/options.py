@@ -303,6 +303,8 @@ class RunResult:
     #: a run across accounts: the accounts (profile names; "" for rows that name none) that
     #: stopped on their own while the others went on, and why
     stopped: dict[str, Halt] = field(default_factory=dict)
+    #: why the checkpoint, left by a run that never sent a call, was started anew (None: it was not)
+    restarted: str | None = None
 
     @property
     def pace(self) -> float:

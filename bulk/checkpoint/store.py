@@ -322,6 +322,12 @@ class Checkpoint:
         """Whether a run of the checkpoint ever claimed a row (and so may have sent something)."""
         return self._db.execute("SELECT 1 FROM rows WHERE started IS NOT NULL LIMIT 1").fetchone() is not None
 
+    def reset(self) -> None:
+        """Forget the run: its metadata and rows (only for one that never claimed a row, so never sent)."""
+        if self.claimed():
+            raise CheckpointError(f"checkpoint {self.path} has sent calls: it is resumed, never started anew")
+        self._write(lambda: self._db.executescript("DELETE FROM rows; DELETE FROM meta;"))
+
     def profiles_to_send(self) -> list[str | None]:
         """The profiles of the rows still to send (None: rows that name none), None first, then by name."""
         found = self._db.execute(

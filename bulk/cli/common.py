@@ -195,6 +195,8 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
             async with client, show_progress(stats, mode="quiet" if quiet else "auto"):
                 result = await engine.run(replace(options, identity=identity), client=client, stop=stop,
                                           stats=stats)
+        if result.restarted:
+            err.print(f"bulk: {result.restarted}", soft_wrap=True)
         for profile, halt in result.stopped.items():
             print_halt(halt, account=profile or "(the run's credentials)")
         if result.halt is not None and result.halt.kind is not HaltKind.INTERRUPTED:
