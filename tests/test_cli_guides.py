@@ -34,3 +34,22 @@ async def test_a_run_that_never_sent_is_restarted_by_the_corrected_command(tmp_p
         assert code == 2, err
         assert f"was started with --set NotifyUrl={URL}" in err and "started anew" not in err
         assert "overrides=" not in err and "{" not in err and "'" not in err
+
+
+async def test_validate_and_the_run_summary_give_one_line_per_distinct_error(tmp_path: Path) -> None:
+    src = tmp_path / "d.csv"
+    rows = [f"d{i:03d}.example.com" for i in range(200)] + ["not a domain", "d001.example.com"]
+    src.write_text("DomainName\n" + "\n".join(rows) + "\n")
+    code, out, _ = await bulk("validate", str(src), "--action", ADD)
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0] == "invalid: 201 row(s): NotifyUrl is required (lines 2, 3, 4, 5, 6, ...)"
+    assert lines[1] == "invalid: 1 row(s): DomainName is not a valid domain name (line 202)"
+    assert len(lines) == 3 and lines[2].endswith("202 rows: 0 valid, 202 invalid")
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
+        code, _, err = await bulk("run", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}",
+                                  "--endpoint", sim.url, "--checkpoint", str(tmp_path / "d.ckpt"))
+        assert code == 1, err
+    # Listed twice: one error whichever line came first.
+    assert "bulk: invalid: 1 row(s): DomainName listed twice (line 203)" in err
+    assert "bulk: invalid: 1 row(s): DomainName is not a valid domain name (line 202)" in err

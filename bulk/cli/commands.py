@@ -24,7 +24,7 @@ from ..checkpoint import Checkpoint, CheckpointError, RowState, remove_checkpoin
 from ..credentials import profile_names
 from ..errors import Exit
 from ..identity import recorded_connection
-from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
+from ..inputs import ErrorTally, detect_format, file_sha256, parse_overrides, validate_file
 from ..jobs import NO_CONFIG_LEFT
 from ..options import Mode, RunOptions, RunResult, Tuning
 from ..paths import (
@@ -55,7 +55,7 @@ from .common import (
     execute,
     fail,
     out,
-    print_bad,
+    print_errors,
     warn_literal_secrets,
 )
 from .shared import Connection, calls_the_api
@@ -92,8 +92,13 @@ def finish_apply(result: RunResult, options: RunOptions, *, report: Path | None,
         # Written anew by every run, or removed: a stale one would list rows that are done since.
         failures = write_failures(ckpt, path)
         by_profile = ckpt.counts_by_profile()
+        invalid = ErrorTally()
+        for row in ckpt.rows(states=[RowState.INVALID]):
+            invalid.add(row["line"], row["message"] or "")
     if not quiet:
         err.print(summary_table(result.counts, result.errors))
+        for group in invalid.groups():
+            err.print(f"bulk: invalid: {group.describe()}", soft_wrap=True)
         if by_profile:
             err.print(accounts_table(by_profile, result.stopped))
         err.print(f"{result.calls} calls in {result.elapsed:.1f} s, {result.pace:.1f} calls/s")
@@ -233,7 +238,7 @@ def _print_dry_run(options: RunOptions) -> int:
     if estimate.validation is None:
         out.print(f"checkpoint {options.checkpoint_path}: " + ", ".join(f"{k} {v}" for k, v in estimate.counts.items()))
     else:
-        print_bad(estimate.validation.bad, estimate.validation.bad_count)
+        print_errors(estimate.validation.errors)
         out.print(estimate.validation.describe())
     out.print(f"dry run: {estimate.to_send} {options.action.name} call(s) to send, about {estimate.seconds:.0f} s "
               f"at {options.qps:g} calls/s; nothing sent")
@@ -247,7 +252,7 @@ def validate_cmd(input: Annotated[Path, typer.Argument(help="Domain list: .csv o
     with errors():
         act = resolve(action)
         summary = validate_file(input, act, overrides=parse_overrides(set_ or [], act), profiles=profile_names())
-    print_bad(summary.bad, summary.bad_count)
+    print_errors(summary.errors)
     out.print(summary.describe())
     raise typer.Exit(Exit.FAILED if summary.bad_count else Exit.OK)
 

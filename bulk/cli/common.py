@@ -49,7 +49,7 @@ from ..credentials import (
 from ..errors import BulkError, Exit
 from ..files import LocalFault, check_writable
 from ..identity import run_identity
-from ..inputs import BadRow, literal_secrets
+from ..inputs import BadRow, ErrorGroup, literal_secrets
 from ..options import Halt, HaltKind, RunOptions, RunResult, RunStats
 from ..progress import show_progress
 from ..redact import redact
@@ -57,7 +57,7 @@ from ..rotate import RotationError
 from .shared import Connection
 
 __all__ = [
-    "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "sim_app",
+    "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "print_errors", "sim_app",
     "warn_literal_secrets",
 ]
 
@@ -142,6 +142,12 @@ def print_bad(bad: list[BadRow], count: int) -> None:
         out.print(f"line {row.line}: {row.reason}", soft_wrap=True)
     if count > len(bad):
         out.print(f"... and {count - len(bad)} more invalid row(s)")
+
+
+def print_errors(groups: Sequence[ErrorGroup]) -> None:
+    """One line per distinct reason rows are invalid: how many, and the first few lines."""
+    for group in groups:
+        out.print(f"invalid: {group.describe()}", soft_wrap=True)
 
 
 def run_async(body: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
