@@ -8,6 +8,8 @@ from pathlib import Path
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import bulk, csv_of
 
+from bulk.inputs import Format
+from bulk.paths import backup_path, failures_path
 from bulk.sim import SimConfig, Simulator
 
 ADD = "AddLiveSnapshotNotifyConfig"
@@ -53,3 +55,26 @@ async def test_validate_and_the_run_summary_give_one_line_per_distinct_error(tmp
     # Listed twice: one error whichever line came first.
     assert "bulk: invalid: 1 row(s): DomainName listed twice (line 203)" in err
     assert "bulk: invalid: 1 row(s): DomainName is not a valid domain name (line 202)" in err
+
+
+async def test_every_output_path_is_checked_before_the_first_call(tmp_path: Path) -> None:
+    src = csv_of(tmp_path / "d.csv", 3)
+    ckpt = tmp_path / "state" / "d.ckpt"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
+        base = ["run", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}", "--endpoint", sim.url,
+                "--checkpoint", str(ckpt), "--quiet"]
+        for more, named in ((["--report", str(blocker / "r.csv")], "r.csv"),
+                            (["--log-file", str(blocker / "calls.jsonl")], "calls.jsonl")):
+            code, _, err = await bulk(*base, *more)
+            assert code == 2 and named in err and "internal error" not in err, err
+        # The failures file and the backup, beside the checkpoint: a folder in their place is found first too.
+        for beside in (failures_path(ckpt, Format.CSV), backup_path(ckpt)):
+            beside.mkdir(parents=True)
+            code, _, err = await bulk(*base)
+            assert code == 2 and beside.name in err and "internal error" not in err, err
+            beside.rmdir()
+        assert sim.stats()["total"] == 0 and not ckpt.exists()
+        code, _, err = await bulk(*base)
+        assert code == 0, err

@@ -49,8 +49,9 @@ from ..credentials import (
 from ..errors import BulkError, Exit
 from ..files import LocalFault, check_writable
 from ..identity import run_identity
-from ..inputs import BadRow, ErrorGroup, literal_secrets
-from ..options import Halt, HaltKind, RunOptions, RunResult, RunStats
+from ..inputs import BadRow, ErrorGroup, detect_format, literal_secrets
+from ..options import Halt, HaltKind, Mode, RunOptions, RunResult, RunStats
+from ..paths import backup_path, failures_path
 from ..progress import show_progress
 from ..redact import redact
 from ..rotate import RotationError
@@ -185,7 +186,7 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
     async def body(stop: asyncio.Event) -> int:
         """Credentials, client and identity, the engine run, its halts; ``summary`` picks the exit code."""
         with errors():
-            for path in outputs:
+            for path in (*outputs, *_written(options)):
                 if path is not None:
                     check_writable(path)
             credentials = await _run_credentials(connection.profile, deferred=bool(options.profiles))
@@ -211,6 +212,16 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
             return summary(result)
 
     return run_async(body)
+
+
+def _written(options: RunOptions) -> list[Path]:
+    """The files a run writes besides the checkpoint: its call log, failures file and backup."""
+    paths = [options.log_file] if options.log_file is not None else []
+    if options.mode in (Mode.APPLY, Mode.ROLLBACK):
+        paths.append(failures_path(options.checkpoint_path, detect_format(options.input_path)))
+    if options.changes and options.backup:
+        paths.append(backup_path(options.checkpoint_path))
+    return paths
 
 
 async def _run_credentials(profile: str | None, *, deferred: bool) -> CredentialSource:
