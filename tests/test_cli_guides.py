@@ -78,3 +78,20 @@ async def test_every_output_path_is_checked_before_the_first_call(tmp_path: Path
         assert sim.stats()["total"] == 0 and not ckpt.exists()
         code, _, err = await bulk(*base)
         assert code == 0, err
+
+
+async def test_a_semicolon_csv_from_a_european_spreadsheet_is_read_as_such(tmp_path: Path) -> None:
+    src = tmp_path / "excel.csv"
+    other = "https://cb.example.com/a;b"
+    src.write_text(f"DomainName;NotifyUrl;NotifyReqAuth\r\na.example.com;{URL};no\r\n"
+                   f'b.example.com;"{other}";no\r\nnot a domain;{URL};no\r\n')
+    code, out, _ = await bulk("validate", str(src), "--action", ADD)
+    assert code == 1
+    assert out.splitlines() == ["invalid: 1 row(s): DomainName is not a valid domain name (line 4)",
+                                "4 lines: 1 header, 3 rows: 2 valid, 1 invalid"]
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
+        code, _, err = await bulk("run", str(src), "--action", ADD, "--endpoint", sim.url, "--quiet",
+                                  "--checkpoint", str(tmp_path / "x.ckpt"))
+        assert code == 1, err
+        assert sim.notify_configs["a.example.com"]["NotifyUrl"] == URL
+        assert sim.notify_configs["b.example.com"]["NotifyUrl"] == other
