@@ -94,6 +94,7 @@ async def run(
         stats.done, stats.skipped = counts["done"], counts["skipped"]
         stats.failed, stats.invalid = counts["failed"], counts["invalid"]
         stats.to_send = counts["pending"] + counts["sending"] + counts["unknown"]
+        stats.settled_before = stats.total - stats.to_send
         if options.canary:
             stats.to_send = min(stats.to_send, options.canary)
             canary = Canary(())

@@ -5,8 +5,9 @@
 
 ``.csv`` has a header row naming API parameters, and a quick path for
 lines of plain values; its separator is a comma, or a semicolon when the
-header is split by semicolons (a spreadsheet's CSV in a European locale); ``.jsonl``/``.ndjson`` holds one object per line;
-anything else is a plain list, one domain per line with ``#`` comments.
+header is split by semicolons (a spreadsheet's CSV in a European locale);
+``.jsonl``/``.ndjson`` holds one object per line; anything else is a
+plain list, one domain per line with ``#`` comments.
 No parameter can hold a line break, so each record is exactly one physical
 line: a CSV quote left open makes that line bad and reading goes on.
 """
