@@ -8,8 +8,10 @@ from pathlib import Path
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import bulk, csv_of
 
+from bulk.cli.common import plain_table
 from bulk.inputs import Format
 from bulk.paths import backup_path, failures_path
+from bulk.report import accounts_table
 from bulk.sim import SimConfig, Simulator
 
 ADD = "AddLiveSnapshotNotifyConfig"
@@ -95,3 +97,29 @@ async def test_a_semicolon_csv_from_a_european_spreadsheet_is_read_as_such(tmp_p
         assert code == 1, err
         assert sim.notify_configs["a.example.com"]["NotifyUrl"] == URL
         assert sim.notify_configs["b.example.com"]["NotifyUrl"] == other
+
+
+async def test_without_a_terminal_tables_are_key_value_lines_and_no_line_is_wrapped(tmp_path: Path) -> None:
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 4)
+    deep.mkdir()
+    src = deep / "d.csv"
+    src.write_text("DomainName\na.example.com\nnot a domain\n")
+    ckpt = deep / "d.ckpt"
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
+        code, _, err = await bulk("run", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}", "--endpoint",
+                                  sim.url, "--checkpoint", str(ckpt), "--report", str(deep / "r.csv"))
+    assert code == 1, err
+    assert not set("│┃━─┏┗╭") & set(err), err
+    assert "bulk: summary done=1 skipped=0 failed=0 invalid=1 error_InvalidRow=1" in err.splitlines()
+    assert f"bulk: report written to {deep / 'r.csv'}" in err.splitlines()
+    assert f"bulk: checkpoint {ckpt}" in err.splitlines()
+
+
+def test_a_table_of_many_columns_is_one_line_per_row() -> None:
+    counts = {"done": 3, "skipped": 0, "failed": 1, "invalid": 0, "unknown": 0, "pending": 2, "sending": 0}
+    lines = plain_table(accounts_table({None: counts, "prod": counts}))
+    assert lines == [
+        'bulk: by account profile="(run\'s credentials)" done=3 skipped=0 failed=1 invalid=0 unknown=0 to_send=2 '
+        'stopped=""',
+        'bulk: by account profile=prod done=3 skipped=0 failed=1 invalid=0 unknown=0 to_send=2 stopped=""',
+    ]

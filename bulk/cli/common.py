@@ -33,9 +33,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from .. import engine
 from ..actions import Action
@@ -78,11 +80,40 @@ app.add_typer(callback_app, name="callback")
 
 
 class _RedactingConsole(Console):
-    """A console whose text passes the redactor: a new message to the terminal cannot forget it."""
+    """A console whose text passes the redactor: a new message to the terminal cannot forget it.
+
+    Not on a terminal (cron, a pipe, a log), a table is printed as ``key=value`` lines and no line is
+    wrapped: each stays whole for grep.
+    """
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         """Print as ``Console.print`` does, every string passed through the redactor first."""
+        if not self.is_terminal:
+            kwargs["soft_wrap"] = True
+            objects = tuple(line for o in objects for line in (plain_table(o) if isinstance(o, Table) else [o]))
         super().print(*(redact(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+def plain_table(table: Table) -> list[str]:
+    """A table as greppable lines, ``title column=value ...``: one per row, or one in all for a table of
+    names and counts (two columns)."""
+    title = str(table.title or "").strip()
+    columns = [(_word(str(c.header)), [str(v) for v in c.cells]) for c in table.columns]
+    rows = list(zip(*(cells for _, cells in columns), strict=True))
+    if len(columns) == 2:
+        return [" ".join([title, *(f"{_word(name)}={_value(value)}" for name, value in rows)])]
+    return [" ".join([title, *(f"{name}={_value(v)}" for (name, _), v in zip(columns, row, strict=True))])
+            for row in rows]
+
+
+def _word(label: str) -> str:
+    """A label as a key: what comes before a parenthesis, spaces as underscores."""
+    return "_".join(label.split(" (")[0].split())
+
+
+def _value(value: str) -> str:
+    """A value as one word: quoted (as JSON) if it holds a space or is empty."""
+    return value if value and " " not in value and '"' not in value else orjson.dumps(value).decode()
 
 
 # No markup: row reasons and file names are data, and may hold brackets.
