@@ -1,25 +1,21 @@
-"""The commands that change or read the fleet: run, validate, status, report, plan, verify, rotate, rollback.
+"""The commands that change or read the fleet: run, validate, report, plan, verify, rollback.
 
     bulk run domains.csv --action AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap
-    bulk status domains.csv.add-live-snapshot-notify-config.ckpt --json
+    bulk verify domains.csv.add-live-snapshot-notify-config.ckpt --json
 
 Each parses its arguments, calls the library and prints; what the run does is in the library.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 from rich.table import Table
 
 from ..actions import Action, recorded_action, resolve
-from ..backup import IDENTITY_KEY as BACKUP_IDENTITY
-from ..backup import BackupState, backup_state
 from ..checkpoint import Checkpoint, CheckpointError, RowState, remove_checkpoint
 from ..credentials import profile_names
 from ..errors import Exit
@@ -46,7 +42,7 @@ from ..report import (
     write_failures,
     write_report,
 )
-from ..rollback import ROLLED_BACK, Rollback, plan_rollback
+from ..rollback import Rollback, plan_rollback
 from ..verify import drifted, verify_action, verify_options
 from .common import (
     app,
@@ -255,53 +251,6 @@ def validate_cmd(input: Annotated[Path, typer.Argument(help="Domain list: .csv o
     print_errors(summary.errors)
     out.print(summary.describe())
     raise typer.Exit(Exit.FAILED if summary.bad_count else Exit.OK)
-
-
-_STATES = ("done", "skipped", "failed", "invalid", "unknown", "pending", "sending")
-#: a rollback's rows left alone: shown for the run, not per account
-_RUN_STATES = (*_STATES, "conflict")
-
-
-@app.command("status")
-def status_cmd(checkpoint: RunCheckpointArg,
-               json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
-    """Counts by outcome of a run (also while it runs)."""
-    with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
-        meta, counts, codes = ckpt.meta() or {}, ckpt.counts(), ckpt.error_counts()
-        by_profile, claimed = ckpt.counts_by_profile(), ckpt.claimed()
-    kept = backup_state(backup_path(checkpoint), meta.get(BACKUP_IDENTITY), claimed=claimed)
-    status: dict[str, Any] = {
-        "action": meta.get("action"), "input": meta.get("input_path"), "total": sum(counts.values()),
-        **{k: counts[k] for k in _RUN_STATES}, "errors": codes,
-        "backup": {"path": str(kept.path), "state": kept.state, "records": kept.records},
-        "rolled_back": meta.get(ROLLED_BACK),
-    }
-    if by_profile:
-        # A run across accounts: the same counts per profile ("" for rows that name none).
-        status["accounts"] = {profile or "": {"total": sum(c.values()), **{k: c[k] for k in _STATES}}
-                              for profile, c in by_profile.items()}
-    if json:
-        sys.stdout.write(orjson.dumps(status).decode() + "\n")
-        return
-    out.print(f"{status['action']} on {status['input']}")
-    for key in ("total", *_RUN_STATES):
-        out.print(f"  {key:8} {status[key]}")
-    for code, n in codes.items():
-        out.print(f"  error {code}: {n}")
-    out.print(f"  backup   {_backup_line(kept)}", soft_wrap=True)
-    if undone := meta.get(ROLLED_BACK):
-        out.print(f"  rolled back by {undone['by']}", soft_wrap=True)
-    if by_profile:
-        out.print(accounts_table(by_profile))
-
-
-def _backup_line(kept: BackupState) -> str:
-    """Whether the run still has its backup, for ``bulk status``."""
-    if kept.state == "none":
-        return "none (no run of it kept a backup, or none has recorded anything yet)"
-    if kept.state == "kept":
-        return f"{kept.path}: {kept.records} domain(s); keep it while the run may have to be rolled back"
-    return f"{kept.state}: {kept.problem}"
 
 
 @app.command("report")

@@ -41,6 +41,7 @@ from rich.table import Table
 
 from .. import engine
 from ..actions import Action
+from ..checkpoint import LAST_RUN, Checkpoint, CheckpointError
 from ..client import LiveClient
 from ..credentials import (
     ChainCredentials,
@@ -240,9 +241,27 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
         if result.halt is not None and result.halt.kind is not HaltKind.INTERRUPTED:
             print_halt(result.halt)
         with errors():
-            return summary(result)
+            code = summary(result)
+        record_end(options.checkpoint_path, code, result, started=started)
+        return code
 
+    started = time.time()
     return run_async(body)
+
+
+def record_end(checkpoint: Path, code: int, result: RunResult, *, started: float) -> None:
+    """Keep in the checkpoint how its last run ended, for ``bulk status``: exit code, times, why it stopped.
+
+    Best effort: the run's outcome is recorded already, and a run that took the checkpoint since has its own.
+    """
+    def halt(h: Halt | None) -> dict[str, str] | None:
+        return None if h is None else {"kind": str(h.kind), "message": redact(h.message)}
+
+    last = {"exit_code": int(code), "started": started, "ended": time.time(), "halt": halt(result.halt),
+            "stopped": {profile: halt(h) for profile, h in result.stopped.items()}}
+    if checkpoint.exists():
+        with contextlib.suppress(CheckpointError, LocalFault), Checkpoint.open(checkpoint) as ckpt:
+            ckpt.set_meta({LAST_RUN: last})
 
 
 def _written(options: RunOptions) -> list[Path]:
