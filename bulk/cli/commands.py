@@ -52,6 +52,7 @@ from .common import (
     fail,
     out,
     print_errors,
+    print_json,
     warn_literal_secrets,
 )
 from .shared import Connection, calls_the_api
@@ -75,6 +76,7 @@ RetryOpt = Annotated[bool, typer.Option(help="On resume, send rows that failed p
 BackupOpt = Annotated[bool, typer.Option(
     "--backup/--no-backup",
     help="Record each domain's state before its first write, next to the checkpoint (mode 0600), for `bulk rollback`.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout (shapes: docs/json.md).")]
 CanaryOpt = Annotated[int | None, typer.Option(
     help="Apply only the first N rows still to send, read each back, and stop (exit 0 if all hold the change).")]
 
@@ -276,6 +278,7 @@ def plan_cmd(
     checkpoint: CheckpointOpt = None,
     state_dir: StateDirOpt = None,
     quiet: QuietOpt = False,
+    json: JsonOpt = False,
     *,
     tuning: Tuning,
     connection: Connection,
@@ -297,6 +300,11 @@ def plan_cmd(
             return result.exit_code
         with Checkpoint.open_readonly(ckpt) as c:
             kinds = plan_from_checkpoint(c, plan_path)
+        if json:
+            print_json({"plan": str(plan_path), "action": act.name, "input": str(input),
+                        "rows": {kind: kinds.get(kind, 0) for kind in KINDS},
+                        "apply": f"bulk run --plan {plan_path}"})
+            return Exit.OK
         table = Table(title=f"bulk plan: {act.name}", header_style="bold")
         table.add_column("rows")
         table.add_column("count", justify="right")
@@ -327,6 +335,7 @@ def verify_cmd(
         "--set", help="Secret --set values of the run, given again (they are never stored).")] = None,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
+    json: JsonOpt = False,
     *,
     tuning: Tuning,
     connection: Connection,
@@ -342,6 +351,12 @@ def verify_cmd(
             with Checkpoint.open_readonly(options.checkpoint_path) as c:
                 write_report(c, report, fmt="jsonl" if report.suffix == ".jsonl" else "csv")
         drift = list(drifted(options.checkpoint_path))
+        if json:
+            print_json({"checkpoint": str(checkpoint), "verified": result.counts["done"] + len(drift),
+                        "in_sync": result.counts["done"], "complete": result.halt is None and not result.unfinished,
+                        "drifted": [{k: row[k] for k in ("line", "domain", "code", "message")} for row in drift],
+                        "exit_code": int(result.exit_code)})
+            return result.exit_code
         for row in drift:
             out.print(f"line {row['line']}: {row['domain']}: {row['code']}: {row['message']}", soft_wrap=True)
         out.print(f"verified {result.counts['done'] + len(drift)} row(s): {result.counts['done']} in sync, "

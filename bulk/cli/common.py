@@ -61,8 +61,8 @@ from ..rotate import RotationError
 from .shared import Connection
 
 __all__ = [
-    "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "print_errors", "sim_app",
-    "warn_literal_secrets",
+    "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "print_errors", "print_json",
+    "record_end", "sim_app", "warn_literal_secrets",
 ]
 
 app = typer.Typer(
@@ -175,6 +175,12 @@ def print_bad(bad: list[BadRow], count: int) -> None:
         out.print(f"line {row.line}: {row.reason}", soft_wrap=True)
     if count > len(bad):
         out.print(f"... and {count - len(bad)} more invalid row(s)")
+
+
+def print_json(document: dict[str, Any]) -> None:
+    """One JSON object on one line of stdout (``--json``; the shapes are in docs/json.md), through the redactor."""
+    sys.stdout.write(redact(orjson.dumps(document).decode()) + "\n")
+    sys.stdout.flush()
 
 
 def print_errors(groups: Sequence[ErrorGroup]) -> None:

@@ -10,12 +10,8 @@ documented in docs/json.md and kept stable.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
-
-import orjson
-import typer
+from typing import Any
 
 from ..backup import IDENTITY_KEY as BACKUP_IDENTITY
 from ..backup import BackupState, backup_state
@@ -23,8 +19,8 @@ from ..checkpoint import LAST_RUN, Checkpoint
 from ..paths import backup_path
 from ..report import accounts_table
 from ..rollback import ROLLED_BACK
-from .commands import RunCheckpointArg
-from .common import app, errors, out
+from .commands import JsonOpt, RunCheckpointArg
+from .common import app, errors, out, print_json
 
 __all__ = ["status_cmd"]
 
@@ -35,7 +31,7 @@ _RUN_STATES = (*_STATES, "conflict")
 
 @app.command("status")
 def status_cmd(checkpoint: RunCheckpointArg,
-               json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
+               json: JsonOpt = False) -> None:
     """Counts by outcome of a run (also while it runs)."""
     with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
         meta, counts, codes = ckpt.meta() or {}, ckpt.counts(), ckpt.error_counts()
@@ -57,7 +53,7 @@ def status_cmd(checkpoint: RunCheckpointArg,
                                               "stopped": stopped.get(profile or "")}
                               for profile, c in by_profile.items()}
     if json:
-        sys.stdout.write(orjson.dumps(status).decode() + "\n")
+        print_json(status)
         return
     out.print(f"{status['action']} on {status['input']}", soft_wrap=True)
     out.print(f"  started  {status['started'] or 'unknown'}")
