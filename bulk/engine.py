@@ -88,12 +88,13 @@ async def run(
     try:
         # Rows claimed under a backup made before this run: its records may be lost if it is gone.
         recorded_before = IDENTITY_KEY in (ckpt.meta() or {})
-        counts = prepare_run(ckpt, options)
+        counts, restarted = prepare_run(ckpt, options)
         claimed = recorded_before and ckpt.claimed()
         stats.total = sum(counts.values())
         stats.done, stats.skipped = counts["done"], counts["skipped"]
         stats.failed, stats.invalid = counts["failed"], counts["invalid"]
         stats.to_send = counts["pending"] + counts["sending"] + counts["unknown"]
+        stats.settled_before = stats.total - stats.to_send
         if options.canary:
             stats.to_send = min(stats.to_send, options.canary)
             canary = Canary(())
@@ -115,7 +116,7 @@ async def run(
             halt = halt or Halt(HaltKind.LOCAL_FAULT, str(fault))
         return RunResult(counts=ckpt.counts(), errors=ckpt.error_counts(), calls=stats.calls,
                          elapsed=stats.elapsed, checkpoint=options.checkpoint_path, halt=halt, canary=canary,
-                         stopped=stopped)
+                         stopped=stopped, restarted=restarted)
     finally:
         with contextlib.suppress(LocalFault):
             ckpt.close()

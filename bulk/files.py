@@ -104,7 +104,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
 def check_writable(path: Path) -> None:
     """UsageError unless a file can be written at ``path``: checked before a run sends its first call."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)  # a missing folder made owner-only, as a run's state directory is
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or error_kind(exc)} (a parent is not a folder "
                          "that can be made)") from None

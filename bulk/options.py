@@ -227,6 +227,8 @@ class RunStats:
     retrying: int = 0
     started: float = field(default_factory=time.monotonic)
     errors: Counter[str] = field(default_factory=Counter)
+    #: rows an earlier run had already settled when this one began (not counted in this run's pace)
+    settled_before: int = 0
 
     @property
     def finished(self) -> int:
@@ -242,6 +244,16 @@ class RunStats:
     def pace(self) -> float:
         """Calls per second so far."""
         return self.calls / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds until the rows still to send are settled, at this run's pace in rows (a row may take two
+        calls or more); None before the first row settled, 0 once all have."""
+        this_run = self.finished - self.settled_before
+        left = self.to_send - this_run
+        if left <= 0:
+            return 0.0
+        return left * self.elapsed / this_run if this_run > 0 else None
 
     def count(self, state: RowState, code: str | None) -> None:
         """Count one finished row by its state, and the code of a failed or unknown one."""
@@ -303,6 +315,8 @@ class RunResult:
     #: a run across accounts: the accounts (profile names; "" for rows that name none) that
     #: stopped on their own while the others went on, and why
     stopped: dict[str, Halt] = field(default_factory=dict)
+    #: why the checkpoint, left by a run that never sent a call, was started anew (None: it was not)
+    restarted: str | None = None
 
     @property
     def pace(self) -> float:

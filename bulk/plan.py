@@ -31,8 +31,8 @@ from .errors import BulkError, UsageError
 from .files import atomic_file
 from .redact import error_kind
 
-__all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "check_plan", "classify", "read_plan", "state_seen",
-           "write_plan"]
+__all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "check_plan", "classify", "plan_overrides", "read_plan",
+           "state_seen", "write_plan"]
 
 KINDS = ("create", "update", "noop", "conflict", "invalid")
 
@@ -119,10 +119,34 @@ def read_plan(path: Path) -> tuple[PlanHeader, dict[int, PlanEntry]]:
     return header, entries
 
 
+def plan_overrides(
+    path: Path, action: Action, header: PlanHeader, given: Mapping[str, str]
+) -> dict[str, str]:
+    """The --set values a run of plan ``path`` sends: the plan's own, with ``given`` ones on top.
+
+    A secret the plan holds only as a fingerprint must be given again (``@FILE`` or ``@env:VARIABLE``);
+    ``check_plan`` then checks it against that fingerprint.
+    """
+    overrides = dict(given)
+    for name, stored in header.overrides.items():
+        if name in overrides:
+            continue
+        if name in action.secret_names:
+            raise PlanError(f"plan {path} was made with --set {name} (a secret, kept only as {stored}); give it "
+                            f"again, with --set {name} read from a file (@FILE) or the environment (@env:VARIABLE)")
+        overrides[name] = stored
+    return overrides
+
+
 def check_plan(
     path: Path, header: PlanHeader, *, overrides: Mapping[str, str], max_age: float | None, now: float | None = None
 ) -> None:
     """Refuse a plan made with other --set values, or (for a fresh start) one older than ``max_age`` seconds."""
+    for name in sorted(overrides.keys() & header.overrides.keys()):
+        given, made = overrides[name], header.overrides[name]
+        if given != made and made.startswith("fp:"):
+            raise PlanError(f"--set {name} is not the value plan {path} was made with (fingerprint {given}, the "
+                            f"plan's {made}); give the same secret, or make a new plan")
     if dict(overrides) != header.overrides:
         given = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "none"
         made = ", ".join(f"{k}={v}" for k, v in sorted(header.overrides.items())) or "none"

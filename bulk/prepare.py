@@ -38,6 +38,7 @@ from .inputs import (
 )
 from .options import RunOptions
 from .pacing import Pacer
+from .paths import backup_path
 from .plan import PlanError, read_plan
 from .redact import redact_overrides
 from .rollback import ROLLED_BACK
@@ -52,11 +53,15 @@ class StrictModeError(CheckpointError):
     """--strict and at least one invalid row: nothing was sent."""
 
 
-def prepare_run(ckpt: Checkpoint, options: RunOptions) -> dict[str, int]:
-    """``prepare``, then --strict; the rows by state. A new checkpoint is removed if either refuses the run."""
+def prepare_run(ckpt: Checkpoint, options: RunOptions) -> tuple[dict[str, int], str | None]:
+    """``prepare``, then --strict; the rows by state, and why the checkpoint was started anew (if it was).
+
+    A new checkpoint is removed if either refuses the run.
+    """
     new = ckpt.meta() is None
     try:
-        prepare(ckpt, options)
+        restarted = prepare(ckpt, options)
+        new = new or restarted is not None
         counts = ckpt.counts()
         if options.strict and counts["invalid"]:
             bad = ckpt.rows(states=[RowState.INVALID])
@@ -68,11 +73,15 @@ def prepare_run(ckpt: Checkpoint, options: RunOptions) -> dict[str, int]:
             ckpt.close()
             remove_checkpoint(options.checkpoint_path)
         raise
-    return counts
+    return counts, restarted
 
 
-def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
-    """Record the run (or check it matches the one recorded) and ingest the input."""
+def prepare(ckpt: Checkpoint, options: RunOptions) -> str | None:
+    """Record the run (or check it matches the one recorded) and ingest the input.
+
+    A checkpoint of another run (other values, another input) that never sent a call is started anew: its
+    record holds nothing a resume needs. Returns why it was, or None.
+    """
     action, path = options.action, options.input_path
     if not path.is_file():
         raise CheckpointError(f"input file {path} does not exist")
@@ -84,14 +93,24 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
         **options.extra_meta,
     }
     meta = ckpt.meta()
-    fresh = meta is None
     if meta is not None and (undone := meta.get(ROLLED_BACK)):
         raise CheckpointError(f"the run of checkpoint {ckpt.path} was rolled back ({undone['by']}): it is not "
                               "resumed; to apply its input again, start on a new --checkpoint")
-    if meta is not None:
-        _check_same_run(meta, wanted, ckpt.path)
-    # Where and as whom: recorded by a new run (or one started before runs recorded it), else checked.
-    identity = options.identity.check(meta or {}, ckpt.path) if options.identity is not None else {}
+    restarted: str | None = None
+    try:
+        if meta is not None:
+            _check_same_run(meta, wanted, ckpt.path)
+        # Where and as whom: recorded by a new run (or one started before runs recorded it), else checked.
+        identity = options.identity.check(meta or {}, ckpt.path) if options.identity is not None else {}
+    except CheckpointError as refused:
+        if ckpt.claimed():
+            raise
+        restarted = f"{refused.args[0].split('; ')[0]}, but never sent a call: started anew"
+        ckpt.reset()
+        backup_path(ckpt.path).unlink(missing_ok=True)  # made for the run that never sent: it holds nothing
+        meta = None
+        identity = options.identity.check({}, ckpt.path) if options.identity is not None else {}
+    fresh = meta is None
     if meta is None:
         ckpt.set_meta({**wanted, **identity, "input_path": str(path.resolve()), "format": detect_format(path).value,
                        "created": time.time(), "ingested": False})
@@ -119,6 +138,7 @@ def prepare(ckpt: Checkpoint, options: RunOptions) -> None:
             ckpt.reopen_failed(code=code)
     if tripped(meta):
         ckpt.set_meta({SAFETY_META: None})
+    return restarted
 
 
 def _check_same_run(meta: dict[str, Any], wanted: dict[str, Any], path: Path) -> None:
@@ -132,9 +152,17 @@ def _check_same_run(meta: dict[str, Any], wanted: dict[str, Any], path: Path) ->
     for key, value in wanted.items():
         if key not in ("action", "input_sha256") and meta.get(key, value if key == "mode" else None) != value:
             raise CheckpointError(
-                f"checkpoint {path} was started with {key}={meta.get(key)!r}, this run has {value!r}; "
+                f"checkpoint {path} was started with {_shown(key, meta.get(key))}, this run has {_shown(key, value)}; "
                 "run the same command again to resume, or use a new --checkpoint"
             )
+
+
+def _shown(key: str, value: Any) -> str:
+    """A recorded value as the command line gives it, not as Python writes it."""
+    if key == "overrides":
+        pairs = ", ".join(f"--set {k}={v}" for k, v in sorted((value or {}).items()))
+        return pairs or "no --set values"
+    return f"{key} {value}" if value is not None else f"no {key}"
 
 
 def _apply_plan(ckpt: Checkpoint, plan_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Showing a run as it goes: a live bar on a terminal, a plain line for cron.
+"""Showing a run as it goes: a live bar on a terminal, a plain ``key=value`` line for cron.
 
     async with show_progress(stats, mode="auto"):
         await engine.run(options, client=client, stats=stats)
@@ -22,7 +22,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     TextColumn,
-    TimeRemainingColumn,
+    TimeElapsedColumn,
 )
 
 from .options import RunStats
@@ -31,15 +31,22 @@ __all__ = ["plain_line", "show_progress"]
 
 
 def plain_line(stats: RunStats) -> str:
-    """One progress line for a log or a pipe: rows by outcome, retries, pace and an ETA."""
-    remaining = stats.total - stats.finished
-    pace = stats.pace
-    eta = f", ETA {remaining / pace:.0f} s" if pace > 0 and remaining else ""
+    """One progress line for a log or a pipe, ``key=value`` words to grep: rows by outcome, retries, pace, ETA."""
+    eta = stats.eta
     return (
-        f"bulk: {stats.finished}/{stats.total} rows (done {stats.done}, skipped {stats.skipped}, "
-        f"failed {stats.failed}, invalid {stats.invalid}, unknown {stats.unknown}), retrying {stats.retrying}, "
-        f"{pace:.1f} calls/s{eta}"
+        f"bulk: progress rows={stats.finished}/{stats.total} done={stats.done} skipped={stats.skipped} "
+        f"failed={stats.failed} invalid={stats.invalid} unknown={stats.unknown} retrying={stats.retrying} "
+        f"calls_per_s={stats.pace:.1f} elapsed_s={stats.elapsed:.0f}" + (f" eta_s={eta:.0f}" if eta else "")
     )
+
+
+def _eta(stats: RunStats) -> str:
+    """The bar's ETA, in rows (``RunStats.eta``): ``-:--:--`` until a row settled."""
+    eta = stats.eta
+    if eta is None:
+        return "-:--:--"
+    seconds = round(eta)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 @contextlib.asynccontextmanager
@@ -71,22 +78,28 @@ async def _plain(stats: RunStats, stream: TextIO, every: float) -> None:
 async def _bar(stats: RunStats, stream: TextIO) -> None:
     columns = (
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=20),
         MofNCompleteColumn(),
         TextColumn("{task.fields[pace]:.1f} calls/s"),
-        TimeRemainingColumn(),
-        TextColumn("done {task.fields[done]} · failed {task.fields[failed]} · retrying {task.fields[retrying]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
+        TextColumn("done {task.fields[done]} · failed {task.fields[failed]} · invalid {task.fields[invalid]} · "
+                   "retrying {task.fields[retrying]}"),
     )
+
+    def frame() -> None:
+        """Draw the counts as they are now."""
+        progress.update(task, total=stats.total, completed=stats.finished, pace=stats.pace, eta=_eta(stats),
+                        done=stats.done + stats.skipped, failed=stats.failed, invalid=stats.invalid,
+                        retrying=stats.retrying)
+        progress.refresh()
+
     with Progress(*columns, console=Console(file=stream), auto_refresh=False) as progress:
-        task = progress.add_task("bulk", total=stats.total, pace=0.0, done=0, failed=0, retrying=0)
+        task = progress.add_task("bulk", total=stats.total, pace=0.0, eta="", done=0, failed=0, invalid=0,
+                                 retrying=0)
         try:
             while True:
-                progress.update(
-                    task, total=stats.total, completed=stats.finished, pace=stats.pace,
-                    done=stats.done + stats.skipped, failed=stats.failed + stats.invalid, retrying=stats.retrying,
-                )
-                progress.refresh()
+                frame()
                 await asyncio.sleep(0.25)
         finally:
-            progress.update(task, completed=stats.finished)
-            progress.refresh()
+            frame()  # the last frame is the run's final count

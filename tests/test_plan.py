@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -103,11 +104,10 @@ async def test_a_plan_is_applied_only_with_its_own_values_and_conflicts_never_be
         # Other values than the plan's: refused, nothing sent.
         code, _, err = await bulk("run", "--plan", str(plan), "--set", f"NotifyUrl={other}", "--endpoint", sim.url)
         assert code == 2 and "was made with --set NotifyUrl=" + NEW_URL in err
-        code, _, err = await bulk("run", "--plan", str(plan), "--endpoint", sim.url)
-        assert code == 2 and "--set" in err
         assert changes() == {"AddLiveSnapshotNotifyConfig": 0, "UpdateLiveSnapshotNotifyConfig": 0}
 
-        args = ["run", "--plan", str(plan), "--set", f"NotifyUrl={NEW_URL}", "--endpoint", sim.url, "--quiet"]
+        # The plan carries its --set values: `run --plan P`, as `bulk plan` prints it, needs nothing else.
+        args = ["run", "--plan", str(plan), "--endpoint", sim.url, "--quiet"]
         code, _, err = await bulk(*args)
         assert code == 1, err  # the conflict (a domain that does not exist) is a failed row
         assert changes() == {"AddLiveSnapshotNotifyConfig": 1, "UpdateLiveSnapshotNotifyConfig": 1}
@@ -130,3 +130,30 @@ async def test_verify_refuses_an_input_that_changed_since_the_run(tmp_path: Path
         code, out, err = await bulk("verify", str(tmp_path / "d.ckpt"), "--endpoint", sim.url)
         assert code == 2 and "changed since the run" in err
         assert sim.stats()["total"] == before
+
+
+async def test_a_plan_made_with_a_secret_takes_it_again_and_checks_its_fingerprint(tmp_path: Path) -> None:
+    src = domains_only(tmp_path / "d.csv")
+    plan = tmp_path / "p.jsonl"
+    key_file, other_file = tmp_path / "key", tmp_path / "other"
+    key_file.write_text(KEY + "\n")
+    other_file.write_text(OLD_KEY)
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200)) as sim:
+        code, _, err = await bulk("plan", str(src), "--action", "AddLiveSnapshotNotifyConfig", "--set",
+                                  f"NotifyUrl={NEW_URL}", "--set", "NotifyReqAuth=yes", "--set",
+                                  f"NotifyAuthKey=@{key_file}", "-o", str(plan), "--endpoint", sim.url, "--quiet")
+        assert code == 0, err
+        assert KEY.encode() not in plan.read_bytes()
+        code, _, err = await bulk("run", "--plan", str(plan), "--endpoint", sim.url)
+        assert code == 2 and "NotifyAuthKey" in err and "@env:" in err, err
+        code, _, err = await bulk("run", "--plan", str(plan), "--set", f"NotifyAuthKey=@{other_file}",
+                                  "--endpoint", sim.url)
+        assert code == 2 and "is not the value plan" in err, err
+        assert KEY not in err and OLD_KEY not in err
+        assert set(sim.stats()["calls"]) == {"DescribeLiveSnapshotNotifyConfig"}
+        env = {**os.environ, "THE_KEY": KEY}
+        code, _, err = await bulk("run", "--plan", str(plan), "--set", "NotifyAuthKey=@env:THE_KEY",
+                                  "--endpoint", sim.url, "--quiet", env=env)
+        assert code == 0, err
+        assert sim.notify_configs["new.example.com"]["NotifyAuthKey"] == KEY
+        assert sim.notify_configs["new.example.com"]["NotifyUrl"] == NEW_URL

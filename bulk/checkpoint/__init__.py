@@ -31,12 +31,12 @@ by its byte offset), and its SHA-256 (kept in ``meta``) proves it is the
 same file. WAL mode lets ``bulk status`` read while a run writes; rows to
 send are read in short batches, so no reader pins the WAL and it stays
 small. A lock file held with ``flock`` keeps a second run out; the kernel
-releases it when the holder dies. Any SQLite or OS error while writing is
+releases it when the holder dies. It holds the holder's process id. Any SQLite or OS error while writing is
 raised as ``LocalFault`` naming the file.
 """
 
 from .shapes import ANY_PROFILE, PLAN_CONFLICT, RowOutcome, RowState, StoredRow, TodoRow, profile_order
-from .store import Checkpoint, CheckpointBusy, CheckpointError, remove_checkpoint
+from .store import LAST_RUN, Checkpoint, CheckpointBusy, CheckpointError, remove_checkpoint
 
-__all__ = ["ANY_PROFILE", "PLAN_CONFLICT", "Checkpoint", "CheckpointBusy", "CheckpointError", "RowOutcome", "RowState",
-           "StoredRow", "TodoRow", "profile_order", "remove_checkpoint"]
+__all__ = ["ANY_PROFILE", "LAST_RUN", "PLAN_CONFLICT", "Checkpoint", "CheckpointBusy", "CheckpointError", "RowOutcome",
+           "RowState", "StoredRow", "TodoRow", "profile_order", "remove_checkpoint"]

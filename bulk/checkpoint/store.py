@@ -25,7 +25,10 @@ from ..paths import checkpoint_files, lock_path
 from ..redact import error_kind, redact
 from .shapes import ANY_PROFILE, PLAN_CONFLICT, RowOutcome, RowState, StoredRow, TodoRow, profile_order
 
-__all__ = ["Checkpoint", "CheckpointBusy", "CheckpointError", "remove_checkpoint"]
+__all__ = ["LAST_RUN", "Checkpoint", "CheckpointBusy", "CheckpointError", "remove_checkpoint"]
+
+#: meta key: how the checkpoint's last run ended (exit code, times, halts), kept by the CLI for ``bulk status``
+LAST_RUN = "last_run"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -108,6 +111,9 @@ class Checkpoint:
             os.close(lock_fd)
             raise CheckpointBusy(f"checkpoint {path} is in use by another run") from None
         try:
+            # Which process holds it, for `bulk status`: read only while the lock is held.
+            os.ftruncate(lock_fd, 0)
+            os.pwrite(lock_fd, f"{os.getpid()}\n".encode(), 0)
             # Created owner-only from the start: the file never exists with wider access.
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             db = _connect(path)
@@ -149,6 +155,17 @@ class Checkpoint:
         finally:
             os.close(fd)  # closing the descriptor drops the shared lock, if taken
         return False
+
+    @staticmethod
+    def holder(path: Path) -> int | None:
+        """The process id of the run that holds the checkpoint at ``path`` right now; None if none does."""
+        if not Checkpoint.in_use(path):
+            return None
+        try:
+            text = lock_path(path).read_text()
+        except OSError:
+            return None
+        return int(text) if text.strip().isdigit() else None
 
     def __enter__(self) -> Checkpoint:
         return self
@@ -321,6 +338,12 @@ class Checkpoint:
     def claimed(self) -> bool:
         """Whether a run of the checkpoint ever claimed a row (and so may have sent something)."""
         return self._db.execute("SELECT 1 FROM rows WHERE started IS NOT NULL LIMIT 1").fetchone() is not None
+
+    def reset(self) -> None:
+        """Forget the run: its metadata and rows (only for one that never claimed a row, so never sent)."""
+        if self.claimed():
+            raise CheckpointError(f"checkpoint {self.path} has sent calls: it is resumed, never started anew")
+        self._write(lambda: self._db.executescript("DELETE FROM rows; DELETE FROM meta;"))
 
     def profiles_to_send(self) -> list[str | None]:
         """The profiles of the rows still to send (None: rows that name none), None first, then by name."""

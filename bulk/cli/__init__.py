@@ -5,11 +5,11 @@
 
 ``common`` holds the app, output and the mapping of library errors to exit
 codes; ``shared`` the options every API command takes; ``commands`` the fleet
-commands, ``rotation`` the key rotation; ``callbacks`` and ``simulate`` the
-``callback`` and ``sim`` groups; ``examples`` the Examples that end each command's help.
+commands, ``status`` where a run stands, ``rotation`` the key rotation; ``callbacks`` and ``simulate``
+the ``callback`` and ``sim`` groups; ``examples`` the Examples that end each command's help.
 """
 
-from . import callbacks, commands, rotation, simulate  # noqa: F401  (each registers its commands)
+from . import callbacks, commands, rotation, simulate, status  # noqa: F401  (each registers its commands)
 from .common import app, main
 
 __all__ = ["app", "main"]

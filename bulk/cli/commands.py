@@ -1,29 +1,26 @@
-"""The commands that change or read the fleet: run, validate, status, report, plan, verify, rotate, rollback.
+"""The commands that change or read the fleet: run, validate, report, plan, verify, rollback.
 
     bulk run domains.csv --action AddLiveSnapshotNotifyConfig --set NotifyUrl=https://cb.example.com/snap
-    bulk status domains.csv.add-live-snapshot-notify-config.ckpt --json
+    bulk verify domains.csv.add-live-snapshot-notify-config.ckpt --json
 
 Each parses its arguments, calls the library and prints; what the run does is in the library.
 """
 
 from __future__ import annotations
 
-import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import orjson
 import typer
 from rich.table import Table
 
 from ..actions import Action, recorded_action, resolve
-from ..backup import IDENTITY_KEY as BACKUP_IDENTITY
-from ..backup import BackupState, backup_state
 from ..checkpoint import Checkpoint, CheckpointError, RowState, remove_checkpoint
 from ..credentials import profile_names
 from ..errors import Exit
 from ..identity import recorded_connection
-from ..inputs import detect_format, file_sha256, parse_overrides, validate_file
+from ..inputs import ErrorTally, detect_format, file_sha256, parse_overrides, validate_file
 from ..jobs import NO_CONFIG_LEFT
 from ..options import IfExists, Mode, RunOptions, RunResult, Tuning
 from ..paths import (
@@ -35,7 +32,7 @@ from ..paths import (
     run_checkpoint,
 )
 from ..paths import plan_path as default_plan_path
-from ..plan import KINDS, PlanError, check_plan, read_plan
+from ..plan import KINDS, PlanError, check_plan, plan_overrides, read_plan
 from ..prepare import dry_run
 from ..redact import redact_overrides
 from ..report import (
@@ -45,7 +42,7 @@ from ..report import (
     write_failures,
     write_report,
 )
-from ..rollback import ROLLED_BACK, Rollback, plan_rollback
+from ..rollback import Rollback, plan_rollback
 from ..verify import drifted, verify_action, verify_options
 from . import examples
 from .common import (
@@ -55,7 +52,8 @@ from .common import (
     execute,
     fail,
     out,
-    print_bad,
+    print_errors,
+    print_json,
     warn_literal_secrets,
 )
 from .shared import INPUT, OUTPUTS, SAFETY, SEND, STATE, Connection, calls_the_api
@@ -86,6 +84,8 @@ RetryOpt = Annotated[bool, typer.Option(
 BackupOpt = Annotated[bool, typer.Option(
     "--backup/--no-backup", rich_help_panel=SAFETY,
     help="Record each domain's state before its first write, next to the checkpoint (mode 0600), for `bulk rollback`.")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", rich_help_panel=OUTPUTS, help="Print one JSON object to stdout (shapes: docs/json.md).")]
 CanaryOpt = Annotated[int | None, typer.Option(
     metavar="N", rich_help_panel=SAFETY,
     help="Apply only the first N rows still to send, read each back, and stop (exit 0 if all hold the change).")]
@@ -100,8 +100,13 @@ def finish_apply(result: RunResult, options: RunOptions, *, report: Path | None,
         # Written anew by every run, or removed: a stale one would list rows that are done since.
         failures = write_failures(ckpt, path)
         by_profile = ckpt.counts_by_profile()
+        invalid = ErrorTally()
+        for row in ckpt.rows(states=[RowState.INVALID]):
+            invalid.add(row["line"], row["message"] or "")
     if not quiet:
         err.print(summary_table(result.counts, result.errors))
+        for group in invalid.groups():
+            err.print(f"bulk: invalid: {group.describe()}", soft_wrap=True)
         if by_profile:
             err.print(accounts_table(by_profile, result.stopped))
         err.print(f"{result.calls} calls in {result.elapsed:.1f} s, {result.pace:.1f} calls/s")
@@ -202,6 +207,8 @@ def run_cmd(
                        retry_failed=retry_failed, canary=canary, backup=backup, **extra)
     if plan is not None:
         with errors():
+            # The plan carries its --set values: only its secrets are given again, and checked.
+            options = replace(options, overrides=plan_overrides(plan, act, read_plan(plan)[0], options.overrides))
             _check_plan_fits(plan, options, max_plan_age * 60)
     if dry_run:
         raise typer.Exit(_print_dry_run(options))
@@ -245,7 +252,7 @@ def _print_dry_run(options: RunOptions) -> int:
     if estimate.validation is None:
         out.print(f"checkpoint {options.checkpoint_path}: " + ", ".join(f"{k} {v}" for k, v in estimate.counts.items()))
     else:
-        print_bad(estimate.validation.bad, estimate.validation.bad_count)
+        print_errors(estimate.validation.errors)
         out.print(estimate.validation.describe())
     out.print(f"dry run: {estimate.to_send} {options.action.name} call(s) to send, about {estimate.seconds:.0f} s "
               f"at {options.qps:g} calls/s; nothing sent")
@@ -260,56 +267,9 @@ def validate_cmd(input: Annotated[Path, typer.Argument(metavar="INPUT", help="Do
     with errors():
         act = resolve(action)
         summary = validate_file(input, act, overrides=parse_overrides(set_ or [], act), profiles=profile_names())
-    print_bad(summary.bad, summary.bad_count)
+    print_errors(summary.errors)
     out.print(summary.describe())
     raise typer.Exit(Exit.FAILED if summary.bad_count else Exit.OK)
-
-
-_STATES = ("done", "skipped", "failed", "invalid", "unknown", "pending", "sending")
-#: a rollback's rows left alone: shown for the run, not per account
-_RUN_STATES = (*_STATES, "conflict")
-
-
-@app.command("status", epilog=examples.STATUS)
-def status_cmd(checkpoint: RunCheckpointArg,
-               json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
-    """Counts by outcome of a run (also while it runs)."""
-    with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
-        meta, counts, codes = ckpt.meta() or {}, ckpt.counts(), ckpt.error_counts()
-        by_profile, claimed = ckpt.counts_by_profile(), ckpt.claimed()
-    kept = backup_state(backup_path(checkpoint), meta.get(BACKUP_IDENTITY), claimed=claimed)
-    status: dict[str, Any] = {
-        "action": meta.get("action"), "input": meta.get("input_path"), "total": sum(counts.values()),
-        **{k: counts[k] for k in _RUN_STATES}, "errors": codes,
-        "backup": {"path": str(kept.path), "state": kept.state, "records": kept.records},
-        "rolled_back": meta.get(ROLLED_BACK),
-    }
-    if by_profile:
-        # A run across accounts: the same counts per profile ("" for rows that name none).
-        status["accounts"] = {profile or "": {"total": sum(c.values()), **{k: c[k] for k in _STATES}}
-                              for profile, c in by_profile.items()}
-    if json:
-        sys.stdout.write(orjson.dumps(status).decode() + "\n")
-        return
-    out.print(f"{status['action']} on {status['input']}")
-    for key in ("total", *_RUN_STATES):
-        out.print(f"  {key:8} {status[key]}")
-    for code, n in codes.items():
-        out.print(f"  error {code}: {n}")
-    out.print(f"  backup   {_backup_line(kept)}", soft_wrap=True)
-    if undone := meta.get(ROLLED_BACK):
-        out.print(f"  rolled back by {undone['by']}", soft_wrap=True)
-    if by_profile:
-        out.print(accounts_table(by_profile))
-
-
-def _backup_line(kept: BackupState) -> str:
-    """Whether the run still has its backup, for ``bulk status``."""
-    if kept.state == "none":
-        return "none (no run of it kept a backup, or none has recorded anything yet)"
-    if kept.state == "kept":
-        return f"{kept.path}: {kept.records} domain(s); keep it while the run may have to be rolled back"
-    return f"{kept.state}: {kept.problem}"
 
 
 @app.command("report", epilog=examples.REPORT)
@@ -337,6 +297,7 @@ def plan_cmd(
     checkpoint: CheckpointOpt = None,
     state_dir: StateDirOpt = None,
     quiet: QuietOpt = False,
+    json: JsonOpt = False,
     *,
     tuning: Tuning,
     connection: Connection,
@@ -358,6 +319,11 @@ def plan_cmd(
             return result.exit_code
         with Checkpoint.open_readonly(ckpt) as c:
             kinds = plan_from_checkpoint(c, plan_path)
+        if json:
+            print_json({"plan": str(plan_path), "action": act.name, "input": str(input),
+                        "rows": {kind: kinds.get(kind, 0) for kind in KINDS},
+                        "apply": f"bulk run --plan {plan_path}"})
+            return Exit.OK
         table = Table(title=f"bulk plan: {act.name}", header_style="bold")
         table.add_column("rows")
         table.add_column("count", justify="right")
@@ -389,6 +355,7 @@ def verify_cmd(
         help="Secret --set values of the run, given again (they are never stored).")] = None,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
+    json: JsonOpt = False,
     *,
     tuning: Tuning,
     connection: Connection,
@@ -404,6 +371,12 @@ def verify_cmd(
             with Checkpoint.open_readonly(options.checkpoint_path) as c:
                 write_report(c, report, fmt="jsonl" if report.suffix == ".jsonl" else "csv")
         drift = list(drifted(options.checkpoint_path))
+        if json:
+            print_json({"checkpoint": str(checkpoint), "verified": result.counts["done"] + len(drift),
+                        "in_sync": result.counts["done"], "complete": result.halt is None and not result.unfinished,
+                        "drifted": [{k: row[k] for k in ("line", "domain", "code", "message")} for row in drift],
+                        "exit_code": int(result.exit_code)})
+            return result.exit_code
         for row in drift:
             out.print(f"line {row['line']}: {row['domain']}: {row['code']}: {row['message']}", soft_wrap=True)
         out.print(f"verified {result.counts['done'] + len(drift)} row(s): {result.counts['done']} in sync, "

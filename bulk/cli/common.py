@@ -33,14 +33,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
 from .. import __version__, engine
 from ..actions import Action
+from ..checkpoint import LAST_RUN, Checkpoint, CheckpointError
 from ..client import LiveClient
 from ..credentials import (
     ChainCredentials,
@@ -51,8 +54,9 @@ from ..credentials import (
 from ..errors import BulkError, Exit
 from ..files import LocalFault, check_writable
 from ..identity import run_identity
-from ..inputs import BadRow, literal_secrets
-from ..options import Halt, HaltKind, RunOptions, RunResult, RunStats
+from ..inputs import BadRow, ErrorGroup, detect_format, literal_secrets
+from ..options import Halt, HaltKind, Mode, RunOptions, RunResult, RunStats
+from ..paths import backup_path, failures_path
 from ..progress import show_progress
 from ..redact import redact
 from ..rotate import RotationError
@@ -60,8 +64,8 @@ from . import examples
 from .shared import PANELS, Connection
 
 __all__ = [
-    "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "sim_app",
-    "warn_literal_secrets",
+    "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "print_errors", "print_json",
+    "record_end", "sim_app", "warn_literal_secrets",
 ]
 
 
@@ -158,11 +162,40 @@ def _root(version: Annotated[bool, typer.Option(
 
 
 class _RedactingConsole(Console):
-    """A console whose text passes the redactor: a new message to the terminal cannot forget it."""
+    """A console whose text passes the redactor: a new message to the terminal cannot forget it.
+
+    Not on a terminal (cron, a pipe, a log), a table is printed as ``key=value`` lines and no line is
+    wrapped: each stays whole for grep.
+    """
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         """Print as ``Console.print`` does, every string passed through the redactor first."""
+        if not self.is_terminal:
+            kwargs["soft_wrap"] = True
+            objects = tuple(line for o in objects for line in (plain_table(o) if isinstance(o, Table) else [o]))
         super().print(*(redact(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+def plain_table(table: Table) -> list[str]:
+    """A table as greppable lines, ``title column=value ...``: one per row, or one in all for a table of
+    names and counts (two columns)."""
+    title = str(table.title or "").strip()
+    columns = [(_word(str(c.header)), [str(v) for v in c.cells]) for c in table.columns]
+    rows = list(zip(*(cells for _, cells in columns), strict=True))
+    if len(columns) == 2:
+        return [" ".join([title, *(f"{_word(name)}={_value(value)}" for name, value in rows)])]
+    return [" ".join([title, *(f"{name}={_value(v)}" for (name, _), v in zip(columns, row, strict=True))])
+            for row in rows]
+
+
+def _word(label: str) -> str:
+    """A label as a key: what comes before a parenthesis, spaces as underscores."""
+    return "_".join(label.split(" (")[0].split())
+
+
+def _value(value: str) -> str:
+    """A value as one word: quoted (as JSON) if it holds a space or is empty."""
+    return value if value and " " not in value and '"' not in value else orjson.dumps(value).decode()
 
 
 # No markup: row reasons and file names are data, and may hold brackets.
@@ -225,6 +258,18 @@ def print_bad(bad: list[BadRow], count: int) -> None:
         out.print(f"... and {count - len(bad)} more invalid row(s)")
 
 
+def print_json(document: dict[str, Any]) -> None:
+    """One JSON object on one line of stdout (``--json``; the shapes are in docs/json.md), through the redactor."""
+    sys.stdout.write(redact(orjson.dumps(document).decode()) + "\n")
+    sys.stdout.flush()
+
+
+def print_errors(groups: Sequence[ErrorGroup]) -> None:
+    """One line per distinct reason rows are invalid: how many, and the first few lines."""
+    for group in groups:
+        out.print(f"invalid: {group.describe()}", soft_wrap=True)
+
+
 def run_async(body: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
     """Run with Ctrl-C / SIGTERM turned into a graceful stop; a second one aborts."""
 
@@ -260,7 +305,7 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
     async def body(stop: asyncio.Event) -> int:
         """Credentials, client and identity, the engine run, its halts; ``summary`` picks the exit code."""
         with errors():
-            for path in outputs:
+            for path in (*outputs, *_written(options)):
                 if path is not None:
                     check_writable(path)
             credentials = await _run_credentials(connection.profile, deferred=bool(options.profiles))
@@ -276,14 +321,45 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
             async with client, show_progress(stats, mode="quiet" if quiet else "auto"):
                 result = await engine.run(replace(options, identity=identity), client=client, stop=stop,
                                           stats=stats)
+        if result.restarted:
+            err.print(f"bulk: {result.restarted}", soft_wrap=True)
         for profile, halt in result.stopped.items():
             print_halt(halt, account=profile or "(the run's credentials)")
         if result.halt is not None and result.halt.kind is not HaltKind.INTERRUPTED:
             print_halt(result.halt)
         with errors():
-            return summary(result)
+            code = summary(result)
+        record_end(options.checkpoint_path, code, result, started=started)
+        return code
 
+    started = time.time()
     return run_async(body)
+
+
+def record_end(checkpoint: Path, code: int, result: RunResult, *, started: float) -> None:
+    """Keep in the checkpoint how its last run ended, for ``bulk status``: exit code, times, why it stopped.
+
+    Best effort: the run's outcome is recorded already, and a run that took the checkpoint since has its own.
+    """
+    def halt(h: Halt | None) -> dict[str, str] | None:
+        return None if h is None else {"kind": str(h.kind), "message": redact(h.message)}
+
+    last = {"exit_code": int(code), "started": started, "ended": time.time(), "halt": halt(result.halt),
+            "stopped": {profile: halt(h) for profile, h in result.stopped.items()}}
+    if checkpoint.exists():
+        with contextlib.suppress(CheckpointError, LocalFault), Checkpoint.open(checkpoint) as ckpt:
+            ckpt.set_meta({LAST_RUN: last})
+
+
+def _written(options: RunOptions) -> list[Path]:
+    """The files a run writes: its checkpoint (named first, as the one the others go beside), call log,
+    failures file and backup."""
+    paths = [options.checkpoint_path, *([options.log_file] if options.log_file is not None else [])]
+    if options.mode in (Mode.APPLY, Mode.ROLLBACK):
+        paths.append(failures_path(options.checkpoint_path, detect_format(options.input_path)))
+    if options.changes and options.backup:
+        paths.append(backup_path(options.checkpoint_path))
+    return paths
 
 
 async def _run_credentials(profile: str | None, *, deferred: bool) -> CredentialSource:

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from .model import (
     BadRow,
+    ErrorGroup,
+    ErrorTally,
     Format,
     InputChanged,
     InputError,
@@ -40,6 +42,8 @@ from .writing import write_rows
 
 __all__ = [
     "BadRow",
+    "ErrorGroup",
+    "ErrorTally",
     "Format",
     "InputChanged",
     "InputError",

@@ -4,8 +4,10 @@
     record = parser.parse(text)   # dict: a record; str: why the line is bad; None: blank, comment or header
 
 ``.csv`` has a header row naming API parameters, and a quick path for
-lines of plain values; ``.jsonl``/``.ndjson`` holds one object per line;
-anything else is a plain list, one domain per line with ``#`` comments.
+lines of plain values; its separator is a comma, or a semicolon when the
+header is split by semicolons (a spreadsheet's CSV in a European locale);
+``.jsonl``/``.ndjson`` holds one object per line; anything else is a
+plain list, one domain per line with ``#`` comments.
 No parameter can hold a line break, so each record is exactly one physical
 line: a CSV quote left open makes that line bad and reading goes on.
 """
@@ -86,7 +88,7 @@ class _OneLine:
 class CsvParser(Parser):
     """A CSV input: a header row naming the action's parameters, checked when the parser is made."""
 
-    __slots__ = ("_auth", "_feed", "_header", "_plain", "_plan", "_profile_at", "_reader", "_width")
+    __slots__ = ("_auth", "_feed", "_header", "_plain", "_plan", "_profile_at", "_reader", "_sep", "_width")
 
     def __init__(
         self,
@@ -102,6 +104,8 @@ class CsvParser(Parser):
         self._feed = _OneLine()
         # strict: a stray quote is an error, not a guess (one reader, reused: it resets after an error)
         self._reader = csv.reader(self._feed, strict=True)
+        #: "," or, for a file saved by a spreadsheet set to a European locale, ";" (told by the header)
+        self._sep = ","
         self._header = self._read_header(lines, path, action, overrides, tally)
         self._width = len(self._header)
         self.regions = "RegionId" in self._header
@@ -112,13 +116,13 @@ class CsvParser(Parser):
         """The fields of one line, exactly as the csv module reads them; csv.Error if it cannot."""
         body = text.rstrip("\r\n")
         # The csv module splits a line with neither quotes nor CR in the way just so, only slower.
-        return body.split(",") if '"' not in body and "\r" not in body else self._csv(text)
+        return body.split(self._sep) if '"' not in body and "\r" not in body else self._csv(text)
 
     def parse(self, text: str) -> dict[str, Any] | str | None:
         """The line's values by header column, why it cannot be read, or None for a blank line."""
         body = text.rstrip("\r\n")
         try:  # fields(), inlined: it runs for every line
-            values = body.split(",") if '"' not in body and "\r" not in body else self._csv(text)
+            values = body.split(self._sep) if '"' not in body and "\r" not in body else self._csv(text)
         except csv.Error as exc:
             return csv_problem(exc)
         if not (values and values[0].strip()) and not "".join(values).strip():
@@ -137,6 +141,8 @@ class CsvParser(Parser):
         required = {p.name for p in action.params if p.required}
         if any(n not in header and n not in overrides for n in required) or not overrides.keys() <= set(plain):
             return  # every row is bad: the long way says why
+        if self._sep != ",":
+            return  # a plain value may hold a ";": the csv module alone splits such a file
         fields = ",".join(f"({plain[n]})" if n in required else f"({plain[n]}|)" for n in header)
         # Without a Profile column, a last group that always matches empty stands for it: one code path.
         self._profile_at = header.index("Profile") if self.profiled else len(header)
@@ -195,6 +201,8 @@ class CsvParser(Parser):
         tally.header = 1
         header = [h.strip() for h in header]
         allowed = (*action.param_names, "RegionId", "Profile")
+        if not set(header) <= set(allowed):
+            header = self._semicolons(text, allowed) or header
         unknown = [(i, h) for i, h in enumerate(header, 1) if h not in allowed]
         if unknown:
             if "." in header[0]:
@@ -219,6 +227,17 @@ class CsvParser(Parser):
             raise InputError(f"{path}: a Profile column names aliyun CLI profiles, and none were given to check "
                              f"them against (read_rows(..., profiles=credentials.profile_names()))")
         return header
+
+
+    def _semicolons(self, text: str, allowed: tuple[str, ...]) -> list[str] | None:
+        """The header of a semicolon-separated file (a spreadsheet's CSV in a European locale), the file from
+        then on read so; None if the line is not one."""
+        names = [h.strip() for h in next(csv.reader([text.rstrip("\r\n")], delimiter=";"), [])]
+        if len(names) < 2 or not set(names) <= set(allowed):
+            return None
+        self._sep = ";"
+        self._reader = csv.reader(self._feed, strict=True, delimiter=";")
+        return names
 
 
 def csv_problem(exc: csv.Error) -> str:

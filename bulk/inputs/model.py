@@ -23,11 +23,13 @@ __all__ = [
     "KEY_SHAPED",
     "PROFILE",
     "BadRow",
+    "ErrorGroup",
     "Format",
     "InputChanged",
     "InputError",
     "Row",
     "ValidationSummary",
+    "ErrorTally",
     "detect_format",
     "file_sha256",
     "masked",
@@ -113,6 +115,51 @@ class BadRow:
     profile: str | None = None
 
 
+#: how many lines an ``ErrorGroup`` names
+SHOWN_LINES = 5
+# An aside that differs from row to row, "(first at line 12)": one error, whichever line it points at.
+_ASIDE = re.compile(r"\s*\([^()]*\d[^()]*\)")
+
+
+@dataclass(slots=True)
+class ErrorGroup:
+    """Bad rows that fail alike: the reason, how many, and the first few lines."""
+
+    reason: str
+    count: int = 0
+    lines: list[int] = field(default_factory=list)
+
+    def add(self, line: int) -> None:
+        """Count one more row, naming its line while fewer than SHOWN_LINES are named."""
+        self.count += 1
+        if len(self.lines) < SHOWN_LINES:
+            self.lines.append(line)
+
+    def describe(self) -> str:
+        """``4 row(s): NotifyUrl is required (lines 2, 4, 5, 7, 9, ...)``."""
+        more = ", ..." if self.count > len(self.lines) else ""
+        return f"{self.count} row(s): {self.reason} (line{'s' if self.count > 1 else ''} " \
+               f"{', '.join(map(str, self.lines))}{more})"
+
+
+class ErrorTally:
+    """Bad rows counted by distinct reason as they come: memory for the reasons, not for the rows."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self) -> None:
+        self._groups: dict[str, ErrorGroup] = {}
+
+    def add(self, line: int, reason: str) -> None:
+        """Count the bad row at ``line`` under its reason (an aside such as "(first at line 4)" left out)."""
+        key = _ASIDE.sub("", reason)
+        (self._groups.get(key) or self._groups.setdefault(key, ErrorGroup(key))).add(line)
+
+    def groups(self) -> list[ErrorGroup]:
+        """One group per distinct reason, the most frequent first."""
+        return sorted(self._groups.values(), key=lambda g: -g.count)
+
+
 @dataclass(slots=True)
 class ValidationSummary:
     """Every physical line of a file: ``lines == header + blank + total``."""
@@ -128,6 +175,8 @@ class ValidationSummary:
     header: int = 0
     #: blank lines and comment lines
     blank: int = 0
+    #: every bad row, one group per distinct reason
+    errors: list[ErrorGroup] = field(default_factory=list)
 
     def describe(self) -> str:
         """One line of totals that adds up to the file's line count."""

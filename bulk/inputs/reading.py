@@ -23,7 +23,7 @@ from typing import TypeVar
 from ..actions import Action
 from .formats import make_parser
 from .lines import Tally, after_newline, open_input, read_lines
-from .model import BadRow, Format, InputChanged, Row, ValidationSummary, detect_format
+from .model import BadRow, ErrorTally, Format, InputChanged, Row, ValidationSummary, detect_format
 from .validation import validated
 
 __all__ = ["KEEP_BAD", "read_rows", "read_rows_at", "validate_file"]
@@ -102,10 +102,13 @@ def validate_file(
     summary = ValidationSummary()
     tally = Tally()
     # Valid rows are only counted: a million frozen dataclasses cost a second.
+    reasons = ErrorTally()
     for bad in _items(path, action, dict(overrides or {}), _names(profiles), None, tally):
         summary.bad_count += 1
+        reasons.add(bad.line, bad.reason)
         if len(summary.bad) < KEEP_BAD:
             summary.bad.append(bad)
+    summary.errors = reasons.groups()
     summary.valid, summary.total = tally.valid, tally.valid + summary.bad_count
     summary.lines, summary.header = tally.lines, tally.header
     summary.blank = tally.skipped - tally.header
