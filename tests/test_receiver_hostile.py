@@ -33,7 +33,7 @@ async def serve(tmp_path: Path, *args: str) -> AsyncIterator[tuple[str, str]]:
     folder.mkdir(exist_ok=True)
     write_keys_file(folder / "keys-2026-10.csv", {"a.example.com": KEY})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", "callback", "serve", "--keys", str(folder), "--port", "0",
+        sys.executable, "-m", "bulk", "callback", "serve", "--keys", str(folder), "--port", "0", "--no-forward",
         "--admin-bind", "127.0.0.1:0", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, preexec_fn=_limit_descriptors,
     )
