@@ -91,13 +91,13 @@ def rotate_cmd(
                                  canary=canary, backup=backup, prepared=keys is not None)
     if not quiet:
         err.print(f"bulk: keys file {path} ({rotation.domains} domain(s), mode 0600, "
-                  f"sha256 {rotation.keys_sha256[:12]})")
+                  f"sha256 {rotation.keys_sha256[:12]})", soft_wrap=True)
     options = rotation.options
     if prepare:
         err.print(f"bulk: checkpoint {options.checkpoint_path}", soft_wrap=True)
         with errors():
             prepare_rotation(rotation)
-        out.print(f"prepared: give every receiver {path}, then apply it with --keys {path}")
+        out.print(f"prepared: give every receiver {path}, then apply it with --keys {path}", soft_wrap=True)
         raise typer.Exit(Exit.OK)
     if receivers:
         _require_loaded(rotation, receivers, admin_token_file)
@@ -133,7 +133,7 @@ def _require_loaded(rotation: Rotation, receivers: list[str], token_file: Path |
     if missing:
         fail(f"{len(missing)} of {len(receivers)} receiver(s) have not loaded {rotation.keys_path.name} "
              f"(sha256 {rotation.keys_sha256[:12]}): {', '.join(missing)}; nothing sent")
-    err.print(f"bulk: all {len(receivers)} receiver(s) have loaded {rotation.keys_path.name}")
+    err.print(f"bulk: all {len(receivers)} receiver(s) have loaded {rotation.keys_path.name}", soft_wrap=True)
 
 
 def _confirm(rotation: Rotation) -> None:
