@@ -200,25 +200,35 @@ async def test_drained_only_when_every_replica_agrees_verdict_first(tmp_path: Pa
 
 
 async def test_drain_counters_survive_a_restart_of_the_receiver(tmp_path: Path) -> None:
-    now = [2_000_000_000.0]
+    t0 = 2_000_000_000.0
+    now = [t0]
     keys = keys_dir(tmp_path / "keys", OLD_KEYS, NEW_KEYS)
     state = tmp_path / "state"
     counters = CountersFile.claim(state)
     async with Receiver([keys], poll_interval=0, clock=lambda: now[0], counters=counters) as receiver:
+        now[0] = t0 + 100  # a stream still on the old key calls back
         async with aiohttp.ClientSession() as session, session.post(
                 f"{receiver.url}/cb", data=b'{"DomainName": "a.example.com"}',
                 headers=sign("127.0.0.1", OLD_KEYS["a.example.com"], now=lambda: now[0])) as resp:
             assert resp.status == 200
         with pytest.raises(CountersError, match="another receiver keeps its counters in"):
             CountersFile.claim(state)
+        now[0] = t0 + 3000  # stopped after watching for 3000 s
     counters.release()
     assert (state / COUNTERS_FILE).stat().st_mode & 0o777 == 0o600
 
-    now[0] += 1800  # restarted half an hour later
-    async with Receiver([keys], poll_interval=0, clock=lambda: now[0], counters=CountersFile.claim(state)) as again:
+    now[0] = t0 + 3060  # back a minute later: the minute it was down does not count as watched
+    counters = CountersFile.claim(state)
+    async with Receiver([keys], poll_interval=0, clock=lambda: now[0], counters=counters) as again:
         report = await query_drain([again.admin_url], generation=OLD, window=3600)
-        assert report.watched == 1800 and report.still_on == {"a.example.com": 1800.0} and not report.drained
-        now[0] += 1801  # one window after the last old callback: a receiver that forgot would wait another hour
+        assert report.watched == 3000 and report.still_on == {"a.example.com": 2960.0} and not report.drained
+        now[0] = t0 + 3760  # 700 s after the restart: a receiver that forgot would wait till t0 + 6660
         report = await query_drain([again.admin_url], generation=OLD, window=3600)
-        assert report.drained and report.still_on == {}
+        assert report.drained and report.watched == 3700 and report.still_on == {}
         assert again.stats()["accepted"] == {OLD: 1, NEW: 0}
+    counters.release()
+
+    now[0] += 3600  # down for an hour: it may have missed anything, so it watches afresh, its history kept
+    async with Receiver([keys], poll_interval=0, clock=lambda: now[0], counters=CountersFile.claim(state)) as late:
+        report = await query_drain([late.admin_url], generation=OLD, window=3600)
+        assert report.watched == 0 and not report.drained and late.stats()["accepted"] == {OLD: 1, NEW: 0}

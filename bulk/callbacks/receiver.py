@@ -229,7 +229,7 @@ class Receiver:
         self._ring: KeyRing = load_keyring(self._sources)
         self._tally = Tally(started_at=clock(), generations=self._ring.names)
         if counters is not None:
-            counters.restore(self._tally)
+            counters.restore(self._tally, now=clock())
         self._note_rejected(self._ring)
         self._replays = ReplayCache(capacity=replay_capacity)
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
@@ -267,7 +267,7 @@ class Receiver:
                                                   connector=aiohttp.TCPConnector(limit=_FORWARD_POOL))
         self._watcher = asyncio.create_task(self._watch())
         if self._counters is not None:
-            self._keeper = asyncio.create_task(self._counters.keep(self._tally))
+            self._keeper = asyncio.create_task(self._counters.keep(self._tally, clock=self._clock))
         return self.url
 
     async def _open(self, guard: ConnectionGuard, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
