@@ -9,7 +9,9 @@
 generations the keys files give, ``receiver`` serves the callbacks behind
 a ``guard`` (deadlines, a connection cap) and a ``replay`` cache, ``tally``
 counts them per generation (in the Prometheus format of ``metrics``),
-``admin`` serves the counts and probes on their own listener, and
+``admin`` serves the counts and probes on their own listener, ``counters``
+keeps what drain answers need across a restart, ``gate`` asks receivers
+whether they hold a new generation before a rotation applies it, and
 ``drain`` tells, from the receivers' counts, when an old generation may go.
 Nothing here imports the engine or the CLI.
 """

@@ -118,7 +118,8 @@ def callback_serve(
                                                "forwarded at most once within this window.")] = 120,
     poll: Annotated[float, typer.Option(help="Seconds between checks for changed keys files (0: SIGHUP only).")] = 2.0,
     admin_bind: Annotated[str, typer.Option(help="HOST:PORT of the admin listener (/metrics, /_bulk/stats, "
-                                                 "/_bulk/drain, /healthz, /readyz).")] = f"127.0.0.1:{ADMIN_PORT}",
+                                                 "/_bulk/drain, /_bulk/generations, /healthz, "
+                                                 "/readyz).")] = f"127.0.0.1:{ADMIN_PORT}",
     admin_token_file: Annotated[Path | None, typer.Option(
         help="A file holding the bearer token the admin listener asks for (required beyond loopback).")] = None,
     tls_cert: Annotated[Path | None, typer.Option(
@@ -136,7 +137,8 @@ def callback_serve(
     """Receive snapshot callbacks: each checked against its own domain's keys, counted per key generation.
 
     The callback port takes POSTs only. Counts, drain answers and probes are on the admin listener:
-    GET /metrics (Prometheus), /_bulk/stats (JSON), /_bulk/drain, /healthz, /readyz.
+    GET /metrics (Prometheus), /_bulk/stats (JSON), /_bulk/drain, /_bulk/generations, /healthz, /readyz.
+    Refuses to start without --forward unless --no-forward says to drop accepted callbacks.
     SIGHUP or a changed keys file reloads the keys.
     """
     import logging
