@@ -2,13 +2,17 @@
 
     rotation = plan_rotation(Path("fleet.txt"), Path("keys-2026-11.csv"))
     prepare_rotation(rotation)                     # keys file + checkpoint, nothing sent
-    # ... give the receiver keys-2026-11.csv ...
+    # ... give the receiver keys-2026-11.csv; another day, another process:
+    rotation = plan_rotation(Path("fleet.txt"), Path("keys-2026-11.csv"), prepared=True)   # never makes keys
     result = await engine.run(rotation.options, client=client)
 
 The keys file is written atomically with mode 0600 *before* any call, and
 the run's input is that very file: a resumed rotation reuses it (its SHA-256
 is the checkpoint's input digest) and never makes new keys, and a keys file
-that changed is refused. ``via`` picks the family (``actions.KeyRotation``)
+that changed is refused. ``prepared=True`` is the apply step of a rotation
+prepared before (by another process, maybe on another day): it takes that
+rotation's keys file or nothing, so an apply whose prepare failed stops
+instead of making keys of its own. ``via`` picks the family (``actions.KeyRotation``)
 whose update action sets the keys: SetSnapshotCallbackAuth, or
 UpdateLiveSnapshotNotifyConfig keeping each domain's current NotifyUrl
 (read just before its call).
@@ -65,13 +69,15 @@ def plan_rotation(
     retry_failed: bool = False,
     canary: int | None = None,
     backup: bool = True,
+    prepared: bool = False,
 ) -> Rotation:
     """Write the keys file (or check the one of the rotation in progress) and the run's options.
 
     The checkpoint is ``checkpoint``, else derived from the keys file in the
     state directory ``state`` (``paths.state_dir``); never in the keys file's
-    own directory, whose every file a receiver may read. Raises
-    RotationError, KeysFileError or UsageError.
+    own directory, whose every file a receiver may read. ``prepared``: only
+    a rotation prepared before (``prepare_rotation``) may go on; never write
+    keys. Raises RotationError, KeysFileError or UsageError.
     """
     if via not in VIA:
         raise RotationError(f"--via must be one of {', '.join(VIA)}")
@@ -89,6 +95,9 @@ def plan_rotation(
     if ckpt.exists():
         with Checkpoint.open_readonly(ckpt) as c:
             expected = (c.meta() or {}).get("input_sha256")
+    if prepared and expected is None:
+        raise RotationError(f"no rotation of {keys_out} was prepared (no checkpoint {ckpt}); prepare it first with "
+                            f"--keys-out {keys_out} --prepare (and the same --state-dir or --checkpoint)")
     _, digest = load_or_create_keys(keys_out, domains, length=key_length, same_key=same_key,
                                     column=rotation.key, expected_digest=expected)
     options = RunOptions(

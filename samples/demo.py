@@ -10,8 +10,9 @@
    then rolls the rotation back (``bulk rollback``): the old keys return,
    and ``bulk verify`` proves it;
 7. rotates keys under live streams: a second simulator runs 20 streams whose
-   snapshot callbacks reach ``bulk callback serve``; ``bulk rotate``, then
-   ``bulk callback drain`` until the old keys may go, and not before.
+   snapshot callbacks reach ``bulk callback serve``; ``bulk rotate`` applies
+   only once the receiver has loaded the new keys (``--require-receivers``),
+   then ``bulk callback drain`` until the old keys may go, and not before.
 
 Everything talks to 127.0.0.1 only, with throwaway credentials.
 """
@@ -123,10 +124,11 @@ def rotation_under_live_streams() -> None:
     with running("sim", "serve", "--port", "0", "--qps", "200", "--streams", "20", "--stream-uptime-mean", "2",
                  "--stream-interval", "0.25", "--seed", "7", "--access-key-id", AK_ID,
                  "--access-key-secret", AK_SECRET) as (sim,):
-        bulk("rotate", str(fleet), "--keys-out", str(old), "--endpoint", sim, "--qps", "200", "--quiet")
+        bulk("rotate", str(fleet), "--keys-out", str(old), "--yes", "--endpoint", sim, "--qps", "200", "--quiet")
         banner("the receiver, with last month's keys: bulk callback serve --keys keys/")
-        with running("callback", "serve", "--keys", str(keys), "--port", "0", "--admin-bind", "127.0.0.1:0",
-                     "--poll", "0.2", stderr=live / "receiver.log", lines=2) as (receiver, admin):
+        with running("callback", "serve", "--keys", str(keys), "--no-forward", "--port", "0",
+                     "--admin-bind", "127.0.0.1:0", "--poll", "0.2", stderr=live / "receiver.log",
+                     lines=2) as (receiver, admin):
             print(f"receiver at {receiver} (admin listener at {admin}); its log: {live / 'receiver.log'}", flush=True)
             bulk("run", str(fleet), "--action", "add-live-snapshot-notify-config", "--endpoint", sim, "--qps", "200",
                  "--set", f"NotifyUrl={receiver}/snapshots", "--quiet")
@@ -134,18 +136,19 @@ def rotation_under_live_streams() -> None:
             show_counts(admin)
 
             banner("rotate: prepare the new keys; the receiver picks the file up by itself")
-            rotate = ["rotate", str(fleet), "--keys-out", str(new), "--endpoint", sim, "--qps", "200", "--quiet"]
-            bulk(*rotate, "--prepare")
+            tuning = ["--endpoint", sim, "--qps", "200", "--quiet"]
+            bulk("rotate", str(fleet), "--keys-out", str(new), "--prepare", *tuning)
             time.sleep(0.5)
-            banner("rotate: apply, then verify")
-            bulk(*rotate)
+            banner("rotate: apply the prepared file once the receiver has loaded it (by its SHA-256), then verify")
+            bulk("rotate", str(fleet), "--keys", str(new), "--require-receivers", admin, *tuning)
             # The rotation's checkpoint is in the state directory, never beside the keys the receiver reads.
             bulk("verify", str(default_checkpoint(new, resolve("set-snapshot-callback-auth"), state=STATE)),
                  "--qps", "200", "--quiet")
             show_counts(admin)
 
             banner("drain: may keys-2026-10 go? Not while a stream still signs with it")
-            drain = ["callback", "drain", "--receiver", admin, "--generation", old.name, "--window", "2s"]
+            drain = ["callback", "drain", "--receiver", admin, "--generation", old.name, "--window", "2s",
+                     "--snapshot-interval", "0.25s"]  # the streams call back every 0.25 s
             deadline = time.monotonic() + 40
             (live / "metrics-draining.txt").write_text(get(f"{admin}/metrics"))
             while bulk(*drain) != 0:
@@ -208,8 +211,8 @@ def main() -> None:
         banner("rotate the callback auth keys of 40 domains (keys file written first, mode 0600)")
         subset = OUT / "rotate.txt"
         subset.write_text("\n".join(f"live{i:03d}.example.com" for i in range(1, 41)) + "\n")
-        bulk("rotate", str(subset), "--keys-out", str(OUT / "keys-demo.csv"), "--endpoint", url, "--qps", "100",
-             "--checkpoint", str(STATE / "rotate.ckpt"))
+        bulk("rotate", str(subset), "--keys-out", str(OUT / "keys-demo.csv"), "--yes", "--endpoint", url,
+             "--qps", "100", "--checkpoint", str(STATE / "rotate.ckpt"))
 
         banner("the rotation went wrong: roll it back (each domain's prior state was kept, mode 0600)")
         bulk("rollback", str(STATE / "rotate.ckpt"), "--qps", "100",

@@ -131,6 +131,9 @@ def _zygote_socket() -> str:
 
 async def _reader(fd: int) -> asyncio.StreamReader:
     reader = asyncio.StreamReader()
+    if fd < 0:
+        reader.feed_eof()
+        return reader
     await asyncio.get_running_loop().connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0))
     return reader
@@ -144,8 +147,8 @@ async def start_bulk(*args: str, env: dict[str, str] | None = None, cwd: Path | 
     out_r, out_w = os.pipe()
     if stderr == subprocess.PIPE:
         err_r, err_w = os.pipe()
-    else:  # an empty reader, and the child writes into the void
-        err_r, err_w = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
+    else:  # the child writes into the void; its reader is empty
+        err_r, err_w = -1, os.open(os.devnull, os.O_WRONLY)
     null = os.open(os.devnull, os.O_RDONLY)
     channel = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
@@ -157,7 +160,8 @@ async def start_bulk(*args: str, env: dict[str, str] | None = None, cwd: Path | 
     except BaseException:
         channel.close()
         for fd in (out_r, err_r):
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         raise
     finally:
         for fd in (null, out_w, err_w):

@@ -8,11 +8,13 @@ import aiohttp
 import pytest
 
 from bulk.callbacks import (
+    SNAPSHOT_INTERVAL_MAX,
     DrainError,
     DrainReport,
     Receiver,
     UnknownGeneration,
     assess,
+    check_window,
     generation_name,
     merge,
     parse_window,
@@ -80,7 +82,7 @@ def test_merge_across_receivers() -> None:
     assert DrainReport.from_json(merged.to_json()) == merged
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("1.5m", 90), ("24h", 86400), (" 7D ", 604800)])
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("1.5m", 90), ("24h", 86400), (" 7D ", 604800)])
 def test_parse_window(text: str, seconds: float) -> None:
     assert parse_window(text) == seconds
 
@@ -89,6 +91,21 @@ def test_parse_window(text: str, seconds: float) -> None:
 def test_parse_window_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="positive duration"):
         parse_window(text)
+
+
+@pytest.mark.parametrize("text", ["24", "90", "1.5"])
+def test_a_window_without_its_unit_is_refused_not_read_as_seconds(text: str) -> None:
+    with pytest.raises(ValueError, match="positive duration with its unit such as 90s, 30m, 24h or 7d"):
+        parse_window(text)
+
+
+def test_a_window_covers_at_least_one_snapshot_interval() -> None:
+    assert check_window(3600) == 3600 == SNAPSHOT_INTERVAL_MAX  # the default floor: the longest interval allowed
+    with pytest.raises(ValueError, match=r"a window of 3599 s is shorter than the snapshot interval \(3600 s\)"):
+        check_window(3599)
+    assert check_window(parse_window("2s"), snapshot_interval=parse_window("0.25s")) == 2
+    with pytest.raises(ValueError, match="shorter than the snapshot interval"):
+        check_window(parse_window("30s"), snapshot_interval=parse_window("1m"))
 
 
 def test_generation_names() -> None:

@@ -333,7 +333,8 @@ def test_construction_errors(tmp_path: Path) -> None:
 
 async def _start_serve(*args: str) -> tuple[asyncio.subprocess.Process, str, str]:
     """``bulk callback serve`` on free ports: (process, callback URL, admin URL)."""
-    proc = await start_bulk("callback", "serve", "--port", "0", "--admin-bind", "127.0.0.1:0", *args)
+    proc = await start_bulk("callback", "serve", "--port", "0", "--admin-bind", "127.0.0.1:0",
+                            *(() if "--forward" in args else ("--no-forward",)), *args)
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
     assert line.startswith("bulk receiver listening on http://127.0.0.1:"), line
@@ -349,7 +350,8 @@ async def test_serve_reloads_on_sighup_and_drain_answers(tmp_path: Path) -> None
     token = tmp_path / "admin-token"
     token.write_text("s3cret-admin-token\n")
     token.chmod(0o644)
-    code, _, err = await bulk("callback", "serve", "--keys", str(folder), "--admin-token-file", str(token))
+    code, _, err = await bulk("callback", "serve", "--keys", str(folder), "--no-forward", "--admin-token-file",
+                              str(token))
     assert code == 2 and "accessible by group or others (mode 0644)" in err and "s3cret" not in err, err
     token.chmod(0o600)
     proc, url, admin = await _start_serve("--keys", str(folder), "--poll", "0", "--admin-token-file", str(token))
@@ -374,13 +376,14 @@ async def test_serve_reloads_on_sighup_and_drain_answers(tmp_path: Path) -> None
             last_old = time.monotonic()
             # A window far longer than a command takes to start, however busy the machine: still on the old keys.
             code, out, err = await bulk("callback", "drain", "--receiver", admin, "--generation", "keys-2026-10",
-                                        "--window", "30s", env=with_token)
+                                        "--window", "30s", "--snapshot-interval", "1s", "--verbose", env=with_token)
             assert code == 1, out + err
             assert "still on keys-2026-10: a.example.com" in out and "1 domain(s) still on keys-2026-10" in out
             # A 1 s window once the last old callback is older than that (a slow start only makes it older).
             await asyncio.sleep(max(0.0, last_old + 1.2 - time.monotonic()))
             code, out, err = await bulk("callback", "drain", "--receiver", admin, "--receiver", admin,
-                                        "--generation", "keys-2026-10.csv", "--window", "1s", "--json", env=with_token)
+                                        "--generation", "keys-2026-10.csv", "--window", "1s",
+                                        "--snapshot-interval", "1s", "--json", env=with_token)
             assert code == 0, out + err
             report = orjson.loads(out)
             assert report["drained"] and report["still_on"] == {} and report["unseen"] == ["b.example.com"]
@@ -405,7 +408,7 @@ async def test_serve_refuses_a_bad_keys_file(tmp_path: Path) -> None:
     path = tmp_path / "keys-2026-10.csv"
     write_keys_file(path, {"a.example.com": A_OLD})
     os.chmod(path, 0o644)
-    code, _, err = await bulk("callback", "serve", "--keys", str(path), "--port", "0")
+    code, _, err = await bulk("callback", "serve", "--keys", str(path), "--port", "0", "--no-forward")
     assert code == 2 and "accessible by group or others" in err
     code, _, err = await bulk("callback", "drain", "--receiver", "http://127.0.0.1:9/", "--generation", "keys-2026-10")
     assert code == 2 and "cannot ask receiver http://127.0.0.1:9/" in err
@@ -523,11 +526,11 @@ async def test_tls_on_the_callback_port(tmp_path: Path) -> None:
 
 async def test_serve_refuses_beyond_loopback_without_tls_or_the_proxy_flag(tmp_path: Path) -> None:
     write_keys_file(tmp_path / "keys-2026-10.csv", {"a.example.com": A_OLD})
-    code, _, err = await bulk("callback", "serve", "--keys", str(tmp_path), "--port", "0", "--bind", "0.0.0.0",
-                              "--callback-host", "cb.example.com", "--admin-bind", "127.0.0.1:0")
+    code, _, err = await bulk("callback", "serve", "--keys", str(tmp_path), "--port", "0", "--no-forward",
+                              "--bind", "0.0.0.0", "--callback-host", "cb.example.com", "--admin-bind", "127.0.0.1:0")
     assert code == 2 and "without TLS" in err and "--behind-tls-proxy" in err, err
-    code, _, err = await bulk("callback", "serve", "--keys", str(tmp_path), "--port", "0", "--bind", "0.0.0.0",
-                              "--admin-bind", "127.0.0.1:0", "--behind-tls-proxy")
+    code, _, err = await bulk("callback", "serve", "--keys", str(tmp_path), "--port", "0", "--no-forward",
+                              "--bind", "0.0.0.0", "--admin-bind", "127.0.0.1:0", "--behind-tls-proxy")
     assert code == 2 and "needs the callback host (--callback-host)" in err, err
 
 
@@ -588,10 +591,10 @@ async def test_serve_refuses_to_start_only_when_no_generation_loads(tmp_path: Pa
     keys_dir_with_strays(folder)
     for name in ("keys-2026-10.csv", "keys-2026-11.csv"):
         (folder / name).unlink()
-    code, _, err = await bulk("callback", "serve", "--keys", str(folder), "--port", "0")
+    code, _, err = await bulk("callback", "serve", "--keys", str(folder), "--port", "0", "--no-forward")
     assert code == 2 and "no keys file loads: " in err and "keys-2026-12.csv: line 2" in err, err
     (folder / "keys-2026-12.csv").unlink()
-    code, _, err = await bulk("callback", "serve", "--keys", str(folder), "--port", "0")
+    code, _, err = await bulk("callback", "serve", "--keys", str(folder), "--port", "0", "--no-forward")
     assert code == 2 and "no keys files in" in err and "keys files are named keys-YYYY-MM.csv" in err, err
 
 

@@ -31,8 +31,8 @@ async def serve(tmp_path: Path, *args: str) -> AsyncIterator[tuple[str, str]]:
     folder.mkdir(exist_ok=True)
     write_keys_file(folder / "keys-2026-10.csv", {"a.example.com": KEY})
     limits = {resource.RLIMIT_NOFILE: (DESCRIPTORS, DESCRIPTORS)}
-    proc = await start_bulk("callback", "serve", "--keys", str(folder), "--port", "0", "--admin-bind", "127.0.0.1:0",
-                            *args, limits=limits, stderr=subprocess.DEVNULL)
+    proc = await start_bulk("callback", "serve", "--keys", str(folder), "--port", "0", "--no-forward",
+                            "--admin-bind", "127.0.0.1:0", *args, limits=limits, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()

@@ -162,8 +162,8 @@ async def test_a_rotation_is_rolled_back_to_the_old_keys(tmp_path: Path, via: st
         seeded = ({d: dict(c) for d, c in sim.notify_configs.items()},
                   {d: dict(c) for d, c in sim.callback_auth.items()})
         keys = tmp_path / "keys-2026-11.csv"
-        code, _, err = await bulk("rotate", str(fleet), "--keys-out", str(keys), "--via", via, "--endpoint", sim.url,
-                                  "--qps", "500", "--quiet")
+        code, _, err = await bulk("rotate", "--yes", str(fleet), "--keys-out", str(keys), "--via", via,
+                                  "--endpoint", sim.url, "--qps", "500", "--quiet")
         assert code == 0, err
         assert (sim.notify_configs, sim.callback_auth) != seeded
         # In the state directory, not beside the keys file.

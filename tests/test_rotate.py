@@ -21,7 +21,8 @@ async def test_rotation_survives_kill_9_and_applies_exactly_the_keys_file(tmp_pa
     config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=200, latency_ms=50, seed=5,
                        error_rate=0.05, fault_kinds=("internal_after", "drop"))
     async with Simulator(config) as sim:
-        args = ["rotate", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url, "--qps", "200", "--quiet"]
+        args = ["rotate", "--yes", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url, "--qps", "200",
+                "--quiet"]
         proc = await start_bulk(*args)
         while len(sim.callback_auth) < 60:
             await asyncio.sleep(0.05)
@@ -48,7 +49,7 @@ async def test_changed_keys_file_is_refused_on_resume(tmp_path: Path) -> None:
     src.write_text("DomainName\na.example.com\nb.example.com\n")
     keys_path = tmp_path / "keys.csv"
     async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
-        args = ["rotate", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url, "--quiet",
+        args = ["rotate", "--yes", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url, "--quiet",
                 "--key-length", "20"]
         code, _, err = await bulk(*args)
         assert code == 0, err
@@ -66,7 +67,7 @@ async def test_rotation_via_update_keeps_each_notify_url(tmp_path: Path) -> None
         for d in ("a.example.com", "b.example.com"):
             sim.notify_configs[d] = {"DomainName": d, "NotifyUrl": f"https://{d[0]}.cb.example.com/x",
                                      "NotifyReqAuth": "no", "NotifyAuthKey": ""}
-        code, out, err = await bulk("rotate", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url,
+        code, out, err = await bulk("rotate", "--yes", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url,
                                     "--via", "update-notify-config", "--same-key")
         _, keys = read_keys_file(keys_path)
         assert code == 1, err  # none.example.com has no config to keep
@@ -84,7 +85,7 @@ async def test_prepare_writes_keys_first_and_sends_nothing(tmp_path: Path) -> No
     src.write_text("a.example.com\nb.example.com\n")
     keys_path = tmp_path / "keys.csv"
     async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
-        args = ["rotate", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url, "--quiet"]
+        args = ["rotate", "--yes", str(src), "--keys-out", str(keys_path), "--endpoint", sim.url, "--quiet"]
         code, out, err = await bulk(*args, "--prepare")
         assert code == 0, err
         assert sim.stats()["total"] == 0 and keys_path.exists()

@@ -34,8 +34,8 @@ class Fleet:
     keys: Path
     domains_file: Path
 
-    def rotate_args(self, *more: str) -> list[str]:
-        return ["rotate", str(self.domains_file), "--keys-out", str(self.keys / f"{NEW}.csv"),
+    def rotate_args(self, *more: str, keys: str = "--keys-out") -> list[str]:
+        return ["rotate", str(self.domains_file), keys, str(self.keys / f"{NEW}.csv"),
                 "--endpoint", self.sim.url, "--qps", "500", "--quiet", *more]
 
     async def until(self, check: str, condition: object, limit: float = 10.0) -> None:
@@ -52,7 +52,8 @@ class Fleet:
         # The receiver picks the new keys file up by itself (it polls for changes).
         await self.until("the new generation", lambda: self.receiver.keyring.names == (OLD, NEW))
         applied_at = asyncio.get_running_loop().time()
-        code, _, err = await bulk(*self.rotate_args())
+        # The apply step as in production: the prepared file only, once the receiver has loaded it.
+        code, _, err = await bulk(*self.rotate_args("--require-receivers", self.receiver.admin_url, keys="--keys"))
         assert code == 0, err
         assert {d: c["CallbackAuthKey"] for d, c in self.sim.callback_auth.items()} == {
             d: k for d, k in self.receiver.keyring.generations[1].keys.items()}

@@ -197,7 +197,8 @@ async def test_a_rotation_leaves_nothing_but_its_keys_file_in_the_keys_directory
     keys = keys_dir / "keys-2026-11.csv"
     config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, missing_domains=("gone.*",))
     async with Simulator(config) as sim:
-        code, _, err = await bulk("rotate", str(fleet), "--keys-out", str(keys), "--endpoint", sim.url, "--quiet")
+        code, _, err = await bulk("rotate", "--yes", str(fleet), "--keys-out", str(keys), "--endpoint", sim.url,
+                                  "--quiet")
         assert code == 1, err  # the missing domain failed: there is a failures file
         assert set(sim.callback_auth) == {"a.example.com", "b.example.com"}
         assert sorted(p.name for p in keys_dir.iterdir()) == ["keys-2026-11.csv"]
@@ -210,7 +211,7 @@ async def test_a_rotation_leaves_nothing_but_its_keys_file_in_the_keys_directory
         # Named outright, a checkpoint beside the keys file is refused before anything is written or sent.
         other = tmp_path / "fleet2.txt"
         other.write_text("c.example.com\n")
-        code, _, err = await bulk("rotate", str(other), "--keys-out", str(keys_dir / "keys-2026-12.csv"),
+        code, _, err = await bulk("rotate", "--yes", str(other), "--keys-out", str(keys_dir / "keys-2026-12.csv"),
                                   "--endpoint", sim.url, "--quiet", "--checkpoint", str(keys_dir / "r.ckpt"))
         assert code == 2 and "receiver" in err, err
         assert sorted(p.name for p in keys_dir.iterdir()) == ["keys-2026-11.csv"]

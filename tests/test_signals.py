@@ -53,7 +53,7 @@ async def test_sigterm_stops_gracefully_with_exit_3_and_the_same_command_resumes
         if mode == "run":
             args = forward
         elif mode == "rotate":
-            args = ["rotate", str(src), "--keys-out", str(tmp_path / "keys.csv"), "--endpoint", sim.url,
+            args = ["rotate", "--yes", str(src), "--keys-out", str(tmp_path / "keys.csv"), "--endpoint", sim.url,
                     "--checkpoint", str(ckpt), "--qps", "30"]
         else:
             code, _, err = await bulk(*forward[:-1], "1000", "--quiet")

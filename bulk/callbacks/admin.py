@@ -6,7 +6,8 @@
 
 ``GET /metrics`` (Prometheus text), ``GET /_bulk/stats`` (JSON),
 ``GET /_bulk/drain?generation=G&window=SECONDS`` (what ``bulk callback
-drain`` asks), ``GET /healthz`` (the process answers) and ``GET /readyz``
+drain`` asks), ``GET /_bulk/generations`` (the loaded keys files and their
+SHA-256, what ``bulk rotate --require-receivers`` asks), ``GET /healthz`` (the process answers) and ``GET /readyz``
 (200 once keys are loaded and the callback port listens). The callback port
 serves callbacks only: stats name every domain and when it last called
 back, which is nobody else's business. With a token, every path but the two
@@ -46,6 +47,8 @@ class Observed(Protocol):
     def ready(self) -> bool: ...
 
     def stats(self) -> dict[str, object]: ...
+
+    def generations(self) -> list[dict[str, object]]: ...
 
     def metrics(self) -> str: ...
 
@@ -107,6 +110,10 @@ class Admin:
     async def _stats(self, request: web.BaseRequest) -> web.Response:
         return web.Response(body=orjson.dumps(self._receiver.stats()), content_type="application/json")
 
+    async def _generations(self, request: web.BaseRequest) -> web.Response:
+        return web.Response(body=orjson.dumps({"generations": self._receiver.generations()}),
+                            content_type="application/json")
+
     async def _drain(self, request: web.BaseRequest) -> web.Response:
         try:
             window = float(request.query.get("window", "86400"))
@@ -122,6 +129,7 @@ class Admin:
 
     _routes: Mapping[str, Callable[[Admin, web.BaseRequest], Awaitable[web.Response]]] = {
         "/healthz": _healthz, "/readyz": _readyz, "/metrics": _metrics, "/_bulk/stats": _stats, "/_bulk/drain": _drain,
+        "/_bulk/generations": _generations,
     }
 
 

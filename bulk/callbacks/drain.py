@@ -1,6 +1,7 @@
 """When may an old key generation go? Asked of the receivers that see the callbacks.
 
-    report = await query_drain(["http://127.0.0.1:8081"], generation="keys-2026-10", window=parse_window("24h"))
+    window = check_window(parse_window("24h"), snapshot_interval=parse_window("1h"))
+    report = await query_drain(["http://127.0.0.1:8081"], generation="keys-2026-10", window=window)
     if report.drained:
         retire("keys-2026-10.csv")
     else:
@@ -15,8 +16,13 @@ stays up keeps signing with the old key. A generation has drained when
   receiver that restarted an hour ago knows nothing of the day before);
 - and no callback signed with it arrived within the window.
 
-The window must be longer than the snapshot interval, and the docs ask for
-at least the longest stream's uptime. "Since the rotation" means since the
+The window must be at least one snapshot interval (``check_window``): a
+stream that is up calls back once per interval, so a shorter window can
+fall between two callbacks of a stream still on the old keys and call it
+drained. The default floor is the longest interval the service allows
+(``SNAPSHOT_INTERVAL_MAX``, one hour); the docs ask for at least the
+longest stream's uptime. A window always carries its unit: a bare ``24``
+is refused rather than read as 24 seconds. "Since the rotation" means since the
 receiver first loaded the oldest of the newer generations: domains of the
 old or newer keys files with no callback at all since then are listed as
 unseen. They do not hold the answer back (a domain without a live stream
@@ -38,10 +44,15 @@ import aiohttp
 from ..errors import BulkError
 from ..redact import error_kind
 
-__all__ = ["DrainError", "DrainReport", "UnknownGeneration", "assess", "merge", "parse_window", "query_drain"]
+__all__ = [
+    "SNAPSHOT_INTERVAL_MAX", "DrainError", "DrainReport", "UnknownGeneration", "assess", "check_window", "merge",
+    "parse_window", "query_drain",
+]
 
-_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", re.IGNORECASE)
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: the longest snapshot interval a snapshot template may set (5 to 3600 s): the default floor of a window
+SNAPSHOT_INTERVAL_MAX = 3600.0
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])\s*", re.IGNORECASE)
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class DrainError(BulkError):
@@ -53,11 +64,21 @@ class UnknownGeneration(DrainError):
 
 
 def parse_window(text: str) -> float:
-    """``90``, ``90s``, ``30m``, ``24h``, ``7d`` -> seconds (more than 0)."""
+    """``90s``, ``30m``, ``24h``, ``7d`` -> seconds (more than 0); a bare number is refused (ValueError)."""
     match = _DURATION.fullmatch(text)
     if match is None or float(match[1]) <= 0:
-        raise ValueError(f"window must be a positive duration such as 90s, 30m, 24h or 7d, got {text!r}")
+        unit = " with its unit" if text.strip().replace(".", "", 1).isdigit() else ""
+        raise ValueError(f"window must be a positive duration{unit} such as 90s, 30m, 24h or 7d, got {text!r}")
     return float(match[1]) * _UNITS[match[2].lower()]
+
+
+def check_window(window: float, *, snapshot_interval: float = SNAPSHOT_INTERVAL_MAX) -> float:
+    """``window`` if it covers at least one snapshot interval, else ValueError saying why it must."""
+    if window < snapshot_interval:
+        raise ValueError(f"a window of {window:g} s is shorter than the snapshot interval ({snapshot_interval:g} s): "
+                         "a stream still on the old keys could call back just outside it and look drained; give at "
+                         "least the snapshot interval, better the longest stream's uptime (e.g. 24h)")
+    return window
 
 
 @dataclass(frozen=True, slots=True)

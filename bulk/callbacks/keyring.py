@@ -34,6 +34,7 @@ still being written.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -73,6 +74,8 @@ class Generation:
     column: str
     #: lower-case domain -> key
     keys: Mapping[str, str] = field(repr=False)
+    #: SHA-256 of the keys file's bytes as loaded (what ``bulk rotate --require-receivers`` asks for)
+    sha256: str = ""
 
     @property
     def domains(self) -> frozenset[str]:
@@ -198,8 +201,8 @@ def check_trusted(path: Path, file: os.stat_result, directory: os.stat_result) -
                             f"(mode {stat.S_IMODE(directory.st_mode):04o})")
 
 
-def read_trusted(path: Path) -> tuple[str, dict[str, str]]:
-    """(key column, domain -> key) of a keys file that passes ``check_trusted``."""
+def read_trusted(path: Path) -> tuple[str, dict[str, str], str]:
+    """(key column, domain -> key, SHA-256 of the bytes) of a keys file that passes ``check_trusted``."""
     try:
         # One descriptor for the checks and the read: no swap in between. Symlinks are followed
         # (a Kubernetes Secret volume is made of them); the directory checked is the file's real one.
@@ -209,7 +212,7 @@ def read_trusted(path: Path) -> tuple[str, dict[str, str]]:
             data = f.read()
     except OSError as exc:
         raise RefusedKeysFile(f"cannot read keys file {path}: {exc.strerror}", kind="unreadable") from None
-    return parse_keys_file(path, data)
+    return (*parse_keys_file(path, data), hashlib.sha256(data).hexdigest())
 
 
 def load_keyring(sources: Sequence[Path], *, current: KeyRing | None = None) -> KeyRing:
@@ -232,7 +235,7 @@ def load_keyring(sources: Sequence[Path], *, current: KeyRing | None = None) -> 
             continue
         claimed[name] = path
         try:
-            column, keys = read_trusted(path)
+            column, keys, digest = read_trusted(path)
         except KeysFileError as exc:
             kind = exc.kind if isinstance(exc, RefusedKeysFile) else "malformed"
             reason = str(exc).replace(str(path), path.name)
@@ -240,7 +243,8 @@ def load_keyring(sources: Sequence[Path], *, current: KeyRing | None = None) -> 
             if name in before:
                 generations[name] = before[name]
             continue
-        generations[name] = Generation(name, path, column, MappingProxyType({d.lower(): k for d, k in keys.items()}))
+        generations[name] = Generation(name, path, column, MappingProxyType({d.lower(): k for d, k in keys.items()}),
+                                       sha256=digest)
     if not generations:
         raise KeysFileError("no keys file loads: " + "; ".join(r.reason for r in rejected))
     return KeyRing(generations.values(), rejected=rejected)

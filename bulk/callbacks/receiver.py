@@ -23,29 +23,29 @@ timestamp, signature and body) within the clock-skew window is answered
 200 and counted, not forwarded again (see ``bulk.callbacks.replay``).
 
 The callback port serves POSTs only, behind a guard with deadlines and a
-connection cap (``bulk.callbacks.guard``); counts, drain answers and
-probes are on a separate admin listener (``bulk.callbacks.admin``). Beyond
-loopback, the receiver wants TLS (``Listen.tls``) or the word that a TLS
-terminator is in front (``Listen.behind_tls_proxy``).
+connection cap (``bulk.callbacks.guard``); counts, drain answers and probes are
+on a separate admin listener (``bulk.callbacks.admin``); its drain counters can
+outlive a restart (``bulk.callbacks.counters``). Beyond loopback it wants TLS
+(``Listen.tls``) or the word that a TLS terminator is in front
+(``Listen.behind_tls_proxy``).
 
 Keys files are re-read on ``request_reload()`` (SIGHUP under ``bulk callback
 serve``) and whenever a change to them is finished (``look()``, polled: a
 rename into place at once, a file written in place once it looks the same
-twice). A new ``KeyRing`` is built aside and swapped in whole. A file that
-does not load, or that others could have written or may read (see
-``bulk.callbacks.keyring``), is left out, logged and counted (the file and
-the reason, never a key), and its generation keeps its current keys; the
-other files load as usual. The receiver refuses to start only when no
-generation loads.
+twice). A new ``KeyRing`` is built aside and swapped in whole. A file that does
+not load, or that others could have written or may read (see
+``bulk.callbacks.keyring``), is left out, logged and counted (the file and the
+reason, never a key), and its generation keeps its current keys; the other
+files load as usual. The receiver refuses to start only when no generation
+loads.
 
-An accepted callback goes to ``forward_url`` (same body, its Content-Type,
-plus ``X-Bulk-Key-Generation``; never the ALI-LIVE-* headers, which a
-downstream log would turn into replayable signatures) or to ``hook``; the
-downstream's answer is passed back. When the downstream fails (an error
-status, no answer within ``forward_timeout``, or a hook that raises), the
-caller gets 502 so that the service sends the callback again. Without either,
-an accepted callback gets 200 ``ok``.
-"""
+An accepted callback goes to ``forward_url`` (same body, its Content-Type, plus
+``X-Bulk-Key-Generation``; never the ALI-LIVE-* headers, which a downstream log
+would turn into replayable signatures) or to ``hook``; the downstream's answer
+is passed back. When the downstream fails (an error status, no answer within
+``forward_timeout``, or a hook that raises), the caller gets 502 so that the
+service sends the callback again. Without either, an accepted callback gets 200
+``ok``. """
 
 from __future__ import annotations
 
@@ -66,6 +66,7 @@ from aiohttp import web
 
 from ..keys import KeysFileError
 from .admin import Admin
+from .counters import CountersFile
 from .drain import DrainReport, assess
 from .guard import ConnectionGuard, Limits
 from .keyring import KeyRing, Signature, generation_name, load_keyring, settled, sources_signature
@@ -172,11 +173,10 @@ def _domain_of(body: bytes) -> str:
 class Receiver:
     """Checks each callback against its own domain's keys, counts it per key generation, passes it on."""
 
-    __slots__ = (
-        "_admin_token", "_clock", "_forward_timeout", "_forward_url", "_guard", "_hook", "_hosts", "_in_flight",
-        "_limits", "_log_rejections", "_max_skew", "_poll", "_previous_look", "_reload_lock", "_reload_now",
-        "_replays", "_ring", "_runners", "_session", "_signature", "_sources", "_tally", "_watcher", "admin_url", "url",
-    )
+    __slots__ = ("_admin_token", "_clock", "_counters", "_forward_timeout", "_forward_url", "_guard", "_hook",
+                 "_hosts", "_in_flight", "_keeper", "_limits", "_log_rejections", "_max_skew", "_poll",
+                 "_previous_look", "_reload_lock", "_reload_now", "_replays", "_ring", "_runners", "_session",
+                 "_signature", "_sources", "_tally", "_watcher", "admin_url", "url")
 
     def __init__(
         self,
@@ -191,6 +191,7 @@ class Receiver:
         forward_timeout: float = 4.0,
         limits: Limits = DEFAULT_LIMITS,
         admin_token: str | None = None,
+        counters: CountersFile | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``sources``: keys files or directories of them (read now: a bad file is left out and counted;
@@ -202,7 +203,8 @@ class Receiver:
         so that the same one is not forwarded twice (at most ``replay_capacity`` of them).
         ``poll_interval``: seconds between checks for changed keys files (0: only on request).
         ``limits``: deadlines, connection cap and body size of the callback port (``bulk.callbacks.guard``).
-        ``admin_token``: the bearer token the admin listener asks for (None: none, loopback only)."""
+        ``admin_token``: the admin listener's bearer token (None: none, loopback only). ``counters``: where
+        the drain counters survive a restart (restored now, saved while running)."""
         if forward_url is not None and hook is not None:
             raise ValueError("give forward_url or hook, not both")
         if poll_interval < 0:
@@ -219,12 +221,15 @@ class Receiver:
         self._forward_timeout = forward_timeout
         self._limits = limits
         self._admin_token = admin_token
+        self._counters = counters
         self._clock = clock
         self._sources = tuple(Path(s) for s in sources)
         self._signature = sources_signature(self._sources)
         self._previous_look: Signature | None = None
         self._ring: KeyRing = load_keyring(self._sources)
         self._tally = Tally(started_at=clock(), generations=self._ring.names)
+        if counters is not None:
+            counters.restore(self._tally, now=clock())
         self._note_rejected(self._ring)
         self._replays = ReplayCache(capacity=replay_capacity)
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
@@ -233,6 +238,7 @@ class Receiver:
         self._runners: list[web.ServerRunner] = []
         self._session: aiohttp.ClientSession | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
         self._reload_now = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         log.info("keys loaded: %s", self._describe())
@@ -260,6 +266,8 @@ class Receiver:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._forward_timeout),
                                                   connector=aiohttp.TCPConnector(limit=_FORWARD_POOL))
         self._watcher = asyncio.create_task(self._watch())
+        if self._counters is not None:
+            self._keeper = asyncio.create_task(self._counters.keep(self._tally, clock=self._clock))
         return self.url
 
     async def _open(self, guard: ConnectionGuard, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
@@ -271,12 +279,12 @@ class Receiver:
         return int(runner.addresses[-1][1])
 
     async def stop(self) -> None:
-        """Close the listeners, the watcher and the downstream session."""
-        if self._watcher is not None:
-            self._watcher.cancel()
+        """Close the listeners, the watcher, the counters' keeper (saving them) and the downstream session."""
+        for task in filter(None, (self._watcher, self._keeper)):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+                await task
+        self._watcher = self._keeper = None
         while self._runners:
             await self._runners.pop().cleanup()
         if self._session is not None:
@@ -448,6 +456,10 @@ class Receiver:
     def stats(self) -> dict[str, Any]:
         """The counts as one JSON-ready dict (what ``/_bulk/stats`` serves)."""
         return self._tally.stats(self._ring, self._guard, now=self._clock())
+
+    def generations(self) -> list[dict[str, Any]]:
+        """The loaded generations with their files' SHA-256 (``/_bulk/generations``)."""
+        return self._tally.generations(self._ring)
 
     def metrics(self) -> str:
         """The counts in the Prometheus text format (what ``/metrics`` serves)."""

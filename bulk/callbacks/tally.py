@@ -54,6 +54,11 @@ class Tally:
         self.accepted[(domain, generation)] += 1
         self.last_seen[(domain, generation)] = now
 
+    def generations(self, ring: KeyRing) -> list[dict[str, Any]]:
+        """The loaded generations: name, file, column, domains, when first loaded, the file's SHA-256."""
+        return [{"name": g.name, "file": g.path.name, "column": g.column, "domains": len(g.keys),
+                 "loaded_at": self.loaded_at[g.name], "sha256": g.sha256} for g in ring.generations]
+
     def stats(self, ring: KeyRing, guard: ConnectionGuard | None, *, now: float) -> dict[str, Any]:
         """Everything as one JSON-ready dict."""
         per_generation: collections.Counter[str] = collections.Counter()
@@ -65,11 +70,7 @@ class Tally:
         return {
             "now": now,
             "started_at": self.started_at,
-            "generations": [
-                {"name": g.name, "file": g.path.name, "column": g.column, "domains": len(g.keys),
-                 "loaded_at": self.loaded_at[g.name]}
-                for g in ring.generations
-            ],
+            "generations": self.generations(ring),
             "accepted": {g: per_generation[g] for g in sorted({*ring.names, *per_generation})},
             "domains": domains,
             "rejected": dict(self.rejected),

@@ -1,6 +1,6 @@
 """``bulk callback``: a receiver that knows which key generation signed each callback, and drain checks.
 
-    bulk callback serve --keys keys/ --port 8080                  # admin listener on 127.0.0.1:8081
+    bulk callback serve --keys keys/ --port 8080 --forward http://127.0.0.1:9000/snapshots   # admin: 127.0.0.1:8081
     bulk callback drain --receiver http://127.0.0.1:8081 --generation keys-2026-10.csv --window 24h
 """
 
@@ -114,7 +114,16 @@ def callback_serve(
              "with a --bind beyond loopback; default: the --bind address). Never taken from the request.")] = None,
     forward: Annotated[str | None, typer.Option(
         metavar="URL", rich_help_panel=_FORWARD,
-        help="Pass accepted callbacks on to this URL (502 to the caller when it fails).")] = None,
+        help="Pass accepted callbacks on to this URL (502 to the caller when it fails); required unless "
+             "--no-forward.")] = None,
+    no_forward: Annotated[bool, typer.Option(
+        "--no-forward", rich_help_panel=_FORWARD,
+        help="Accept callbacks and drop them (count only: a rehearsal, or a receiver kept for drain "
+             "answers).")] = False,
+    state_dir: Annotated[Path | None, typer.Option(
+        metavar="DIR", rich_help_panel=_ADMIN,
+        help="Where the drain counters survive a restart, one directory per receiver (default: "
+             "receiver/ in $BULK_STATE_DIR, else the user state directory).")] = None,
     max_skew: Annotated[int, typer.Option(
         metavar="SECONDS", rich_help_panel=_KEYS,
         help="Seconds a timestamp may be off; an identical callback is forwarded at most once within this "
@@ -124,8 +133,8 @@ def callback_serve(
         help="Seconds between checks for changed keys files (0: SIGHUP only).")] = 2.0,
     admin_bind: Annotated[str, typer.Option(
         metavar="HOST:PORT", rich_help_panel=_ADMIN,
-        help="Where the admin listener listens (/metrics, /_bulk/stats, /_bulk/drain, /healthz, "
-             "/readyz).")] = f"127.0.0.1:{ADMIN_PORT}",
+        help="Where the admin listener listens (/metrics, /_bulk/stats, /_bulk/drain, /_bulk/generations, "
+             "/healthz, /readyz).")] = f"127.0.0.1:{ADMIN_PORT}",
     admin_token_file: Annotated[Path | None, typer.Option(
         metavar="PATH", rich_help_panel=_ADMIN,
         help="A file holding the bearer token the admin listener asks for (required beyond loopback).")] = None,
@@ -151,15 +160,21 @@ def callback_serve(
     """Receive snapshot callbacks: each checked against its own domain's keys, counted per key generation.
 
     The callback port takes POSTs only. Counts, drain answers and probes are on the admin listener:
-    GET /metrics (Prometheus), /_bulk/stats (JSON), /_bulk/drain, /healthz, /readyz.
+    GET /metrics (Prometheus), /_bulk/stats (JSON), /_bulk/drain, /_bulk/generations, /healthz, /readyz.
+    Refuses to start without --forward unless --no-forward says to drop accepted callbacks.
     SIGHUP or a changed keys file reloads the keys.
     """
     import logging
     import ssl
 
     from ..callbacks import Limits, Listen, Receiver, read_token, serve_forever
+    from ..callbacks.counters import CountersError, CountersFile
+    from ..paths import state_dir as default_state_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if (forward is None) == (not no_forward):
+        fail("give --forward URL (where accepted callbacks go) or, to accept and drop them, --no-forward"
+             if forward is None else "give --forward or --no-forward, not both")
     admin_host, admin_port = _host_port(admin_bind, option="--admin-bind")
     if (tls_cert is None) != (tls_key is None):
         fail("give --tls-cert and --tls-key together")
@@ -171,8 +186,11 @@ def callback_serve(
         token = read_token(admin_token_file) if admin_token_file else None
         limits = Limits(header_timeout=header_timeout, body_timeout=body_timeout, idle_timeout=idle_timeout,
                         max_connections=max_connections)
+        counters = CountersFile.claim(state_dir or default_state_dir() / "receiver")
         receiver = Receiver(keys, callback_hosts=callback_host or (), forward_url=forward, max_skew=max_skew,
-                            poll_interval=poll, limits=limits, admin_token=token)
+                            poll_interval=poll, limits=limits, admin_token=token, counters=counters)
+    except CountersError as exc:
+        fail(str(exc))
     except (ssl.SSLError, OSError) as exc:
         fail(f"cannot load the TLS certificate or key: {getattr(exc, 'strerror', None) or type(exc).__name__}")
     except (KeysFileError, ValueError) as exc:
@@ -202,14 +220,26 @@ def callback_drain(
     generation: Annotated[str, typer.Option(
         metavar="NAME", help="The old generation: its keys file name, e.g. keys-2026-10.csv.")],
     window: Annotated[str, typer.Option(
-        metavar="DURATION", help="How long without a callback signed with it: 90s, 30m, 24h, 7d.")] = "24h",
+        metavar="DURATION",
+        help="How long without a callback signed with it, with its unit: 90s, 30m, 24h, 7d; at least the snapshot "
+             "interval, better the longest stream's uptime.")] = "24h",
+    snapshot_interval: Annotated[str, typer.Option(
+        metavar="DURATION",
+        help="Your snapshot template's interval, the window's floor (default: the longest the service "
+             "allows).")] = "1h",
     json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="After the verdict, the domains still on the "
+                                                                  "generation and those not seen since.")] = False,
     admin_token_file: Annotated[Path | None, typer.Option(
         metavar="PATH", help=f"A file holding the receivers' admin token (default: ${TOKEN_ENV}, if set).")] = None,
 ) -> None:
-    """Exit 0 when no callback signed with GENERATION arrived within the window: its keys may go."""
+    """Exit 0 when no callback signed with GENERATION arrived within the window at any receiver: its keys may go.
+
+    The verdict comes first, in one line; --verbose lists the domains behind it.
+    """
     from ..callbacks import (
         DrainError,
+        check_window,
         generation_name,
         parse_window,
         query_drain,
@@ -217,7 +247,7 @@ def callback_drain(
     )
 
     try:
-        seconds = parse_window(window)
+        seconds = check_window(parse_window(window), snapshot_interval=parse_window(snapshot_interval))
         token = read_token(admin_token_file)
     except ValueError as exc:
         fail(str(exc))
@@ -229,10 +259,14 @@ def callback_drain(
     if json:
         sys.stdout.write(orjson.dumps(report.to_json()).decode() + "\n")
     else:
-        for domain, age in report.still_on.items():
-            out.print(f"still on {report.generation}: {domain} (last callback {age:.0f} s ago)")
-        for domain in report.unseen:
-            out.print(f"not seen since the rotation: {domain}")
-        out.print(f"{report.generation}: drained, its keys may go" if report.drained
+        out.print(f"{report.generation}: drained at {len(receiver)} receiver(s), its keys may go" if report.drained
                   else f"{report.generation}: not drained: " + "; ".join(report.blockers()), soft_wrap=True)
+        if verbose:
+            for domain, age in report.still_on.items():
+                out.print(f"still on {report.generation}: {domain} (last callback {age:.0f} s ago)")
+            for domain in report.unseen:
+                out.print(f"not seen since the rotation: {domain}")
+        elif report.still_on or report.unseen:
+            out.print(f"({len(report.still_on)} domain(s) still on it, {len(report.unseen)} not seen since the "
+                      "rotation: --verbose lists them)")
     raise typer.Exit(Exit.OK if report.drained else Exit.FAILED)
