@@ -48,9 +48,8 @@ def status_cmd(checkpoint: RunCheckpointArg,
         "rolled_back": meta.get(ROLLED_BACK),
     }
     if by_profile:
-        # A run across accounts: the same counts per profile ("" for rows that name none), and why it stopped.
-        status["accounts"] = {profile or "": {"total": sum(c.values()), **{k: c[k] for k in _STATES},
-                                              "stopped": stopped.get(profile or "")}
+        # A run across accounts: the same counts per profile ("" for rows that name none).
+        status["accounts"] = {profile or "": {"total": sum(c.values()), **{k: c[k] for k in _STATES}}
                               for profile, c in by_profile.items()}
     if json:
         print_json(status)
