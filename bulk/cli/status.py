@@ -32,7 +32,7 @@ _RUN_STATES = (*_STATES, "conflict")
 @app.command("status")
 def status_cmd(checkpoint: RunCheckpointArg,
                json: JsonOpt = False) -> None:
-    """Counts by outcome of a run (also while it runs)."""
+    """Where a run stands, also while it runs: counts, when it started, who holds it, how it last ended."""
     with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
         meta, counts, codes = ckpt.meta() or {}, ckpt.counts(), ckpt.error_counts()
         by_profile, claimed = ckpt.counts_by_profile(), ckpt.claimed()
