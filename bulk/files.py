@@ -108,6 +108,8 @@ def check_writable(path: Path) -> None:
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or error_kind(exc)} (a parent is not a folder "
                          "that can be made)") from None
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: {path.parent} is not a folder")
     if path.is_dir():
         raise UsageError(f"cannot write {path}: it is a folder")
     if not os.access(path.parent, os.W_OK | os.X_OK):

@@ -352,9 +352,8 @@ def record_end(checkpoint: Path, code: int, result: RunResult, *, started: float
 
 
 def _written(options: RunOptions) -> list[Path]:
-    """The files a run writes: its checkpoint (named first, as the one the others go beside), call log,
-    failures file and backup."""
-    paths = [options.checkpoint_path, *([options.log_file] if options.log_file is not None else [])]
+    """The files a run writes: its checkpoint, call log, failures file and backup."""
+    paths = [options.checkpoint_path] + ([options.log_file] if options.log_file is not None else [])
     if options.mode in (Mode.APPLY, Mode.ROLLBACK):
         paths.append(failures_path(options.checkpoint_path, detect_format(options.input_path)))
     if options.changes and options.backup:

@@ -32,7 +32,7 @@ _RUN_STATES = (*_STATES, "conflict")
 
 @app.command("status", epilog=examples.STATUS)
 def status_cmd(checkpoint: RunCheckpointArg, json: JsonOpt = False) -> None:
-    """Counts by outcome of a run (also while it runs)."""
+    """Where a run stands, also while it runs: counts, when it started, who holds it, how it last ended."""
     with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
         meta, counts, codes = ckpt.meta() or {}, ckpt.counts(), ckpt.error_counts()
         by_profile, claimed = ckpt.counts_by_profile(), ckpt.claimed()
@@ -48,9 +48,8 @@ def status_cmd(checkpoint: RunCheckpointArg, json: JsonOpt = False) -> None:
         "rolled_back": meta.get(ROLLED_BACK),
     }
     if by_profile:
-        # A run across accounts: the same counts per profile ("" for rows that name none), and why it stopped.
-        status["accounts"] = {profile or "": {"total": sum(c.values()), **{k: c[k] for k in _STATES},
-                                              "stopped": stopped.get(profile or "")}
+        # A run across accounts: the same counts per profile ("" for rows that name none).
+        status["accounts"] = {profile or "": {"total": sum(c.values()), **{k: c[k] for k in _STATES}}
                               for profile, c in by_profile.items()}
     if json:
         print_json(status)
