@@ -20,12 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .actions import Action
 from .checkpoint import RowState
 from .errors import Exit, UsageError
 from .identity import Identity
+from .timeline import Timeline
+
+if TYPE_CHECKING:
+    from .client import Outcome
 
 __all__ = [
     "Canary",
@@ -227,6 +231,8 @@ class RunStats:
     retrying: int = 0
     started: float = field(default_factory=time.monotonic)
     errors: Counter[str] = field(default_factory=Counter)
+    #: the run's per-second aggregates, kept in the checkpoint (``bulk.timeline``)
+    timeline: Timeline = field(default_factory=Timeline)
 
     @property
     def finished(self) -> int:
@@ -243,8 +249,14 @@ class RunStats:
         """Calls per second so far."""
         return self.calls / self.elapsed if self.elapsed > 0 else 0.0
 
+    def answered(self, action: str, outcome: Outcome) -> None:
+        """Count one call that was sent (its answer, or its timeout)."""
+        self.calls += 1
+        self.timeline.answered(action, outcome)
+
     def count(self, state: RowState, code: str | None) -> None:
         """Count one finished row by its state, and the code of a failed or unknown one."""
+        self.timeline.finished(failed=state is RowState.FAILED or state is RowState.UNKNOWN)
         if state is RowState.DONE:
             self.done += 1
         elif state is RowState.SKIPPED:
