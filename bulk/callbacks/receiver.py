@@ -453,6 +453,10 @@ class Receiver:
         """The counts in the Prometheus text format (what ``/metrics`` serves)."""
         return self._tally.metrics(self._ring, self._guard)
 
+    def drain_series(self) -> dict[str, list[tuple[int, int]]]:
+        """Accepted callbacks per generation per minute (``AcceptSeries.snapshot``), for the drain page."""
+        return self._tally.series.snapshot()
+
     def drain(self, generation: str, window: float) -> DrainReport:
         """This receiver's answer to ``bulk callback drain`` (raises UnknownGeneration)."""
         return assess(
