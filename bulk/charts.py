@@ -62,6 +62,8 @@ def draw(paint: Callable[[list[Axes]], None], *, rows: int, height: float = 2.4)
 
 def times(seconds: Sequence[float]) -> list[float]:
     """Epoch seconds as matplotlib's dates (``draw`` labels its time axis as UTC times of day)."""
-    from matplotlib.dates import date2num
-
+    try:
+        from matplotlib.dates import date2num
+    except ImportError:
+        raise MissingExtra() from None
     return [float(date2num(datetime.fromtimestamp(s, UTC))) for s in seconds]  # type: ignore[no-untyped-call]
