@@ -14,7 +14,7 @@ import pytest
 from support import bulk, domains_csv, run_engine, simulator
 
 from bulk.callbacks import Receiver, sign
-from bulk.callbacks.series import AcceptSeries, drain_page
+from bulk.callbacks.series import AcceptSeries, Snapshot, drain_page
 from bulk.charts import MissingExtra
 from bulk.checkpoint import Checkpoint
 from bulk.keys import write_keys_file
@@ -104,14 +104,15 @@ def test_the_series_keeps_per_minute_buckets_of_the_last_hours() -> None:
         for _ in range(minute % 3 + 1):
             series.add(OLD, now=start + minute * 60 + 5)
     series.add(NEW, now=start + 199 * 60)
-    kept = series.snapshot()
+    snapshot = series.snapshot(now=start + 199 * 60 + 30)
+    kept = snapshot.generations
     assert len(kept[OLD]) == 60 and kept[OLD][0] == (start + 140 * 60, 140 % 3 + 1)
     assert kept[OLD][-1] == (start + 199 * 60, 199 % 3 + 1) and kept[NEW] == [(start + 199 * 60, 1)]
 
 
 async def test_the_drain_page_without_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    status, page = await drain_page({OLD: [(1_800_000_000, 3)]})
+    status, page = await drain_page(Snapshot(1_800_000_100, {OLD: [(1_800_000_000, 3)]}))
     assert status == 501 and "bulk[report]" in page
 
 

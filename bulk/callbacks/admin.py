@@ -30,7 +30,7 @@ from aiohttp import web
 
 from .drain import DrainReport, UnknownGeneration
 from .metrics import CONTENT_TYPE
-from .series import drain_page
+from .series import Snapshot, drain_page
 
 __all__ = ["ADMIN_PORT", "TOKEN_ENV", "Admin", "Observed", "read_token"]
 
@@ -53,7 +53,7 @@ class Observed(Protocol):
 
     def drain(self, generation: str, window: float) -> DrainReport: ...
 
-    def drain_series(self) -> dict[str, list[tuple[int, int]]]: ...
+    def drain_series(self) -> Snapshot: ...
 
 
 def read_token(path: Path | None, *, environ: Mapping[str, str] = os.environ) -> str | None:

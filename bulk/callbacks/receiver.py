@@ -70,6 +70,7 @@ from .drain import DrainReport, assess
 from .guard import ConnectionGuard, Limits
 from .keyring import KeyRing, Signature, generation_name, load_keyring, settled, sources_signature
 from .replay import LogThrottle, ReplayCache
+from .series import Snapshot
 from .signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
 from .tally import Tally
 
@@ -453,9 +454,9 @@ class Receiver:
         """The counts in the Prometheus text format (what ``/metrics`` serves)."""
         return self._tally.metrics(self._ring, self._guard)
 
-    def drain_series(self) -> dict[str, list[tuple[int, int]]]:
-        """Accepted callbacks per generation per minute (``AcceptSeries.snapshot``), for the drain page."""
-        return self._tally.series.snapshot()
+    def drain_series(self) -> Snapshot:
+        """Accepted callbacks per generation per minute, up to now on the receiver's clock: the drain page's."""
+        return self._tally.series.snapshot(now=self._clock())
 
     def drain(self, generation: str, window: float) -> DrainReport:
         """This receiver's answer to ``bulk callback drain`` (raises UnknownGeneration)."""
