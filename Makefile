@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml requirements.lock
 test: $(STAMP)
 	$(PY) -m ruff check bulk tests benchmarks samples
 	$(PY) -m mypy
-	$(PY) -m pytest -q -n 4 -m "not realtime and not slow"
-	$(PY) -m pytest -q -p no:xdist -m "realtime and not slow"
+	$(PY) -m pytest -q -n 4 -m "not realtime and not slow and not e2e"
+	$(PY) -m pytest -q -p no:xdist -m "realtime and not slow and not e2e"
 
 # 120 chaos seeds and whatever else is too long for every landing.
 test-slow: $(STAMP)

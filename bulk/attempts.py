@@ -246,7 +246,7 @@ class Caller:
                     return Tried(None, attempts, reached)
                 continue
             attempts += 1
-            self._stats.calls += 1
+            self._stats.answered(action.name, outcome)
             self._health.ok(outcome)
             if isinstance(outcome, Success):
                 return Tried(outcome, attempts, True)

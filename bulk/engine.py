@@ -99,6 +99,9 @@ async def run(
             stats.to_send = min(stats.to_send, options.canary)
             canary = Canary(())
         stats.started = time.monotonic()
+        # Per-second aggregates, committed with the outcomes (bulk.timeline): what `bulk report --html` draws.
+        stats.timeline.quota = options.qps
+        ckpt.timeline = stats.timeline
         if options.changes and options.backup and not stats.to_send:
             # Nothing to send, but a missing or foreign backup is said all the same (BackupError).
             check_backup(backup_path(options.checkpoint_path), (ckpt.meta() or {}).get(IDENTITY_KEY),

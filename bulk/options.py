@@ -20,12 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .actions import Action
 from .checkpoint import RowState
 from .errors import Exit, UsageError
 from .identity import Identity
+from .timeline import Timeline
+
+if TYPE_CHECKING:
+    from .client import Outcome
 
 __all__ = [
     "Canary",
@@ -229,6 +233,8 @@ class RunStats:
     errors: Counter[str] = field(default_factory=Counter)
     #: rows an earlier run had already settled when this one began (not counted in this run's pace)
     settled_before: int = 0
+    #: the run's per-second aggregates, kept in the checkpoint (``bulk.timeline``)
+    timeline: Timeline = field(default_factory=Timeline)
 
     @property
     def finished(self) -> int:
@@ -255,8 +261,14 @@ class RunStats:
             return 0.0
         return left * self.elapsed / this_run if this_run > 0 else None
 
+    def answered(self, action: str, outcome: Outcome) -> None:
+        """Count one call that was sent (its answer, or its timeout)."""
+        self.calls += 1
+        self.timeline.answered(action, outcome)
+
     def count(self, state: RowState, code: str | None) -> None:
         """Count one finished row by its state, and the code of a failed or unknown one."""
+        self.timeline.finished(failed=state is RowState.FAILED or state is RowState.UNKNOWN)
         if state is RowState.DONE:
             self.done += 1
         elif state is RowState.SKIPPED:

@@ -163,6 +163,8 @@ def rotation_under_live_streams() -> None:
             show_counts(admin)
             text = get(f"{admin}/metrics")
             (live / "metrics.txt").write_text(text)
+            (live / "drain.html").write_text(get(f"{admin}/drain.html"))  # the drain as a picture
+            print(f"(the drain as a picture: {live / 'drain.html'})", flush=True)
             metrics = text.splitlines()
             print("\n".join(metrics[:6] + ["..."] + [m for m in metrics if "rejected" in m or "reloads" in m]),
                   flush=True)
@@ -203,6 +205,8 @@ def main() -> None:
 
         banner("status of the run")
         bulk("status", str(ckpt), "--json")
+        banner("the run as one self-contained page: timeline charts, summary, failed rows (docs/report.md)")
+        bulk("report", str(ckpt), "--html", str(OUT / "report.html"), check=(0,))
         failures = OUT / "migration.failures.csv"
         if failures.exists():
             banner(f"failed and invalid rows, ready to be fed back: {failures.name}")

@@ -141,7 +141,15 @@ async def _reader(fd: int) -> asyncio.StreamReader:
 
 async def start_bulk(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
                      limits: dict[int, tuple[int, int]] | None = None, stderr: int = subprocess.PIPE) -> Child:
-    """Start ``bulk ARGS`` as its own process: stdin empty, stdout piped, stderr piped or ``DEVNULL``."""
+    """Start ``bulk ARGS`` as its own process: stdin empty, stdout piped, stderr piped or ``DEVNULL``.
+
+    An environment with its own ``PYTHONPATH`` gets a new interpreter: the warm one's import path is set.
+    """
+    if env is not None and env.get("PYTHONPATH") != os.environ.get("PYTHONPATH"):
+        assert limits is None, "a new interpreter with limits: not needed so far"
+        return await asyncio.create_subprocess_exec(  # type: ignore[return-value]
+            sys.executable, "-m", "bulk", *args, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=stderr)
     request = {"args": list(args), "env": dict(os.environ if env is None else env), "cwd": str(cwd or os.getcwd()),
                "limits": {str(k): v for k, v in (limits or {}).items()}}
     out_r, out_w = os.pipe()

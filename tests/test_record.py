@@ -22,10 +22,10 @@ from support import ADD, FAST_RETRY, URL, bulk, domains_csv, run_engine, simulat
 from bulk.actions import resolve
 from bulk.attempts import Health
 from bulk.checkpoint import Checkpoint, RowOutcome, RowState
-from bulk.client import LiveClient
+from bulk.client import Failure, LiveClient
 from bulk.credentials import ChainCredentials, Credentials, StaticCredentials
 from bulk.engine import run
-from bulk.options import HaltKind, RunOptions
+from bulk.options import Halt, HaltKind, RunOptions
 from bulk.retry import RetryPolicy
 from bulk.sim import Simulator
 
@@ -121,8 +121,9 @@ async def test_a_checkpoint_that_cannot_be_written_stops_the_run_and_loses_nothi
             "--checkpoint", str(ckpt)]
     async with simulator() as sim:
         # A file-size limit makes every write past it fail with EFBIG, as a full disk does with ENOSPC
-        # (the interpreter ignores SIGXFSZ, so the write fails instead of killing the process).
-        limit = {resource.RLIMIT_FSIZE: (160 * 1024, 160 * 1024)}
+        # (the interpreter ignores SIGXFSZ, so the write fails instead of killing the process). The ingest and
+        # the first commits of 1,000 rows take some 160 KiB of WAL: the limit lets a few claims through.
+        limit = {resource.RLIMIT_FSIZE: (176 * 1024, 176 * 1024)}
         code, _, err = await bulk(*args, "--endpoint", sim.url, limits=limit)
         assert code == 3, err
         assert "Traceback" not in err
@@ -336,12 +337,24 @@ async def test_by_default_an_endpoint_is_given_up_on_after_10_seconds_without_an
             readings.append(float(len(readings)))  # 0, 1, 2, ... seconds
             return readings[-1]
 
+        halts: list[float] = []
+
+        class Watched(Health):
+            """The default Health; notes the clock's reading at each halt it returns."""
+
+            def local_failure(self, failure: Failure) -> Halt | None:
+                halt = super().local_failure(failure)
+                if halt is not None:
+                    halts.append(readings[-1])
+                return halt
+
         async with LiveClient(credentials=creds, endpoint=endpoint) as client:
             result = await run(opts, client=client, retry=RetryPolicy(**FAST_RETRY),
-                               health=lambda: Health(endpoint=endpoint, clock=clock))
+                               health=lambda: Watched(endpoint=endpoint, clock=clock))
     assert result.halt is not None and result.halt.kind is HaltKind.ENDPOINT_UNREACHABLE
-    # The first refusal at 0 s, the halt at the first reading 10 s later: not one earlier, not one later.
-    assert readings[-1] == 10.0
+    # The first refusal at 0 s, the halt at the first reading 10 s later: not one earlier, not one later
+    # (calls still in flight when it halts may fail, and read the clock, after it).
+    assert readings[0] == 0.0 and halts[0] == 10.0
     assert result.exit_code == 2 and result.counts["pending"] == 5
 
 

@@ -7,8 +7,9 @@
 ``GET /metrics`` (Prometheus text), ``GET /_bulk/stats`` (JSON),
 ``GET /_bulk/drain?generation=G&window=SECONDS`` (what ``bulk callback
 drain`` asks), ``GET /_bulk/generations`` (the loaded keys files and their
-SHA-256, what ``bulk rotate --require-receivers`` asks), ``GET /healthz`` (the process answers) and ``GET /readyz``
-(200 once keys are loaded and the callback port listens). The callback port
+SHA-256, what ``bulk rotate --require-receivers`` asks), ``GET /drain.html`` (accepted callbacks per
+generation over time, a page: ``bulk.callbacks.series``), ``GET /healthz`` (the process answers) and
+``GET /readyz`` (200 once keys are loaded and the callback port listens). The callback port
 serves callbacks only: stats name every domain and when it last called
 back, which is nobody else's business. With a token, every path but the two
 probes needs ``Authorization: Bearer <token>`` (a Kubernetes probe can
@@ -30,6 +31,7 @@ from aiohttp import web
 
 from .drain import DrainReport, UnknownGeneration
 from .metrics import CONTENT_TYPE
+from .series import Snapshot, drain_page
 
 __all__ = ["ADMIN_PORT", "TOKEN_ENV", "Admin", "Observed", "read_token"]
 
@@ -53,6 +55,8 @@ class Observed(Protocol):
     def metrics(self) -> str: ...
 
     def drain(self, generation: str, window: float) -> DrainReport: ...
+
+    def drain_series(self) -> Snapshot: ...
 
 
 def read_token(path: Path | None, *, environ: Mapping[str, str] = os.environ) -> str | None:
@@ -127,9 +131,14 @@ class Admin:
             return _json_error(404, str(exc))
         return web.Response(body=orjson.dumps(report.to_json()), content_type="application/json")
 
+    async def _drain_page(self, request: web.BaseRequest) -> web.Response:
+        status, page = await drain_page(self._receiver.drain_series())
+        return web.Response(status=status, text=page, content_type="text/html")
+
     _routes: Mapping[str, Callable[[Admin, web.BaseRequest], Awaitable[web.Response]]] = {
         "/healthz": _healthz, "/readyz": _readyz, "/metrics": _metrics, "/_bulk/stats": _stats, "/_bulk/drain": _drain,
         "/_bulk/generations": _generations,
+        "/drain.html": _drain_page,
     }
 
 

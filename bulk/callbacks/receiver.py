@@ -71,6 +71,7 @@ from .drain import DrainReport, assess
 from .guard import ConnectionGuard, Limits
 from .keyring import KeyRing, Signature, generation_name, load_keyring, settled, sources_signature
 from .replay import LogThrottle, ReplayCache
+from .series import Snapshot
 from .signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
 from .tally import Tally
 
@@ -464,6 +465,10 @@ class Receiver:
     def metrics(self) -> str:
         """The counts in the Prometheus text format (what ``/metrics`` serves)."""
         return self._tally.metrics(self._ring, self._guard)
+
+    def drain_series(self) -> Snapshot:
+        """Accepted callbacks per generation per minute, up to now on the receiver's clock: the drain page's."""
+        return self._tally.series.snapshot(now=self._clock())
 
     def drain(self, generation: str, window: float) -> DrainReport:
         """This receiver's answer to ``bulk callback drain`` (raises UnknownGeneration)."""

@@ -21,6 +21,7 @@ from typing import Any
 from .guard import ConnectionGuard
 from .keyring import KeyRing
 from .metrics import Family, render
+from .series import AcceptSeries
 
 __all__ = ["CLOSE_REASONS", "Tally"]
 
@@ -32,7 +33,7 @@ class Tally:
     """A receiver's counts since it started."""
 
     __slots__ = ("accepted", "duplicates", "files_rejected", "forward_failures", "last_reload_error", "last_seen",
-                 "loaded_at", "rejected", "reloads", "started_at")
+                 "loaded_at", "rejected", "reloads", "series", "started_at")
 
     def __init__(self, *, started_at: float, generations: Iterable[str]) -> None:
         self.started_at = started_at
@@ -48,11 +49,14 @@ class Tally:
         self.files_rejected: collections.Counter[tuple[str, str]] = collections.Counter()
         self.forward_failures = 0
         self.duplicates = 0
+        #: accepted callbacks per generation per minute, for the drain page
+        self.series = AcceptSeries()
 
     def accept(self, domain: str, generation: str, *, now: float) -> None:
         """Count a callback whose signature matched ``generation``'s key of ``domain``."""
         self.accepted[(domain, generation)] += 1
         self.last_seen[(domain, generation)] = now
+        self.series.add(generation, now=now)
 
     def generations(self, ring: KeyRing) -> list[dict[str, Any]]:
         """The loaded generations: name, file, column, domains, when first loaded, the file's SHA-256."""

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -23,7 +23,11 @@ from ..files import LocalFault, private_dir
 from ..inputs import BadRow, Row
 from ..paths import checkpoint_files, lock_path
 from ..redact import error_kind, redact
+from ..timeline import Second
 from .shapes import ANY_PROFILE, PLAN_CONFLICT, RowOutcome, RowState, StoredRow, TodoRow, profile_order
+
+if TYPE_CHECKING:
+    from ..timeline import Timeline
 
 __all__ = ["LAST_RUN", "Checkpoint", "CheckpointBusy", "CheckpointError", "remove_checkpoint"]
 
@@ -54,12 +58,24 @@ CREATE TABLE IF NOT EXISTS rows (
     profile TEXT,
     plan_seen TEXT
 );
+CREATE TABLE IF NOT EXISTS timeline (
+    second INTEGER PRIMARY KEY,
+    calls TEXT NOT NULL,
+    codes TEXT NOT NULL,
+    throttled INTEGER NOT NULL,
+    finished INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    p50 REAL, p90 REAL, p99 REAL, max REAL,
+    quota REAL
+);
 """
 # Columns added after the first release; older checkpoints get them on open.
 _ADDED = {
     "reached": "INTEGER NOT NULL DEFAULT 0", "offset": "INTEGER", "given": "TEXT",
     "plan_kind": "TEXT", "plan_fields": "TEXT", "plan_send": "TEXT", "profile": "TEXT", "plan_seen": "TEXT",
 }
+#: the timeline's latency columns: a second stored twice (a resume within it) keeps the worse of each
+_PERCENTILES = ("p50", "p90", "p99", "max")
 _TO_SEND = ("pending", "sending", "unknown")  #: rows a run still has to take to an outcome
 
 
@@ -76,7 +92,7 @@ class CheckpointBusy(CheckpointError):
 class Checkpoint:
     """The SQLite record of one run: ``open`` to write it (one run at a time), ``open_readonly`` to read it."""
 
-    __slots__ = ("path", "_db", "_lock_fd", "_buffer", "_batch", "_interval", "_last_flush", "_clock")
+    __slots__ = ("path", "_db", "_lock_fd", "_buffer", "_batch", "_interval", "_last_flush", "_clock", "timeline")
 
     def __init__(
         self,
@@ -96,6 +112,8 @@ class Checkpoint:
         self._interval = interval
         self._last_flush = clock()
         self._clock = clock
+        #: the run's per-second aggregates: each flush writes the seconds that are over with the outcomes
+        self.timeline: Timeline | None = None
 
     @classmethod
     def open(cls, path: Path, *, clock: Callable[[], float] = time.time) -> Checkpoint:
@@ -177,7 +195,7 @@ class Checkpoint:
         """Flush what is buffered, fold the WAL back in, let the lock go (a read-only view just closes)."""
         try:
             if self._lock_fd is not None:
-                self.flush()
+                self.flush(final=True)
                 # Fold the WAL back into the file: a finished checkpoint is one file.
                 self._write(lambda: self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         finally:
@@ -281,25 +299,36 @@ class Checkpoint:
         if len(self._buffer) >= self._batch or self._clock() - self._last_flush >= self._interval:
             self.flush()
 
-    def flush(self) -> None:
-        """Commit the buffered outcomes (a crash loses at most those not flushed yet)."""
+    def flush(self, *, final: bool = False) -> None:
+        """Commit the buffered outcomes and the timeline's seconds that are over (``final``: all of them).
+
+        One transaction: a crash loses at most those not flushed yet.
+        """
         self._last_flush = self._clock()
-        if not self._buffer:
+        seconds = self.timeline.take(final=final) if self.timeline is not None else []
+        if not self._buffer and not seconds:
             return
         now = self._clock()
         buffer, self._buffer = self._buffer, []
-        self._write(lambda: self._db.executemany(
-            "UPDATE rows SET state = ?, attempts = ?, action = ?, code = ?, message = ?, status = ?,"
-            " request_id = ?, transient = ?, finished = ?, reached = MAX(reached, ?),"
-            " plan_kind = COALESCE(?, plan_kind), plan_fields = COALESCE(?, plan_fields),"
-            " plan_send = COALESCE(?, plan_send), plan_seen = COALESCE(?, plan_seen) WHERE line = ?",
-            [
-                (r.state.value, r.attempts, r.action, r.code, r.message and redact(r.message), r.status, r.request_id,
-                 int(r.transient), now if r.state.finished else None, int(r.reached), r.plan_kind, r.plan_fields,
-                 r.plan_send, r.plan_seen, r.line)
-                for r in buffer
-            ],
-        ))
+
+        def write() -> None:
+            """The outcomes and the seconds, in one transaction."""
+            self._db.executemany(
+                "UPDATE rows SET state = ?, attempts = ?, action = ?, code = ?, message = ?, status = ?,"
+                " request_id = ?, transient = ?, finished = ?, reached = MAX(reached, ?),"
+                " plan_kind = COALESCE(?, plan_kind), plan_fields = COALESCE(?, plan_fields),"
+                " plan_send = COALESCE(?, plan_send), plan_seen = COALESCE(?, plan_seen) WHERE line = ?",
+                [
+                    (r.state.value, r.attempts, r.action, r.code, r.message and redact(r.message), r.status,
+                     r.request_id, int(r.transient), now if r.state.finished else None, int(r.reached), r.plan_kind,
+                     r.plan_fields, r.plan_send, r.plan_seen, r.line)
+                    for r in buffer
+                ],
+            )
+            if seconds:
+                _add_seconds(self._db, seconds)
+
+        self._write(write)
 
     def set_plan(self, entries: Iterable[tuple[int, str, str, str | None, str | None]]) -> None:
         """Store a plan's verdict per line: (line, kind, fields, action to send, fingerprint of the state read)."""
@@ -367,6 +396,15 @@ class Checkpoint:
                " ORDER BY 2 DESC")
         return dict(self._db.execute(sql).fetchall())
 
+    def seconds(self) -> list[Second]:
+        """The run's timeline (``bulk.timeline``), oldest second first; empty for a checkpoint without one."""
+        kept = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'timeline'"
+        if self._db.execute(kept).fetchone() is None:
+            return []
+        found = self._db.execute("SELECT second, calls, codes, throttled, finished, failed, p50, p90, p99, max, quota"
+                                 " FROM timeline ORDER BY second").fetchall()
+        return [Second(at, orjson.loads(calls), orjson.loads(codes), *rest) for at, calls, codes, *rest in found]
+
     def rows(self, *, states: Iterable[RowState] | None = None, batch: int = 2000) -> Iterator[StoredRow]:
         """Every row (or those in ``states``) as a dict, in line order, read in short batches."""
         wanted = [str(s) for s in states] if states is not None else None
@@ -384,6 +422,25 @@ class Checkpoint:
             for values in found:
                 yield cast(StoredRow, dict(zip(names, values, strict=True)))
             after = found[-1][0]
+
+
+def _add_seconds(db: sqlite3.Connection, seconds: list[Second]) -> None:
+    """Store the timeline's seconds; a second already there (a resume within it) is added to."""
+    have = {at: (orjson.loads(calls), orjson.loads(codes)) for at, calls, codes in db.execute(
+        "SELECT second, calls, codes FROM timeline WHERE second >= ?", (seconds[0].at,))}
+    rows = []
+    for s in seconds:
+        calls, codes = have.get(s.at, ({}, {}))
+        calls = {k: calls.get(k, 0) + s.calls.get(k, 0) for k in {*calls, *s.calls}}
+        codes = {k: codes.get(k, 0) + s.codes.get(k, 0) for k in {*codes, *s.codes}}
+        rows.append((s.at, orjson.dumps(calls).decode(), orjson.dumps(codes).decode(), s.throttled, s.finished,
+                     s.failed, s.p50, s.p90, s.p99, s.max, s.quota))
+    worst = ", ".join(f"{c} = COALESCE(MAX({c}, excluded.{c}), {c}, excluded.{c})" for c in _PERCENTILES)
+    db.executemany(
+        "INSERT INTO timeline (second, calls, codes, throttled, finished, failed, p50, p90, p99, max, quota)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (second) DO UPDATE SET calls = excluded.calls,"
+        " codes = excluded.codes, throttled = throttled + excluded.throttled, finished = finished + excluded.finished,"
+        f" failed = failed + excluded.failed, quota = excluded.quota, {worst}", rows)
 
 
 def remove_checkpoint(path: Path) -> None:

@@ -42,6 +42,7 @@ from ..report import (
     write_failures,
     write_report,
 )
+from ..report_html import write_html
 from ..rollback import Rollback, plan_rollback
 from ..verify import drifted, verify_action, verify_options
 from . import examples
@@ -279,10 +280,18 @@ def report_cmd(
     format: Annotated[Literal["csv", "jsonl"], typer.Option("--format", help="csv or jsonl.")] = "csv",
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", metavar="PATH", help="File to write (default: stdout).")] = None,
+    html: Annotated[Path | None, typer.Option(
+        metavar="PATH",
+        help="Write the run as one self-contained HTML page: timeline charts, summary, rows that need attention "
+             "(needs bulk[report]); the per-row report then goes only to --output, if given.")] = None,
 ) -> None:
     """Per-row outcomes of a run, with RequestIds."""
     with errors(), Checkpoint.open_readonly(checkpoint) as ckpt:
-        write_report(ckpt, output, fmt=format, failed_only=failed_only)
+        if html is not None:
+            write_html(ckpt, html)
+            err.print(f"bulk: HTML report written to {html}")
+        if html is None or output is not None:
+            write_report(ckpt, output, fmt=format, failed_only=failed_only)
 
 
 @app.command("plan", epilog=examples.PLAN)
