@@ -9,7 +9,7 @@ commands, ``rotation`` the key rotation; ``callbacks`` and ``simulate`` the
 ``callback`` and ``sim`` groups.
 """
 
-from . import callbacks, commands, rotation, simulate  # noqa: F401  (each registers its commands)
+from . import callbacks, commands, inventory, rotation, simulate  # noqa: F401  (each registers its commands)
 from .common import app, main
 
 __all__ = ["app", "main"]

@@ -340,6 +340,9 @@ def plan_cmd(
             return result.exit_code
         with Checkpoint.open_readonly(ckpt) as c:
             kinds = plan_from_checkpoint(c, plan_path)
+        for entry in read_plan(plan_path)[1].values():  # old -> new, field by field, keys as fingerprints
+            if entry.changes:
+                out.print(f"line {entry.line}: {entry.domain}: {entry.kind}: {entry.changes}", soft_wrap=True)
         table = Table(title=f"bulk plan: {act.name}", header_style="bold")
         table.add_column("rows")
         table.add_column("count", justify="right")

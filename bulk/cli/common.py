@@ -50,6 +50,7 @@ from ..errors import BulkError, Exit
 from ..files import LocalFault, check_writable
 from ..identity import run_identity
 from ..inputs import BadRow, literal_secrets
+from ..jobs import Job
 from ..options import Halt, HaltKind, RunOptions, RunResult, RunStats
 from ..progress import show_progress
 from ..redact import redact
@@ -167,8 +168,9 @@ def run_async(body: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
 
 
 def execute(options: RunOptions, connection: Connection, *, quiet: bool,
-             summary: Callable[[RunResult], int], outputs: Sequence[Path | None] = ()) -> int:
-    """Credentials, client, progress and the engine; then ``summary`` prints and picks the exit code.
+             summary: Callable[[RunResult], int], outputs: Sequence[Path | None] = (), job: Job | None = None) -> int:
+    """Credentials, client, progress and the engine (with ``job`` instead of the mode's, if given); then
+    ``summary`` prints and picks the exit code.
 
     ``outputs`` (the report) are checked before anything is done: a path that cannot be written is a usage
     error, not a failure found after every row was sent.
@@ -194,7 +196,7 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
             stats = RunStats()
             async with client, show_progress(stats, mode="quiet" if quiet else "auto"):
                 result = await engine.run(replace(options, identity=identity), client=client, stop=stop,
-                                          stats=stats)
+                                          stats=stats, job=job)
         for profile, halt in result.stopped.items():
             print_halt(halt, account=profile or "(the run's credentials)")
         if result.halt is not None and result.halt.kind is not HaltKind.INTERRUPTED:
