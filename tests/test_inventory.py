@@ -109,7 +109,7 @@ async def test_domains_output_feeds_bulk_run(tmp_path: Path) -> None:
         assert listing.stat().st_mode & 0o077 == 0
 
         code, out, err = await bulk("run", str(listing), "--action", "add-live-snapshot-notify-config", "--set",
-                                    f"NotifyUrl={URL}", "--endpoint", sim.url, "--quiet")
+                                    f"NotifyUrl={URL}", "--endpoint", sim.url, "--qps", "500", "--quiet")
         assert code == 0, err + out
         assert set(sim.notify_configs) == {f"on{i:02d}.example.com" for i in range(60)} | {"eu.example.com"}
 
