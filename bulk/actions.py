@@ -27,22 +27,8 @@ import idna
 from .errors import UsageError
 
 __all__ = [
-    "API_VERSION",
-    "ACTIONS",
-    "FAMILIES",
-    "Action",
-    "Family",
-    "InvalidParams",
-    "KeyRotation",
-    "Kind",
-    "LIST_DOMAINS",
-    "Param",
-    "SECRET_PARAMS",
-    "check_region",
-    "normalize_domain",
-    "plain_values",
-    "recorded_action",
-    "resolve",
+    "API_VERSION", "ACTIONS", "FAMILIES", "LIST_DOMAINS", "SECRET_PARAMS", "Action", "Family", "InvalidParams",
+    "KeyRotation", "Kind", "Param", "check_region", "normalize_domain", "plain_values", "recorded_action", "resolve",
 ]
 
 API_VERSION = "2016-11-01"
@@ -193,16 +179,13 @@ def _clean_key(value: str) -> str:
     return value
 
 
-def _clean_text(value: str) -> str:
-    if len(value) > 253 or not value.isprintable() or any(c.isspace() for c in value):
-        raise _Malformed("must be at most 253 printable characters without spaces")
-    return value
+def _shaped(kind: Kind, why: str) -> Callable[[str], str]:
+    """A clean that takes, unchanged, exactly the values ``kind``'s plain pattern matches."""
+    return lambda value: value if re.fullmatch(_PLAIN[kind], value) else _refuse(why)
 
 
-def _clean_count(value: str) -> str:
-    if re.fullmatch(_PLAIN[Kind.COUNT], value) is None:
-        raise _Malformed("must be a whole number from 1")
-    return value
+def _refuse(why: str) -> str:
+    raise _Malformed(why)
 
 
 _CLEAN: dict[Kind, Callable[[str], str]] = {
@@ -210,8 +193,8 @@ _CLEAN: dict[Kind, Callable[[str], str]] = {
     Kind.URL: _clean_url,
     Kind.YESNO: _clean_yesno,
     Kind.KEY: _clean_key,
-    Kind.TEXT: _clean_text,
-    Kind.COUNT: _clean_count,
+    Kind.TEXT: _shaped(Kind.TEXT, "must be 1 to 253 letters, digits or punctuation, without quotes or commas"),
+    Kind.COUNT: _shaped(Kind.COUNT, "must be a whole number from 1"),
 }
 
 
@@ -412,16 +395,8 @@ _DELETE_CALLBACK = Action(
 #: the account's live domains, a page at a time (``bulk domains``); every parameter is an optional filter
 LIST_DOMAINS = Action(
     "DescribeLiveUserDomains",
-    (
-        Param("PageSize", Kind.COUNT),
-        Param("PageNumber", Kind.COUNT),
-        Param("LiveDomainType", Kind.TEXT),
-        Param("DomainStatus", Kind.TEXT),
-        Param("DomainName", Kind.TEXT),
-        Param("DomainSearchType", Kind.TEXT),
-        Param("RegionName", Kind.TEXT),
-        Param("ResourceGroupId", Kind.TEXT),
-    ),
+    (Param("PageSize", Kind.COUNT), Param("PageNumber", Kind.COUNT), *(Param(name, Kind.TEXT) for name in (
+        "LiveDomainType", "DomainStatus", "DomainName", "DomainSearchType", "RegionName", "ResourceGroupId"))),
     idempotent=True, read_only=True, returns=("PageNumber", "PageSize", "TotalCount"), quota=100, page_max=50,
 )
 
