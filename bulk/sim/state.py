@@ -90,7 +90,7 @@ class State:
         defaults = {"DomainName": name, "LiveDomainType": "liveVideo", "LiveDomainStatus": "online",
                     "RegionName": region, "Cname": f"{name}.w.alikunlun.com", "GmtCreated": "2024-01-01T00:00:00Z",
                     "GmtModified": "2024-01-01T00:00:00Z", "Description": "", "ResourceGroupId": "rg-default"}
-        return {f: fields.get(f) or defaults[f] if f != "DomainName" else name for f in DOMAIN_FIELDS}
+        return {**{f: fields.get(f) or defaults[f] for f in DOMAIN_FIELDS}, "DomainName": name}
 
     def apply(self, operation: Operation, values: dict[str, str]) -> dict[str, str]:
         """Carry out a checked call; the answer's fields, or Reject."""
