@@ -27,21 +27,8 @@ import idna
 from .errors import UsageError
 
 __all__ = [
-    "API_VERSION",
-    "ACTIONS",
-    "FAMILIES",
-    "Action",
-    "Family",
-    "InvalidParams",
-    "KeyRotation",
-    "Kind",
-    "Param",
-    "SECRET_PARAMS",
-    "check_region",
-    "normalize_domain",
-    "plain_values",
-    "recorded_action",
-    "resolve",
+    "API_VERSION", "ACTIONS", "FAMILIES", "LIST_DOMAINS", "SECRET_PARAMS", "Action", "Family", "InvalidParams",
+    "KeyRotation", "Kind", "Param", "check_region", "normalize_domain", "plain_values", "recorded_action", "resolve",
 ]
 
 API_VERSION = "2016-11-01"
@@ -104,6 +91,10 @@ class Kind(Enum):
     URL = "url"
     YESNO = "yes/no"
     KEY = "key"
+    #: free text of at most 253 printable characters without white space (a name filter, a region name)
+    TEXT = "text"
+    #: a whole number from 1 up, in decimal digits (a page number or size)
+    COUNT = "count"
 
 
 # Values of each kind that are valid exactly as written (their clean() returns them unchanged) and
@@ -113,6 +104,8 @@ _PLAIN: dict[Kind, str] = {
     Kind.URL: rf"(?![^,\r\n]{{{_URL_MAX + 1}}})https?://[A-Za-z0-9.-]+(?::[0-9]*)?(?:[/?#][!#-+\--~]*)?",
     Kind.YESNO: "yes|no",
     Kind.KEY: "[A-Za-z0-9]{16,32}",
+    Kind.TEXT: r"[!#-+\--~]{1,253}",
+    Kind.COUNT: "[1-9][0-9]{0,8}",
 }
 # URLs this plain pass _clean_url's full check: matching them first spares a urlsplit per row.
 _PLAIN_URL = re.compile(_PLAIN[Kind.URL])
@@ -186,11 +179,22 @@ def _clean_key(value: str) -> str:
     return value
 
 
+def _shaped(kind: Kind, why: str) -> Callable[[str], str]:
+    """A clean that takes, unchanged, exactly the values ``kind``'s plain pattern matches."""
+    return lambda value: value if re.fullmatch(_PLAIN[kind], value) else _refuse(why)
+
+
+def _refuse(why: str) -> str:
+    raise _Malformed(why)
+
+
 _CLEAN: dict[Kind, Callable[[str], str]] = {
     Kind.DOMAIN: _clean_domain,
     Kind.URL: _clean_url,
     Kind.YESNO: _clean_yesno,
     Kind.KEY: _clean_key,
+    Kind.TEXT: _shaped(Kind.TEXT, "must be 1 to 253 letters, digits or punctuation, without quotes or commas"),
+    Kind.COUNT: _shaped(Kind.COUNT, "must be a whole number from 1"),
 }
 
 
@@ -214,6 +218,10 @@ class Action:
     one_of: tuple[str, ...] = ()
     #: it removes its family's config: where one exists it is its own update, where none does nothing is created
     deletes: bool = False
+    #: the action's own quota, calls per second per account (None: the run's --qps, 30 by default)
+    quota: float | None = None
+    #: (a paged list) the most items one page may hold, the largest PageSize
+    page_max: int | None = None
     #: the actions on the same config, linked once by ``Family`` (None: an action outside any family)
     family: Family | None = field(default=None, repr=False, compare=False)
     # Derived once, as validate runs for every row of a file: (name, required, clean).
@@ -384,10 +392,18 @@ _DELETE_CALLBACK = Action(
     deletes=True,
 )
 
+#: the account's live domains, a page at a time (``bulk domains``); every parameter is an optional filter
+LIST_DOMAINS = Action(
+    "DescribeLiveUserDomains",
+    (Param("PageSize", Kind.COUNT), Param("PageNumber", Kind.COUNT), *(Param(name, Kind.TEXT) for name in (
+        "LiveDomainType", "DomainStatus", "DomainName", "DomainSearchType", "RegionName", "ResourceGroupId"))),
+    idempotent=True, read_only=True, returns=("PageNumber", "PageSize", "TotalCount"), quota=100, page_max=50,
+)
+
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (_ADD_NOTIFY, _UPDATE_NOTIFY, _DESCRIBE_NOTIFY, _DELETE_NOTIFY, _SET_CALLBACK, _QUERY_CALLBACK,
-              _DELETE_CALLBACK)
+              _DELETE_CALLBACK, LIST_DOMAINS)
 }
 
 #: every parameter name that holds a secret, across the family

@@ -223,7 +223,7 @@ class Caller:
         anything is sent again, so that it is never applied twice.
         """
         changes = not action.read_only
-        pacer = self._pacers.get(self._account, action.name)
+        pacer = self._pacers.get(self._account, action.name, quota=action.quota)
         attempts = local = 0
         reached = False
         if tried_before and await self._backoff(self._retry.delay(tried_before)):

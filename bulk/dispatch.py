@@ -113,7 +113,7 @@ class Dispatcher:
                 started = await self._unless_stopped(slots.acquire()) if slots.locked() else await slots.acquire()
                 first = self._job.first_call(row)
                 if started:
-                    pacer = self._pacers.get(self._account, first.name)
+                    pacer = self._pacers.get(self._account, first.name, quota=first.quota)
                     # A wait of a second or less is not worth watching for a stop (at 30 calls/s a wait is
                     # 33 ms): racing it costs two futures a row, a lane's whole CPU at 100 accounts.
                     await pacer.admit() if pacer.rate >= 1 else await self._unless_stopped(pacer.admit())

@@ -66,6 +66,7 @@ async def run(
     retry: RetryPolicy | None = None,
     health: Callable[[], Health] | None = None,
     sources: Callable[[str], CredentialSource] | None = None,
+    job: Job | None = None,
 ) -> RunResult:
     """Apply ``options.action`` to every valid row; resume if the checkpoint has begun.
 
@@ -76,7 +77,9 @@ async def run(
     accounts that stopped alone, ``RunResult.stopped``). ``retry`` and
     ``health`` (one per account) replace the default policy and thresholds.
     ``sources`` gives the credentials of a row's ``Profile`` (default: that
-    aliyun CLI profile); rows without one use ``client``'s.
+    aliyun CLI profile); rows without one use ``client``'s. ``job`` replaces
+    the one of ``options``' mode (``jobs.make_job``): one whose answers the
+    caller keeps, such as an ``ExportJob``.
     """
     stats = stats or RunStats()
     halt: Halt | None = None
@@ -111,7 +114,7 @@ async def run(
                 send = _Send(options, ckpt, lane, client=client, stats=stats, claimed=claimed,
                              retry=retry or RetryPolicy(max_attempts=options.max_attempts),
                              health=health or (lambda: Health(endpoint=client.endpoint)),
-                             sources=sources or ProfileSources().source)
+                             sources=sources or ProfileSources().source, job=job)
                 halt, stopped, canary = await send.run()
         try:
             ckpt.flush()
@@ -128,15 +131,16 @@ async def run(
 class _Send:
     """The send phase of one run: one lane per account below the run's ``lane``, sharing the files and pacers."""
 
-    __slots__ = ("_chosen", "_ckpt", "_claimed", "_client", "_health", "_lane", "_log", "_options", "_pacers",
-                 "_retry", "_sources", "_stats", "_taken")
+    __slots__ = ("_chosen", "_ckpt", "_claimed", "_client", "_health", "_job", "_lane", "_log", "_options",
+                 "_pacers", "_retry", "_sources", "_stats", "_taken")
 
     def __init__(
         self, options: RunOptions, ckpt: Checkpoint, lane: Lane, *, client: LiveClient, stats: RunStats,
         retry: RetryPolicy, health: Callable[[], Health], sources: Callable[[str], CredentialSource],
-        claimed: bool = False,
+        claimed: bool = False, job: Job | None = None,
     ) -> None:
-        """``claimed``: rows were claimed under the backup the checkpoint names (``Backup.open``)."""
+        """``claimed``: rows were claimed under the backup the checkpoint names (``Backup.open``); ``job``
+        replaces the one of the run's mode."""
         self._options = options
         self._claimed = claimed
         self._ckpt = ckpt
@@ -146,6 +150,7 @@ class _Send:
         self._retry = retry
         self._health = health
         self._sources = sources
+        self._job = job
         self._pacers = Pacers(options.qps)
         self._log: CallLog | None = None
         #: a canary's rows: their lines and profiles, and the rows taken
@@ -174,7 +179,7 @@ class _Send:
                 with contextlib.suppress(LocalFault):  # nothing was recorded: there is nothing to count
                     await backup.close()
             return Halt(HaltKind.LOCAL_FAULT, str(fault)), {}, None
-        job = make_job(options, backup=backup)
+        job = self._job or make_job(options, backup=backup)
         many = len(profiles) > 1
         try:
             # Every lane ends before the files they share are closed, whatever happens in one of them.

@@ -242,12 +242,17 @@ class Pacers:
         self._clock = clock
         self._pacers: dict[tuple[str, str], Pacer] = {}
 
-    def get(self, account: str, action: str) -> Pacer:
-        """The pacer of this AccessKey and operation, made when first asked for."""
+    def get(self, account: str, action: str, *, quota: float | None = None) -> Pacer:
+        """The pacer of this AccessKey and operation, made when first asked for.
+
+        ``quota`` is the operation's own (``Action.quota``), when it has one:
+        it replaces the one every other operation shares.
+        """
         key = (account, action)
         pacer = self._pacers.get(key)
         if pacer is None:
             pacer = self._pacers[key] = Pacer(
-                self._quota, margin=self._margin, recovery=self._recovery, clock=self._clock
+                self._quota if quota is None else quota, margin=self._margin, recovery=self._recovery,
+                clock=self._clock,
             )
         return pacer

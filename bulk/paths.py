@@ -119,6 +119,13 @@ def rollback_input(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".rollback.input.jsonl")
 
 
+def export_checkpoint(input_path: Path, *, state: Path | None = None) -> Path:
+    """``domains.csv`` -> ``STATE/domains.csv.export/domains.csv.export.ckpt``: the reads of ``bulk export``,
+    made anew each time."""
+    name = f"{input_path.name}.export"
+    return run_dir(name, state=state) / f"{name}.ckpt"
+
+
 def plan_path(input_path: Path, action: Action, *, state: Path | None = None) -> Path:
     """``domains.csv`` + Add... -> ``domains.csv.add-live-snapshot-notify-config.plan.jsonl``,
     in that run's directory.

@@ -11,8 +11,9 @@ digest, time) and one line per row, with a fingerprint of the state it read
 again before anything is sent: a row whose live state is no longer the one
 the plan read is not written (``PlanConflict: changed since plan``), a noop
 row that still is is skipped, and the others are sent with the action the
-plan chose. Field names are compared and listed, never their values: keys
-are secrets.
+plan chose. Each create and update row also says what changes, field by
+field, old value -> new value (``changes``), as terraform's plan does; a
+key (a secret) is shown as its fingerprint, never as itself.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from typing import Any
 
 import orjson
 
-from .actions import Action
+from .actions import SECRET_PARAMS, Action
 from .credentials import fingerprint
 from .errors import BulkError, UsageError
 from .files import atomic_file
 from .redact import error_kind
 
-__all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "check_plan", "classify", "plan_overrides", "read_plan",
+__all__ = ["KINDS", "PlanEntry", "PlanError", "PlanHeader", "changes", "check_plan", "classify", "plan_overrides",
+           "read_plan", "shown",
            "state_seen", "write_plan"]
 
 KINDS = ("create", "update", "noop", "conflict", "invalid")
@@ -68,11 +70,32 @@ class PlanEntry:
     reason: str = ""
     #: ``state_seen`` of the live state the plan read (None: a plan written before it was recorded)
     seen: str | None = None
+    #: what changes, field by field: ``NotifyUrl "old" -> "new"`` (``changes``; keys as fingerprints)
+    changes: str = ""
 
 
 def state_seen(current: Mapping[str, str]) -> str:
     """A fingerprint of a live state, to tell later whether it changed: never the state (it holds keys)."""
     return fingerprint(orjson.dumps(dict(sorted(current.items()))).decode())
+
+
+def shown(name: str, value: str) -> str:
+    """A field's value as bulk may show it: a key as its fingerprint, an empty value as ``(none)``."""
+    if not value:
+        return "(none)"
+    return fingerprint(value) if name in SECRET_PARAMS else orjson.dumps(value).decode()
+
+
+def changes(action: Action, params: Mapping[str, str], current: Mapping[str, str]) -> str:
+    """Each field where ``current`` differs from what ``params`` set: ``Name old -> new``, joined by ``; ``.
+
+    Compared as ``Action.differences`` compares; a key is shown as its
+    fingerprint, so the text may be logged, stored and printed.
+    """
+    if action.expect is None:
+        raise ValueError(f"{action.name} has no read-back")
+    return "; ".join(f"{name} {shown(name, current.get(name, ''))} -> {shown(name, want)}"
+                     for name, want in action.expect(params).items() if current.get(name, "") != want)
 
 
 def classify(
@@ -112,7 +135,7 @@ def read_plan(path: Path) -> tuple[PlanHeader, dict[int, PlanEntry]]:
             item = orjson.loads(raw)
             entries[item["line"]] = PlanEntry(
                 item["line"], item["domain"], item["kind"], tuple(item["fields"]), item["send"], item["reason"],
-                item.get("seen"),
+                item.get("seen"), item.get("changes", ""),
             )
     except (OSError, IndexError, KeyError, TypeError, ValueError) as exc:
         raise PlanError(f"cannot read plan {path}: {error_kind(exc)}") from None

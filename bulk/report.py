@@ -178,7 +178,7 @@ def plan_from_checkpoint(ckpt: Checkpoint, path: Path) -> dict[str, int]:
         elif r["plan_kind"]:
             fields = tuple(f for f in (r["plan_fields"] or "").split(",") if f)
             entries.append(PlanEntry(r["line"], r["domain"] or "", r["plan_kind"], fields, r["plan_send"],
-                                     seen=r["plan_seen"]))
+                                     seen=r["plan_seen"], changes=redact(r["message"] or "") if fields else ""))
     # The plan is as old as its first read, not as its file.
     header = PlanHeader(meta["action"], meta["input_path"], meta["input_sha256"], meta["created"],
                         meta.get("overrides") or {}, *recorded_connection(meta))

@@ -58,7 +58,10 @@ async def test_plan_then_apply_then_verify(tmp_path: Path) -> None:
         sim.notify_configs["url.example.com"]["NotifyUrl"] = "https://hand-edited.example.com/x"
         code, out, err = await bulk("verify", str(ckpt), "--endpoint", sim.url, "--qps", "200", "--quiet")
         assert code == 1
-        assert "url.example.com" in out and "NotifyUrl" in out and "hand-edited" not in out
+        # Issue 22: verify shows the live value and the one the run set (keys only as fingerprints).
+        shown = f'NotifyUrl "https://hand-edited.example.com/x" -> "{NEW_URL}"'
+        assert f"url.example.com: Drift: live state differs in NotifyUrl: {shown}" in out
+        assert KEY not in out and OLD_KEY not in out
 
 
 async def test_old_plan_or_changed_input_is_refused(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ commands, ``status`` where a run stands, ``rotation`` the key rotation; ``callba
 the ``callback`` and ``sim`` groups; ``examples`` the Examples that end each command's help.
 """
 
-from . import callbacks, commands, rotation, simulate, status  # noqa: F401  (each registers its commands)
+from . import callbacks, commands, inventory, rotation, simulate, status  # noqa: F401  (each registers its commands)
 from .common import app, main
 
 __all__ = ["app", "main"]

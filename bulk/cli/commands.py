@@ -333,6 +333,9 @@ def plan_cmd(
                         "rows": {kind: kinds.get(kind, 0) for kind in KINDS},
                         "apply": f"bulk run --plan {plan_path}"})
             return Exit.OK
+        for entry in read_plan(plan_path)[1].values():  # old -> new, field by field, keys as fingerprints
+            if entry.changes:
+                out.print(f"line {entry.line}: {entry.domain}: {entry.kind}: {entry.changes}", soft_wrap=True)
         table = Table(title=f"bulk plan: {act.name}", header_style="bold")
         table.add_column("rows")
         table.add_column("count", justify="right")

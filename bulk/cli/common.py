@@ -55,6 +55,7 @@ from ..errors import BulkError, Exit
 from ..files import LocalFault, check_writable
 from ..identity import run_identity
 from ..inputs import BadRow, ErrorGroup, detect_format, literal_secrets
+from ..jobs import Job
 from ..options import Halt, HaltKind, Mode, RunOptions, RunResult, RunStats
 from ..paths import backup_path, failures_path
 from ..progress import show_progress
@@ -293,8 +294,9 @@ def run_async(body: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
 
 
 def execute(options: RunOptions, connection: Connection, *, quiet: bool,
-             summary: Callable[[RunResult], int], outputs: Sequence[Path | None] = ()) -> int:
-    """Credentials, client, progress and the engine; then ``summary`` prints and picks the exit code.
+             summary: Callable[[RunResult], int], outputs: Sequence[Path | None] = (), job: Job | None = None) -> int:
+    """Credentials, client, progress and the engine (with ``job`` instead of the mode's, if given); then
+    ``summary`` prints and picks the exit code.
 
     ``outputs`` (the report) are checked before anything is done: a path that cannot be written is a usage
     error, not a failure found after every row was sent.
@@ -320,7 +322,7 @@ def execute(options: RunOptions, connection: Connection, *, quiet: bool,
             stats = RunStats()
             async with client, show_progress(stats, mode="quiet" if quiet else "auto"):
                 result = await engine.run(replace(options, identity=identity), client=client, stop=stop,
-                                          stats=stats)
+                                          stats=stats, job=job)
         if result.restarted:
             err.print(f"bulk: {result.restarted}", soft_wrap=True)
         for profile, halt in result.stopped.items():

@@ -29,7 +29,9 @@ The apply job keeps the record truthful:
   right before its write, on the read-back action's own quota (again on a
   resume, unless an earlier write may have landed).
 
-The rollback job puts each domain back as the backup recorded it, if it
+The export job (``bulk export``, handed to ``engine.run`` as ``job``) reads
+every family's config of each domain and keeps the answers, keys as
+fingerprints. The rollback job puts each domain back as the backup recorded it, if it
 still holds what the run wrote (else the row is a ``conflict``): it reads
 the live state and sends only what the difference needs (Delete, the
 create or the update action). The canary job wraps another and reads back
@@ -42,11 +44,11 @@ from ..backup import Backup
 from ..options import Mode, RunOptions
 from .apply import ApplyJob
 from .calls import Job, RowCalls
-from .reads import CanaryJob, PlanJob, VerifyJob
+from .reads import CanaryJob, ExportJob, PlanJob, VerifyJob
 from .rollback import NO_CONFIG_LEFT, RollbackJob
 
-__all__ = ["NO_CONFIG_LEFT", "ApplyJob", "CanaryJob", "Job", "PlanJob", "RollbackJob", "RowCalls", "VerifyJob",
-           "make_job"]
+__all__ = ["NO_CONFIG_LEFT", "ApplyJob", "CanaryJob", "ExportJob", "Job", "PlanJob", "RollbackJob", "RowCalls",
+           "VerifyJob", "make_job"]
 
 
 def make_job(options: RunOptions, *, backup: Backup | None = None) -> Job:

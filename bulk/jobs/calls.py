@@ -71,7 +71,10 @@ class RowCalls:
 
     async def read(self, action: Action) -> dict[str, str] | Failure | None:
         """The live state ``action`` changes; the Failure if unreadable; None if stopped."""
-        reader = _reader(action)
+        return await self.state(_reader(action))
+
+    async def state(self, reader: Action) -> dict[str, str] | Failure | None:
+        """The row's domain as the read-only ``reader`` shows it; the Failure if unreadable; None if stopped."""
         params = {"DomainName": self.row.domain}
         if region := self.row.params.get("RegionId"):
             params["RegionId"] = region  # the row's region, for its read as for its change

@@ -1,4 +1,5 @@
-"""The jobs that read: plan (classify each row), verify (read back what is done), canary (read back after another job).
+"""The jobs that read: plan (classify each row), verify (read back what is done), canary (read back after another
+job), export (keep what every family's read shows).
 
     job = CanaryJob(ApplyJob(if_exists=IfExists.FAIL))
     outcome = await job.run(row, calls)
@@ -7,15 +8,15 @@
 
 from __future__ import annotations
 
-from ..actions import Action
+from ..actions import FAMILIES, SECRET_PARAMS, Action
 from ..checkpoint import RowOutcome, RowState
 from ..client import Failure
 from ..options import CanaryRow
-from ..plan import classify, state_seen
+from ..plan import changes, classify, shown, state_seen
 from ..rows import WorkRow
 from .calls import Job, RowCalls, _reader
 
-__all__ = ["CanaryJob", "PlanJob", "VerifyJob"]
+__all__ = ["CanaryJob", "ExportJob", "PlanJob", "VerifyJob"]
 
 
 class PlanJob:
@@ -41,7 +42,8 @@ class PlanJob:
                               f"cannot read the current state: {current.code}: {current.message}", current.status,
                               current.request_id, plan_kind="conflict")
         kind, fields, send = classify(row.action, row.params, current)
-        return RowOutcome(RowState.DONE, reader, plan_kind=kind, plan_fields=",".join(fields),
+        shown = changes(row.action, row.params, current) if fields else None
+        return RowOutcome(RowState.DONE, reader, message=shown, plan_kind=kind, plan_fields=",".join(fields),
                           plan_send=send, plan_seen=state_seen(current))
 
 
@@ -65,7 +67,9 @@ class VerifyJob:
             return RowOutcome.failed(reader, current)
         diffs = row.action.differences(row.params, current)
         if diffs:
-            return RowOutcome(RowState.FAILED, reader, "Drift", f"live state differs in {', '.join(diffs)}")
+            # live -> what the run set, field by field (keys as fingerprints)
+            return RowOutcome(RowState.FAILED, reader, "Drift", f"live state differs in {', '.join(diffs)}: "
+                              f"{changes(row.action, row.params, current)} (live -> as the run set it)")
         return RowOutcome(RowState.DONE, reader, message="in sync")
 
 
@@ -107,3 +111,40 @@ class CanaryJob:
                 outcome = RowOutcome(RowState.FAILED, outcome.action, "NotHeld", problem, request_id=outcome.request_id)
         self.results[row.line] = CanaryRow(row.line, row.domain, problem)
         return outcome
+
+
+class ExportJob:
+    """Read each domain's config in every family and keep the answer: ``results``, keys as fingerprints.
+
+    A run with it keeps what a plain Describe run throws away. A row whose
+    read fails is failed, and has no entry.
+    """
+
+    __slots__ = ("results",)
+    reads_only = True
+
+    def __init__(self) -> None:
+        #: line -> DomainName and each family's fields; a key ``Name`` as ``NameFingerprint`` (``plan.shown``)
+        self.results: dict[int, dict[str, str]] = {}
+
+    def first_call(self, row: WorkRow) -> Action:
+        """The action of the row\'s first call (the dispatcher takes its admission)."""
+        return FAMILIES[0].read
+
+    async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
+        """Read every family's config of the row's domain; None when stopped."""
+        kept = {"DomainName": row.domain}
+        for family in FAMILIES:
+            current = await calls.state(family.read)
+            if current is None:
+                return None
+            if isinstance(current, Failure):
+                return RowOutcome.failed(family.read.name, current, "cannot read the current config")
+            for name in family.read.returns[1:]:
+                value = current.get(name, "")
+                if name in SECRET_PARAMS:
+                    kept[f"{name}Fingerprint"] = shown(name, value) if value else ""
+                else:
+                    kept[name] = value
+        self.results[row.line] = kept
+        return RowOutcome(RowState.DONE, FAMILIES[-1].read.name, message="read")

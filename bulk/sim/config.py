@@ -41,6 +41,9 @@ class SimConfig:
     #: another RegionId (or none) is answered InvalidDomain.NotFound
     domain_regions: tuple[tuple[str, str], ...] = ()
     state_file: Path | None = None
+    #: the account's domain list beyond the domains that hold a config: DomainName, and LiveDomainType
+    #: (liveVideo, liveEdge), LiveDomainStatus (online, offline, configuring), RegionName, ... (see bulk.sim.state)
+    domains: tuple[dict[str, str], ...] = ()
     max_skew_s: float = 900.0
     #: injected faults hit only these actions (empty: every action)
     fault_actions: tuple[str, ...] = ()

@@ -32,6 +32,18 @@ DomainName must be a DNS name in ASCII (a wildcard ``*.`` allowed, compared
 without case or a final dot); an empty value counts as absent; a parameter
 the action does not take is MalformedParam; Update of a domain with no
 config is 400 ConfigNotFound.
+
+The account's domain list (``DescribeLiveUserDomains``, ``LISTING``) is no
+family: it reads the domains the account holds, with its own quota (100
+calls per second per account, ``Operation.quota``). Documented: PageSize 1
+to 50 (default 20), PageNumber 1 to 100000 (default 1), LiveDomainType
+``liveVideo`` or ``liveEdge``, DomainStatus ``online``, ``offline`` or
+``configuring``, DomainName a filter matched as DomainSearchType says
+(``fuzzy_match`` by default, ``pre_match``, ``suf_match``, ``full_match``),
+RegionName, ResourceGroupId; the answer carries PageNumber, PageSize,
+TotalCount and ``Domains.PageData``. This simulator's own choice: a value
+outside those is MalformedParam, and ``Tag.N.*`` filters are not taken (it
+keeps no tags).
 """
 
 from __future__ import annotations
@@ -43,8 +55,8 @@ from enum import Enum
 from urllib.parse import urlsplit
 
 __all__ = [
-    "API_VERSION", "COMMON_PARAMS", "ERRORS", "FAMILIES", "OPERATIONS", "SECRET_PARAMS", "Family", "Field",
-    "Operation", "Reject", "Rule", "Verb", "check", "resolve",
+    "API_VERSION", "COMMON_PARAMS", "DOMAIN_FIELDS", "ERRORS", "FAMILIES", "LISTING", "OPERATIONS", "SECRET_PARAMS",
+    "Family", "Field", "Listing", "Operation", "Reject", "Rule", "Verb", "check", "check_listing", "resolve",
 ]
 
 API_VERSION = "2016-11-01"
@@ -96,6 +108,7 @@ class Verb(Enum):
     SET = "set"        # creates or replaces
     READ = "read"      # an unconfigured domain reads as empty fields
     DELETE = "delete"  # idempotent
+    LIST = "list"      # the account's domains, a page at a time (no family)
 
 
 class Rule(Enum):
@@ -181,10 +194,12 @@ class Operation:
     """One action: its family, what it does there, the parameters it takes and the fields it returns."""
 
     name: str
-    family: Family
+    family: Family | None
     verb: Verb
     takes: tuple[Field, ...] = ()
     returns: tuple[str, ...] = ()
+    #: its own quota in calls per second per account (None: the simulator's ``qps``)
+    quota: float | None = None
 
 
 _DOMAIN_NAME = Field("DomainName", Rule.DOMAIN, required=tuple(Verb))
@@ -229,6 +244,81 @@ OPERATIONS: dict[str, Operation] = {
     for verb, name in family.actions
 }
 
+#: DescribeLiveUserDomains: the account's domains, paged (no family: it reads the domain list itself)
+LISTING = Operation("DescribeLiveUserDomains", None, Verb.LIST, quota=100.0)
+OPERATIONS[LISTING.name] = LISTING
+
+#: what a domain of the list holds, in the answer's order (``Domains.PageData``)
+DOMAIN_FIELDS = ("DomainName", "LiveDomainType", "LiveDomainStatus", "RegionName", "Cname", "GmtCreated",
+                 "GmtModified", "Description", "ResourceGroupId")
+
+_CHOICES = {
+    "LiveDomainType": ("liveVideo", "liveEdge"),
+    "DomainStatus": ("online", "offline", "configuring"),
+    "DomainSearchType": ("fuzzy_match", "pre_match", "suf_match", "full_match"),
+}
+_FREE = ("DomainName", "RegionName", "ResourceGroupId")
+_PAGE_MAX, _PAGE_NUMBER_MAX, _PAGE_DEFAULT = 50, 100_000, 20
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A checked DescribeLiveUserDomains call: the page asked for and the filters (None: not given)."""
+
+    page_number: int = 1
+    page_size: int = _PAGE_DEFAULT
+    domain_type: str | None = None
+    status: str | None = None
+    name: str | None = None
+    search: str = "fuzzy_match"
+    region: str | None = None
+    resource_group: str | None = None
+
+    def matches(self, domain: Mapping[str, str]) -> bool:
+        """Whether a domain of the list (``DOMAIN_FIELDS``) passes every filter given."""
+        if self.domain_type is not None and domain["LiveDomainType"] != self.domain_type:
+            return False
+        if self.status is not None and domain["LiveDomainStatus"] != self.status:
+            return False
+        if self.region is not None and domain["RegionName"] != self.region:
+            return False
+        if self.resource_group is not None and domain["ResourceGroupId"] != self.resource_group:
+            return False
+        if self.name is None:
+            return True
+        wanted, name = self.name.lower(), domain["DomainName"].lower()
+        if self.search == "pre_match":
+            return name.startswith(wanted)
+        if self.search == "suf_match":
+            return name.endswith(wanted)
+        return name == wanted if self.search == "full_match" else wanted in name
+
+
+def check_listing(params: Mapping[str, str]) -> Listing:
+    """The page and filters of a DescribeLiveUserDomains call, or Reject (MalformedParam)."""
+    taken = {"PageSize", "PageNumber", *_CHOICES, *_FREE}
+    unknown = sorted(k for k, v in params.items() if v and k not in taken and k not in _ANY_CALL)
+    if unknown:
+        raise Reject("MalformedParam", f"{', '.join(unknown)} is not a parameter of {LISTING.name}")
+    for name, choices in _CHOICES.items():
+        if (value := params.get(name)) and value not in choices:
+            raise Reject("MalformedParam", f"The {name} parameter must be one of {', '.join(choices)}")
+    size = _number(params, "PageSize", _PAGE_DEFAULT, _PAGE_MAX)
+    number = _number(params, "PageNumber", 1, _PAGE_NUMBER_MAX)
+    return Listing(number, size, params.get("LiveDomainType") or None, params.get("DomainStatus") or None,
+                   params.get("DomainName") or None, params.get("DomainSearchType") or "fuzzy_match",
+                   params.get("RegionName") or None, params.get("ResourceGroupId") or None)
+
+
+def _number(params: Mapping[str, str], name: str, default: int, most: int) -> int:
+    value = params.get(name)
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= most:
+        raise Reject("MalformedParam", f"The {name} parameter must be a whole number from 1 to {most}")
+    return int(value)
+
+
 #: parameters whose values are secrets: masked wherever the simulator shows parameters
 SECRET_PARAMS: frozenset[str] = frozenset(f.name for family in FAMILIES for f in family.fields if f.secret)
 
@@ -258,6 +348,8 @@ def check(operation: Operation, params: Mapping[str, str]) -> dict[str, str]:
     state is kept in.
     """
     family, verb = operation.family, operation.verb
+    if family is None:
+        raise ValueError(f"{operation.name} is checked by check_listing")
     names = {f.name for f in operation.takes}
     unknown = sorted(k for k, v in params.items() if v and k not in names and k not in _ANY_CALL)
     if unknown:

@@ -41,7 +41,7 @@ from aiohttp import web
 from ..signing import V3_ALGORITHM
 from .auth import Authenticator
 from .config import SimConfig
-from .constraints import ERRORS, OPERATIONS, Operation, Reject, check, resolve
+from .constraints import ERRORS, OPERATIONS, Operation, Reject, Verb, check, check_listing, resolve
 from .quota import FAULT_CODES, Faults, Quota
 from .state import State
 from .streams import LiveStreams
@@ -74,7 +74,9 @@ class Simulator:
             raise ValueError(f"qps must be at least 1, got {config.qps}")
         self.config = config
         self.url = ""
-        self.state = State(missing_domains=config.missing_domains)
+        self.state = State(missing_domains=config.missing_domains, domain_regions=config.domain_regions)
+        for domain in config.domains:
+            self.state.add_domain(domain)
         #: requests being handled right now (a killed client's may still land)
         self.in_flight = 0
         self._clock = clock
@@ -217,7 +219,8 @@ class Simulator:
             now = self._clock()
             self._quota.arrive(access_key, action, now)
             operation = resolve(named, version)
-            if not self._quota.admit(access_key, action, now, limit=self.config.qps):
+            limit = self.config.qps if operation.quota is None else operation.quota
+            if not self._quota.admit(access_key, action, now, limit=limit):
                 raise Reject("Throttling.User")
             if action in self.config.forbidden_actions:
                 raise Reject("Forbidden.RAM")
@@ -248,8 +251,10 @@ class Simulator:
             return self._drop(request, action, fault)
         return answer
 
-    def _apply(self, operation: Operation, params: dict[str, str]) -> dict[str, str]:
+    def _apply(self, operation: Operation, params: dict[str, str]) -> dict[str, Any]:
         """Check a call's parameters and carry it out: the answer's fields, or Reject."""
+        if operation.verb is Verb.LIST:
+            return self.state.listing(check_listing(params))
         domain = params.get("DomainName", "").lower()
         for pattern, region in self.config.domain_regions:  # the first pattern that matches says where it is
             if fnmatch.fnmatchcase(domain, pattern.lower()):
@@ -275,7 +280,7 @@ class Simulator:
 
     # -- answers -----------------------------------------------------------------------------
 
-    def _ok(self, action: str, fields: dict[str, str]) -> web.Response:
+    def _ok(self, action: str, fields: dict[str, Any]) -> web.Response:
         self._calls[action]["OK"] += 1
         body = {"RequestId": self._request_id(), **fields}
         return web.Response(body=orjson.dumps(body), content_type="application/json", charset="utf-8")
