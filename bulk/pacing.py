@@ -41,26 +41,28 @@ account's count for this operation went over, because of us (jitter beyond
 the margin) or because something else spends the same quota. Answers that
 arrive within one window of an episode's first belong to that episode.
 Which of the two it was, the pacer's own record of sends tells: the guard
-notes, for each send, whether the one-second window ending there held the
-quota (all but one in thirty of it), and ``throttled`` reads that note for
-the call the calling task sent last (a context variable, as the client
-hands ``at_wire`` to its connector). An episode that opens with a call sent *at*
+notes, for each send, whether it was sent *at the quota*, the quota of
+sends before it so recent that jitter the margin may still grow to could
+have put them all in the server's second before it (the ``quota``-th send
+back within ``1 + widest`` seconds, and a step); ``throttled`` reads that note for the
+call the calling task sent last (a context variable, as the client hands
+``at_wire`` to its connector). An episode that opens with a call sent at
 the quota is jitter beyond the margin: a few milliseconds of network or of
 the server's stamping moved one of our sends into the next call's second.
-The margin widens by ``_WIDEN`` (never past what keeps the guard's pace at
-``_LEAST_PACE`` of the quota, 0.96: 0.95 at the server with a share to spare
-for late wake-ups) and the pace stays where it was: cutting it would lose
-about ten calls to a refusal that cost one. The margin never narrows again
-in a run: the refusal it prevents costs a call and a retry's wait, more
-than a few milliseconds of margin. A service that throttles at random
+The margin widens by ``_WIDEN`` (never past ``widest``, which keeps the
+guard's pace at ``_LEAST_PACE`` of the quota, 0.97: 0.95 at the server
+with a share to spare) and the pace stays where it was: cutting it would
+lose about ten calls to a refusal that cost one. The margin never narrows
+again in a run: the refusal it prevents costs a call and a retry's wait,
+more than a few milliseconds of margin. A service that throttles at random
 while we are at the quota looks the same, and takes the margin to its
-bound; that costs the 4 % the bound allows, and nothing more: at the bound
-an answer sent at the quota is let be. A third answer in the same episode
-(a jitter spike moves one or two sends over; another client, one in every
-few of ours), or a call sent *under* the quota, means something else spends
-the quota: that is contention, cut as follows (and the episode's widening
-is taken back). One burst is one cut, however many answers it brings. The
-cut is what the
+bound; that costs the 3 % the bound allows, and nothing more: at the bound
+an answer sent at the quota is let be. More answers in one episode than
+jitter explains (a spike moves one or two sends over: a third is one too
+many), or a call sent *under* the quota, mean something else spends the
+quota: that is contention, cut as follows (and the episode's widening is
+taken back). One burst is one cut, however
+many answers it brings. The cut is what the
 evidence says the service sustained: of the ``n`` calls we sent in the
 window before the episode, ``k`` were refused, so the pace drops to
 ``(n - k)`` per window, a multiplicative decrease by the share refused
@@ -101,7 +103,7 @@ _WIDEN = 0.012
 #: answers an episode opened at the quota may bring and still be jitter; one more is contention
 _JITTER_ANSWERS = 2
 #: the margin never widens past what keeps this share of the quota at the guard
-_LEAST_PACE = 0.96
+_LEAST_PACE = 0.97
 #: the last send of the calling task: its pacer, and whether the window ending there was at the quota
 _LAST_SEND: ContextVar[tuple[Pacer, bool] | None] = ContextVar("bulk_last_send", default=None)
 
@@ -145,7 +147,7 @@ class Pacer:
 
     __slots__ = (
         "quota", "margin", "widest", "full_rate", "recovery", "_limiter", "_clock", "_sent", "_span", "_window",
-        "_full_at", "_opened", "_base", "_seen", "_answers", "_widened", "_cut", "_cut_at",
+        "_opened", "_base", "_seen", "_answers", "_widened", "_cut", "_cut_at",
     )
 
     def __init__(
@@ -170,9 +172,6 @@ class Pacer:
         n = min(max(1, math.floor(quota)), _GUARD_SENDS)
         self._span = 1.0 if n == math.floor(quota) else n / quota
         self._sent: deque[list[float]] = deque(maxlen=n)  # send times, each in a cell _settle may move
-        # A send is at the quota when the span ending at it holds all but one in thirty of the quota:
-        # the slack of a window's edge (at 30/s, a send a hair older than the span).
-        self._full_at = n - n // 30
         #: the widest the margin may grow, by jitter episodes (never narrower than the margin given)
         self.widest = max(margin, n / (_LEAST_PACE * quota * self._span) - 1)
         self._set_margin(margin)
@@ -232,10 +231,10 @@ class Pacer:
         while len(sent) == sent.maxlen and (wait := sent[0][0] + self._window - self._now()) > 0:
             await asyncio.sleep(wait)
         now = self._now()
-        # At the quota: with this send, the last span holds at least _full_at sends (noted now, while
-        # the guard still remembers them; the answer may come after many more sends).
-        before = self._full_at - 1
-        _LAST_SEND.set((self, before == 0 or (len(sent) >= before and sent[-before][0] > now - self._span)))
+        # Noted now, while the guard remembers the sends before it: the answer may come many sends later.
+        # (One step past the widest margin: at full pace there, the guard lets a send go a hair after it.)
+        horizon = self._span * (1 + self.widest + _WIDEN)
+        _LAST_SEND.set((self, len(sent) == sent.maxlen and sent[0][0] > now - horizon))
         send = [now]
         sent.append(send)
         asyncio.get_running_loop().call_later(_SETTLE, self._settle, send)
