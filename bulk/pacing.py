@@ -50,13 +50,13 @@ call the calling task sent last (a context variable, as the client hands
 the quota is jitter beyond the margin: a few milliseconds of network or of
 the server's stamping moved one of our sends into the next call's second.
 The margin widens by ``_WIDEN`` (never past ``widest``, which keeps the
-guard's pace at ``_LEAST_PACE`` of the quota, 0.97: 0.95 at the server
+guard's pace at ``_LEAST_PACE`` of the quota, 0.975: 0.95 at the server
 with a share to spare) and the pace stays where it was: cutting it would
 lose about ten calls to a refusal that cost one. The margin never narrows
 again in a run: the refusal it prevents costs a call and a retry's wait,
 more than a few milliseconds of margin. A service that throttles at random
 while we are at the quota looks the same, and takes the margin to its
-bound; that costs the 3 % the bound allows, and nothing more: at the bound
+bound; that costs the 2.5 % the bound allows, and nothing more: at the bound
 an answer sent at the quota is let be. More answers in one episode than
 jitter explains (a spike moves one or two sends over: a third is one too
 many), or a call sent *under* the quota, mean something else spends the
@@ -103,7 +103,7 @@ _WIDEN = 0.012
 #: answers an episode opened at the quota may bring and still be jitter; one more is contention
 _JITTER_ANSWERS = 2
 #: the margin never widens past what keeps this share of the quota at the guard
-_LEAST_PACE = 0.97
+_LEAST_PACE = 0.975
 #: the last send of the calling task: its pacer, and whether the window ending there was at the quota
 _LAST_SEND: ContextVar[tuple[Pacer, bool] | None] = ContextVar("bulk_last_send", default=None)
 

@@ -416,18 +416,18 @@ def test_a_third_answer_in_the_episode_is_contention_and_takes_the_widening_back
 
 
 def test_the_margin_never_widens_past_the_bound() -> None:
-    """Throttling at random while at the quota looks like jitter: it may cost the bound, 0.97 of the quota, no more."""
+    """Throttling at random while at the quota looks like jitter: it may cost the bound, 0.975 of the quota, no more."""
     async def scenario() -> None:
         pacer = Pacer(30)
         for _ in range(20):
             await sends_at(pacer, 40)
             pacer.throttled()
-        assert pacer.margin == pytest.approx(1 / 0.97 - 1)
-        assert pacer.full_rate == pytest.approx(0.97 * 30)
+        assert pacer.margin == pytest.approx(1 / 0.975 - 1)
+        assert pacer.full_rate == pytest.approx(0.975 * 30)
         # At the bound a lone answer sent at the quota cuts nothing either.
         assert pacer.rate == pytest.approx(pacer.full_rate)
         sends = await paced_sends(pacer, 120)
-        assert pace(sends[1:]) >= 0.999 * 0.97 * 30
+        assert pace(sends[1:]) >= 0.999 * 0.975 * 30
 
     run_virtual(scenario())
 
@@ -443,6 +443,6 @@ def test_arrival_jitter_beyond_the_margin_is_outgrown_within_seconds(random_thro
         # by what it let through; with them, it may widen before any call is refused).
         assert all(t < 10 for t in service.refused) and (service.refused or random_throttling)
         assert service.per_second(10, 120, accepted=False) >= 0.95 * 30
-        assert pacer.margin <= 1 / 0.97 - 1 + 1e-12
+        assert pacer.margin <= 1 / 0.975 - 1 + 1e-12
 
     run_virtual(scenario())
