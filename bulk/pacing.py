@@ -39,43 +39,41 @@ keeps 0.988 of the quota; a network with more jitter than that wants more.
 *Throttling* (``throttled``): an answer with a ``Throttling*`` code says the
 account's count for this operation went over, because of us (jitter beyond
 the margin) or because something else spends the same quota. Answers that
-arrive within one window of an episode's first belong to that episode.
-Which of the two it was, the pacer's own record of sends tells: the guard
-notes, for each send, whether it was sent *at the quota*, the quota of
-sends before it so recent that jitter the margin may still grow to could
-have put them all in the server's second before it (the ``quota``-th send
-back within ``1 + widest`` seconds, and a step); ``throttled`` reads that note for the
-call the calling task sent last (a context variable, as the client hands
-``at_wire`` to its connector). An episode that opens with a call sent at
-the quota is jitter beyond the margin: a few milliseconds of network or of
-the server's stamping moved one of our sends into the next call's second.
-The margin widens by ``_WIDEN`` (never past ``widest``, which keeps the
-guard's pace at ``_LEAST_PACE`` of the quota, 0.975: 0.95 at the server
-with a share to spare) and the pace stays where it was: cutting it would
-lose about ten calls to a refusal that cost one. The margin never narrows
-again in a run: the refusal it prevents costs a call and a retry's wait,
-more than a few milliseconds of margin. A service that throttles at random
-while we are at the quota looks the same, and takes the margin to its
-bound; that costs the 2.5 % the bound allows, and nothing more: at the bound
-an answer sent at the quota is let be. More answers in one episode than
-jitter explains (a spike moves one or two sends over: a third is one too
-many), or a call sent *under* the quota, mean something else spends the
-quota: that is contention, cut as follows (and the episode's widening is
-taken back). One burst is one cut, however
-many answers it brings. The cut is what the
-evidence says the service sustained: of the ``n`` calls we sent in the
-window before the episode, ``k`` were refused, so the pace drops to
-``(n - k)`` per window, a multiplicative decrease by the share refused
-(never above where it was, never below a twentieth of the full pace). After
-the episode the pace climbs back additively, by more the longer no
-throttling comes (``cut + full * (t / recovery)**2``, as TCP CUBIC probes):
-a service that keeps throttling is probed gently just above what it
-sustains, one that has stopped gives the full pace back within ``recovery``
-seconds at most. (A straight-line climb must choose: fast enough to recover
-within seconds, it outruns every cut under steady contention.) A lone
-throttling answer under the quota costs about two calls. The contention
-policy only ever moves the admission rate; the guard moves only by the
-margin, and only wider.
+arrive within one window of an episode's first belong to that episode. Which
+of the two it was, the pacer's own record of sends tells: the guard notes,
+for each send, whether it was sent *at the quota*, the quota of sends before
+it so recent that jitter the margin may still grow to could have put them
+all in the server's second before it (the ``quota``-th send back within
+``1 + widest`` seconds, and a step); ``throttled`` reads that note for the call
+the calling task sent last (a context variable, as the client hands
+``at_wire`` to its connector). An episode that opens with a call sent at the
+quota is jitter beyond the margin: a few milliseconds of network or of the
+server's stamping moved one of our sends into the next call's second. The
+margin widens by ``_WIDEN`` (never past ``widest``, which keeps the guard's
+pace at ``_LEAST_PACE`` of the quota, 0.975: 0.95 at the server with a share
+to spare) and the pace stays where it was: cutting it would lose about ten
+calls to a refusal that cost one. The margin never narrows again in a run:
+the refusal it prevents costs a call and a retry's wait, more than a few
+milliseconds of margin. A service that throttles at random while we are at
+the quota looks the same, and takes the margin to its bound; that costs the
+2.5 % the bound allows, and nothing more: at the bound an answer sent at the
+quota is let be. More answers in one episode than jitter explains (a spike
+moves one or two sends over; a third is one too many), or a call sent
+*under* the quota, mean something else spends the quota: that is contention,
+cut as follows (and the episode's widening is taken back). One burst is one
+cut, however many answers it brings. The cut is what the evidence says the
+service sustained: of the ``n`` calls we sent in the window before the
+episode, ``k`` were refused, so the pace drops to ``(n - k)`` per window, a
+multiplicative decrease by the share refused (never above where it was,
+never below a twentieth of the full pace). After the episode the pace climbs
+back additively, by more the longer no throttling comes
+(``cut + full * (t / recovery)**2``, as TCP CUBIC probes): a service that keeps throttling is
+probed gently just above what it sustains, one that has stopped gives the
+full pace back within ``recovery`` seconds at most. (A straight-line climb
+must choose: fast enough to recover within seconds, it outruns every cut
+under steady contention.) A lone throttling answer under the quota costs
+about two calls. The contention policy only ever moves the admission rate;
+the guard moves only by the margin, and only wider.
 """
 
 from __future__ import annotations
