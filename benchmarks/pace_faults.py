@@ -1,25 +1,30 @@
-"""Pace at --qps 30 under faults and network jitter, measured at the simulator.
+"""The user's migration at --qps 30 under faults and network jitter, measured at the simulator.
 
-    python benchmarks/pace_faults.py [--rows 900]      # the migration itself: --rows 10000 (about 6 minutes)
+    python benchmarks/pace_faults.py                 # 10,000 rows, about 6 minutes: the goals
+    python benchmarks/pace_faults.py --rows 900      # a quick look (the time goal is then shown only)
 
-One simulator process: quota 30 per AccessKey and operation; latency
-120 +- 30 ms (normal, so nearly all of it in 60-180 ms); 0-20 ms of arrival
-jitter before a request is counted; 4 % of calls faulted: 3 % 500
-InternalError (half before applying, half after), 0.5 % 400 Throttling.User
-and 0.5 % 503 ServiceUnavailable; seeded. One whole ``bulk run`` over ROWS
-new domains.
+The job, as the service treats it (issue 21): quota 30 calls/s per AccessKey
+and operation; latency 120 +- 30 ms (normal, so nearly all of it in
+60-180 ms); 0-20 ms of arrival jitter before a request is counted, more
+than the pacer's starting margin (12 ms) covers; 4 % of calls faulted:
+3 % 500 InternalError (half before applying, half after), 1 % throttling
+answers (half 400 Throttling.User, half 503 Throttling); seeded. One whole
+``bulk run`` at the defaults (the backup read on) over ROWS new domains.
 
 Measured at the simulator, for the Add operation: arrivals per second
-(everything that reached it: first attempts, retries, and calls it refused
-for the quota) and the most in any one-second window; and bulk's wall time
-from process start to exit. Goals (issue 10): pace >= 0.95 x 30, and, for
-the 10,000-row migration, the run within 1.05 x ROWS / 30 s (with the default
-900 rows the second goal is only shown: a second or two of start-up and of
-the last answers weigh 5 % there). The faults themselves set a floor for it:
-every faulted call is sent again, so the Add operation needs about
-ROWS / 0.96 calls, ROWS / 0.96 / 30 s = 1.042 x ROWS / 30 s even at exactly
-the quota; the floor measured (calls at the simulator, less those it refused
-for the quota, / 30) is printed beside the goal.
+(everything that reached it: first attempts, retries, calls it refused),
+the most in any one-second window, and the calls refused for the quota
+(by the simulator's own count, apart from the injected throttles) for
+every operation; and bulk's wall time from process start to exit.
+
+Goals, each with its PASS/FAIL line:
+- pace at the simulator >= 0.95 x 30;
+- no call refused for the quota after the first WARMUP seconds (the
+  pacer may learn the jitter from a refusal or two at first);
+- the run within 1.06 x the floor: the calls the Add operation needed,
+  retries included (calls at the simulator less those it refused for the
+  quota), divided by the quota. Judged at 10,000 rows; below that, start-up
+  and the last answers weigh too much and the line is information only.
 """
 
 from __future__ import annotations
@@ -35,20 +40,28 @@ from common import AK_ID, BULK, ENV, ROOT, Simulator, domains_csv, machine, show
 
 QPS = 30
 PACE_GOAL = 0.95
-TIME_GOAL = 1.05
+TIME_GOAL = 1.06
+WARMUP = 5.0
+TIMED_ROWS = 10_000
 ACTION = "AddLiveSnapshotNotifyConfig"
-# Eight equal shares of a 4 % fault rate: 3 % 500s, 0.5 % Throttling.User, 0.5 % ServiceUnavailable.
-FAULTS = ",".join(["internal_before"] * 3 + ["internal_after"] * 3 + ["throttle", "unavailable"])
+# Eight equal shares of a 4 % fault rate: 1.5 % 500 before applying, 1.5 % after, 1 % throttles.
+FAULTS = ",".join(["internal_before"] * 3 + ["internal_after"] * 3 + ["throttle"] * 2)
+THROTTLE_CODES = "Throttling.User,Throttling"  # in turn: half on a 400, half on a 503
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=900)
+    parser.add_argument("--rows", type=int, default=TIMED_ROWS)
     args = parser.parse_args()
     rows = args.rows
     print(f"machine: {machine()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp, Simulator(
-        qps=QPS, latency_ms=120, latency_jitter_ms=30, arrival_jitter_ms=20, error_rate=0.04, faults=FAULTS, seed=10
+        qps=QPS, latency_ms=120, latency_jitter_ms=30, arrival_jitter_ms=20, error_rate=0.04, faults=FAULTS,
+        throttle_codes=THROTTLE_CODES, seed=21,
     ) as sim:
         work = Path(tmp)
         src = domains_csv(work / "faults.csv", rows)
@@ -61,26 +74,29 @@ def main() -> int:
         stats = sim.stats()
     seen = stats["pace"][f"{AK_ID}/{ACTION}"]
     codes = stats["calls"].get(ACTION, {})
-    faults = stats["faults"]
-    refused = codes.get("Throttling.User", 0) - faults.get("throttle", 0)  # by the quota, not injected
+    refused = seen["refused"]
+    late = {key.split("/", 1)[1]: p["last_refused"] for key, p in stats["pace"].items()
+            if p["refused"] and p["last_refused"] > WARMUP}
     pace = seen["per_second"]
-    floor = (seen["calls"] - refused) / QPS  # the calls the faults alone make necessary, at exactly the quota
-    max_window = max(p["max_window"] for p in stats["pace"].values())
-    print(f"\n{'rows':>6} {'Add calls':>9} {'200s':>6} {'500s':>5} {'503s':>5} {'thr.inj':>7} {'thr.quota':>9} "
-          f"{'pace/s':>7} {'/quota':>6} {'max 1s':>6} {'wall s':>7} {'goal s':>7} {'floor s':>7}")
+    floor = (seen["calls"] - refused) / QPS
+    print(f"\n{'rows':>6} {'Add calls':>9} {'200s':>6} {'500s':>5} {'400 thr':>7} {'503 thr':>7} {'refused':>7} "
+          f"{'last s':>6} {'pace/s':>7} {'/quota':>6} {'max 1s':>6} {'wall s':>7} {'floor s':>7} {'/floor':>6}")
+    last = "-" if seen["last_refused"] is None else f"{seen['last_refused']:.1f}"
     print(f"{rows:>6} {seen['calls']:>9} {codes.get('OK', 0):>6} {codes.get('InternalError', 0):>5} "
-          f"{codes.get('ServiceUnavailable', 0):>5} {faults.get('throttle', 0):>7} {refused:>9} {pace:>7.2f} "
-          f"{pace / QPS:>6.3f} {max_window:>6} {wall:>7.1f} {TIME_GOAL * rows / QPS:>7.1f} {floor:>7.1f}")
-    pace_ok = code == 0 and pace >= PACE_GOAL * QPS
-    time_ok = code == 0 and wall <= TIME_GOAL * rows / QPS
-    timed = rows >= 10_000
-    print(f"pace at the simulator >= {PACE_GOAL} x {QPS}: {'PASS' if pace_ok else 'FAIL'} "
+          f"{codes.get('Throttling.User', 0) - refused:>7} {codes.get('Throttling', 0):>7} {refused:>7} {last:>6} "
+          f"{pace:>7.2f} {pace / QPS:>6.3f} {seen['max_window']:>6} {wall:>7.1f} {floor:>7.1f} {wall / floor:>6.3f}")
+    print(f"pace at the simulator >= {PACE_GOAL} x {QPS}: {verdict(code == 0 and pace >= PACE_GOAL * QPS)} "
           f"({pace / QPS:.3f}, exit {code})")
-    verdict = ("PASS" if time_ok else "FAIL") if timed else "info only below 10,000 rows"
-    print(f"run within {TIME_GOAL} x {rows}/{QPS} = {TIME_GOAL * rows / QPS:.1f} s: {verdict} "
-          f"({wall:.1f} s = {wall / (rows / QPS):.3f} x; the faults alone need {floor:.1f} s = "
-          f"{floor / (rows / QPS):.3f} x at exactly the quota)")
-    return 0 if pace_ok and (time_ok or not timed) else 1
+    print(f"no call refused for the quota after the first {WARMUP:g} s: {verdict(code == 0 and not late)} "
+          f"({refused} Add calls refused, the last {last} s after the first arrival"
+          + "".join(f"; {action}: last at {t:.1f} s" for action, t in late.items()) + ")")
+    time_ok = code == 0 and wall <= TIME_GOAL * floor
+    timed = rows >= TIMED_ROWS
+    print(f"run within {TIME_GOAL} x the floor ({floor:.1f} s = {seen['calls'] - refused} calls / {QPS}): "
+          f"{verdict(time_ok) if timed else f'info only below {TIMED_ROWS:,} rows'} "
+          f"({wall:.1f} s = {wall / floor:.3f} x)")
+    ok = code == 0 and pace >= PACE_GOAL * QPS and not late and (time_ok or not timed)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

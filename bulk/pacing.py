@@ -5,7 +5,7 @@
     await pacer.admit()                              # before a call is prepared: the pace
     outcome = await client.call(action, params, at_wire=pacer.at_wire)   # the quota, at the wire
     if isinstance(outcome, Failure) and outcome.throttled:
-        pacer.throttled()                            # one cut per episode, then back up within seconds
+        pacer.throttled()                            # sent at the quota: a wider margin; else one cut per episode
 
 Two gates, because the pace and the quota are different promises.
 
@@ -39,20 +39,41 @@ keeps 0.988 of the quota; a network with more jitter than that wants more.
 *Throttling* (``throttled``): an answer with a ``Throttling*`` code says the
 account's count for this operation went over, because of us (jitter beyond
 the margin) or because something else spends the same quota. Answers that
-arrive within one window of an episode's first belong to that episode: one
-burst is one cut, however many answers it brings. The cut is what the
-evidence says the service sustained: of the ``n`` calls we sent in the
-window before the episode, ``k`` were refused, so the pace drops to
-``(n - k)`` per window, a multiplicative decrease by the share refused
-(never above where it was, never below a twentieth of the full pace). After
-the episode the pace climbs back additively, by more the longer no
-throttling comes (``cut + full * (t / recovery)**2``, as TCP CUBIC probes):
-a service that keeps throttling is probed gently just above what it
-sustains, one that has stopped gives the full pace back within ``recovery``
-seconds at most. (A straight-line climb must choose: fast enough to recover
-within seconds, it outruns every cut under steady contention.) A lone
-throttling answer at full pace costs about two calls. The policy only ever
-moves the admission rate; the guard is the quota and stays put.
+arrive within one window of an episode's first belong to that episode. Which
+of the two it was, the pacer's own record of sends tells: the guard notes,
+for each send, whether it was sent *at the quota*, the quota of sends before
+it so recent that jitter the margin may still grow to could have put them
+all in the server's second before it (the ``quota``-th send back within
+``1 + widest`` seconds, and a step); ``throttled`` reads that note for the call
+the calling task sent last (a context variable, as the client hands
+``at_wire`` to its connector). An episode that opens with a call sent at the
+quota is jitter beyond the margin: a few milliseconds of network or of the
+server's stamping moved one of our sends into the next call's second. The
+margin widens by ``_WIDEN`` (never past ``widest``, which keeps the guard's
+pace at ``_LEAST_PACE`` of the quota, 0.975: 0.95 at the server with a share
+to spare) and the pace stays where it was: cutting it would lose about ten
+calls to a refusal that cost one. The margin never narrows again in a run:
+the refusal it prevents costs a call and a retry's wait, more than a few
+milliseconds of margin. A service that throttles at random while we are at
+the quota looks the same, and takes the margin to its bound; that costs the
+2.5 % the bound allows, and nothing more: at the bound an answer sent at the
+quota is let be. More answers in one episode than jitter explains (a spike
+moves one or two sends over; a third is one too many), or a call sent
+*under* the quota, mean something else spends the quota: that is contention,
+cut as follows (and the episode's widening is taken back). One burst is one
+cut, however many answers it brings. The cut is what the evidence says the
+service sustained: of the ``n`` calls we sent in the window before the
+episode, ``k`` were refused, so the pace drops to ``(n - k)`` per window, a
+multiplicative decrease by the share refused (never above where it was,
+never below a twentieth of the full pace). After the episode the pace climbs
+back additively, by more the longer no throttling comes
+(``cut + full * (t / recovery)**2``, as TCP CUBIC probes): a service that keeps throttling is
+probed gently just above what it sustains, one that has stopped gives the
+full pace back within ``recovery`` seconds at most. (A straight-line climb
+must choose: fast enough to recover within seconds, it outruns every cut
+under steady contention.) A lone throttling answer under the quota costs
+about two calls. The contention policy only ever moves the admission rate;
+the guard moves only by the margin, and only wider.
 """
 
 from __future__ import annotations
@@ -61,6 +82,7 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from aiolimiter import AsyncLimiter
 
@@ -74,6 +96,14 @@ _GUARD_SENDS = 1024
 _SETTLE = 0.002
 #: the lowest pace one throttling episode can cut to, as a share of the full pace
 _FLOOR = 0.05
+#: how much one jitter episode widens the margin (the default again: 12 -> 24 -> 36 ms, then the bound)
+_WIDEN = 0.012
+#: answers an episode opened at the quota may bring and still be jitter; one more is contention
+_JITTER_ANSWERS = 2
+#: the margin never widens past what keeps this share of the quota at the guard
+_LEAST_PACE = 0.975
+#: the last send of the calling task: its pacer, and whether the window ending there was at the quota
+_LAST_SEND: ContextVar[tuple[Pacer, bool] | None] = ContextVar("bulk_last_send", default=None)
 
 
 class RateLimiter(AsyncLimiter):
@@ -114,8 +144,8 @@ class Pacer:
     """Pace and quota for one (AccessKey, operation): see the module docstring."""
 
     __slots__ = (
-        "quota", "margin", "full_rate", "recovery", "_limiter", "_clock", "_sent", "_window",
-        "_opened", "_base", "_seen", "_answers", "_cut", "_cut_at",
+        "quota", "margin", "widest", "full_rate", "recovery", "_limiter", "_clock", "_sent", "_span", "_window",
+        "_opened", "_base", "_seen", "_answers", "_widened", "_cut", "_cut_at",
     )
 
     def __init__(
@@ -138,21 +168,29 @@ class Pacer:
         # The guard: at most n sends in any `window` seconds. For a quota under 1/s that is
         # one send per 1/quota s; for a huge one, a proportional share of the second.
         n = min(max(1, math.floor(quota)), _GUARD_SENDS)
-        span = 1.0 if n == math.floor(quota) else n / quota
-        self._window = span * (1 + margin)
+        self._span = 1.0 if n == math.floor(quota) else n / quota
         self._sent: deque[list[float]] = deque(maxlen=n)  # send times, each in a cell _settle may move
-        self.full_rate = n / self._window
+        #: the widest the margin may grow, by jitter episodes (never narrower than the margin given)
+        self.widest = max(margin, n / (_LEAST_PACE * quota * self._span) - 1)
+        self._set_margin(margin)
         self._limiter = RateLimiter(self.full_rate)
         # aiolimiter runs on the loop's clock, so the guard and the policy do too unless told otherwise.
         self._clock = clock
         self._opened: float | None = None  # when the current (or last) throttling episode began
         self._base = self._seen = 0.0      # its pace before the cut, and our sends in the window before it
         self._answers = 0                  # throttling answers in it
+        self._widened: float | None = None  # how much it widened the margin, if it was jitter (else None)
         self._cut: float | None = None     # the pace it cut to; None once recovered
         self._cut_at = 0.0                 # when the climb back starts (the episode's end)
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    def _set_margin(self, margin: float) -> None:
+        """The guard's window and the full pace for this margin (admission follows at the next ``admit``)."""
+        self.margin = margin
+        self._window = self._span * (1 + margin)
+        self.full_rate = (self._sent.maxlen or 1) / self._window
 
     @property
     def rate(self) -> float:
@@ -190,7 +228,12 @@ class Pacer:
         sent = self._sent
         while len(sent) == sent.maxlen and (wait := sent[0][0] + self._window - self._now()) > 0:
             await asyncio.sleep(wait)
-        send = [self._now()]
+        now = self._now()
+        # Noted now, while the guard remembers the sends before it: the answer may come many sends later.
+        # (One step past the widest margin: at full pace there, the guard lets a send go a hair after it.)
+        horizon = self._span * (1 + self.widest + _WIDEN)
+        _LAST_SEND.set((self, len(sent) == sent.maxlen and sent[0][0] > now - horizon))
+        send = [now]
         sent.append(send)
         asyncio.get_running_loop().call_later(_SETTLE, self._settle, send)
 
@@ -209,13 +252,34 @@ class Pacer:
         send[0] = max(send[0], self._now() - _SETTLE)
 
     def throttled(self) -> None:
-        """The service answered with a throttling code: cut the pace once per episode, by the evidence."""
+        """The service answered the calling task's last call with a throttling code.
+
+        Sent at the quota, the first answer of an episode widens the margin; otherwise the pace is cut,
+        once per episode, by the evidence (see the module docstring).
+        """
         now = self._now()
+        last = _LAST_SEND.get()
+        at_quota = last is not None and last[0] is self and last[1]
         if self._opened is None or now - self._opened >= self._window:
             self._opened = now
             self._base = self._rate_at(now)
             self._seen = sum(1 for (t,) in self._sent if t > now - self._window)
             self._answers = 0
+            self._widened = None
+            if at_quota:
+                # Jitter beyond the margin: widen it and keep the pace (the full pace follows the margin).
+                self._widened = min(self.margin + _WIDEN, self.widest) - self.margin
+                self._set_margin(self.margin + self._widened)
+                self._answers = 1
+                self._limiter.rate = self._rate_at(now)
+                return
+        elif self._widened is not None:
+            if self._answers < _JITTER_ANSWERS:
+                self._answers += 1  # a jitter spike can move two sends over (or a random answer come with one)
+                return
+            # More answers than jitter gives: not sends jittered over, but the quota spent elsewhere.
+            self._set_margin(self.margin - self._widened)
+            self._widened = None
         self._answers += 1
         sustained = max(self._seen - self._answers, 0) / self._window
         self._cut = max(_FLOOR * self.full_rate, min(self._base, sustained))

@@ -123,7 +123,9 @@ def test_every_enum_option_shows_and_checks_its_choices() -> None:
                 assert f"{param.opts[0]} [{'|'.join(choices)}]" in text, (words, param.name)
                 seen[param.opts[0]] = choices
     assert seen == {"--if-exists": tuple(IfExists), "--signature": ("v3", "v1"), "--format": ("csv", "jsonl"),
-                    "--via": tuple(VIA)}
+                    "--via": tuple(VIA), "--type": ("liveVideo", "liveEdge"),
+                    "--status": ("online", "offline", "configuring"),
+                    "--match": ("fuzzy_match", "pre_match", "suf_match", "full_match")}
     refused = runner.invoke(app, ["run", "in.csv", "-a", "AddLiveSnapshotNotifyConfig", "--if-exists", "overwrite"])
     assert refused.exit_code == 2 and "fail" in refused.output and "update" in refused.output
 

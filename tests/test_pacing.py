@@ -225,11 +225,15 @@ class Service:
     shared with other users of the account (``others``: their calls/s at a time), plus random throttling."""
 
     def __init__(self, *, quota: int = 30, latency: float = 0.1, random_throttling: float = 0.0,
-                 others: Callable[[float], float] = lambda t: 0.0, seed: int = 1) -> None:
+                 others: Callable[[float], float] = lambda t: 0.0, arrival_jitter: float = 0.0, seed: int = 1) -> None:
+        """``arrival_jitter``: a uniform delay up to this between our send and the service's count."""
         self.quota, self.latency, self.random_throttling, self.others = quota, latency, random_throttling, others
+        self.arrival_jitter = arrival_jitter
         self.rng = random.Random(seed)
+        self.jitter_rng = random.Random(seed + 1)
         self.window: collections.deque[float] = collections.deque()
         self.ours: list[tuple[float, bool]] = []  # (arrival, throttled)
+        self.refused: list[float] = []  # arrivals refused for the quota (not at random)
 
     def _count(self, now: float) -> bool:
         while self.window and self.window[0] + 1.0 <= now:
@@ -249,8 +253,13 @@ class Service:
 
     async def call(self, pacer: Pacer) -> None:
         await pacer.at_wire()
+        if self.arrival_jitter:
+            await asyncio.sleep(self.jitter_rng.uniform(0, self.arrival_jitter))
         now = virtual_loop().time()
-        throttled = not self._count(now) or self.rng.random() < self.random_throttling
+        refused = not self._count(now)
+        if refused:
+            self.refused.append(now)
+        throttled = refused or self.rng.random() < self.random_throttling
         self.ours.append((now, throttled))
         await asyncio.sleep(self.latency)
         if throttled:
@@ -347,5 +356,93 @@ def test_persistent_throttling_settles_at_what_the_service_sustains_and_recovers
         assert service.throttled_share(30, 60) <= (0.03 if latency < 1 else 0.13)
         # Back to the full pace within seconds of the other client stopping.
         assert service.per_second(66, 90) >= 0.99 * full
+
+    run_virtual(scenario())
+
+
+# -- throttling at the quota: jitter beyond the margin ---------------------------------------------
+
+
+async def sends_at(pacer: Pacer, n: int, *, every: float = 0.0) -> None:
+    """Send n calls from this task (so that ``throttled()`` here answers the last), ``every`` s apart at most."""
+    for _ in range(n):
+        await pacer.admit()
+        await pacer.at_wire()
+        await asyncio.sleep(every)
+
+
+def test_a_throttle_while_at_the_quota_widens_the_margin_and_keeps_the_pace() -> None:
+    async def scenario() -> None:
+        pacer = Pacer(30)
+        await sends_at(pacer, 60)
+        pacer.throttled()  # the answer to a call sent with 30 in its second: a send jittered over
+        margin = 2 * DEFAULT_MARGIN
+        assert pacer.margin == pytest.approx(margin)
+        # Not cut: the full pace at the wider margin (a cut would be 29 per window).
+        assert pacer.rate == pytest.approx(30 / (1 + margin))
+        sends = await paced_sends(pacer, 120)
+        assert min(spans(sends, 30)) >= 1 + margin - 1e-9  # the guard keeps the wider margin
+        assert pace(sends[1:]) >= 0.999 * 30 / (1 + margin)
+
+    run_virtual(scenario())
+
+
+def test_a_throttle_while_under_the_quota_cuts_the_pace_and_keeps_the_margin() -> None:
+    async def scenario() -> None:
+        pacer = Pacer(30)
+        await sends_at(pacer, 40, every=1 / 25)  # 25 calls a second: under the quota of 30
+        pacer.throttled()  # so something else spends the quota: contention
+        assert pacer.margin == DEFAULT_MARGIN
+        assert pacer.rate < 0.9 * pacer.full_rate
+
+    run_virtual(scenario())
+
+
+def test_a_third_answer_in_the_episode_is_contention_and_takes_the_widening_back() -> None:
+    async def scenario() -> None:
+        pacer = Pacer(30)
+        await sends_at(pacer, 60)
+        pacer.throttled()
+        await sends_at(pacer, 2)
+        pacer.throttled()  # a jitter spike can move two sends over: still jitter, still the full pace
+        assert pacer.margin == pytest.approx(2 * DEFAULT_MARGIN)
+        assert pacer.rate == pytest.approx(pacer.full_rate)
+        await sends_at(pacer, 2)
+        pacer.throttled()  # within the same window: three refused, the quota is spent elsewhere
+        assert pacer.margin == pytest.approx(DEFAULT_MARGIN)
+        assert pacer.rate == pytest.approx((30 - 3) / (1 + DEFAULT_MARGIN))
+
+    run_virtual(scenario())
+
+
+def test_the_margin_never_widens_past_the_bound() -> None:
+    """Throttling at random while at the quota looks like jitter: it may cost the bound, 0.975 of the quota, no more."""
+    async def scenario() -> None:
+        pacer = Pacer(30)
+        for _ in range(20):
+            await sends_at(pacer, 40)
+            pacer.throttled()
+        assert pacer.margin == pytest.approx(1 / 0.975 - 1)
+        assert pacer.full_rate == pytest.approx(0.975 * 30)
+        # At the bound a lone answer sent at the quota cuts nothing either.
+        assert pacer.rate == pytest.approx(pacer.full_rate)
+        sends = await paced_sends(pacer, 120)
+        assert pace(sends[1:]) >= 0.999 * 0.975 * 30
+
+    run_virtual(scenario())
+
+
+@pytest.mark.parametrize("random_throttling", [0.0, 0.01])
+def test_arrival_jitter_beyond_the_margin_is_outgrown_within_seconds(random_throttling: float) -> None:
+    """0-20 ms between our send and the service's count (the 12 ms margin covers 12): the user's job, at 30/s."""
+    async def scenario() -> None:
+        service = Service(latency=0.12, arrival_jitter=0.02, random_throttling=random_throttling, seed=5)
+        pacer = Pacer(30)
+        await service.run(pacer, 120)
+        # Refused for the quota only in the first seconds (without random answers, the margin is outgrown
+        # by what it let through; with them, it may widen before any call is refused).
+        assert all(t < 10 for t in service.refused) and (service.refused or random_throttling)
+        assert service.per_second(10, 120, accepted=False) >= 0.95 * 30
+        assert pacer.margin <= 1 / 0.975 - 1 + 1e-12
 
     run_virtual(scenario())

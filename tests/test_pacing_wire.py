@@ -11,9 +11,10 @@ from conftest import TEST_AK_ID, TEST_AK_SECRET
 from slow_tls_proxy import SlowTlsProxy
 
 from bulk.actions import resolve
-from bulk.client import LiveClient
+from bulk.client import Failure, LiveClient
 from bulk.credentials import Credentials, StaticCredentials
 from bulk.engine import RunOptions, run
+from bulk.pacing import DEFAULT_MARGIN, Pacer
 from bulk.retry import RetryPolicy
 from bulk.sim import SimConfig, Simulator, max_in_window
 
@@ -76,6 +77,22 @@ async def test_at_wire_is_awaited_once_per_request_when_the_connection_is_ready(
     assert len(waits) == 3
     assert waits[0] >= 0.2  # only once the handshake was done
     assert max(waits[1:]) < 0.2  # pooled: at once
+
+
+async def test_a_throttling_answer_reaches_the_pacer_with_what_the_guard_noted_at_its_send() -> None:
+    """The note "sent at the quota" crosses aiohttp's connector back to the calling task. A 3/s pacer sends
+    three calls, then a fourth once the guard allows; the service's clock stands still (as if the first three
+    reached it a second late), so it refuses the fourth: sent at the quota, that answer widens the margin."""
+    config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=3)
+    async with Simulator(config, clock=lambda: 1000.0) as sim:
+        pacer = Pacer(3)
+        async with LiveClient(credentials=CREDS, endpoint=sim.url) as client:
+            outcomes = [await client.call(DESCRIBE, {"DomainName": "a.example.com"}, at_wire=pacer.at_wire)
+                        for _ in range(4)]
+        assert [o.code if isinstance(o, Failure) else "OK" for o in outcomes] == ["OK"] * 3 + ["Throttling.User"]
+        pacer.throttled()
+        assert pacer.margin == pytest.approx(2 * DEFAULT_MARGIN)
+        assert pacer.rate == pytest.approx(pacer.full_rate)  # not cut
 
 
 async def test_a_call_that_times_out_at_the_wire_sends_nothing_and_returns_its_connection() -> None:

@@ -66,7 +66,8 @@ async def test_arrivals_kept_are_the_latest_and_the_figures_count_them_all() -> 
     assert [t for t, _, _ in sim.arrivals()] == [1000.0 + i * 0.25 for i in range(7, 12)]
     stats = sim.stats()
     assert stats["pace"][f"{TEST_AK_ID}/QuerySnapshotCallbackAuth"] == {
-        "calls": 12, "seconds": 2.75, "per_second": 4.0, "max_window": 4, "max_window_accepted": 4}
+        "calls": 12, "seconds": 2.75, "per_second": 4.0, "max_window": 4, "max_window_accepted": 4,
+        "refused": 0, "last_refused": None}
     assert stats["by_access_key"] == {TEST_AK_ID: 12}
     assert stats["max_window"] == 4
 

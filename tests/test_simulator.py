@@ -518,12 +518,27 @@ async def test_quota_is_a_sliding_window_per_key_and_action() -> None:
     pace = sim.stats()["pace"]
     assert pace[f"{TEST_AK_ID}/QuerySnapshotCallbackAuth"] == {
         "calls": 13, "seconds": 1.0, "per_second": 12.0, "max_window": 7, "max_window_accepted": 5,
+        "refused": 3, "last_refused": 1.0,  # refused for the quota at 1000.0, at 1000.999 and at 1001.0
     }
     for key in (f"{TEST_AK_ID}/DescribeLiveSnapshotNotifyConfig", "LTAIother/QuerySnapshotCallbackAuth"):
-        assert pace[key] == {"calls": 5, "seconds": 0.0, "per_second": 0.0, "max_window": 5, "max_window_accepted": 5}
+        assert pace[key] == {"calls": 5, "seconds": 0.0, "per_second": 0.0, "max_window": 5, "max_window_accepted": 5,
+                             "refused": 0, "last_refused": None}
 
 
 # -- faults and latency ---------------------------------------------------------------------------
+
+
+async def test_injected_throttles_answer_the_codes_given_in_turn() -> None:
+    """Throttling.User on a 400 and Throttling on a 503, as the reference has both; neither counts as refused."""
+    config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=100, error_rate=1.0, fault_kinds=("throttle",),
+                       throttle_codes=("Throttling.User", "Throttling"), seed=1)
+    async with Simulator(config) as sim, aiohttp.ClientSession() as s:
+        answers = [await call(s, sim.url, "QuerySnapshotCallbackAuth", {"DomainName": "t.example.com"})
+                   for _ in range(4)]
+    assert [(status, body["Code"]) for status, body in answers] == [(400, "Throttling.User"), (503, "Throttling")] * 2
+    assert sim.stats()["pace"][f"{TEST_AK_ID}/QuerySnapshotCallbackAuth"]["refused"] == 0
+    with pytest.raises(ValueError, match="throttle codes"):
+        Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, throttle_codes=("ServiceUnavailable",)))
 
 
 async def _fault_run(seed: int, n: int = 400) -> tuple[Simulator, list[tuple[str, object]]]:

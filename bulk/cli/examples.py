@@ -12,8 +12,8 @@ none can name an option that is gone.
 from __future__ import annotations
 
 __all__ = [
-    "CALLBACK_DRAIN", "CALLBACK_SERVE", "CALLBACK_SIGN", "CALLBACK_VERIFY", "PLAN", "REPORT", "ROLLBACK", "ROOT",
-    "ROTATE", "RUN", "SIM_SERVE", "STATUS", "VALIDATE", "VERIFY",
+    "CALLBACK_DRAIN", "CALLBACK_SERVE", "CALLBACK_SIGN", "CALLBACK_VERIFY", "DOMAINS", "EXPORT", "PLAN", "REPORT",
+    "ROLLBACK", "ROOT", "ROTATE", "RUN", "SIM_SERVE", "STATUS", "VALIDATE", "VERIFY",
 ]
 
 _RUN_DIR = "~/.local/state/bulk/domains.csv.add-live-snapshot-notify-config"
@@ -119,4 +119,14 @@ CALLBACK_SERVE = _examples(
 CALLBACK_DRAIN = _examples(
     "# may the keys of keys-2026-10.csv go? exit 0 when no callback signed with them came in 24 h",
     "bulk callback drain --receiver http://127.0.0.1:8081 --generation keys-2026-10.csv --window 24h",
+)
+DOMAINS = _examples(
+    "# every live domain of the account, as an input bulk run takes",
+    "bulk domains -o domains.csv",
+    "# only online domains whose name ends with .example.com",
+    "bulk domains --status online --name .example.com --match suf_match -o domains.csv",
+)
+EXPORT = _examples(
+    "# each domain's snapshot callback and callback auth as they are now (keys as fingerprints)",
+    "bulk export domains.csv -o before.csv",
 )

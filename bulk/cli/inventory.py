@@ -43,8 +43,9 @@ from ..jobs import ExportJob
 from ..options import RunResult, Tuning
 from ..paths import export_checkpoint
 from ..retry import RetryPolicy
+from . import examples
 from .common import app, err, errors, execute, fail, print_halt, run_async
-from .shared import Connection, calls_the_api
+from .shared import INPUT, OUTPUTS, STATE, Connection, calls_the_api
 
 
 class TableFormat(StrEnum):
@@ -79,24 +80,32 @@ class SearchType(StrEnum):
 
 
 OutOpt = Annotated[Path | None, typer.Option(
-    "--out", "-o", help="File to write, .csv or .jsonl (mode 0600; default: CSV on stdout).")]
-FormatOpt = Annotated[TableFormat | None, typer.Option("--format", help="csv or jsonl (default: by --out's suffix).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (see docs/inventory.md).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+    "--out", "-o", metavar="PATH", rich_help_panel=OUTPUTS,
+    help="File to write, .csv or .jsonl (mode 0600; default: CSV on stdout).")]
+FormatOpt = Annotated[TableFormat | None, typer.Option(
+    "--format", rich_help_panel=OUTPUTS, help="csv or jsonl (default: by --out's suffix).")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", rich_help_panel=OUTPUTS, help="Print one JSON document on stdout (see docs/inventory.md).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUTS, help="No progress output.")]
 
 
-@app.command("domains")
+@app.command("domains", epilog=examples.DOMAINS)
 @calls_the_api
 def domains_cmd(
     out: OutOpt = None,
     format: FormatOpt = None,
-    domain_type: Annotated[DomainType | None, typer.Option("--type", help="Only this LiveDomainType.")] = None,
-    status: Annotated[DomainStatus | None, typer.Option(help="Only domains in this state.")] = None,
-    name: Annotated[str | None, typer.Option(help="Only domain names that match this (see --match).")] = None,
+    domain_type: Annotated[DomainType | None, typer.Option(
+        "--type", rich_help_panel=INPUT, help="Only this LiveDomainType.")] = None,
+    status: Annotated[DomainStatus | None, typer.Option(
+        rich_help_panel=INPUT, help="Only domains in this state.")] = None,
+    name: Annotated[str | None, typer.Option(
+        metavar="TEXT", rich_help_panel=INPUT, help="Only domain names that match this (see --match).")] = None,
     match: Annotated[SearchType | None, typer.Option(
-        help="How --name matches (default: fuzzy_match, a part of the name).")] = None,
-    domain_region: Annotated[str | None, typer.Option(help="Only domains in this region (RegionName).")] = None,
+        rich_help_panel=INPUT, help="How --name matches (default: fuzzy_match, a part of the name).")] = None,
+    domain_region: Annotated[str | None, typer.Option(
+        metavar="REGION", rich_help_panel=INPUT, help="Only domains in this region (RegionName).")] = None,
     details: Annotated[bool, typer.Option(
+        rich_help_panel=OUTPUTS,
         help="Add type, status, CNAME, dates, description and resource group (bulk run refuses such a file).")
     ] = False,
     json_: JsonOpt = False,
@@ -141,15 +150,16 @@ def domains_cmd(
     raise typer.Exit(run_async(body))
 
 
-@app.command("export")
+@app.command("export", epilog=examples.EXPORT)
 @calls_the_api
 def export_cmd(
     input: Annotated[Path, typer.Argument(
-        help="Domain list, as bulk domains writes it: .csv, .jsonl or a name a line.")],
+        metavar="INPUT", help="Domain list, as bulk domains writes it: .csv, .jsonl or a name a line.")],
     out: OutOpt = None,
     format: FormatOpt = None,
     json_: JsonOpt = False,
     state_dir: Annotated[Path | None, typer.Option(
+        metavar="DIR", rich_help_panel=STATE,
         help="Where the export's reads keep their checkpoint (default: $BULK_STATE_DIR, else the user state "
              "directory).")] = None,
     quiet: QuietOpt = False,

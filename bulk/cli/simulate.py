@@ -49,6 +49,10 @@ def sim_serve(
         metavar="KIND,...", rich_help_panel=_FAULTS,
         help=f"Fault kinds, comma-separated, of {', '.join(FAULT_KINDS)}; a kind listed twice gets twice the share.",
     )] = "internal_before,internal_after,unavailable,throttle,drop",
+    throttle_codes: Annotated[str, typer.Option(
+        metavar="CODE,CODE", rich_help_panel=_FAULTS,
+        help="Codes an injected throttle answers, in turn: Throttling.User (HTTP 400), Throttling (503).",
+    )] = "Throttling.User",
     seed: Annotated[int | None, typer.Option(
         metavar="N", rich_help_panel=_FAULTS, help="Seed for faults and latency.")] = None,
     missing: Annotated[list[str] | None, typer.Option(
@@ -134,6 +138,7 @@ def sim_serve(
             qps=qps, latency_ms=latency_ms, latency_jitter_ms=latency_jitter_ms, arrival_jitter_ms=arrival_jitter_ms,
             error_rate=error_rate,
             fault_kinds=tuple(f.strip() for f in faults.split(",") if f.strip()), seed=seed,
+            throttle_codes=tuple(c.strip() for c in throttle_codes.split(",") if c.strip()),
             missing_domains=tuple(missing or ()), state_file=state,
             streams=StreamsConfig(count=streams, uptime_mean=stream_uptime_mean, interval=stream_interval,
                                   seed=seed, allow_remote=allow_remote_callbacks) if streams else None,

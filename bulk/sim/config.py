@@ -34,6 +34,8 @@ class SimConfig:
     error_rate: float = 0.0
     #: error_rate is split evenly among these; a kind listed twice gets twice the share
     fault_kinds: tuple[str, ...] = ("internal_before", "internal_after", "unavailable", "throttle", "drop")
+    #: the codes an injected "throttle" answers with, one after another: Throttling.User (HTTP 400), Throttling (503)
+    throttle_codes: tuple[str, ...] = ("Throttling.User",)
     seed: int | None = None
     #: fnmatch patterns (case-insensitive) of domains that do not exist on the account
     missing_domains: tuple[str, ...] = ()

@@ -77,6 +77,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "ConfigNotFound": (400, "Configuration does not exist, please check and try again."),
     "InvalidDomain.NotFound": (404, "The domain provided does not belong to you."),
     "Throttling.User": (400, "Request was denied due to user flow control."),
+    "Throttling": (503, "Request was denied due to request throttling."),
     "Forbidden.RAM": (
         403, "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
     ),

@@ -11,7 +11,10 @@ The service counts 30 calls per second per account and per operation, as a
 sliding window, and refuses (does not queue) what goes over: so does this
 quota, over half-open one-second windows. Arrivals are stamped after
 authentication and before the quota, so that ``max_window`` shows what the
-client sent and ``max_window_accepted`` what the quota let through.
+client sent and ``max_window_accepted`` what the quota let through; the
+calls it refused are counted apart from injected faults, with when the
+last of them came (``refused``, ``last_refused``: seconds after the first
+arrival), so that a benchmark can tell a start-up refusal from a late one.
 
 Memory stays bounded however long it runs: per (AccessKey, action) only
 the last second's stamps and a few running figures are kept (count, first
@@ -31,6 +34,8 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .constraints import ERRORS
+
 if TYPE_CHECKING:
     from .config import SimConfig
 
@@ -40,8 +45,10 @@ __all__ = ["FAULT_KINDS", "Faults", "Quota", "max_in_window"]
 #: client's read-back may already have said "not applied"
 FAULT_KINDS = ("internal_before", "internal_after", "unavailable", "throttle", "drop", "hang", "late")
 
-#: the answer each fault kind that answers at all gives, before the call is applied
-FAULT_CODES = {"internal_before": "InternalError", "unavailable": "ServiceUnavailable", "throttle": "Throttling.User"}
+#: the answer each fault kind that answers at all gives, before the call is applied (a throttle: see below)
+FAULT_CODES = {"internal_before": "InternalError", "unavailable": "ServiceUnavailable"}
+#: what an injected throttle may answer (``SimConfig.throttle_codes``): 400 Throttling.User, 503 Throttling
+THROTTLE_CODES = tuple(code for code in ERRORS if code.startswith("Throttling"))
 
 
 def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
@@ -82,11 +89,12 @@ class _Window:
 class _Span:
     """Arrivals of one (AccessKey, action): how many, the first and the last."""
 
-    __slots__ = ("calls", "first", "last")
+    __slots__ = ("calls", "first", "last", "refused", "last_refused")
 
     def __init__(self, now: float) -> None:
-        self.calls = 0
+        self.calls = self.refused = 0
         self.first = self.last = now
+        self.last_refused: float | None = None
 
 
 class Quota:
@@ -120,6 +128,10 @@ class Quota:
         """Whether a quota of ``limit`` calls per second lets this call through (and count it if so)."""
         window = self._quota_windows[(access_key, action)]
         if window.count_after_prune(now) + 1 > limit:
+            span = self._spans.get((access_key, action))
+            if span is not None:  # (arrive() made it, unless a caller skipped it)
+                span.refused += 1
+                span.last_refused = now
             return False
         window.add(now)
         return True
@@ -140,9 +152,10 @@ class Quota:
             "by_access_key": dict(by_key),
         }
 
-    def _pace(self) -> dict[str, dict[str, float]]:
-        """Per "AccessKey/Action": arrivals, their rate between the first and the last, and the
-        most in any one-second window (all arrivals, and those accepted by the quota)."""
+    def _pace(self) -> dict[str, dict[str, float | None]]:
+        """Per "AccessKey/Action": arrivals, their rate between the first and the last, the
+        most in any one-second window (all arrivals, and those accepted by the quota), and the
+        calls refused for the quota (how many; the last, in seconds after the first arrival)."""
         return {
             f"{access_key}/{action}": {
                 "calls": span.calls,
@@ -150,6 +163,8 @@ class Quota:
                 "per_second": (span.calls - 1) / (span.last - span.first) if span.last > span.first else 0.0,
                 "max_window": _peak(self._arrival_windows, (access_key, action)),
                 "max_window_accepted": _peak(self._quota_windows, (access_key, action)),
+                "refused": span.refused,
+                "last_refused": None if span.last_refused is None else span.last_refused - span.first,
             }
             for (access_key, action), span in self._spans.items()
         }
@@ -171,6 +186,9 @@ class Faults:
             raise ValueError(f"error_rate must be between 0 and 1, got {config.error_rate}")
         if config.error_rate and not config.fault_kinds:
             raise ValueError("error_rate > 0 needs at least one fault kind")
+        wrong = [code for code in config.throttle_codes if not code.startswith("Throttling") or code not in ERRORS]
+        if wrong or not config.throttle_codes:
+            raise ValueError(f"throttle codes must be some of {', '.join(THROTTLE_CODES)}, got {', '.join(wrong)}")
         if config.arrival_jitter_ms < 0:
             raise ValueError(f"arrival_jitter_ms must not be negative, got {config.arrival_jitter_ms}")
         self.config = config
@@ -179,6 +197,11 @@ class Faults:
         self._jitter = random.Random(None if seed is None else f"arrival-jitter/{seed}")
         #: faults injected so far, per kind
         self.counts: collections.Counter[str] = collections.Counter()
+
+    def throttle_code(self) -> str:
+        """The code of the injected throttle just drawn: ``throttle_codes`` one after another."""
+        codes = self.config.throttle_codes
+        return codes[(self.counts["throttle"] - 1) % len(codes)]
 
     def draw(self, action: str) -> tuple[str | None, bool]:
         """Which fault this call gets (or None) and, for a drop, whether it comes after applying."""

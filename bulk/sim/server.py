@@ -237,6 +237,8 @@ class Simulator:
                 return self._drop(request, action, fault)
             if fault == "drop" and not after:
                 return self._drop(request, action, fault)
+            if fault == "throttle":
+                return self._error(request, action, Reject(self._faults.throttle_code()))
             if code := FAULT_CODES.get(fault):
                 return self._error(request, action, Reject(code))
         try:
