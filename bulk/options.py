@@ -227,6 +227,10 @@ class RunStats:
     retrying: int = 0
     started: float = field(default_factory=time.monotonic)
     errors: Counter[str] = field(default_factory=Counter)
+    #: calls answered, by answer: "OK" for a success, else the error code (the service's, or bulk's own)
+    answers: Counter[str] = field(default_factory=Counter)
+    #: throttling episodes met (one cut of the pace each; see ``bulk.pacing``)
+    throttling_episodes: int = 0
 
     @property
     def finished(self) -> int:
@@ -303,6 +307,10 @@ class RunResult:
     #: a run across accounts: the accounts (profile names; "" for rows that name none) that
     #: stopped on their own while the others went on, and why
     stopped: dict[str, Halt] = field(default_factory=dict)
+    #: this run's calls by answer: "OK" for a success, else the error code
+    answers: dict[str, int] = field(default_factory=dict)
+    #: throttling episodes this run met
+    throttling_episodes: int = 0
 
     @property
     def pace(self) -> float:

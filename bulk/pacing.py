@@ -5,7 +5,7 @@
     await pacer.admit()                              # before a call is prepared: the pace
     outcome = await client.call(action, params, at_wire=pacer.at_wire)   # the quota, at the wire
     if isinstance(outcome, Failure) and outcome.throttled:
-        pacer.throttled()                            # one cut per episode, then back up within seconds
+        pacer.throttled()                            # one cut per episode (True: a new one), then back up
 
 Two gates, because the pace and the quota are different promises.
 
@@ -208,10 +208,15 @@ class Pacer:
         """
         send[0] = max(send[0], self._now() - _SETTLE)
 
-    def throttled(self) -> None:
-        """The service answered with a throttling code: cut the pace once per episode, by the evidence."""
+    def throttled(self) -> bool:
+        """The service answered with a throttling code: cut the pace once per episode, by the evidence.
+
+        True if this answer opened a new episode.
+        """
         now = self._now()
+        opens = False
         if self._opened is None or now - self._opened >= self._window:
+            opens = True
             self._opened = now
             self._base = self._rate_at(now)
             self._seen = sum(1 for (t,) in self._sent if t > now - self._window)
@@ -221,6 +226,7 @@ class Pacer:
         self._cut = max(_FLOOR * self.full_rate, min(self._base, sustained))
         self._cut_at = self._opened + self._window
         self._limiter.rate = self._cut  # a call already waiting to be admitted waits at the new pace
+        return opens
 
 
 class Pacers:

@@ -8,7 +8,7 @@
 ``signature`` checks one callback's headers, ``keyring`` holds the key
 generations the keys files give, ``receiver`` serves the callbacks behind
 a ``guard`` (deadlines, a connection cap) and a ``replay`` cache, ``tally``
-counts them per generation (in the Prometheus format of ``metrics``),
+counts them per generation (exposed by prometheus-client through ``metrics``),
 ``admin`` serves the counts and probes on their own listener, and
 ``drain`` tells, from the receivers' counts, when an old generation may go.
 Nothing here imports the engine or the CLI.

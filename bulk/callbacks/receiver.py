@@ -69,6 +69,7 @@ from .admin import Admin
 from .drain import DrainReport, assess
 from .guard import ConnectionGuard, Limits
 from .keyring import KeyRing, Signature, generation_name, load_keyring, settled, sources_signature
+from .metrics import exposition, private_registry
 from .replay import LogThrottle, ReplayCache
 from .signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
 from .tally import Tally
@@ -174,8 +175,9 @@ class Receiver:
 
     __slots__ = (
         "_admin_token", "_clock", "_forward_timeout", "_forward_url", "_guard", "_hook", "_hosts", "_in_flight",
-        "_limits", "_log_rejections", "_max_skew", "_poll", "_previous_look", "_reload_lock", "_reload_now",
-        "_replays", "_ring", "_runners", "_session", "_signature", "_sources", "_tally", "_watcher", "admin_url", "url",
+        "_limits", "_log_rejections", "_max_skew", "_poll", "_previous_look", "_registry", "_reload_lock",
+        "_reload_now", "_replays", "_ring", "_runners", "_session", "_signature", "_sources", "_tally", "_watcher",
+        "admin_url", "url",
     )
 
     def __init__(
@@ -226,6 +228,8 @@ class Receiver:
         self._ring: KeyRing = load_keyring(self._sources)
         self._tally = Tally(started_at=clock(), generations=self._ring.names)
         self._note_rejected(self._ring)
+        # Read at each scrape: the counts and the keys as they are then (a reload swaps the ring).
+        self._registry = private_registry(lambda: self._tally.families(self._ring, self._guard))
         self._replays = ReplayCache(capacity=replay_capacity)
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
         self._log_rejections = LogThrottle()
@@ -451,7 +455,7 @@ class Receiver:
 
     def metrics(self) -> str:
         """The counts in the Prometheus text format (what ``/metrics`` serves)."""
-        return self._tally.metrics(self._ring, self._guard)
+        return exposition(self._registry).decode()
 
     def drain(self, generation: str, window: float) -> DrainReport:
         """This receiver's answer to ``bulk callback drain`` (raises UnknownGeneration)."""
