@@ -17,8 +17,9 @@ import typer
 from ..errors import Exit
 from ..options import Tuning
 from ..rotate import VIA, plan_rotation, prepare_rotation
+from ..textfile import RunTextfile
 from .commands import BackupOpt, CanaryOpt, QuietOpt, ReportOpt, RetryOpt, StateDirOpt, finish_apply
-from .common import app, err, errors, execute, out
+from .common import app, err, errors, execute, leaves_metrics, out
 from .shared import Connection, calls_the_api
 
 __all__ = ["rotate_cmd"]
@@ -26,6 +27,7 @@ __all__ = ["rotate_cmd"]
 
 @app.command("rotate")
 @calls_the_api
+@leaves_metrics("rotate")
 def rotate_cmd(
     input: Annotated[Path, typer.Argument(help="Domains: .csv with DomainName, .jsonl, or one name per line.")],
     keys_out: Annotated[Path, typer.Option(help="Keys file to write (CSV, mode 0600), e.g. keys-2026-11.csv.")],
@@ -46,6 +48,7 @@ def rotate_cmd(
     *,
     tuning: Tuning,
     connection: Connection,
+    textfile: RunTextfile | None,
 ) -> None:
     """Give every domain a new callback auth key: keys file first, then the calls.
 
@@ -63,11 +66,14 @@ def rotate_cmd(
                   f"sha256 {rotation.keys_sha256[:12]})")
     options = rotation.options
     if prepare:
+        if textfile is not None:
+            textfile.command = "rotate-prepare"
         err.print(f"bulk: checkpoint {options.checkpoint_path}", soft_wrap=True)
         with errors():
             prepare_rotation(rotation)
         out.print(f"prepared: give the receiver {keys_out}, then run this command again without --prepare")
         raise typer.Exit(Exit.OK)
     raise typer.Exit(execute(options, connection, quiet=quiet,
-                              summary=lambda r: finish_apply(r, options, report=report, quiet=quiet),
+                              summary=lambda r: finish_apply(r, options, report=report, quiet=quiet,
+                                                             textfile=textfile),
                               outputs=(report,)))
