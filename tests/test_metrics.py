@@ -1,4 +1,4 @@
-"""Metrics as a scraper reads them: the receiver's /metrics and a run's --metrics-textfile, parsed by prometheus-client."""
+"""Metrics as a scraper reads them: the receiver's /metrics and a run's --metrics-textfile, by prometheus-client."""
 
 from __future__ import annotations
 
