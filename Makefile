@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Tests, the demo and benchmarks never reach a metadata service or a real account.
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 
-.PHONY: demo test test-slow mutants bench clean
+.PHONY: demo test test-e2e test-slow mutants bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,20 @@ test: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest -q -n 4 -m "not realtime and not slow and not e2e"
 	$(PY) -m pytest -q -p no:xdist -m "realtime and not slow and not e2e"
+
+# Tests that need system tools: promtool (Debian's prometheus package has it; no smaller package does) and
+# chromium, installed through apt when missing (CI runs as root; elsewhere through sudo).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+test-e2e: $(STAMP)
+	@missing=""; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(PY) -m pytest -q -m e2e
 
 # 120 chaos seeds and whatever else is too long for every landing.
 test-slow: $(STAMP)

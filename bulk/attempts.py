@@ -247,6 +247,7 @@ class Caller:
                 continue
             attempts += 1
             self._stats.answered(action.name, outcome)
+            self._stats.answers["OK" if isinstance(outcome, Success) else outcome.code] += 1
             self._health.ok(outcome)
             if isinstance(outcome, Success):
                 return Tried(outcome, attempts, True)
@@ -255,8 +256,8 @@ class Caller:
                 self._lane.stop(Halt(HaltKind.CREDENTIALS_REFUSED,
                                 f"the service refused the credentials ({outcome.code}: {outcome.message})"))
                 return Tried(None, attempts, reached)
-            if outcome.throttled:
-                pacer.throttled()  # the last attempt's answer is evidence too
+            if outcome.throttled and pacer.throttled():  # the last attempt's answer is evidence too
+                self._stats.throttling_episodes += 1
             if changes and outcome.maybe_applied:
                 return Tried(outcome, attempts, True)
             if not self._retry.should_retry(outcome, tried_before + attempts):

@@ -122,7 +122,8 @@ async def run(
             halt = halt or Halt(HaltKind.LOCAL_FAULT, str(fault))
         return RunResult(counts=ckpt.counts(), errors=ckpt.error_counts(), calls=stats.calls,
                          elapsed=stats.elapsed, checkpoint=options.checkpoint_path, halt=halt, canary=canary,
-                         stopped=stopped, restarted=restarted)
+                         stopped=stopped, restarted=restarted, answers=dict(stats.answers),
+                         throttling_episodes=stats.throttling_episodes)
     finally:
         with contextlib.suppress(LocalFault):
             ckpt.close()

@@ -65,17 +65,19 @@ def private_dir(path: Path) -> None:
             each.mkdir(mode=0o700)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Write ``path`` whole (mode 0600): a reader sees the old file or the new one, never half of it."""
-    with atomic_file(path) as out:
+    with atomic_file(path, mode=mode) as out:
         out.write(data)
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
+def atomic_file(path: Path, *, mode: int = 0o600) -> Iterator[BinaryIO]:
     """A file to write ``path`` with; it replaces ``path`` (synced, mode 0600) only if the block ends without error.
 
     A write that fails (a full disk, a folder that is a file) is a LocalFault naming ``path``; the old file stays.
+    ``mode``: another mode, for a file that holds nothing secret and that another user's process must read
+    (a metrics textfile, which node_exporter reads).
     """
     try:
         private_dir(path.parent)
@@ -84,6 +86,8 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         raise LocalFault(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as out:
+            if mode != 0o600:
+                os.fchmod(out.fileno(), mode)
             yield out
             out.flush()
             os.fsync(out.fileno())

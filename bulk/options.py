@@ -235,6 +235,10 @@ class RunStats:
     settled_before: int = 0
     #: the run's per-second aggregates, kept in the checkpoint (``bulk.timeline``)
     timeline: Timeline = field(default_factory=Timeline)
+    #: calls answered, by answer: "OK" for a success, else the error code (the service's, or bulk's own)
+    answers: Counter[str] = field(default_factory=Counter)
+    #: throttling episodes met (one cut of the pace each; see ``bulk.pacing``)
+    throttling_episodes: int = 0
 
     @property
     def finished(self) -> int:
@@ -329,6 +333,10 @@ class RunResult:
     stopped: dict[str, Halt] = field(default_factory=dict)
     #: why the checkpoint, left by a run that never sent a call, was started anew (None: it was not)
     restarted: str | None = None
+    #: this run's calls by answer: "OK" for a success, else the error code
+    answers: dict[str, int] = field(default_factory=dict)
+    #: throttling episodes this run met
+    throttling_episodes: int = 0
 
     @property
     def pace(self) -> float:

@@ -251,8 +251,8 @@ class Pacer:
         """
         send[0] = max(send[0], self._now() - _SETTLE)
 
-    def throttled(self) -> None:
-        """The service answered the calling task's last call with a throttling code.
+    def throttled(self) -> bool:
+        """The service answered the calling task's last call with a throttling code; True if it opened an episode.
 
         Sent at the quota, the first answer of an episode widens the margin; otherwise the pace is cut,
         once per episode, by the evidence (see the module docstring).
@@ -272,19 +272,23 @@ class Pacer:
                 self._set_margin(self.margin + self._widened)
                 self._answers = 1
                 self._limiter.rate = self._rate_at(now)
-                return
-        elif self._widened is not None:
-            if self._answers < _JITTER_ANSWERS:
-                self._answers += 1  # a jitter spike can move two sends over (or a random answer come with one)
-                return
-            # More answers than jitter gives: not sends jittered over, but the quota spent elsewhere.
-            self._set_margin(self.margin - self._widened)
-            self._widened = None
+                return True
+            opens = True
+        else:
+            opens = False
+            if self._widened is not None:
+                if self._answers < _JITTER_ANSWERS:
+                    self._answers += 1  # a jitter spike can move two sends over (or a random answer come with one)
+                    return False
+                # More answers than jitter gives: not sends jittered over, but the quota spent elsewhere.
+                self._set_margin(self.margin - self._widened)
+                self._widened = None
         self._answers += 1
         sustained = max(self._seen - self._answers, 0) / self._window
         self._cut = max(_FLOOR * self.full_rate, min(self._base, sustained))
         self._cut_at = self._opened + self._window
         self._limiter.rate = self._cut  # a call already waiting to be admitted waits at the new pace
+        return opens
 
 
 class Pacers:

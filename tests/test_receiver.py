@@ -147,12 +147,12 @@ async def test_metrics_as_json_and_prometheus_text(tmp_path: Path) -> None:
     assert families["bulk_receiver_callbacks_rejected_total"][0] == "counter"
     assert families["bulk_receiver_callback_last_seen_timestamp_seconds"][0] == "gauge"
     accepted = "bulk_receiver_callbacks_accepted_total"
-    assert samples[(accepted, '{generation="keys-2026-10",domain="a.example.com"}')] == 3
-    assert samples[(accepted, '{generation="keys-2026-11",domain="a.example.com"}')] == 1
-    assert samples[(accepted, '{generation="keys-\\"q\\"\\\\x",domain="c.example.com"}')] == 1
+    assert samples[(accepted, '{domain="a.example.com",generation="keys-2026-10"}')] == 3
+    assert samples[(accepted, '{domain="a.example.com",generation="keys-2026-11"}')] == 1
+    assert samples[(accepted, '{domain="c.example.com",generation="keys-\\"q\\"\\\\x"}')] == 1
     last_seen = "bulk_receiver_callback_last_seen_timestamp_seconds"
-    assert samples[(last_seen, '{generation="keys-2026-10",domain="a.example.com"}')] == 1_800_000_000
-    assert samples[(last_seen, '{generation="keys-2026-11",domain="a.example.com"}')] == 1_800_000_010
+    assert samples[(last_seen, '{domain="a.example.com",generation="keys-2026-10"}')] == 1_800_000_000
+    assert samples[(last_seen, '{domain="a.example.com",generation="keys-2026-11"}')] == 1_800_000_010
     assert samples[("bulk_receiver_callbacks_rejected_total", '{reason="signature_matches_no_key"}')] == 1
     assert samples[("bulk_receiver_generation_domains", '{generation="keys-2026-11"}')] == 2
     loaded_at = ("bulk_receiver_generation_loaded_timestamp_seconds", '{generation="keys-2026-10"}')

@@ -8,7 +8,7 @@
 ``signature`` checks one callback's headers, ``keyring`` holds the key
 generations the keys files give, ``receiver`` serves the callbacks behind
 a ``guard`` (deadlines, a connection cap) and a ``replay`` cache, ``tally``
-counts them per generation (in the Prometheus format of ``metrics``),
+counts them per generation (exposed by prometheus-client through ``metrics``),
 ``admin`` serves the counts and probes on their own listener, ``counters``
 keeps what drain answers need across a restart, ``gate`` asks receivers
 whether they hold a new generation before a rotation applies it, and

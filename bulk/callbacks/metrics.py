@@ -1,65 +1,58 @@
-"""Prometheus text exposition format (version 0.0.4), for a few hand-made metric families.
+"""Counts kept elsewhere, exposed in the Prometheus text format by prometheus-client.
 
-    family = Family("bulk_receiver_callbacks_accepted_total", "counter", "Callbacks accepted.")
-    family.add(3, generation="keys-2026-10", domain="a.example.com")
-    text = render([family])     # "# HELP ...\\n# TYPE ...\\nbulk_..._total{generation=...} 3\\n"
+    registry = private_registry(lambda: tally.families(ring, guard))
+    exposition(registry)    # b"# HELP bulk_receiver_callbacks_accepted_total ...\\n# TYPE ... counter\\n..."
 
-Every scraper reads this format: a ``# HELP`` and a ``# TYPE`` line per
-family, then one sample per line. Label values escape backslash, double
-quote and line feed; help texts escape backslash and line feed.
+prometheus-client writes the format (escaping, number spelling, ``_total``
+on counters) as every Python exporter does, so that a scraper or
+``promtool check metrics`` reads it like any other. The counts themselves
+stay where they are kept (a receiver's ``Tally``, a run's result): a
+collector reads them at scrape time and hands over metric families (a
+"custom collector" in prometheus-client's terms), so ``/metrics``,
+``/_bulk/stats`` and the drain answer can never disagree. Each owner gets
+a registry of its own: two receivers in one process never share a metric,
+and the library's global registry (with its process and platform
+collectors) is left alone.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-__all__ = ["CONTENT_TYPE", "Family", "escape_help", "escape_label", "render"]
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_KINDS = frozenset({"counter", "gauge", "untyped"})
+__all__ = ["CONTENT_TYPE", "Families", "exposition", "private_registry"]
 
+#: the Content-Type of ``exposition``'s text (format 0.0.4, which every Prometheus reads)
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
-def escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
+#: what a collector is made of: a function giving the metric families as they are now
+Families = Callable[[], Iterable[Metric]]
 
 
-class Family:
-    """One metric name, its kind, its help text and its samples."""
+class _Snapshot(Collector):
+    """A collector that asks its owner for the families at every collection."""
 
-    __slots__ = ("help", "kind", "name", "samples")
+    __slots__ = ("_families",)
 
-    def __init__(self, name: str, kind: str, help: str) -> None:
-        if kind not in _KINDS:
-            raise ValueError(f"metric kind must be one of {', '.join(sorted(_KINDS))}, got {kind!r}")
-        self.name = name
-        self.kind = kind
-        self.help = help
-        self.samples: list[tuple[tuple[tuple[str, str], ...], float]] = []
+    def __init__(self, families: Families) -> None:
+        self._families = families
 
-    def add(self, value: float, **labels: str) -> Family:
-        self.samples.append((tuple(labels.items()), value))
-        return self
+    def collect(self) -> Iterable[Metric]:
+        """The owner's families, as they are now."""
+        return self._families()
 
 
-def render(families: Iterable[Family]) -> str:
-    lines: list[str] = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {escape_help(family.help)}")
-        lines.append(f"# TYPE {family.name} {family.kind}")
-        for labels, value in family.samples:
-            text = ",".join(f'{name}="{escape_label(str(v))}"' for name, v in labels)
-            lines.append(f"{family.name}{{{text}}} {_number(value)}" if text else f"{family.name} {_number(value)}")
-    return "\n".join(lines) + "\n"
+def private_registry(families: Families) -> CollectorRegistry:
+    """A registry of its own that collects ``families()`` at each exposition, and nothing else."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(families))
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The registry's metrics in the Prometheus text format (version 0.0.4)."""
+    return generate_latest(registry)

@@ -70,6 +70,7 @@ from .counters import CountersFile
 from .drain import DrainReport, assess
 from .guard import ConnectionGuard, Limits
 from .keyring import KeyRing, Signature, generation_name, load_keyring, settled, sources_signature
+from .metrics import exposition, private_registry
 from .replay import LogThrottle, ReplayCache
 from .series import Snapshot
 from .signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
@@ -174,10 +175,12 @@ def _domain_of(body: bytes) -> str:
 class Receiver:
     """Checks each callback against its own domain's keys, counts it per key generation, passes it on."""
 
-    __slots__ = ("_admin_token", "_clock", "_counters", "_forward_timeout", "_forward_url", "_guard", "_hook",
-                 "_hosts", "_in_flight", "_keeper", "_limits", "_log_rejections", "_max_skew", "_poll",
-                 "_previous_look", "_reload_lock", "_reload_now", "_replays", "_ring", "_runners", "_session",
-                 "_signature", "_sources", "_tally", "_watcher", "admin_url", "url")
+    __slots__ = (
+        "_admin_token", "_clock", "_counters", "_forward_timeout", "_forward_url", "_guard", "_hook", "_hosts",
+        "_in_flight", "_keeper", "_limits", "_log_rejections", "_max_skew", "_poll", "_previous_look", "_registry",
+        "_reload_lock", "_reload_now", "_replays", "_ring", "_runners", "_session", "_signature", "_sources", "_tally",
+        "_watcher", "admin_url", "url",
+    )
 
     def __init__(
         self,
@@ -232,6 +235,8 @@ class Receiver:
         if counters is not None:
             counters.restore(self._tally, now=clock())
         self._note_rejected(self._ring)
+        # Read at each scrape: the counts and the keys as they are then (a reload swaps the ring).
+        self._registry = private_registry(lambda: self._tally.families(self._ring, self._guard))
         self._replays = ReplayCache(capacity=replay_capacity)
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
         self._log_rejections = LogThrottle()
@@ -464,7 +469,7 @@ class Receiver:
 
     def metrics(self) -> str:
         """The counts in the Prometheus text format (what ``/metrics`` serves)."""
-        return self._tally.metrics(self._ring, self._guard)
+        return exposition(self._registry).decode()
 
     def drain_series(self) -> Snapshot:
         """Accepted callbacks per generation per minute, up to now on the receiver's clock: the drain page's."""

@@ -1,9 +1,9 @@
-"""What a receiver counts, shown as JSON (``/_bulk/stats``) and in the Prometheus text format (``/metrics``).
+"""What a receiver counts, shown as JSON (``/_bulk/stats``) and as Prometheus metric families (``/metrics``).
 
     tally = Tally(started_at=time.time(), generations=ring.names)
     tally.accept("a.example.com", "keys-2026-10", now=time.time())
     tally.rejected["unknown_domain"] += 1
-    text = tally.metrics(ring, guard)
+    families = tally.families(ring, guard)     # read by the receiver's registry (``bulk.callbacks.metrics``)
 
 Counts: accepted callbacks per (domain, generation) with the time of the
 last one, rejected ones per reason, duplicates (identical to one already
@@ -18,9 +18,10 @@ import collections
 from collections.abc import Iterable
 from typing import Any
 
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
 from .guard import ConnectionGuard
 from .keyring import KeyRing
-from .metrics import Family, render
 from .series import AcceptSeries
 
 __all__ = ["CLOSE_REASONS", "Tally"]
@@ -90,45 +91,51 @@ class Tally:
             "connections": {"open": guard.open if guard else 0, "closed": dict(guard.closed) if guard else {}},
         }
 
-    def metrics(self, ring: KeyRing, guard: ConnectionGuard | None) -> str:
-        """The counts in the Prometheus text format."""
-        accepted = Family("bulk_receiver_callbacks_accepted_total", "counter",
-                          "Callbacks whose signature matched, by key generation and domain.")
-        last_seen = Family("bulk_receiver_callback_last_seen_timestamp_seconds", "gauge",
-                           "Unix time of the last accepted callback, by key generation and domain.")
+    def families(self, ring: KeyRing, guard: ConnectionGuard | None) -> list[Metric]:
+        """The counts as Prometheus metric families (what ``/metrics`` serves, through ``bulk.callbacks.metrics``)."""
+        accepted = CounterMetricFamily("bulk_receiver_callbacks_accepted_total",
+                                       "Callbacks whose signature matched, by key generation and domain.",
+                                       labels=("generation", "domain"))
+        last_seen = GaugeMetricFamily("bulk_receiver_callback_last_seen_timestamp_seconds",
+                                      "Unix time of the last accepted callback, by key generation and domain.",
+                                      labels=("generation", "domain"))
         for (domain, generation), count in sorted(self.accepted.items()):
-            accepted.add(count, generation=generation, domain=domain)
-            last_seen.add(self.last_seen[(domain, generation)], generation=generation, domain=domain)
-        rejected = Family("bulk_receiver_callbacks_rejected_total", "counter", "Callbacks refused, by reason.")
+            accepted.add_metric((generation, domain), count)
+            last_seen.add_metric((generation, domain), self.last_seen[(domain, generation)])
+        rejected = CounterMetricFamily("bulk_receiver_callbacks_rejected_total", "Callbacks refused, by reason.",
+                                       labels=("reason",))
         for reason, count in sorted(self.rejected.items()):
-            rejected.add(count, reason=reason)
-        duplicates = Family("bulk_receiver_callbacks_duplicate_total", "counter",
-                            "Callbacks identical to one already forwarded within the clock-skew window "
-                            "(answered 200, not forwarded again).")
-        duplicates.add(self.duplicates)
-        domains = Family("bulk_receiver_generation_domains", "gauge", "Domains in each loaded keys file.")
-        loaded = Family("bulk_receiver_generation_loaded_timestamp_seconds", "gauge",
-                        "Unix time at which this receiver first loaded each key generation.")
+            rejected.add_metric((reason,), count)
+        duplicates = CounterMetricFamily("bulk_receiver_callbacks_duplicate_total",
+                                         "Callbacks identical to one already forwarded within the clock-skew window "
+                                         "(answered 200, not forwarded again).", value=self.duplicates)
+        domains = GaugeMetricFamily("bulk_receiver_generation_domains", "Domains in each loaded keys file.",
+                                    labels=("generation",))
+        loaded = GaugeMetricFamily("bulk_receiver_generation_loaded_timestamp_seconds",
+                                   "Unix time at which this receiver first loaded each key generation.",
+                                   labels=("generation",))
         for g in ring.generations:
-            domains.add(len(g.keys), generation=g.name)
-            loaded.add(self.loaded_at[g.name], generation=g.name)
-        reloads = Family("bulk_receiver_key_reloads_total", "counter",
-                         "Keys file reloads, by result (failed: a file was left out, or nothing loaded).")
+            domains.add_metric((g.name,), len(g.keys))
+            loaded.add_metric((g.name,), self.loaded_at[g.name])
+        reloads = CounterMetricFamily("bulk_receiver_key_reloads_total",
+                                      "Keys file reloads, by result (failed: a file was left out, or nothing loaded).",
+                                      labels=("result",))
         for result in ("ok", "failed"):
-            reloads.add(self.reloads[result], result=result)
-        files = Family("bulk_receiver_keys_files_rejected_total", "counter",
-                       "Keys files left out of a load, by file name and reason (untrusted, unreadable, malformed, "
-                       "duplicate); the other files load.")
+            reloads.add_metric((result,), self.reloads[result])
+        files = CounterMetricFamily("bulk_receiver_keys_files_rejected_total",
+                                    "Keys files left out of a load, by file name and reason (untrusted, unreadable, "
+                                    "malformed, duplicate); the other files load.", labels=("file", "reason"))
         for (file, kind), count in sorted(self.files_rejected.items()):
-            files.add(count, file=file, reason=kind)
-        failures = Family("bulk_receiver_forward_failures_total", "counter",
-                          "Accepted callbacks that the downstream did not take (answered 502).")
-        failures.add(self.forward_failures)
-        connections = Family("bulk_receiver_connections_open", "gauge", "Connections open on the callback port.")
-        connections.add(guard.open if guard else 0)
-        closed = Family("bulk_receiver_connections_closed_total", "counter",
-                        "Connections the receiver closed: past a deadline, or to make room at the cap (evicted).")
+            files.add_metric((file, kind), count)
+        failures = CounterMetricFamily("bulk_receiver_forward_failures_total",
+                                       "Accepted callbacks that the downstream did not take (answered 502).",
+                                       value=self.forward_failures)
+        connections = GaugeMetricFamily("bulk_receiver_connections_open", "Connections open on the callback port.",
+                                        value=guard.open if guard else 0)
+        closed = CounterMetricFamily("bulk_receiver_connections_closed_total",
+                                     "Connections the receiver closed: past a deadline, or to make room at the cap "
+                                     "(evicted).", labels=("reason",))
         for reason in CLOSE_REASONS:
-            closed.add(guard.closed[reason] if guard else 0, reason=reason)
-        return render([accepted, last_seen, rejected, duplicates, domains, loaded, reloads, files, failures,
-                       connections, closed])
+            closed.add_metric((reason,), guard.closed[reason] if guard else 0)
+        return [accepted, last_seen, rejected, duplicates, domains, loaded, reloads, files, failures, connections,
+                closed]

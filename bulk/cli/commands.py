@@ -44,6 +44,7 @@ from ..report import (
 )
 from ..report_html import write_html
 from ..rollback import Rollback, plan_rollback
+from ..textfile import RunTextfile
 from ..verify import drifted, verify_action, verify_options
 from . import examples
 from .common import (
@@ -52,6 +53,7 @@ from .common import (
     errors,
     execute,
     fail,
+    leaves_metrics,
     out,
     print_errors,
     print_json,
@@ -92,8 +94,11 @@ CanaryOpt = Annotated[int | None, typer.Option(
     help="Apply only the first N rows still to send, read each back, and stop (exit 0 if all hold the change).")]
 
 
-def finish_apply(result: RunResult, options: RunOptions, *, report: Path | None, quiet: bool) -> int:
-    """The report, the failures file and the summary of an apply run."""
+def finish_apply(result: RunResult, options: RunOptions, *, report: Path | None, quiet: bool,
+                 textfile: RunTextfile | None = None) -> int:
+    """The report, the failures file and the summary of an apply run (and its result to the metrics textfile)."""
+    if textfile is not None:
+        textfile.result = result
     path = failures_path(result.checkpoint, detect_format(options.input_path))
     with Checkpoint.open_readonly(result.checkpoint) as ckpt:
         if report:
@@ -160,6 +165,7 @@ def _options(action: Action, input: Path, pairs: list[str] | None, checkpoint: P
 
 @app.command("run", epilog=examples.RUN)
 @calls_the_api
+@leaves_metrics("run")
 def run_cmd(
     input: Annotated[Path | None, typer.Argument(
         metavar="INPUT", help="Domain list: .csv with a header, or .jsonl.")] = None,
@@ -189,6 +195,7 @@ def run_cmd(
     *,
     tuning: Tuning,
     connection: Connection,
+    textfile: RunTextfile | None,
 ) -> None:
     """Apply ACTION to every row of INPUT; run it again to resume."""
     extra: dict[str, Any] = {}
@@ -214,7 +221,8 @@ def run_cmd(
     if dry_run:
         raise typer.Exit(_print_dry_run(options))
     raise typer.Exit(execute(options, connection, quiet=quiet,
-                              summary=lambda r: finish_apply(r, options, report=report, quiet=quiet),
+                              summary=lambda r: finish_apply(r, options, report=report, quiet=quiet,
+                                                             textfile=textfile),
                               outputs=(report,)))
 
 
@@ -401,6 +409,7 @@ def verify_cmd(
 
 @app.command("rollback", epilog=examples.ROLLBACK)
 @calls_the_api
+@leaves_metrics("rollback")
 def rollback_cmd(
     checkpoint: Annotated[Path, typer.Argument(
         metavar="CHECKPOINT",
@@ -419,6 +428,7 @@ def rollback_cmd(
     *,
     tuning: Tuning,
     connection: Connection,
+    textfile: RunTextfile | None,
 ) -> None:
     """Put every domain a run changed back as its backup recorded it; run it again to resume.
 
@@ -434,10 +444,12 @@ def rollback_cmd(
                                  backup=backup,
                                  profiles=profile_names())
     with rollback:  # the undone run's checkpoint stays held until the rollback ends
-        raise typer.Exit(_roll_back(rollback, _recorded(checkpoint, connection), report=report, quiet=quiet))
+        raise typer.Exit(_roll_back(rollback, _recorded(checkpoint, connection), report=report, quiet=quiet,
+                                    textfile=textfile))
 
 
-def _roll_back(rollback: Rollback, connection: Connection, *, report: Path | None, quiet: bool) -> int:
+def _roll_back(rollback: Rollback, connection: Connection, *, report: Path | None, quiet: bool,
+               textfile: RunTextfile | None) -> int:
     options = rollback.options
     if not quiet:
         err.print(f"bulk: rolling back {rollback.rows} domain(s) from {options.input_path}")
@@ -451,7 +463,7 @@ def _roll_back(rollback: Rollback, connection: Connection, *, report: Path | Non
 
         An otherwise clean rollback exits 1 when some domains had no recorded prior state.
         """
-        code = finish_apply(result, options, report=report, quiet=quiet)
+        code = finish_apply(result, options, report=report, quiet=quiet, textfile=textfile)
         with Checkpoint.open_readonly(result.checkpoint) as c:
             emptied = [r for r in c.rows(states=[RowState.FAILED]) if r["code"] == NO_CONFIG_LEFT]
         if conflicts := result.counts.get("conflict"):

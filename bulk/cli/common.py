@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
+import inspect
 import os
 import signal
 import sys
 import tempfile
 import time
 import traceback
+import typing
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -61,12 +64,13 @@ from ..paths import backup_path, failures_path
 from ..progress import show_progress
 from ..redact import redact
 from ..rotate import RotationError
+from ..textfile import RunTextfile
 from . import examples
-from .shared import PANELS, Connection
+from .shared import OUTPUTS, PANELS, Connection
 
 __all__ = [
-    "app", "callback_app", "err", "errors", "execute", "fail", "main", "out", "print_bad", "print_errors", "print_json",
-    "record_end", "sim_app", "warn_literal_secrets",
+    "app", "callback_app", "err", "errors", "execute", "fail", "leaves_metrics", "main", "out", "print_bad",
+    "print_errors", "print_json", "record_end", "sim_app", "warn_literal_secrets",
 ]
 
 
@@ -242,6 +246,69 @@ def errors() -> Iterator[None]:
         fail(str(exc), exc.exit_code)
     except BulkError as exc:  # nothing else: any other exception is a bug, and exits 70
         fail(str(exc), exc.exit_code)
+
+
+MetricsTextfileOpt = Annotated[Path | None, typer.Option(
+    "--metrics-textfile", metavar="PATH", rich_help_panel=OUTPUTS,
+    help="When the command ends, leave its metrics here (rows by outcome, calls by answer, throttling, pace, "
+         "duration, exit code) for node_exporter's textfile collector: a .prom file in its directory, replaced by "
+         "rename, mode 0644.")]
+
+
+def leaves_metrics(command: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command ``--metrics-textfile``; it gets the file (None: not asked for) as keyword argument ``textfile``.
+
+    The path is checked before anything is done, and the file is written however the command ends, with its
+    exit code: a gate that refuses, or a usage error, is a failed job to the alert rules as well.
+    """
+
+    def decorate(function: Callable[..., None]) -> Callable[..., None]:
+        hints = typing.get_type_hints(function, include_extras=True)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation))
+               for p in inspect.signature(function).parameters.values() if p.name != "textfile"]
+        option = inspect.Parameter("metrics_textfile", inspect.Parameter.KEYWORD_ONLY, annotation=MetricsTextfileOpt,
+                                   default=None)
+
+        @functools.wraps(function)
+        def leaving(*, metrics_textfile: Path | None = None, **given: Any) -> None:
+            """The command as typer calls it, inside its metrics textfile."""
+            with _metrics_textfile(metrics_textfile, command=command) as textfile:
+                function(**given, textfile=textfile)
+
+        leaving.__signature__ = inspect.Signature([*own, option])  # type: ignore[attr-defined]
+        leaving.__annotations__ = {p.name: p.annotation for p in (*own, option)}
+        return leaving
+
+    return decorate
+
+
+@contextlib.contextmanager
+def _metrics_textfile(path: Path | None, *, command: str) -> Iterator[RunTextfile | None]:
+    """The textfile at ``path``, checked writable now and written with the exit code when the block ends."""
+    if path is None:
+        yield None
+        return
+    with errors():
+        check_writable(path)
+    textfile = RunTextfile(path, command=command)
+    code: int = Exit.INTERNAL
+    try:
+        yield textfile
+        code = Exit.OK
+    except typer.Exit as exc:
+        code = exc.exit_code
+        raise
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else Exit.USAGE
+        raise
+    except KeyboardInterrupt:
+        code = 130
+        raise
+    finally:
+        try:
+            textfile.write(code)
+        except LocalFault as exc:
+            err.print(f"bulk: warning: the metrics textfile was not written: {exc}", soft_wrap=True)
 
 
 def warn_literal_secrets(pairs: Sequence[str], action: Action) -> None:

@@ -28,9 +28,10 @@ from ..callbacks.gate import receivers_missing
 from ..errors import Exit
 from ..options import Tuning
 from ..rotate import VIA, Rotation, plan_rotation, prepare_rotation
+from ..textfile import RunTextfile
 from . import examples
 from .commands import BackupOpt, CanaryOpt, QuietOpt, ReportOpt, RetryOpt, StateDirOpt, finish_apply
-from .common import app, err, errors, execute, fail, out
+from .common import app, err, errors, execute, fail, leaves_metrics, out
 from .shared import SAFETY, SEND, STATE, Connection, calls_the_api
 
 __all__ = ["Via", "rotate_cmd"]
@@ -46,6 +47,7 @@ def interactive() -> bool:
 
 @app.command("rotate", epilog=examples.ROTATE)
 @calls_the_api
+@leaves_metrics("rotate")
 def rotate_cmd(
     input: Annotated[Path, typer.Argument(
         metavar="INPUT", help="Domains: .csv with DomainName, .jsonl, or one name per line.")],
@@ -87,6 +89,7 @@ def rotate_cmd(
     *,
     tuning: Tuning,
     connection: Connection,
+    textfile: RunTextfile | None,
 ) -> None:
     """Give every domain a new callback auth key: keys file first, then the calls, through a gate.
 
@@ -108,6 +111,8 @@ def rotate_cmd(
                   f"sha256 {rotation.keys_sha256[:12]})", soft_wrap=True)
     options = rotation.options
     if prepare:
+        if textfile is not None:
+            textfile.command = "rotate-prepare"
         err.print(f"bulk: checkpoint {options.checkpoint_path}", soft_wrap=True)
         with errors():
             prepare_rotation(rotation)
@@ -118,7 +123,8 @@ def rotate_cmd(
     elif not yes:
         _confirm(rotation)
     raise typer.Exit(execute(options, connection, quiet=quiet,
-                              summary=lambda r: finish_apply(r, options, report=report, quiet=quiet),
+                              summary=lambda r: finish_apply(r, options, report=report, quiet=quiet,
+                                                             textfile=textfile),
                               outputs=(report,)))
 
 
