@@ -44,21 +44,32 @@ class Block:
 
 
 def marked_blocks(path: Path) -> list[Block]:
-    """Every ```sh run block of ``path``, in order; an unclosed one is an error."""
+    """Every ```sh run block of ``path``, in order: fences are followed as Markdown does, so a block shown
+    inside a longer fence (an example of the convention) is not one. An unclosed marked block is an error."""
     blocks: list[Block] = []
     lines = path.read_text(encoding="utf-8").splitlines()
     i = 0
     while i < len(lines):
-        if FENCE.match(lines[i]):
-            start = i
+        opening = re.match(r"^(`{3,})", lines[i])
+        if opening:
+            fence, start = opening.group(1), i
             i += 1
-            while i < len(lines) and not lines[i].startswith("```"):
+            while i < len(lines) and not re.match(rf"^{fence}`*[ \t]*$", lines[i]):
                 i += 1
-            if i == len(lines):
-                raise AssertionError(f"{path.relative_to(ROOT)}:{start + 1}: ```sh run block never closed")
-            blocks.append(Block(path, start + 1, "\n".join(lines[start + 1:i])))
+            if FENCE.match(lines[start]):
+                if i == len(lines):
+                    raise AssertionError(f"{path.relative_to(ROOT)}:{start + 1}: ```sh run block never closed")
+                blocks.append(Block(path, start + 1, "\n".join(lines[start + 1:i])))
         i += 1
     return blocks
+
+
+def test_only_top_level_sh_run_fences_are_marked(tmp_path: Path) -> None:
+    """A marked block is found; plain ones, other languages and a block quoted in a longer fence are not."""
+    page = tmp_path / "page.md"
+    page.write_text("```sh\nbulk sim serve\n```\n````markdown\n```sh run\nbulk nope\n```\n````\n"
+                    "```sh run\nbulk validate x\necho ok\n```\n```sh runner\nno\n```\n")
+    assert [(b.line, b.body) for b in marked_blocks(page)] == [(9, "bulk validate x\necho ok")]
 
 
 def documents() -> list[Path]:
