@@ -177,6 +177,30 @@ async def start_bulk(*args: str, env: dict[str, str] | None = None, cwd: Path | 
     return Child(pid, channel, await _reader(out_r), await _reader(err_r))
 
 
+_SHIM = """#!{python} -S
+# bulk for the shell scripts of the tests: the command forked by the test process's warm interpreter.
+import array, json, os, signal, socket, sys
+channel = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+channel.connect({socket!r})
+request = {{"args": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd(), "limits": {{}}, "script": sys.argv[0]}}
+channel.sendmsg([json.dumps(request).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
+pid = int(channel.recv(64))
+for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(sig, lambda number, _: os.kill(pid, number))
+code = int(channel.recv(64))
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def warm_bin(directory: Path) -> Path:
+    """A folder whose ``bulk`` runs the command as ``start_bulk`` does: put it first on a script's PATH."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shim = directory / "bulk"
+    shim.write_text(_SHIM.format(python=sys.executable, socket=_zygote_socket()))
+    shim.chmod(0o700)
+    return directory
+
+
 async def bulk(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
                limits: dict[int, tuple[int, int]] | None = None) -> tuple[int, str, str]:
     """Run ``bulk ARGS`` to its end: (exit code, stdout, stderr)."""

@@ -5,8 +5,9 @@
 Each ``python -m bulk`` spends about 0.4 s of CPU on starting the interpreter and importing
 aiohttp, rich and typer before it does anything, and the suite starts some two hundred of them.
 This process pays that once and forks a child per command. The child is still a process of its
-own (its pid, signals, exit status, ``kill -9``) and runs the module ``python -m bulk`` runs,
-with the test's arguments, environment, working directory, resource limits and pipes.
+own (its pid, signals, exit status, ``kill -9``) and runs the module ``python -m bulk`` runs
+(or, asked by a script's ``bulk`` from ``support.warm_bin``, what the installed script runs), with the
+test's arguments, environment, working directory, resource limits and pipes.
 
 The command-line layer (``bulk.cli``, whose consoles look at the environment when they are made)
 is dropped from ``sys.modules`` before the first fork, so each child builds it afresh under its
@@ -71,9 +72,14 @@ def _child(request: dict[str, object], fds: list[int], inherited: list[int]) -> 
     sys.path[0] = os.getcwd()  # as ``python -m`` puts it first
     os.environ.clear()
     os.environ.update(request["env"])  # type: ignore[arg-type]
-    sys.argv = ["bulk", *request["args"]]  # type: ignore[misc]
+    script = request.get("script")
+    sys.argv = [str(script or "bulk"), *request["args"]]  # type: ignore[misc]
     code = 0
     try:
+        if script:  # what the installed ``bulk`` script does
+            from bulk.cli import main as entry
+
+            sys.exit(entry())
         runpy.run_module("bulk", run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = _exit_code(exc.code)
