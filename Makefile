@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed
 
 # Tests, the demo and benchmarks never reach a metadata service or a real account.
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
+# Compiled modules and pytest's rewritten tests are kept in __pycache__ (ignored by git): a machine that sets
+# PYTHONDONTWRITEBYTECODE would otherwise compile every module in every test process, about 5 s of CPU each.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-e2e test-slow mutants bench clean
 

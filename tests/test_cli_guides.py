@@ -50,8 +50,8 @@ async def test_validate_and_the_run_summary_give_one_line_per_distinct_error(tmp
     assert lines[0] == "invalid: 201 row(s): NotifyUrl is required (lines 2, 3, 4, 5, 6, ...)"
     assert lines[1] == "invalid: 1 row(s): DomainName is not a valid domain name (line 202)"
     assert len(lines) == 3 and lines[2].endswith("202 rows: 0 valid, 202 invalid")
-    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET})) as sim:
-        code, _, err = await bulk("run", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}",
+    async with Simulator(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=1000)) as sim:
+        code, _, err = await bulk("run", str(src), "--action", ADD, "--set", f"NotifyUrl={URL}", "--qps", "1000",
                                   "--endpoint", sim.url, "--checkpoint", str(tmp_path / "d.ckpt"))
         assert code == 1, err
     # Listed twice: one error whichever line came first.
