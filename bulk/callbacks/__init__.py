@@ -6,8 +6,8 @@
         ...
 
 ``signature`` checks one callback's headers, ``keyring`` holds the key
-generations the keys files give, ``receiver`` serves the callbacks behind
-a ``guard`` (deadlines, a connection cap) and a ``replay`` cache, ``tally``
+generations the keys files give, ``receiver`` serves the callbacks where
+``listen`` says, behind a ``guard`` (deadlines, a connection cap) and a ``replay`` cache, ``tally``
 counts them per generation (exposed by prometheus-client through ``metrics``),
 ``admin`` serves the counts and probes on their own listener, ``counters``
 keeps what drain answers need across a restart, ``gate`` asks receivers
@@ -40,11 +40,11 @@ from .keyring import (
     load_keyring,
     sources_signature,
 )
+from .listen import Listen
 from .receiver import (
     GENERATION_HEADER,
     REJECTED,
     Callback,
-    Listen,
     Receiver,
     serve_forever,
 )

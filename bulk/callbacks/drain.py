@@ -83,6 +83,8 @@ def check_window(window: float, *, snapshot_interval: float = SNAPSHOT_INTERVAL_
 
 @dataclass(frozen=True, slots=True)
 class DrainReport:
+    """One receiver's (or, merged, every receiver's) answer on whether an old generation has drained."""
+
     generation: str
     window: float
     #: loaded generations that sort after this one
@@ -98,6 +100,7 @@ class DrainReport:
 
     @property
     def drained(self) -> bool:
+        """A newer generation is loaded, watched for the whole window, and no domain still signs with this one."""
         return bool(self.newer) and self.watched >= self.window and not self.still_on
 
     def blockers(self) -> list[str]:
@@ -114,6 +117,7 @@ class DrainReport:
         return reasons
 
     def to_json(self) -> dict[str, Any]:
+        """The report as ``/_bulk/drain`` and ``bulk callback drain --json`` give it."""
         return {
             "generation": self.generation, "window": self.window, "newer": list(self.newer), "watched": self.watched,
             "still_on": dict(self.still_on), "unseen": list(self.unseen), "since_rotation": self.since_rotation,
@@ -122,6 +126,7 @@ class DrainReport:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DrainReport:
+        """A report read back from ``to_json``'s shape (a receiver's answer)."""
         return cls(
             generation=str(data["generation"]), window=float(data["window"]), newer=tuple(data["newer"]),
             watched=float(data["watched"]), still_on={str(k): float(v) for k, v in data["still_on"].items()},

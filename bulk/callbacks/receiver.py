@@ -70,13 +70,14 @@ from .counters import CountersFile
 from .drain import DrainReport, assess
 from .guard import ConnectionGuard, Limits
 from .keyring import KeyRing, Signature, generation_name, load_keyring, settled, sources_signature
+from .listen import LOOPBACK, Listen
 from .metrics import exposition, private_registry
 from .replay import LogThrottle, ReplayCache
 from .series import Snapshot
 from .signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, host_of, verify
 from .tally import Tally
 
-__all__ = ["GENERATION_HEADER", "REJECTED", "Callback", "Listen", "Receiver", "serve_forever"]
+__all__ = ["GENERATION_HEADER", "REJECTED", "Callback", "Receiver", "serve_forever"]
 
 log = logging.getLogger("bulk.receiver")
 
@@ -85,7 +86,6 @@ GENERATION_HEADER = "X-Bulk-Key-Generation"
 _FORWARDED = ("Content-Type",)
 #: the body of every rejection: which check failed goes to the metrics and the log, not to the sender
 REJECTED = "rejected"
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "[::1]", "localhost"})
 #: connections to the downstream at most
 _FORWARD_POOL = 32
 #: connections to the admin listener at most
@@ -105,41 +105,7 @@ class Callback:
 Hook = Callable[[Callback], Awaitable[object]]
 
 
-@dataclass(frozen=True, slots=True)
-class Listen:
-    """Where a receiver listens: the callback port, the admin listener, TLS."""
-
-    host: str = "127.0.0.1"
-    port: int = 0
-    admin_host: str = "127.0.0.1"
-    #: None: no admin listener
-    admin_port: int | None = 0
-    #: serve the callback port over TLS
-    tls: ssl.SSLContext | None = None
-    #: the callback port listens beyond loopback without TLS because a TLS terminator is in front
-    behind_tls_proxy: bool = False
-
-    def check(self, *, callback_hosts: Sequence[str], admin_token: bool) -> None:
-        """Refuse a set-up that exposes callbacks or admin paths in clear to the network (ValueError)."""
-        if _is_loopback(self.host):
-            return
-        if not callback_hosts:
-            raise ValueError(f"listening on {self.host} needs the callback host (--callback-host): the host "
-                             "the service signs, from your NotifyUrl")
-        if self.tls is None and not self.behind_tls_proxy:
-            raise ValueError(f"listening on {self.host} without TLS: give --tls-cert and --tls-key, or say that a "
-                             "TLS terminator is in front with --behind-tls-proxy")
-        if self.admin_port is not None and not _is_loopback(self.admin_host) and not admin_token:
-            raise ValueError(f"the admin listener on {self.admin_host} needs a token (--admin-token-file)")
-
-
-#: a receiver's default listeners: both on loopback, on free ports
-LOOPBACK = Listen()
 DEFAULT_LIMITS = Limits()
-
-
-def _is_loopback(host: str) -> bool:
-    return host_of(host) in _LOOPBACK
 
 
 class _DownstreamError(Exception):
