@@ -18,8 +18,8 @@ follows each connection through four states, each with its own deadline:
   timeouts bound it): no deadline, and never closed to make room;
 - ``idle``: a keep-alive connection between requests: ``idle_timeout``.
 
-The cap (``max_connections``, kept ``reserve`` below the process's
-descriptor limit, RLIMIT_NOFILE) is enforced when a connection arrives:
+The cap (``max_connections``, kept ``reserve`` plus ``ACCEPT_BACKLOG`` below
+the process's descriptor limit, RLIMIT_NOFILE) is enforced when a connection arrives:
 the new one is kept and the oldest idle connection closed, else the one
 whose unfinished request (head or body) began first. A client that sends
 its request at once is never the one chosen, however many hostile
@@ -39,7 +39,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-__all__ = ["ConnectionGuard", "Limits", "descriptor_limit"]
+__all__ = ["ACCEPT_BACKLOG", "ConnectionGuard", "Limits", "descriptor_limit"]
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -68,6 +68,12 @@ class Limits:
             raise ValueError("max_connections and max_body must be 1 or more")
 
 
+#: a listener's backlog: asyncio accepts up to this many connections in one go, before the guard sees any of
+#: them, so the cap keeps that many descriptors free too; else an accept fails with EMFILE and asyncio stops
+#: accepting for a whole second (a valid callback then waits that long)
+ACCEPT_BACKLOG = 64
+
+
 def descriptor_limit() -> int:
     """The process's soft limit on open file descriptors (RLIMIT_NOFILE)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -93,7 +99,7 @@ class ConnectionGuard:
     def __init__(self, limits: Limits, *, reserve: int = 64) -> None:
         """``reserve``: descriptors kept free for everything else (listeners, the downstream, files, logs)."""
         self.limits = limits
-        self.cap = max(1, min(limits.max_connections, descriptor_limit() - reserve))
+        self.cap = max(1, min(limits.max_connections, descriptor_limit() - reserve - ACCEPT_BACKLOG))
         #: connections the guard closed, by reason (header_timeout, body_timeout, idle_timeout, evicted)
         self.closed: collections.Counter[str] = collections.Counter()
         self._connections: dict[RequestHandler, _Connection] = {}

@@ -68,7 +68,7 @@ from ..keys import KeysFileError
 from .admin import Admin
 from .counters import CountersFile
 from .drain import DrainReport, assess
-from .guard import ConnectionGuard, Limits
+from .guard import ACCEPT_BACKLOG, ConnectionGuard, Limits
 from .keyring import KeyRing, Signature, generation_name, load_keyring, settled, sources_signature
 from .listen import LOOPBACK, Listen
 from .metrics import exposition, private_registry
@@ -247,7 +247,7 @@ class Receiver:
         runner = web.ServerRunner(guard.server(handler, access_log=None), shutdown_timeout=2.0)
         await runner.setup()
         self._runners.append(runner)
-        await web.TCPSite(runner, host, port, ssl_context=tls).start()
+        await web.TCPSite(runner, host, port, ssl_context=tls, backlog=ACCEPT_BACKLOG).start()
         return int(runner.addresses[-1][1])
 
     async def stop(self) -> None:
