@@ -19,8 +19,8 @@ from .calls import Job, RowCalls, _reader
 __all__ = ["CanaryJob", "ExportJob", "PlanJob", "VerifyJob"]
 
 
-class PlanJob:
-    """Read each domain's live state and classify the row: create, update, noop or conflict."""
+class _ReadBack:
+    """A job that reads each row's domain with the row action's read partner, and sends nothing."""
 
     __slots__ = ()
     reads_only = True
@@ -28,6 +28,12 @@ class PlanJob:
     def first_call(self, row: WorkRow) -> Action:
         """The action of the row\'s first call (the dispatcher takes its admission)."""
         return _reader(row.action)
+
+
+class PlanJob(_ReadBack):
+    """Read each domain's live state and classify the row: create, update, noop or conflict."""
+
+    __slots__ = ()
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
         """Take the row to an outcome; None when stopped or when its outcome must wait for the next run."""
@@ -47,15 +53,10 @@ class PlanJob:
                           plan_send=send, plan_seen=state_seen(current))
 
 
-class VerifyJob:
+class VerifyJob(_ReadBack):
     """Read back each row a run recorded done; drift is a failure."""
 
     __slots__ = ()
-    reads_only = True
-
-    def first_call(self, row: WorkRow) -> Action:
-        """The action of the row\'s first call (the dispatcher takes its admission)."""
-        return _reader(row.action)
 
     async def run(self, row: WorkRow, calls: RowCalls) -> RowOutcome | None:
         """Take the row to an outcome; None when stopped or when its outcome must wait for the next run."""
