@@ -176,7 +176,8 @@ class Pacer:
         self.widest = max(margin, n / (_LEAST_PACE * quota * self._span) - 1)
         self._set_margin(margin)
         self._limiter = RateLimiter(self.full_rate)
-        # aiolimiter runs on the loop's clock, so the guard and the policy do too unless told otherwise.
+        # aiolimiter runs on the loop's clock, so the guard and the policy do too unless told otherwise:
+        # the running loop's, taken when first read (asking for the running loop costs a system call each time).
         self._clock = clock
         self._opened: float | None = None  # when the current (or last) throttling episode began
         self._base = self._seen = 0.0      # its pace before the cut, and our sends in the window before it
@@ -186,7 +187,9 @@ class Pacer:
         self._cut_at = 0.0                 # when the climb back starts (the episode's end)
 
     def _now(self) -> float:
-        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+        if self._clock is None:
+            self._clock = asyncio.get_running_loop().time
+        return self._clock()
 
     def _set_margin(self, margin: float) -> None:
         """The guard's window and the full pace for this margin (admission follows at the next ``admit``)."""
