@@ -26,8 +26,9 @@ higher one; and its claimed rows show that records may have been made). A resume
 refuses a backup file that is missing, or another one, before any call
 (``BackupError``), rather than take our own change for the prior state.
 
-Each record reaches the disk before the row's write is sent (one fsync, off
-the event loop, covers every record written meanwhile). A domain is read
+Each record reaches the disk before the row's write is sent (the records
+made meanwhile are written and synced together, off the event loop: one
+write and one fsync for them all). A domain is read
 and recorded again whenever its earlier writes provably did not land (the
 row was never ``reached``): another client may have changed it since, and
 the backup must be the state just before the write that changed it. Once a
@@ -88,8 +89,8 @@ class Prior:
 class Backup:
     """The backup of one checkpoint, open for appending (``open``, then ``record`` per domain, then ``close``)."""
 
-    __slots__ = ("_complete", "_counted", "_fd", "_id", "_keep", "_recorded", "_synced", "_syncing", "_written",
-                 "path")
+    __slots__ = ("_complete", "_counted", "_fd", "_id", "_keep", "_queued", "_recorded", "_synced", "_syncing",
+                 "_written", "path")
 
     def __init__(self, path: Path, fd: int, ident: str, recorded: set[str], count: int, *, complete: bool,
                  keep: Callable[[dict[str, Any]], None]) -> None:
@@ -102,6 +103,8 @@ class Backup:
         #: the records the checkpoint counts (committed at close)
         self._written = self._synced = self._counted = count
         self._syncing: asyncio.Future[None] | None = None
+        #: records made since the last write: the next sync writes them, then syncs them, off the event loop
+        self._queued: list[bytes] = []
 
     @classmethod
     def open(cls, path: Path, *, complete: bool, identity: Mapping[str, Any], claimed: bool,
@@ -182,10 +185,7 @@ class Backup:
             entry["Profile"] = profile
         # What our write set, each secret as its fingerprint: enough to tell it apart, and no new key kept here.
         entry["Wrote"] = {k: fingerprint(v) if v and k in SECRET_NAMES else v for k, v in wrote.items()}
-        try:
-            _write(self._fd, orjson.dumps(entry) + b"\n")
-        except OSError as exc:
-            raise LocalFault(self.path, exc) from None
+        self._queued.append(orjson.dumps(entry))
         self._written += 1
         mine = self._written
         while self._synced < mine:
@@ -196,9 +196,11 @@ class Backup:
         self._recorded.add(domain)
 
     async def _sync(self) -> None:
-        upto = self._written
+        """Write the records queued so far and sync them, in one hand-off to a thread (one fsync covers them all)."""
+        upto, data = self._written, b"\n".join(self._queued) + b"\n"
+        self._queued = []
         try:
-            await asyncio.to_thread(os.fsync, self._fd)
+            await asyncio.to_thread(_write_and_sync, self._fd, data)
         except OSError as exc:
             raise LocalFault(self.path, exc) from None
         finally:
@@ -206,7 +208,9 @@ class Backup:
         self._synced = upto
 
     async def close(self) -> None:
-        """Wait for an fsync under way (its records must land), have the checkpoint count them, then close.
+        """Wait for a sync under way (its records must land), have the checkpoint count them, then close.
+
+        Records still queued belong to rows that stopped before their write was sent: they are not written.
 
         LocalFault if the checkpoint cannot be written.
         """
@@ -307,6 +311,11 @@ def _head(path: Path) -> bytes:
 def _write(fd: int, data: bytes) -> None:
     while data:
         data = data[os.write(fd, data):]
+
+
+def _write_and_sync(fd: int, data: bytes) -> None:
+    _write(fd, data)
+    os.fsync(fd)
 
 
 def _scan(fd: int, path: Path, *, truncate: bool) -> tuple[str | None, list[Prior]]:

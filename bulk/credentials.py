@@ -101,11 +101,18 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     return environ.get(name, "").lower() == "true"
 
 
-def _from_environment(environ: Mapping[str, str]) -> Credentials | None:
-    """The first link of the chain, read when asked so that a renewed token is seen."""
+def _from_environment(environ: Mapping[str, str], last: Credentials | None = None) -> Credentials | None:
+    """The first link of the chain, read when asked so that a renewed token is seen.
+
+    ``last`` (what the previous call found) is returned again while the environment still holds it.
+    """
     key_id, secret = environ.get(_ID, ""), environ.get(_SECRET, "")
     if key_id and secret:
-        return Credentials(key_id, secret, environ.get(_TOKEN) or None)
+        token = environ.get(_TOKEN) or None
+        if (last is not None and last.access_key_id == key_id and last.access_key_secret == secret
+                and last.security_token == token):
+            return last
+        return Credentials(key_id, secret, token)
     if key_id or secret:
         # Half an AccessKey is a broken export; falling through to a profile
         # could quietly act on another account.
@@ -221,7 +228,7 @@ class ChainCredentials:
     the one asked from then on.
     """
 
-    __slots__ = ("_chain", "_config", "_environ", "_last", "_lock", "_profile")
+    __slots__ = ("_chain", "_config", "_environ", "_found", "_last", "_lock", "_profile")
 
     def __init__(self, *, profile: str | None = None, environ: Mapping[str, str] | None = None) -> None:
         # The package logs refresh failures on a stderr handler of its own (and, at debug level,
@@ -230,6 +237,8 @@ class ChainCredentials:
         self._environ = os.environ if environ is None else environ
         self._profile = profile
         self._last: tuple[str, Any] | None = None
+        #: what the environment held at the last call: handed out again, not rebuilt, while it is unchanged
+        self._found: Credentials | None = None
         # One provider lookup at a time: the package's async refresh takes a threading lock with a
         # blocking 5 s wait, so two refreshes at once would freeze the event loop for that long.
         self._lock = asyncio.Lock()
@@ -256,7 +265,8 @@ class ChainCredentials:
         """
         failures = []
         if self._profile is None:
-            if (found := _from_environment(self._environ)) is not None:
+            if (found := _from_environment(self._environ, self._found)) is not None:
+                self._found = found
                 return found
             failures.append(f"environment: {_ID} not set")
         elif self._last is None and _half_key_in_profile(self._config, self._profile):

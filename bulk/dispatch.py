@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterator
-from dataclasses import replace
 
 from .attempts import Caller, Prepaid
 from .checkpoint import Checkpoint, RowOutcome, RowState
@@ -154,8 +153,8 @@ class Dispatcher:
     def _unclaim(self, rows: list[WorkRow]) -> None:
         """Claimed but never started: each row goes back to the state it had."""
         for row in rows:
-            self._ckpt.record(replace(_unsettled(row, reached=row.reached), line=row.line, attempts=row.attempts,
-                                      reached=row.reached))
+            self._ckpt.record(_unsettled(row, reached=row.reached).of_row(line=row.line, attempts=row.attempts,
+                                                                          reached=row.reached))
 
     async def _row(self, row: WorkRow, prepaid: Prepaid) -> None:
         calls = RowCalls(self._caller, row, prepaid, count_reads=self._job.reads_only)
@@ -173,8 +172,8 @@ class Dispatcher:
         """Record the job's outcome as the row's, with this run's attempts and whether anything may have landed."""
         reached = row.reached or calls.reached
         # None: stopped, or a read-back to retry: 'sending' if anything may have landed.
-        self._ckpt.record(replace(outcome or _unsettled(row, reached=reached), line=row.line,
-                                  attempts=row.attempts + calls.attempts, reached=reached))
+        self._ckpt.record((outcome or _unsettled(row, reached=reached)).of_row(
+            line=row.line, attempts=row.attempts + calls.attempts, reached=reached))
         if outcome is None:
             return
         self._stats.count(outcome.state, outcome.code)

@@ -145,7 +145,7 @@ class Pacer:
 
     __slots__ = (
         "quota", "margin", "widest", "full_rate", "recovery", "_limiter", "_clock", "_sent", "_span", "_window",
-        "_opened", "_base", "_seen", "_answers", "_widened", "_cut", "_cut_at",
+        "_settling", "_timer", "_opened", "_base", "_seen", "_answers", "_widened", "_cut", "_cut_at",
     )
 
     def __init__(
@@ -170,11 +170,14 @@ class Pacer:
         n = min(max(1, math.floor(quota)), _GUARD_SENDS)
         self._span = 1.0 if n == math.floor(quota) else n / quota
         self._sent: deque[list[float]] = deque(maxlen=n)  # send times, each in a cell _settle may move
+        self._settling: deque[list[float]] = deque()  # the sends _settle has yet to come round to, oldest first
+        self._timer: asyncio.TimerHandle | None = None  # _settle's, while a send waits for it
         #: the widest the margin may grow, by jitter episodes (never narrower than the margin given)
         self.widest = max(margin, n / (_LEAST_PACE * quota * self._span) - 1)
         self._set_margin(margin)
         self._limiter = RateLimiter(self.full_rate)
-        # aiolimiter runs on the loop's clock, so the guard and the policy do too unless told otherwise.
+        # aiolimiter runs on the loop's clock, so the guard and the policy do too unless told otherwise:
+        # the running loop's, taken when first read (asking for the running loop costs a system call each time).
         self._clock = clock
         self._opened: float | None = None  # when the current (or last) throttling episode began
         self._base = self._seen = 0.0      # its pace before the cut, and our sends in the window before it
@@ -184,7 +187,9 @@ class Pacer:
         self._cut_at = 0.0                 # when the climb back starts (the episode's end)
 
     def _now(self) -> float:
-        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+        if self._clock is None:
+            self._clock = asyncio.get_running_loop().time
+        return self._clock()
 
     def _set_margin(self, margin: float) -> None:
         """The guard's window and the full pace for this margin (admission follows at the next ``admit``)."""
@@ -226,19 +231,22 @@ class Pacer:
         Awaited right before the request is written; returns without yielding when there is room.
         """
         sent = self._sent
-        while len(sent) == sent.maxlen and (wait := sent[0][0] + self._window - self._now()) > 0:
-            await asyncio.sleep(wait)
         now = self._now()
+        while len(sent) == sent.maxlen and (wait := sent[0][0] + self._window - now) > 0:
+            await asyncio.sleep(wait)
+            now = self._now()
         # Noted now, while the guard remembers the sends before it: the answer may come many sends later.
         # (One step past the widest margin: at full pace there, the guard lets a send go a hair after it.)
         horizon = self._span * (1 + self.widest + _WIDEN)
         _LAST_SEND.set((self, len(sent) == sent.maxlen and sent[0][0] > now - horizon))
         send = [now]
         sent.append(send)
-        asyncio.get_running_loop().call_later(_SETTLE, self._settle, send)
+        self._settling.append(send)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(_SETTLE, self._settle)
 
-    def _settle(self, send: list[float]) -> None:
-        """Count a send from later by however late the loop came round to it.
+    def _settle(self) -> None:
+        """Count each send from later by however late the loop came round to it.
 
         A send counts from when the request actually left, as far as this process can
         tell. If the process stalls right after the decision, the request leaves (a body
@@ -247,9 +255,19 @@ class Pacer:
         from the decision would squeeze a later window at the server. A timer set a
         little after the decision (a loopback request is stamped well within it) fires
         late by the length of the stall, and the send is counted that much later.
-        Timers fire in order, so the sends stay in order.
+        One timer serves the pacer: it is set for the oldest send not come round to, and
+        settles every send whose own moment has come (in one turn of the loop, as timers
+        of their own would all have fired), then is set for the next. The sends stay in order.
         """
-        send[0] = max(send[0], self._now() - _SETTLE)
+        now = self._now()
+        settling = self._settling
+        send = settling.popleft()  # the one the timer was set for
+        send[0] = max(send[0], now - _SETTLE)
+        while settling and settling[0][0] <= now - _SETTLE:
+            send = settling.popleft()
+            send[0] = now - _SETTLE
+        self._timer = (asyncio.get_running_loop().call_later(settling[0][0] + _SETTLE - now, self._settle)
+                       if settling else None)
 
     def throttled(self) -> bool:
         """The service answered the calling task's last call with a throttling code; True if it opened an episode.

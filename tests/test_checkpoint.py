@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -129,3 +130,15 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
         Checkpoint.open(junk)
     with pytest.raises(CheckpointError):
         Checkpoint.open_readonly(tmp_path / "missing.ckpt")
+
+
+def test_an_outcome_attached_to_its_row_keeps_every_field() -> None:
+    # Every field set to something other than its default: a field of_row forgot would show here.
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(RowOutcome):
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        values[f.name] = (RowState.FAILED if kind == "RowState" else 7 if "int" in kind
+                          else True if "bool" in kind else f"{f.name}-value")
+    outcome = RowOutcome(**values)  # type: ignore[arg-type]
+    assert outcome.of_row(line=9, attempts=3, reached=False) == dataclasses.replace(
+        outcome, line=9, attempts=3, reached=False)

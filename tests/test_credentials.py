@@ -96,6 +96,22 @@ async def test_a_renewed_token_is_seen_by_the_next_call(monkeypatch: pytest.Monk
     assert await source.get() == Credentials("STS.second", "secret-2", "token-2")
 
 
+@pytest.mark.parametrize("changed", ENV_VARS)
+async def test_a_change_to_any_one_variable_is_seen_by_the_next_call(
+    monkeypatch: pytest.MonkeyPatch, changed: str
+) -> None:
+    # The source hands out what it found last while the environment holds the same three values.
+    for name, value in zip(ENV_VARS, ("STS.same", "secret-same", "token-same"), strict=True):
+        monkeypatch.setenv(name, value)
+    source = await load_credentials()
+    first = await source.get()
+    assert await source.get() == first
+    monkeypatch.setenv(changed, "renewed")
+    renewed = await source.get()
+    assert renewed != first and "renewed" in (renewed.access_key_id, renewed.access_key_secret,
+                                              renewed.security_token)
+
+
 @pytest.mark.parametrize(("present", "missing"), [(ENV_VARS[0], ENV_VARS[1]), (ENV_VARS[1], ENV_VARS[0])])
 async def test_half_an_accesskey_is_refused_not_skipped(tmp_path: Path, present: str, missing: str) -> None:
     # A valid aliyun CLI profile exists: falling through to it would act on another account.

@@ -172,6 +172,24 @@ def test_a_stall_right_after_a_send_moves_that_send_later() -> None:
     run_virtual(scenario())
 
 
+def test_a_stall_after_several_sends_moves_each_of_them_later() -> None:
+    """Sends made in one turn of the loop share one settle timer: a stall after them moves every one."""
+    async def scenario() -> None:
+        loop = virtual_loop()
+        pacer = Pacer(5, margin=0.0)
+        first = loop.time()
+        for _ in range(3):
+            await pacer.at_wire()
+            loop.stall(0.001)  # a millisecond apart, nothing run in between
+        loop.stall(0.05)
+        for _ in range(2):  # the loop comes round (the timer runs after this task's turn): it fires late by the stall
+            await asyncio.sleep(0)
+        # The guard's record of sends (a private look: what it counts each send from).
+        assert [t for (t,) in pacer._sent] == pytest.approx([first + 0.053 - 0.002] * 3, abs=1e-4)
+
+    run_virtual(scenario())
+
+
 def test_pacers_are_per_account_and_operation() -> None:
     pacers = Pacers(30)
     a = pacers.get("AK1", "AddLiveSnapshotNotifyConfig")

@@ -93,6 +93,12 @@ class RowOutcome:
     #: a changing call may have reached the service (never unset once set)
     reached: bool = False
 
+    def of_row(self, *, line: int, attempts: int, reached: bool) -> RowOutcome:
+        """This outcome attached to its row (what ``dataclasses.replace`` would make, at a fraction of its cost)."""
+        return RowOutcome(self.state, self.action, self.code, self.message, self.status, self.request_id,
+                          self.transient, self.plan_kind, self.plan_fields, self.plan_send, self.plan_seen,
+                          line=line, attempts=attempts, reached=reached)
+
     @classmethod
     def failed(cls, action: str, failure: Failure, note: str | None = None) -> RowOutcome:
         """The row failed with ``failure``'s answer; ``note`` says more."""
