@@ -61,10 +61,11 @@ quota is let be. What a jitter episode teaches is the path's, not the
 operation's: the same network and the same server stamp every operation of
 an account, so the widening is shared by all its pacers (``Learned``), and
 an operation that reaches the quota late (the Add behind its backup read)
-does not pay a refusal of its own to learn it. More answers in one episode than jitter explains (a spike
-moves one or two sends over; a third is one too many), or a call sent
-*under* the quota, mean something else spends the quota: that is contention,
-cut as follows (and the episode's widening is taken back). One burst is one
+does not pay a refusal of its own to learn it. More answers in one episode
+than jitter explains (a spike moves one or two sends over; a third is one
+too many), or a call sent *under* the quota, mean something else spends the
+quota: that is contention, cut as follows (and the episode's widening is
+taken back, for every pacer of the account). One burst is one
 cut, however many answers it brings. The cut is what the evidence says the
 service sustained: of the ``n`` calls we sent in the window before the
 episode, ``k`` were refused, so the pace drops to ``(n - k)`` per window, a
