@@ -17,6 +17,13 @@ the most in any one-second window, and the calls refused for the quota
 (by the simulator's own count, apart from the injected throttles) for
 every operation; and bulk's wall time from process start to exit.
 
+Beside it, the Describe operation's: each row's backup read comes first
+and the Adds can go no faster than the reads that succeed, so the Add
+pace is at most the Describe pace x Adds a row / Describes a row (printed
+as "the reads allow"). A row's Describes are its backup read, the reads
+retried after a fault, and the read-backs (a Describe after an Add's
+answer that proved nothing: a 409 to a resent Add, or no attempt left).
+
 Goals, each with its PASS/FAIL line:
 - pace at the simulator >= 0.95 x 30;
 - no call refused for the quota after the first WARMUP seconds (the
@@ -44,6 +51,7 @@ TIME_GOAL = 1.06
 WARMUP = 5.0
 TIMED_ROWS = 10_000
 ACTION = "AddLiveSnapshotNotifyConfig"
+READ = "DescribeLiveSnapshotNotifyConfig"
 # Eight equal shares of a 4 % fault rate: 1.5 % 500 before applying, 1.5 % after, 1 % throttles.
 FAULTS = ",".join(["internal_before"] * 3 + ["internal_after"] * 3 + ["throttle"] * 2)
 THROTTLE_CODES = "Throttling.User,Throttling"  # in turn: half on a 400, half on a 503
@@ -79,12 +87,21 @@ def main() -> int:
             if p["refused"] and p["last_refused"] > WARMUP}
     pace = seen["per_second"]
     floor = (seen["calls"] - refused) / QPS
+    read = stats["pace"][f"{AK_ID}/{READ}"]
+    read_codes = stats["calls"].get(READ, {})
+    # Every Describe is a row's one successful backup read, a read that failed (any code but OK), or a read-back.
+    read_backs = read["calls"] - rows - sum(n for code, n in read_codes.items() if code != "OK")
+    allowed = read["per_second"] * seen["calls"] / read["calls"]
     print(f"\n{'rows':>6} {'Add calls':>9} {'200s':>6} {'500s':>5} {'400 thr':>7} {'503 thr':>7} {'refused':>7} "
           f"{'last s':>6} {'pace/s':>7} {'/quota':>6} {'max 1s':>6} {'wall s':>7} {'floor s':>7} {'/floor':>6}")
     last = "-" if seen["last_refused"] is None else f"{seen['last_refused']:.1f}"
     print(f"{rows:>6} {seen['calls']:>9} {codes.get('OK', 0):>6} {codes.get('InternalError', 0):>5} "
           f"{codes.get('Throttling.User', 0) - refused:>7} {codes.get('Throttling', 0):>7} {refused:>7} {last:>6} "
           f"{pace:>7.2f} {pace / QPS:>6.3f} {seen['max_window']:>6} {wall:>7.1f} {floor:>7.1f} {wall / floor:>6.3f}")
+    print(f"Describe: {read['calls']} calls, {read['per_second'] / QPS:.3f} of the quota, max 1 s "
+          f"{read['max_window']}, {read['refused']} refused; a row: {read['calls'] / rows:.4f} Describes, "
+          f"{seen['calls'] / rows:.4f} Adds; read-backs {read_backs}; "
+          f"the Add pace the reads allow: {allowed / QPS:.3f} of the quota")
     print(f"pace at the simulator >= {PACE_GOAL} x {QPS}: {verdict(code == 0 and pace >= PACE_GOAL * QPS)} "
           f"({pace / QPS:.3f}, exit {code})")
     print(f"no call refused for the quota after the first {WARMUP:g} s: {verdict(code == 0 and not late)} "

@@ -220,7 +220,9 @@ class Caller:
         policy allows (``tried_before`` attempts of this call were already
         made), or, for a call that changes something, a failure after
         which the change may have landed: the caller must read back before
-        anything is sent again, so that it is never applied twice.
+        anything is sent again, so that it is never applied twice (or, for a
+        create, send it again and let the service's refusal of a second one,
+        409 ConfigAlreadyExists, be what it reads back).
         """
         changes = not action.read_only
         pacer = self._pacers.get(self._account, action.name, quota=action.quota)

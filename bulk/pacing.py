@@ -57,10 +57,15 @@ the refusal it prevents costs a call and a retry's wait, more than a few
 milliseconds of margin. A service that throttles at random while we are at
 the quota looks the same, and takes the margin to its bound; that costs the
 2.5 % the bound allows, and nothing more: at the bound an answer sent at the
-quota is let be. More answers in one episode than jitter explains (a spike
-moves one or two sends over; a third is one too many), or a call sent
-*under* the quota, mean something else spends the quota: that is contention,
-cut as follows (and the episode's widening is taken back). One burst is one
+quota is let be. What a jitter episode teaches is the path's, not the
+operation's: the same network and the same server stamp every operation of
+an account, so the widening is shared by all its pacers (``Learned``), and
+an operation that reaches the quota late (the Add behind its backup read)
+does not pay a refusal of its own to learn it. More answers in one episode
+than jitter explains (a spike moves one or two sends over; a third is one
+too many), or a call sent *under* the quota, mean something else spends the
+quota: that is contention, cut as follows (and the episode's widening is
+taken back, for every pacer of the account). One burst is one
 cut, however many answers it brings. The cut is what the evidence says the
 service sustained: of the ``n`` calls we sent in the window before the
 episode, ``k`` were refused, so the pace drops to ``(n - k)`` per window, a
@@ -86,7 +91,7 @@ from contextvars import ContextVar
 
 from aiolimiter import AsyncLimiter
 
-__all__ = ["DEFAULT_MARGIN", "Pacer", "Pacers", "RateLimiter"]
+__all__ = ["DEFAULT_MARGIN", "Learned", "Pacer", "Pacers", "RateLimiter"]
 
 #: the share of a window the guard keeps free for jitter between its decision and the server's count
 DEFAULT_MARGIN = 0.012
@@ -140,12 +145,23 @@ class RateLimiter(AsyncLimiter):
         self._wake_next()
 
 
+class Learned:
+    """The widening of the margin an account's pacers have learned from jitter, shared by all of them."""
+
+    __slots__ = ("widening",)
+
+    def __init__(self) -> None:
+        #: added to each pacer's given margin (each keeps its own bound)
+        self.widening = 0.0
+
+
 class Pacer:
     """Pace and quota for one (AccessKey, operation): see the module docstring."""
 
     __slots__ = (
-        "quota", "margin", "widest", "full_rate", "recovery", "_limiter", "_clock", "_sent", "_span", "_window",
-        "_settling", "_timer", "_opened", "_base", "_seen", "_answers", "_widened", "_cut", "_cut_at",
+        "quota", "_margin", "widest", "_full_rate", "recovery", "_limiter", "_clock", "_sent", "_span", "_window",
+        "_settling", "_timer", "_opened", "_base", "_seen", "_answers", "_widened", "_cut", "_cut_at", "_given",
+        "_learned", "_followed",
     )
 
     def __init__(
@@ -155,7 +171,9 @@ class Pacer:
         margin: float = DEFAULT_MARGIN,
         recovery: float = 5.0,
         clock: Callable[[], float] | None = None,
+        learned: Learned | None = None,
     ) -> None:
+        """``learned``: the jitter widening this pacer shares with the other operations of its account."""
         if quota <= 0:
             raise ValueError("quota must be positive")
         if not 0 <= margin < 1:
@@ -163,7 +181,6 @@ class Pacer:
         if recovery <= 0:
             raise ValueError("recovery must be positive")
         self.quota = quota
-        self.margin = margin
         self.recovery = recovery
         # The guard: at most n sends in any `window` seconds. For a quota under 1/s that is
         # one send per 1/quota s; for a huge one, a proportional share of the second.
@@ -174,8 +191,11 @@ class Pacer:
         self._timer: asyncio.TimerHandle | None = None  # _settle's, while a send waits for it
         #: the widest the margin may grow, by jitter episodes (never narrower than the margin given)
         self.widest = max(margin, n / (_LEAST_PACE * quota * self._span) - 1)
-        self._set_margin(margin)
-        self._limiter = RateLimiter(self.full_rate)
+        self._given = margin
+        self._learned = Learned() if learned is None else learned
+        self._followed = 0.0  # the widening the margin was last set from
+        self._follow()
+        self._limiter = RateLimiter(self._full_rate)
         # aiolimiter runs on the loop's clock, so the guard and the policy do too unless told otherwise:
         # the running loop's, taken when first read (asking for the running loop costs a system call each time).
         self._clock = clock
@@ -191,11 +211,30 @@ class Pacer:
             self._clock = asyncio.get_running_loop().time
         return self._clock()
 
+    def _follow(self) -> None:
+        """Take up the widening the account's pacers have learned (within this pacer's bound)."""
+        self._followed = self._learned.widening
+        self._set_margin(min(self._given + self._followed, self.widest))
+
     def _set_margin(self, margin: float) -> None:
         """The guard's window and the full pace for this margin (admission follows at the next ``admit``)."""
-        self.margin = margin
+        self._margin = margin
         self._window = self._span * (1 + margin)
-        self.full_rate = (self._sent.maxlen or 1) / self._window
+        self._full_rate = (self._sent.maxlen or 1) / self._window
+
+    @property
+    def margin(self) -> float:
+        """The share of a window the guard keeps free for jitter now (the account's learned widening included)."""
+        if self._learned.widening != self._followed:
+            self._follow()
+        return self._margin
+
+    @property
+    def full_rate(self) -> float:
+        """The admission pace with no throttling to follow, in calls per second: the quota less the margin."""
+        if self._learned.widening != self._followed:
+            self._follow()
+        return self._full_rate
 
     @property
     def rate(self) -> float:
@@ -203,16 +242,18 @@ class Pacer:
         return self._rate_at(self._now())
 
     def _rate_at(self, now: float) -> float:
+        if self._learned.widening != self._followed:
+            self._follow()
         cut = self._cut
         if cut is None:
-            return self.full_rate
+            return self._full_rate
         climb = now - self._cut_at
         if climb <= 0:
             return cut
-        rate = cut + self.full_rate * (climb / self.recovery) ** 2
-        if rate >= self.full_rate:
+        rate = cut + self._full_rate * (climb / self.recovery) ** 2
+        if rate >= self._full_rate:
             self._cut = None
-            return self.full_rate
+            return self._full_rate
         return rate
 
     async def admit(self) -> None:
@@ -276,6 +317,8 @@ class Pacer:
         once per episode, by the evidence (see the module docstring).
         """
         now = self._now()
+        if self._learned.widening != self._followed:
+            self._follow()
         last = _LAST_SEND.get()
         at_quota = last is not None and last[0] is self and last[1]
         if self._opened is None or now - self._opened >= self._window:
@@ -286,8 +329,9 @@ class Pacer:
             self._widened = None
             if at_quota:
                 # Jitter beyond the margin: widen it and keep the pace (the full pace follows the margin).
-                self._widened = min(self.margin + _WIDEN, self.widest) - self.margin
-                self._set_margin(self.margin + self._widened)
+                self._widened = min(self._margin + _WIDEN, self.widest) - self._margin
+                self._learned.widening += self._widened
+                self._follow()
                 self._answers = 1
                 self._limiter.rate = self._rate_at(now)
                 return True
@@ -299,11 +343,12 @@ class Pacer:
                     self._answers += 1  # a jitter spike can move two sends over (or a random answer come with one)
                     return False
                 # More answers than jitter gives: not sends jittered over, but the quota spent elsewhere.
-                self._set_margin(self.margin - self._widened)
+                self._learned.widening -= self._widened
+                self._follow()
                 self._widened = None
         self._answers += 1
         sustained = max(self._seen - self._answers, 0) / self._window
-        self._cut = max(_FLOOR * self.full_rate, min(self._base, sustained))
+        self._cut = max(_FLOOR * self._full_rate, min(self._base, sustained))
         self._cut_at = self._opened + self._window
         self._limiter.rate = self._cut  # a call already waiting to be admitted waits at the new pace
         return opens
@@ -312,7 +357,7 @@ class Pacer:
 class Pacers:
     """One pacer per (AccessKey, operation): the quota is per account and per operation."""
 
-    __slots__ = ("_quota", "_margin", "_recovery", "_clock", "_pacers")
+    __slots__ = ("_quota", "_margin", "_recovery", "_clock", "_pacers", "_learned")
 
     def __init__(
         self,
@@ -327,18 +372,20 @@ class Pacers:
         self._recovery = recovery
         self._clock = clock
         self._pacers: dict[tuple[str, str], Pacer] = {}
+        self._learned: dict[str, Learned] = {}
 
     def get(self, account: str, action: str, *, quota: float | None = None) -> Pacer:
         """The pacer of this AccessKey and operation, made when first asked for.
 
         ``quota`` is the operation's own (``Action.quota``), when it has one:
-        it replaces the one every other operation shares.
+        it replaces the one every other operation shares. The account's
+        pacers share what they learn of the jitter (``Learned``).
         """
         key = (account, action)
         pacer = self._pacers.get(key)
         if pacer is None:
             pacer = self._pacers[key] = Pacer(
                 self._quota if quota is None else quota, margin=self._margin, recovery=self._recovery,
-                clock=self._clock,
+                clock=self._clock, learned=self._learned.setdefault(account, Learned()),
             )
         return pacer

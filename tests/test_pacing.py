@@ -450,6 +450,35 @@ def test_the_margin_never_widens_past_the_bound() -> None:
     run_virtual(scenario())
 
 
+def test_what_one_operation_learns_of_the_jitter_the_account_s_other_operations_keep_too() -> None:
+    """The Adds reach the quota seconds after their backup reads: they start from the margin the reads learned."""
+    async def scenario() -> None:
+        pacers = Pacers(30)
+        reads = pacers.get("AK1", "DescribeLiveSnapshotNotifyConfig")
+        writes = pacers.get("AK1", "AddLiveSnapshotNotifyConfig")
+        elsewhere = pacers.get("AK2", "DescribeLiveSnapshotNotifyConfig")
+        await sends_at(reads, 60)
+        reads.throttled()  # at the quota: jitter beyond the margin, on the account's path
+        margin = 2 * DEFAULT_MARGIN
+        assert writes.margin == pytest.approx(margin) and writes.rate == pytest.approx(30 / (1 + margin))
+        assert pacers.get("AK1", "SetSnapshotCallbackAuth").margin == pytest.approx(margin)  # one made later too
+        assert elsewhere.margin == DEFAULT_MARGIN  # another account's path learned nothing
+        sends = await paced_sends(writes, 120)
+        assert min(spans(sends, 30)) >= 1 + margin - 1e-9  # the writes' guard keeps the wider margin
+        assert pace(sends[1:]) >= 0.999 * 30 / (1 + margin)
+        # Two more answers in one episode: contention after all, and the widening is taken back for every operation.
+        pacers = Pacers(30)
+        reads = pacers.get("AK1", "DescribeLiveSnapshotNotifyConfig")
+        writes = pacers.get("AK1", "AddLiveSnapshotNotifyConfig")
+        await sends_at(reads, 60)
+        for _ in range(3):
+            reads.throttled()
+            await sends_at(reads, 2)
+        assert writes.margin == pytest.approx(DEFAULT_MARGIN) and reads.margin == pytest.approx(DEFAULT_MARGIN)
+
+    run_virtual(scenario())
+
+
 @pytest.mark.parametrize("random_throttling", [0.0, 0.01])
 def test_arrival_jitter_beyond_the_margin_is_outgrown_within_seconds(random_throttling: float) -> None:
     """0-20 ms between our send and the service's count (the 12 ms margin covers 12): the user's job, at 30/s."""

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 from aiohttp import web
 from conftest import TEST_AK_ID, TEST_AK_SECRET
@@ -63,6 +64,29 @@ async def test_lost_answers_and_resumes_never_turn_into_false_failures(tmp_path:
     assert {r["state"] for r in rows.values()} == {"done"}
     assert not any(r["code"] == "ConfigAlreadyExists" for r in rows.values())
     assert sum("read back" in (r["message"] or "") for r in rows.values()) >= 5
+
+
+async def test_a_create_that_answered_500_is_sent_again_and_read_back_only_after_a_409(tmp_path: Path) -> None:
+    """Adds answer 500 before or after applying; the resend tells which, and only a 409 costs a Describe."""
+    csv = domains_csv(tmp_path / "d.csv", 40)
+    log = tmp_path / "calls.jsonl"
+    async with simulator(error_rate=0.3, fault_kinds=("internal_before", "internal_after"),
+                         fault_actions=(ADD,)) as sim:
+        result = await run_engine(sim, csv, qps=1000, backup=False, log_file=log)
+        held = {d for d, c in sim.notify_configs.items() if c["NotifyUrl"] == URL}
+    assert result.exit_code == 0 and result.counts["done"] == 40, result.counts
+    assert len(held) == 40 and applied_once(sim)
+    calls: dict[str, list[str]] = {}
+    for entry in map(orjson.loads, log.read_bytes().splitlines()):
+        calls.setdefault(entry["domain"], []).append((entry.get("code") or "OK") if entry["action"] == ADD else "read")
+    answered = [code for seen in calls.values() for code in seen]
+    assert answered.count("InternalError") > answered.count("ConfigAlreadyExists") > 0, answered
+    # A 500 is followed by the resend, never by a read; a read follows only a 409 (the first's own config).
+    for seen in calls.values():
+        assert seen[-1] in ("OK", "read") and all(b != "read" or a == "ConfigAlreadyExists"
+                                                  for a, b in zip(seen, seen[1:], strict=False)), seen
+    messages = [r["message"] for r in rows_of(result.checkpoint).values() if r["message"]]
+    assert messages == ["applied (read back after ConfigAlreadyExists)"] * answered.count("read")
 
 
 async def test_a_failed_row_that_may_have_landed_is_read_back_before_it_is_resent(tmp_path: Path) -> None:

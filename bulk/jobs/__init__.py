@@ -17,10 +17,13 @@ The apply job keeps the record truthful:
   read back before anything is sent again;
 - a failure after an attempt that may have landed is read back too: the
   row is ``done`` if the service holds the change and ``failed`` only if it
-  does not. A read-back that keeps failing leaves the row ``sending`` for
-  the next run; a refused one (no permission to read) leaves it ``unknown``,
-  and so does a write that timed out and is still absent when read again a
-  call timeout later, with no attempt left: it may still land;
+  does not. A create is sent again instead (a timeout aside) while attempts
+  are left, since the service refuses a second one (409 ConfigAlreadyExists,
+  then read back): its answer settles the first without spending a read. A
+  read-back that keeps failing leaves the row ``sending`` for the next run; a
+  refused one (no permission to read) leaves it ``unknown``, and so does a
+  write that timed out and is still absent when read again a call timeout
+  later, with no attempt left: it may still land;
 - run --plan reads each row first, and does not write one whose live state
   is no longer the one the plan read;
 - a create that meets an existing, different config follows ``--if-exists``,

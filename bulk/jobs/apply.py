@@ -86,6 +86,9 @@ class ApplyJob:
     async def send(self, row: WorkRow, calls: RowCalls, action: Action, params: dict[str, str]) -> RowOutcome | None:
         """Send ``action`` until the service holds it (done) or a read-back shows it does not (failed).
 
+        A create that got an answer proving nothing is sent again while the
+        policy allows, without a read first (``_resend_reads``): the service
+        refuses a second create, and that refusal is read back.
         A write that timed out may still be under way at the service: a
         read-back that finds nothing is made again once ``settle_after`` has
         passed, and if the write is still absent when no attempt is left, its
@@ -103,6 +106,8 @@ class ApplyJob:
             conflict = outcome.code == _EXISTS and not action.idempotent
             if outcome.code in _CANNOT_HOLD and not calls.may_have_landed:
                 return RowOutcome.failed(action.name, outcome)
+            if outcome.maybe_applied and _resend_reads(action, outcome) and calls.may_retry(outcome, tries):
+                continue  # the resend's answer is the read-back: OK, or 409 and read back below
             # Whatever else went wrong, the row is failed only if the service does not hold its change.
             late = outcome.code == "Timeout"  # no answer in time: the write may still be under way
             for reading in range(2 if late else 1):
@@ -144,6 +149,19 @@ class ApplyJob:
         if failure is None:
             return RowOutcome(RowState.FAILED, action.name, _EXISTS, note)
         return RowOutcome.failed(action.name, failure, note)
+
+
+def _resend_reads(action: Action, failure: Failure) -> bool:
+    """Whether sending ``action`` again settles ``failure`` as a read-back would, with the same truth.
+
+    So for a create the service will not apply twice (a second one is refused
+    with 409 ConfigAlreadyExists, which is then read back), after an answer
+    that proves nothing but did come: the resend's own answer tells whether
+    the first landed, and the read-back quota, which the backup's reads
+    share, is spent only when it does. Not after a timeout: that write may
+    still be under way, and is read back, then again once it has had time.
+    """
+    return not action.idempotent and action.create is action and failure.code != "Timeout"
 
 
 def _as_update(create: Action, params: Mapping[str, str]) -> dict[str, str]:
