@@ -65,9 +65,12 @@ FIRST_KINDS = ("internal_before", "internal_after", "unavailable", "throttle", "
 URL, OTHER_URL = "https://cb.example.com/new", "https://cb.example.com/old"
 THIRD_URL = "https://cb.example.com/third-party"
 
-# Children are forked from a server that has imported bulk once: a run starts in milliseconds.
+# Children are forked from a server that has imported bulk once: a run starts in milliseconds. With bulk.cli, what
+# typer and rich import only when a command line is parsed or printed (as tests/zygote.py does): pydantic alone
+# costs a child some 0.15 s of CPU, some sixty children a batch.
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["bulk.cli"])
+_CONTEXT.set_forkserver_preload(["bulk.cli", "typer._adapters", "typer._click.decorators", "pydantic", "zoneinfo",
+                                 "rich._emoji_codes", "sysconfig"])
 
 
 def _bulk(argv: list[str], started: multiprocessing.synchronize.Event) -> None:
