@@ -16,6 +16,7 @@ TEST_AK_ID = os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"]
 TEST_AK_SECRET = os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
 
 
+import gc  # noqa: E402
 from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
 from contextlib import asynccontextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -28,6 +29,15 @@ from hypothesis import settings  # noqa: E402
 # A property is judged by its examples, not by how fast a busy machine ran them: no per-example deadline.
 settings.register_profile("bulk", deadline=None)
 settings.load_profile("bulk")
+
+# Engines and simulators run in the test processes as `bulk` runs them, with the collector's thresholds of
+# bulk.cli.common.main: at Python's default the youngest generation is collected every few calls.
+gc.set_threshold(10_000, 10, 10)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection built (modules, test items) lives as long as the process: no full collection walks it."""
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from urllib.parse import urlsplit
 
 import pytest
@@ -32,19 +33,32 @@ def same_verdict(value: str) -> None:
     assert URL.check(value) == before, value
 
 
-_url_alphabet = st.sampled_from(
-    list("hHtTpPsS:/?#[]@.-_~%!$&'()*+,;=09aZ ") + ["\t", "\n", "\x00", "\x1f", "\u3000", "\u2100", "é", "\ufe13"])
+_URL_CHARACTERS = list("hHtTpPsS:/?#[]@.-_~%!$&'()*+,;=09aZ ") + [
+    "\t", "\n", "\x00", "\x1f", "\u3000", "\u2100", "\u00e9", "\ufe13"]
+_URL_SCHEMES = ["", "http://", "https://", "HTTP://", "Https://", "ftp://", "http:", "https:/", "http:///"]
 _url_like = st.builds(
     lambda scheme, rest: scheme + rest,
-    st.sampled_from(["", "http://", "https://", "HTTP://", "Https://", "ftp://", "http:", "https:/", "http:///"]),
-    st.lists(_url_alphabet, max_size=40).map("".join),
+    st.sampled_from(_URL_SCHEMES),
+    st.lists(st.sampled_from(_URL_CHARACTERS), max_size=40).map("".join),
 )
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(value=_url_like)
 def test_the_quick_url_check_decides_as_the_full_one_did(value: str) -> None:
+    """Hypothesis explores the shapes and shrinks a disagreement to its smallest form; 200 examples, since
+    generating one costs about 7 ms. The breadth comes from test_the_quick_url_check_agrees_on_a_seeded_corpus."""
     same_verdict(value)
+
+
+def test_the_quick_url_check_agrees_on_a_seeded_corpus() -> None:
+    """The same alphabet and schemes as the property, 40,000 strings from a seeded random.Random (about 20 us each,
+    against 7 ms for a Hypothesis example): more strings than 3000 Hypothesis examples gave, at a tenth of the CPU.
+    A disagreement names its string; the property above then finds its smallest form."""
+    rng = random.Random(17)
+    for _ in range(40_000):
+        value = rng.choice(_URL_SCHEMES) + "".join(rng.choices(_URL_CHARACTERS, k=rng.randint(0, 40)))
+        same_verdict(value)
 
 
 @pytest.mark.parametrize("value", [

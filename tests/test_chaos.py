@@ -52,6 +52,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import wait as wait_for_ready
 from pathlib import Path
 
+import chaos_child
 import pytest
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 
@@ -65,24 +66,13 @@ FIRST_KINDS = ("internal_before", "internal_after", "unavailable", "throttle", "
 URL, OTHER_URL = "https://cb.example.com/new", "https://cb.example.com/old"
 THIRD_URL = "https://cb.example.com/third-party"
 
-# Children are forked from a server that has imported bulk once: a run starts in milliseconds.
+# Children are forked from a server that has imported bulk once: a run starts in milliseconds. With bulk.cli, what
+# typer and rich import only when a command line is parsed or printed (as tests/zygote.py does): pydantic alone
+# costs a child some 0.15 s of CPU, some sixty children a batch. The children's code is in chaos_child, which
+# imports nothing of the tests.
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["bulk.cli"])
-
-
-def _bulk(argv: list[str], started: multiprocessing.synchronize.Event) -> None:
-    """A child process running the `bulk` command exactly as a shell would."""
-    import sys
-
-    from bulk.cli import main
-
-    sys.argv = ["bulk", *argv]
-    started.set()
-    try:
-        main()
-    except SystemExit as exc:
-        os._exit(exc.code if isinstance(exc.code, int) else 1)
-    os._exit(0)
+_CONTEXT.set_forkserver_preload(["chaos_child", "bulk.cli", "typer._adapters", "typer._click.decorators", "pydantic",
+                                 "zoneinfo", "rich._emoji_codes", "sysconfig"])
 
 
 @dataclass(frozen=True)
@@ -146,7 +136,7 @@ def scenario(seed: int) -> Scenario:
 
 async def _run(argv: list[str], interruption: str | None, after: float) -> int | None:
     started = _CONTEXT.Event()
-    proc = _CONTEXT.Process(target=_bulk, args=(argv, started))
+    proc = _CONTEXT.Process(target=chaos_child.bulk, args=(argv, started))
     proc.start()
     if interruption is not None:
         # Signals go to bulk, not to the child's start-up (an operator's Ctrl-C reaches a running command).

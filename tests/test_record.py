@@ -386,7 +386,9 @@ async def test_by_default_an_endpoint_is_given_up_on_after_10_seconds_without_an
 
 
 async def test_the_wal_stays_small_during_a_long_run(tmp_path: Path) -> None:
-    csv = domains_csv(tmp_path / "d.csv", 4000)
+    """2,500 rows: without the checkpoint's own WAL limits (SQLite's default folds it back at 4 MB) its WAL
+    reaches some 1.9 MB, past the bound asserted here; with them it stays near 1 MB however long the run."""
+    csv = domains_csv(tmp_path / "d.csv", 2500)
     ckpt = tmp_path / "d.ckpt"
     wal = Path(f"{ckpt}-wal")
     peak = 0
@@ -403,7 +405,7 @@ async def test_the_wal_stays_small_during_a_long_run(tmp_path: Path) -> None:
         # No backup: its reads would double the calls, and the backup file is not the checkpoint's WAL.
         result = await run_engine(sim, csv, checkpoint=ckpt, qps=100000, backup=False)
         watcher.cancel()
-    assert result.counts["done"] == 4000
+    assert result.counts["done"] == 2500
     # Folded back into the file at every checkpoint of SQLite's, and truncated when the run ends.
     assert 0 < peak <= 1_200_000, peak
     assert not wal.exists() or wal.stat().st_size == 0
