@@ -177,6 +177,12 @@ class Simulator:
             "streams": self._streams.stats() if self._streams is not None else None,
         }
 
+    @property
+    def connections(self) -> int:
+        """Client connections open now: a client that died is off this count once everything it sent is answered."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
+
     def arrivals(self) -> list[tuple[float, str, str]]:
         """(time, AccessKey, action) of the latest ``config.arrivals_kept`` authenticated arrivals, oldest first."""
         return self._quota.arrivals()
