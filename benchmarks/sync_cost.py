@@ -43,7 +43,8 @@ from bulk.dispatch import CLAIM_CHUNK
 from bulk.inputs import Row
 
 SETTINGS = ("normal", "full", "full-claims")
-CLAIM = "UPDATE rows SET state = 'sending', started = COALESCE(started, ?) WHERE line = ?"
+CLAIM = ("UPDATE rows SET state = 'sending', started = COALESCE(started, ?), reached = MAX(reached, ?),"
+         " claim_mark = ? WHERE line = ?")
 
 
 def one_run(work: Path, setting: str, rows: int) -> tuple[float, float, float]:
@@ -59,10 +60,10 @@ def one_run(work: Path, setting: str, rows: int) -> tuple[float, float, float]:
             lines = list(range(first, min(first + CLAIM_CHUNK, rows + 1)))
             t = time.perf_counter()
             if setting == "full-claims":
-                ckpt.claim(lines)  # bulk's own: FULL for this commit alone
+                ckpt.claim([(line, False) for line in lines], mark=first)  # bulk's own: FULL for this commit alone
             else:
                 with db:  # the claim's statement as Checkpoint.claim sends it, at the connection's setting
-                    db.executemany(CLAIM, [(t, line) for line in lines])
+                    db.executemany(CLAIM, [(t, 0, first, line) for line in lines])
             claims.append(time.perf_counter() - t)
             for line in lines:
                 ckpt.record(RowOutcome(RowState.DONE, "AddLiveSnapshotNotifyConfig", request_id="r", line=line,

@@ -33,7 +33,9 @@ and recorded again whenever its earlier writes provably did not land (the
 row was never ``reached``): another client may have changed it since, and
 the backup must be the state just before the write that changed it. Once a
 write may have landed, the earliest record is kept: a read after it could
-capture our own change. A domain without a record was never written by a
+capture our own change. A row a dead run left claimed had its write sent
+only if that run recorded its domain after the claim: each claim carries the
+backup's ``mark`` (records on disk then), and ``written_since`` tells. A domain without a record was never written by a
 run that kept a backup, so it may still be read even if its row was in
 flight when a run died, as long as every run of the checkpoint kept one
 (``complete``); otherwise its prior state is unknown and it gets no record.
@@ -89,15 +91,16 @@ class Prior:
 class Backup:
     """The backup of one checkpoint, open for appending (``open``, then ``record`` per domain, then ``close``)."""
 
-    __slots__ = ("_complete", "_counted", "_fd", "_id", "_keep", "_queued", "_recorded", "_synced", "_syncing",
+    __slots__ = ("_complete", "_counted", "_fd", "_id", "_keep", "_latest", "_queued", "_synced", "_syncing",
                  "_written", "path")
 
-    def __init__(self, path: Path, fd: int, ident: str, recorded: set[str], count: int, *, complete: bool,
+    def __init__(self, path: Path, fd: int, ident: str, latest: dict[str, int], count: int, *, complete: bool,
                  keep: Callable[[dict[str, Any]], None]) -> None:
         self.path = path
         self._fd = fd
         self._id = ident
-        self._recorded = recorded
+        #: each recorded domain's latest record: its place in the file (0 for the first record)
+        self._latest = latest
         self._complete = complete
         self._keep = keep
         #: the records the checkpoint counts (committed at close)
@@ -141,7 +144,8 @@ class Backup:
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd, ident, {r.domain for r in records}, len(records), complete=complete, keep=keep)
+        return cls(path, fd, ident, {r.domain: i for i, r in enumerate(records)}, len(records), complete=complete,
+                   keep=keep)
 
     @classmethod
     def _create(cls, path: Path, ident: str, *, complete: bool, keep: Callable[[dict[str, Any]], None],
@@ -159,7 +163,7 @@ class Backup:
         except OSError as exc:
             os.close(fd)
             raise LocalFault(path, exc) from None
-        return cls(path, fd, ident, set(), 0, complete=complete, keep=keep)
+        return cls(path, fd, ident, {}, 0, complete=complete, keep=keep)
 
     def wants(self, domain: str, *, reached: bool) -> bool:
         """Whether to record ``domain``'s state before writing to it.
@@ -169,7 +173,21 @@ class Backup:
         domain without a record, and only if every run kept a backup (which
         proves none of its writes landed before).
         """
-        return not reached or (self._complete and domain not in self._recorded)
+        return not reached or (self._complete and domain not in self._latest)
+
+    @property
+    def mark(self) -> int:
+        """The records on disk now; a row claimed at this mark goes with it (``written_since``)."""
+        return self._synced
+
+    def written_since(self, domain: str, mark: int) -> bool:
+        """Whether a write to ``domain`` may have been sent since the file held ``mark`` records.
+
+        For a row a dead run left claimed at ``mark``: its read and record come
+        before its write, and a row never reached is always recorded, so no
+        record of its domain past the mark proves the run sent nothing to it.
+        """
+        return self._latest.get(domain, -1) >= mark
 
     async def record(self, domain: str, state: Mapping[str, str], *, region: str | None,
                      wrote: Mapping[str, str], profile: str | None = None) -> None:
@@ -193,7 +211,7 @@ class Backup:
                 self._syncing = asyncio.ensure_future(self._sync())
             # Shielded: a row cancelled while waiting must not cancel the others' fsync.
             await asyncio.shield(self._syncing)
-        self._recorded.add(domain)
+        self._latest[domain] = mine - 1
 
     async def _sync(self) -> None:
         """Write the records queued so far and sync them, in one hand-off to a thread (one fsync covers them all)."""

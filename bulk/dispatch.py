@@ -29,6 +29,7 @@ import asyncio
 from collections.abc import Awaitable, Iterator
 
 from .attempts import Caller, Prepaid
+from .backup import Backup
 from .checkpoint import Checkpoint, RowOutcome, RowState
 from .files import LocalFault
 from .jobs import Job, RowCalls
@@ -47,7 +48,7 @@ CLAIM_CHUNK = 32
 class Dispatcher:
     """Sends one lane's rows (``run``), each through the job, and records each outcome."""
 
-    __slots__ = ("_account", "_caller", "_ckpt", "_error", "_grace", "_job", "_lane", "_pacers", "_rows",
+    __slots__ = ("_account", "_backup", "_caller", "_ckpt", "_error", "_grace", "_job", "_lane", "_pacers", "_rows",
                  "_safety", "_stats", "_workers")
 
     def __init__(
@@ -63,9 +64,12 @@ class Dispatcher:
         lane: Lane,
         stats: RunStats,
         safety: SafetyStop | None = None,
+        backup: Backup | None = None,
     ) -> None:
-        """``lane`` is the stop scope of these rows (one account's), the one their ``caller`` obeys too."""
+        """``lane`` is the stop scope of these rows (one account's), the one their ``caller`` obeys too;
+        ``backup``: the run's, whose mark goes with each claim."""
         self._ckpt = ckpt
+        self._backup = backup
         self._rows = rows
         self._job = job
         self._caller = caller
@@ -106,7 +110,8 @@ class Dispatcher:
         for chunk in self._chunks():
             if self._lane.stopping:
                 return
-            self._ckpt.claim([row.line for row in chunk])
+            self._ckpt.claim([(row.line, row.reached) for row in chunk],
+                             mark=self._backup.mark if self._backup is not None else None)
             for i, row in enumerate(chunk):
                 # All workers busy (a slow service): wait for one, unless the run stops first.
                 started = await self._unless_stopped(slots.acquire()) if slots.locked() else await slots.acquire()

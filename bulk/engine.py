@@ -185,7 +185,8 @@ class _Send:
         try:
             # Every lane ends before the files they share are closed, whatever happens in one of them.
             ended = await asyncio.gather(*(
-                self._send_lane(self._lane.child(), job, profile, rows_of=profile if many else ANY_PROFILE)
+                self._send_lane(self._lane.child(), job, profile, rows_of=profile if many else ANY_PROFILE,
+                                backup=backup)
                 for profile in profiles), return_exceptions=True)
         finally:
             if backup is not None:
@@ -213,7 +214,8 @@ class _Send:
         interrupted = Halt(HaltKind.INTERRUPTED, "interrupted") if self._lane.stopping else None
         return self._lane.halt or interrupted, stopped, canary
 
-    async def _send_lane(self, lane: Lane, job: Job, profile: str | None, *, rows_of: object) -> Halt | None:
+    async def _send_lane(self, lane: Lane, job: Job, profile: str | None, *, rows_of: object,
+                         backup: Backup | None) -> Halt | None:
         """One account's rows (``rows_of``: the profile, or ANY_PROFILE when it is the only lane), sent by
         their own dispatcher in their own ``lane``; why the lane stopped early, if it did."""
         options, ckpt = self._options, self._ckpt
@@ -225,12 +227,13 @@ class _Send:
             return lane.halt
         caller = Caller(client=client, pacers=self._pacers, account=account, retry=self._retry, lane=lane,
                         stats=self._stats, health=self._health(), log=self._log)
-        rows = RowSource(options).to_send(ckpt, profile=rows_of, chosen=self._chosen)
+        rows = RowSource(options, written_since=backup.written_since if backup else None).to_send(
+            ckpt, profile=rows_of, chosen=self._chosen)
         if self._chosen is not None:
             rows = _taking(rows, self._taken)
         safety = SafetyStop(max_failure_rate=options.max_failure_rate) if options.changes else None
         dispatcher = Dispatcher(options=options, ckpt=ckpt, rows=rows, job=job, caller=caller, pacers=self._pacers,
-                                account=account, lane=lane, stats=self._stats, safety=safety)
+                                account=account, lane=lane, stats=self._stats, safety=safety, backup=backup)
         try:
             return await dispatcher.run()
         except Exception:

@@ -19,7 +19,7 @@ were recorded is joined with one pass over the input instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .actions import Action, recorded_action
@@ -53,10 +53,12 @@ class WorkRow:
 class RowSource:
     """The input of one run (``RunOptions``): what it ingests, and each row to send, read again."""
 
-    __slots__ = ("_options",)
+    __slots__ = ("_options", "_written_since")
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions, *, written_since: Callable[[str, int], bool] | None = None) -> None:
+        """``written_since``: the run's backup's (``Backup.written_since``), if it keeps one."""
         self._options = options
+        self._written_since = written_since
 
     def read(self) -> Iterator[Row | BadRow]:
         """Every row of the input that takes part in the run (``only_lines``), valid or not, in line order."""
@@ -121,8 +123,10 @@ class RowSource:
 
     def _work_row(self, todo: TodoRow, row: Row) -> WorkRow:
         action = recorded_action(todo.plan_send) if todo.plan_send else self._options.action
-        # 'sending' at the start of a run: the last run died with the row in flight.
-        reached = todo.reached or todo.state is RowState.SENDING
+        # 'sending' at the start of a run: the last run left the row claimed, and may have sent its write,
+        # unless it kept a backup that holds no record of the domain since the claim (one precedes each write).
+        reached = todo.reached or (todo.state is RowState.SENDING and (
+            todo.claim_mark is None or self._written_since is None or self._written_since(row.domain, todo.claim_mark)))
         return WorkRow(todo.line, row.domain, row.params, action, reached, todo.attempts, row.profile,
                        unknown=todo.state is RowState.UNKNOWN, plan=todo.plan)
 

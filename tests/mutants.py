@@ -149,6 +149,13 @@ MUTANTS = (
         (f"{OPS}::test_a_full_report_disk_fails_the_command_and_loses_nothing_of_the_run",),
     ),
     Mutant(
+        "dead-runs-claim-trusted-blindly",
+        "a row a killed run claimed but never recorded keeps its stale backup record, which a rollback restores",
+        r"return self\._latest\.get\(domain, -1\) >= mark",
+        "return True",
+        ("tests/test_rollback_record.py",),
+    ),
+    Mutant(
         "stale-callback-accepted",
         "the receiver's signature check no longer refuses an old timestamp",
         r"if -skew > max_skew:",

@@ -21,7 +21,7 @@ def test_rows_move_through_states(tmp_path: Path) -> None:
         ckpt.set_meta({"action": "AddLiveSnapshotNotifyConfig", "overrides": {"NotifyUrl": "http://x.example.com"}})
         ckpt.add_rows([Row(2, "a.example.com", {}, {}, offset=10),
                        BadRow(3, "DomainName is required")])
-        ckpt.claim([2])
+        ckpt.claim([(2, False)])
         assert [(t.line, t.state, t.offset) for t in ckpt.todo()] == [(2, RowState.SENDING, 10)]
         ckpt.record(RowOutcome(RowState.DONE, action="AddLiveSnapshotNotifyConfig", request_id="R1",
                                line=2, attempts=2))
@@ -107,7 +107,7 @@ def test_claims_survive_kill_9(tmp_path: Path) -> None:
         from bulk.inputs import Row
         c = Checkpoint.open(Path({str(path)!r}))
         c.add_rows([Row(i, f"d{{i}}.example.com", {{}}, {{}}) for i in range(2, 12)])
-        c.claim([2, 3, 4])
+        c.claim([(2, False), (3, False), (4, False)])
         c.record(RowOutcome(RowState.DONE, request_id="R", line=2, attempts=1))
         c.flush()
         c.record(RowOutcome(RowState.DONE, request_id="R", line=3, attempts=1))  # buffered, never committed
@@ -121,6 +121,17 @@ def test_claims_survive_kill_9(tmp_path: Path) -> None:
     # The lost result is still 'sending': it will be read back, not lost or re-applied blindly.
     assert states[3] == "sending" and states[4] == "sending"
     assert [states[i] for i in range(5, 12)] == ["pending"] * 7
+
+
+def test_a_claim_keeps_what_the_run_knew_of_each_row_and_the_backups_mark(tmp_path: Path) -> None:
+    """A row claimed as reached stays reached if the run dies: the next run must not take it for unsent
+    because the backup shows no record since this later claim (the record came before an earlier one)."""
+    with Checkpoint.open(tmp_path / "c.ckpt") as c:
+        c.add_rows([Row(i, f"d{i}.example.com", {}, {}) for i in range(2, 5)])
+        c.claim([(2, True), (3, False)], mark=7)
+        c.claim([(4, False)])
+        todo = {t.line: (t.state, t.reached, t.claim_mark) for t in c.todo()}
+    assert todo == {2: (RowState.SENDING, True, 7), 3: (RowState.SENDING, False, 7), 4: (RowState.SENDING, False, None)}
 
 
 def test_not_a_checkpoint(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 
 import orjson
+import pytest
 from support import (
     KINDS,
     add_args,
@@ -30,6 +31,7 @@ from support import ROLLBACK_OLD_URL as OLD_URL
 from bulk.checkpoint import Checkpoint
 from bulk.credentials import fingerprint
 from bulk.paths import backup_path, rollback_checkpoint, rollback_input
+from bulk.sim import Simulator
 
 THIRD_URL = "https://cb.example.com/third-party"
 
@@ -43,18 +45,43 @@ def rollback_rows(ckpt: Path) -> dict[str, dict[str, object]]:
         return {str(r["domain"]): dict(r) for r in c.rows()}
 
 
-async def test_a_backup_is_read_again_when_the_earlier_write_provably_did_not_land(tmp_path: Path) -> None:
-    """The issue's scenario: a conflict records A, another client sets B, a resume sets C: rollback gives B back."""
+def _claimed_by_a_dead_run(ckpt: Path, domain: str) -> int:
+    """Leave ``domain``'s row as a run that claimed it and died leaves it; the backup's mark at that claim."""
+    mark = len(backup_path(ckpt).read_bytes().splitlines()) - 1  # the records on disk (the first line is the id)
+    with Checkpoint.open(ckpt) as c:
+        line = next(r["line"] for r in c.rows() if r["domain"] == domain)
+        c.claim([(line, False)], mark=mark)
+    return mark
+
+
+async def _refused_then_changed_by_another(
+    tmp_path: Path, sim: Simulator
+) -> tuple[Path, Path, str, dict[str, str], dict[str, dict[str, str]]]:
+    """A run refused by ConfigAlreadyExists (nothing written, the domain recorded); another client's config
+    for it; and the fleet as seeded."""
     src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
+    seeded = notify_fleet(sim, src, 10)
+    first = add_args(src, sim, "--checkpoint", str(ckpt))
+    first[first.index("--if-exists") + 1] = "fail"
+    code, _, err = await bulk(*first)
+    assert code == 1, err  # the domains with another config: ConfigAlreadyExists, nothing written to them
+    url_domain = domain(2)  # seeded with another URL: recorded, refused, not written
+    assert sim.notify_configs[url_domain] == seeded[url_domain]
+    return src, ckpt, url_domain, {**seeded[url_domain], "NotifyUrl": THIRD_URL}, seeded
+
+
+@pytest.mark.parametrize("dead_run", [False, True], ids=["resumed", "claimed-by-a-dead-run"])
+async def test_a_backup_is_read_again_when_the_earlier_write_provably_did_not_land(
+    tmp_path: Path, dead_run: bool
+) -> None:
+    """The issue's scenario: a conflict records A, another client sets B, a resume sets C: rollback gives B back.
+
+    Also when a run killed after claiming the row, before its read, came in between: no record since the
+    claim proves it sent nothing, so the resume records the domain again (chaos seed 57)."""
     async with simulator() as sim:
-        seeded = notify_fleet(sim, src, 10)
-        first = add_args(src, sim, "--checkpoint", str(ckpt))
-        first[first.index("--if-exists") + 1] = "fail"
-        code, _, err = await bulk(*first)
-        assert code == 1, err  # the domains with another config: ConfigAlreadyExists, nothing written to them
-        url_domain = domain(2)  # seeded with another URL
-        assert sim.notify_configs[url_domain] == seeded[url_domain]
-        third = {**seeded[url_domain], "NotifyUrl": THIRD_URL}
+        src, ckpt, url_domain, third, seeded = await _refused_then_changed_by_another(tmp_path, sim)
+        if dead_run:
+            _claimed_by_a_dead_run(ckpt, url_domain)
         sim.notify_configs[url_domain] = dict(third)  # another team changes it meanwhile
         code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--retry-failed"))
         assert code == 0, err
@@ -64,6 +91,25 @@ async def test_a_backup_is_read_again_when_the_earlier_write_provably_did_not_la
         assert sim.notify_configs[url_domain] == third  # the state right before our write, not the first one read
         assert {d: c for d, c in sim.notify_configs.items() if d != url_domain} == \
             {d: c for d, c in seeded.items() if d != url_domain}
+
+
+async def test_a_row_a_dead_run_recorded_after_its_claim_keeps_that_record(tmp_path: Path) -> None:
+    """Killed after the record, with its write landed: the resume must not record our own change as the prior
+    state; the rollback gives back what the dead run recorded."""
+    async with simulator() as sim:
+        src, ckpt, url_domain, third, _ = await _refused_then_changed_by_another(tmp_path, sim)
+        _claimed_by_a_dead_run(ckpt, url_domain)
+        lines = backup_path(ckpt).read_bytes().splitlines()
+        earlier = orjson.loads(next(x for x in lines[1:] if orjson.loads(x)["DomainName"] == url_domain))
+        with backup_path(ckpt).open("ab") as f:  # the dead run's record: the state it read before its write
+            f.write(orjson.dumps({**earlier, "NotifyUrl": THIRD_URL}) + b"\n")
+        ours = {**third, "NotifyUrl": NEW_URL}
+        sim.notify_configs[url_domain] = dict(ours)  # its write landed
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--retry-failed"))
+        assert code == 0, err
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet")
+        assert code == 0, out + err
+        assert sim.notify_configs[url_domain] == third
 
 
 async def test_a_domain_changed_since_our_write_is_left_as_a_conflict_and_force_restores_it(tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ def test_a_claim_is_committed_with_synchronous_full_and_results_are_not(tmp_path
     with Checkpoint.open(tmp_path / "c.ckpt") as ckpt:
         ckpt.add_rows(Row(i, f"d{i}.example.com", {}, {}) for i in (1, 2, 3))
         ckpt._db.set_trace_callback(statements.append)
-        ckpt.claim([1, 2])
+        ckpt.claim([(1, False), (2, False)])
         ckpt.record(RowOutcome(RowState.DONE, ADD, line=1, attempts=1, reached=True))
         ckpt.flush()
         ckpt._db.set_trace_callback(None)

@@ -3,7 +3,7 @@
     with Checkpoint.open(Path("domains.csv.ckpt")) as ckpt:   # CheckpointBusy if another run has it
         ckpt.set_meta({"action": "AddLiveSnapshotNotifyConfig", ...})
         ckpt.add_rows(read_rows(Path("domains.csv"), action))   # Row -> pending, BadRow -> invalid
-        ckpt.claim([2])                                 # committed before the call is sent
+        ckpt.claim([(2, False)])                        # committed before the call is sent
         ckpt.record(RowOutcome(RowState.DONE, request_id="...", line=2, attempts=1, reached=True))
         ckpt.flush()
 

@@ -66,6 +66,8 @@ class TodoRow:
     profile: str | None
     #: run --plan: the plan's verdict (kind, differing fields, ``plan.state_seen`` of the state it read)
     plan: tuple[str, str, str | None] | None = None
+    #: the backup's mark when the row was last claimed (None: by a run without a backup)
+    claim_mark: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,3 +135,5 @@ class StoredRow(TypedDict):
     profile: str | None
     #: a fingerprint of the live state the plan read (never the state: it holds keys)
     plan_seen: str | None
+    #: the backup's mark when the row was last claimed (``Backup.mark``; None: no backup kept then)
+    claim_mark: int | None

@@ -1,7 +1,7 @@
 """The checkpoint file itself: SQLite in WAL mode, held by one run at a time through a ``flock``-ed lock file.
 
     with Checkpoint.open(path) as ckpt:       # CheckpointBusy if another run has it
-        ckpt.claim([2])                       # committed, and synced, before the call is sent
+        ckpt.claim([(2, False)])              # committed, and synced, before the call is sent
 
 Why it is written the way it is, is in ``bulk.checkpoint``.
 """
@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS rows (
     plan_fields TEXT,
     plan_send TEXT,
     profile TEXT,
-    plan_seen TEXT
+    plan_seen TEXT,
+    claim_mark INTEGER
 );
 CREATE TABLE IF NOT EXISTS timeline (
     second INTEGER PRIMARY KEY,
@@ -73,6 +74,7 @@ CREATE TABLE IF NOT EXISTS timeline (
 _ADDED = {
     "reached": "INTEGER NOT NULL DEFAULT 0", "offset": "INTEGER", "given": "TEXT",
     "plan_kind": "TEXT", "plan_fields": "TEXT", "plan_send": "TEXT", "profile": "TEXT", "plan_seen": "TEXT",
+    "claim_mark": "INTEGER",
 }
 #: the timeline's latency columns: a second stored twice (a resume within it) keeps the worse of each
 _PERCENTILES = ("p50", "p90", "p99", "max")
@@ -264,16 +266,18 @@ class Checkpoint:
         where, args = ("line > ?", (after, limit)) if profile is ANY_PROFILE else \
             ("profile IS ? AND line > ?", (profile, after, limit))
         found = self._db.execute(
-            "SELECT line, offset, state, attempts, reached, plan_send, profile, plan_kind, plan_fields, plan_seen"
-            f" FROM rows WHERE {where} AND state IN ({','.join('?' * len(states))}) ORDER BY line LIMIT ?",
+            "SELECT line, offset, state, attempts, reached, plan_send, profile, plan_kind, plan_fields, plan_seen,"
+            f" claim_mark FROM rows WHERE {where} AND state IN ({','.join('?' * len(states))}) ORDER BY line LIMIT ?",
             (*args[:-1], *states, args[-1]),
         ).fetchall()
         return [TodoRow(line, offset, RowState(state), attempts, bool(reached), send, profile,
-                        (kind, fields or "", seen) if kind else None)
-                for line, offset, state, attempts, reached, send, profile, kind, fields, seen in found]
+                        (kind, fields or "", seen) if kind else None, mark)
+                for line, offset, state, attempts, reached, send, profile, kind, fields, seen, mark in found]
 
-    def claim(self, lines: list[int]) -> None:
-        """Mark rows as possibly reaching the service; committed, and on the disk, before any is sent.
+    def claim(self, rows: Iterable[tuple[int, bool]], *, mark: int | None = None) -> None:
+        """Mark rows, ``(line, reached)``, as possibly reaching the service; committed, and on the disk,
+        before any is sent. ``reached`` is kept with the claim (a run that dies leaves it); ``mark``: the
+        backup's (``Backup.mark``), if the run keeps one, so the next run can tell whether a write went out.
 
         The one commit made with ``synchronous=FULL`` (its cost: docs/record.md): under NORMAL a power
         cut can take back a claim, and its row would go out again unread. A result lost so leaves its
@@ -286,8 +290,9 @@ class Checkpoint:
             db.execute("PRAGMA synchronous=FULL")
             try:
                 with db:  # committed here, while FULL holds; it also syncs every commit before it
-                    db.executemany("UPDATE rows SET state = 'sending', started = COALESCE(started, ?) WHERE line = ?",
-                                   [(now, line) for line in lines])
+                    db.executemany(
+                        "UPDATE rows SET state = 'sending', started = COALESCE(started, ?), reached = MAX(reached, ?),"
+                        " claim_mark = ? WHERE line = ?", [(now, int(reached), mark, line) for line, reached in rows])
             finally:
                 db.execute("PRAGMA synchronous=NORMAL")
 
