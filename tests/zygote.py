@@ -9,10 +9,10 @@ own (its pid, signals, exit status, ``kill -9``) and runs the module ``python -m
 (or, asked by a script's ``bulk`` from ``support.warm_bin``, what the installed script runs), with the
 test's arguments, environment, working directory, resource limits and pipes.
 
-The command-line layer (``bulk.cli``, whose consoles look at the environment when they are made)
-is dropped from ``sys.modules`` before the first fork, so each child builds it afresh under its
-own environment, as a new interpreter would; the library below it reads the environment only
-when asked, and is kept.
+The command-line layer is kept too, with its command tree built once (typer would build it again
+in every child: some 30 ms of CPU each). No part of it reads the environment when it is made but
+the two consoles, which each child makes again in place under its own environment, as a new
+interpreter would. The library below it reads the environment only when asked.
 
 Protocol, one SOCK_SEQPACKET connection per command: the client sends a JSON request with its
 stdin, stdout and stderr descriptors attached; the zygote answers the child's pid, and later its
@@ -35,14 +35,27 @@ import socket
 import sys
 import traceback
 
-import bulk.cli  # noqa: F401  (imports everything the commands need, once)
+import click
+import typer.main
+
+import bulk.cli  # imports everything the commands need, once
+from bulk.cli import common
 
 # What typer and rich import only when a command line is parsed or printed.
 for _name in ("typer._adapters", "typer._click.decorators", "pydantic", "zoneinfo", "rich._emoji_codes", "sysconfig"):
     importlib.import_module(_name)
 
-for _name in [name for name in sys.modules if name == "bulk.cli" or name.startswith("bulk.cli.")]:
-    del sys.modules[_name]
+#: bulk's command tree, built once: typer builds it again on every call of the app, some 30 ms of CPU a command
+_COMMAND = typer.main.get_command(bulk.cli.app)
+_build = typer.main.get_command
+
+
+def _get_command(app: typer.Typer) -> click.Command:
+    """The tree built above for bulk's app; any other app's, built as typer builds it."""
+    return _COMMAND if app is bulk.cli.app else _build(app)
+
+
+typer.main.get_command = _get_command
 
 _FDS = 3
 
@@ -72,6 +85,8 @@ def _child(request: dict[str, object], fds: list[int], inherited: list[int]) -> 
     sys.path[0] = os.getcwd()  # as ``python -m`` puts it first
     os.environ.clear()
     os.environ.update(request["env"])  # type: ignore[arg-type]
+    for console in (common.out, common.err):  # made again, in place: the commands' modules hold them
+        vars(console).update(vars(common._console(stderr=console.stderr)))
     script = request.get("script")
     sys.argv = [str(script or "bulk"), *request["args"]]  # type: ignore[misc]
     code = 0

@@ -203,9 +203,13 @@ def _value(value: str) -> str:
     return value if value and " " not in value and '"' not in value else orjson.dumps(value).decode()
 
 
-# No markup: row reasons and file names are data, and may hold brackets.
-out = _RedactingConsole(highlight=False, markup=False)
-err = _RedactingConsole(stderr=True, highlight=False, markup=False)
+def _console(*, stderr: bool = False) -> _RedactingConsole:
+    """A console as the commands print to: it reads the environment (NO_COLOR, COLUMNS, ...) when made."""
+    # No markup: row reasons and file names are data, and may hold brackets.
+    return _RedactingConsole(stderr=stderr, highlight=False, markup=False)
+
+
+out, err = _console(), _console(stderr=True)
 
 
 def main() -> None:
