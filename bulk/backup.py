@@ -28,17 +28,20 @@ refuses a backup file that is missing, or another one, before any call
 
 Each record reaches the disk before the row's write is sent (the records
 made meanwhile are written and synced together, off the event loop: one
-write and one fsync for them all). A domain is read
-and recorded again whenever its earlier writes provably did not land (the
-row was never ``reached``): another client may have changed it since, and
-the backup must be the state just before the write that changed it. Once a
-write may have landed, the earliest record is kept: a read after it could
-capture our own change. A row a dead run left claimed had its write sent
-only if that run recorded its domain after the claim: each claim carries the
-backup's ``mark`` (records on disk then), and ``written_since`` tells. A domain without a record was never written by a
-run that kept a backup, so it may still be read even if its row was in
-flight when a run died, as long as every run of the checkpoint kept one
-(``complete``); otherwise its prior state is unknown and it gets no record.
+write and one fsync for them all). A domain is read and recorded again
+whenever its earlier writes provably did not land (the row was never
+``reached``): another client may have changed it since, and the backup must
+be the state just before the write that changed it. A row a dead run left
+claimed had its write sent only if that run recorded its domain after the
+claim: each claim carries the backup's ``mark`` (records on disk then), and
+``written_since`` tells. Once a write may have landed, the earliest record is
+kept (a read after it could capture our own change), unless a read shows
+neither the recorded state nor the row's change: another client changed it
+since, and it is recorded again (``wants``). A domain without a record was
+never written by a run that kept a backup, so it may still be read even if
+its row was in flight when a run died, as long as every run of the
+checkpoint kept one (``complete``); otherwise its prior state is unknown and
+it gets no record.
 """
 
 from __future__ import annotations
@@ -91,15 +94,16 @@ class Prior:
 class Backup:
     """The backup of one checkpoint, open for appending (``open``, then ``record`` per domain, then ``close``)."""
 
-    __slots__ = ("_complete", "_counted", "_fd", "_id", "_keep", "_latest", "_queued", "_synced", "_syncing",
-                 "_written", "path")
+    __slots__ = ("_broken", "_complete", "_counted", "_fd", "_id", "_keep", "_latest", "_queued", "_synced",
+                 "_syncing", "_written", "path")
 
-    def __init__(self, path: Path, fd: int, ident: str, latest: dict[str, int], count: int, *, complete: bool,
-                 keep: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, path: Path, fd: int, ident: str, latest: dict[str, tuple[int, int]], count: int, *,
+                 complete: bool, keep: Callable[[dict[str, Any]], None]) -> None:
         self.path = path
         self._fd = fd
         self._id = ident
-        #: each recorded domain's latest record: its place in the file (0 for the first record)
+        #: each recorded domain's latest record: its place in the file (0 for the first record), and ``_seen``
+        #: of the state it holds
         self._latest = latest
         self._complete = complete
         self._keep = keep
@@ -108,6 +112,9 @@ class Backup:
         self._syncing: asyncio.Future[None] | None = None
         #: records made since the last write: the next sync writes them, then syncs them, off the event loop
         self._queued: list[bytes] = []
+        #: why a sync failed: its records were dropped, so no later one is made (the count and marks would pass
+        #: the records on disk)
+        self._broken: OSError | None = None
 
     @classmethod
     def open(cls, path: Path, *, complete: bool, identity: Mapping[str, Any], claimed: bool,
@@ -144,8 +151,8 @@ class Backup:
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd, ident, {r.domain: i for i, r in enumerate(records)}, len(records), complete=complete,
-                   keep=keep)
+        return cls(path, fd, ident, {r.domain: (i, _seen(r.state)) for i, r in enumerate(records)}, len(records),
+                   complete=complete, keep=keep)
 
     @classmethod
     def _create(cls, path: Path, ident: str, *, complete: bool, keep: Callable[[dict[str, Any]], None],
@@ -165,15 +172,24 @@ class Backup:
             raise LocalFault(path, exc) from None
         return cls(path, fd, ident, {}, 0, complete=complete, keep=keep)
 
-    def wants(self, domain: str, *, reached: bool) -> bool:
+    def wants(self, domain: str, *, reached: bool, current: Mapping[str, str] | None = None) -> bool:
         """Whether to record ``domain``'s state before writing to it.
 
         Always when no earlier write of the row may have landed: the state
-        may have changed since any earlier record. Once one may have, only a
-        domain without a record, and only if every run kept a backup (which
-        proves none of its writes landed before).
+        may have changed since any earlier record. Once one may have, a
+        domain without a record, only if every run kept a backup (which
+        proves none of its writes landed before); and, given the state a read
+        shows now (``current``: a forward run's read, which does not hold the
+        row's change), a domain whose state is no longer the one recorded:
+        another client changed it since, whether our write landed before or
+        never did, and a rollback must not undo their change.
         """
-        return not reached or (self._complete and domain not in self._latest)
+        if not reached:
+            return True
+        latest = self._latest.get(domain)
+        if latest is None:
+            return self._complete
+        return current is not None and latest[1] != _seen(current)
 
     @property
     def mark(self) -> int:
@@ -187,13 +203,13 @@ class Backup:
         before its write, and a row never reached is always recorded, so no
         record of its domain past the mark proves the run sent nothing to it.
         """
-        return self._latest.get(domain, -1) >= mark
+        return domain in self._latest and self._latest[domain][0] >= mark
 
     async def record(self, domain: str, state: Mapping[str, str], *, region: str | None,
                      wrote: Mapping[str, str], profile: str | None = None) -> None:
         """Append ``domain``'s state, the region its row is sent to and what its write sets.
 
-        Returns once the record is on disk; LocalFault if it cannot be.
+        Returns once the record is on disk; LocalFault if it cannot be, or if an earlier sync failed.
         """
         entry: dict[str, Any] = {
             "DomainName": domain, **{k: v for k, v in state.items() if v and k not in ("DomainName", "Profile")}}
@@ -208,10 +224,12 @@ class Backup:
         mine = self._written
         while self._synced < mine:
             if self._syncing is None:
+                if self._broken is not None:  # its records were dropped: one written now would pass the count
+                    raise LocalFault(self.path, self._broken)
                 self._syncing = asyncio.ensure_future(self._sync())
             # Shielded: a row cancelled while waiting must not cancel the others' fsync.
             await asyncio.shield(self._syncing)
-        self._latest[domain] = mine - 1
+        self._latest[domain] = (mine - 1, _seen(state))
 
     async def _sync(self) -> None:
         """Write the records queued so far and sync them, in one hand-off to a thread (one fsync covers them all)."""
@@ -220,6 +238,7 @@ class Backup:
         try:
             await asyncio.to_thread(_write_and_sync, self._fd, data)
         except OSError as exc:
+            self._broken = exc
             raise LocalFault(self.path, exc) from None
         finally:
             self._syncing = None
@@ -324,6 +343,11 @@ def _head(path: Path) -> bytes:
             os.close(fd)
     except OSError as exc:
         raise LocalFault(path, exc) from None
+
+
+def _seen(state: Mapping[str, str]) -> int:
+    """A domain's state as a record holds it (empty fields left out), reduced to compare it with another."""
+    return hash(frozenset((k, v) for k, v in state.items() if v and k not in ("DomainName", "Profile")))
 
 
 def _write(fd: int, data: bytes) -> None:

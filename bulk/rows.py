@@ -81,11 +81,17 @@ class RowSource:
 
         A row the input no longer yields is recorded as it stands (``_unreadable``) and not sent.
         """
-        yield from self._to_send(ckpt, profile=profile, chosen=chosen, states=(RowState.UNKNOWN,))
-        yield from self._to_send(ckpt, profile=profile, chosen=chosen, states=(RowState.PENDING, RowState.SENDING))
+        # The first pass's rows are claimed ('sending') while the second reads: they must not be sent twice.
+        taken: set[int] = set()
+        for batch in self._to_send(ckpt, profile=profile, chosen=chosen, states=(RowState.UNKNOWN,)):
+            taken.update(row.line for row in batch)
+            yield batch
+        yield from self._to_send(ckpt, profile=profile, chosen=chosen, states=(RowState.PENDING, RowState.SENDING),
+                                 taken=taken)
 
     def _to_send(
-        self, ckpt: Checkpoint, *, profile: object, chosen: Mapping[int, object] | None, states: tuple[str, ...]
+        self, ckpt: Checkpoint, *, profile: object, chosen: Mapping[int, object] | None, states: tuple[str, ...],
+        taken: set[int] | frozenset[int] = frozenset(),
     ) -> Iterator[list[WorkRow]]:
         o = self._options
         stream: Iterator[Row | BadRow] | None = None
@@ -96,6 +102,8 @@ class RowSource:
             after = todo[-1].line
             if chosen is not None:
                 todo = [t for t in todo if t.line in chosen]
+            if taken:
+                todo = [t for t in todo if t.line not in taken]
             at = [(t.line, t.offset) for t in todo if t.offset is not None]
             found: dict[int, Row | BadRow] = {}
             if len(at) == len(todo):

@@ -151,8 +151,29 @@ MUTANTS = (
     Mutant(
         "dead-runs-claim-trusted-blindly",
         "a row a killed run claimed but never recorded keeps its stale backup record, which a rollback restores",
-        r"return self\._latest\.get\(domain, -1\) >= mark",
+        r"return domain in self\._latest and self\._latest\[domain\]\[0\] >= mark",
         "return True",
+        ("tests/test_rollback_record.py",),
+    ),
+    Mutant(
+        "changed-domain-not-recorded-again",
+        "a domain another client changed since its record keeps that record, which a rollback restores over them",
+        r"return current is not None and latest\[1\] != _seen\(current\)",
+        "return False",
+        ("tests/test_rollback_record.py",),
+    ),
+    Mutant(
+        "unknown-rows-sent-twice",
+        "a resume's second pass sends again the unknown rows its first pass claimed",
+        r"\n\s*if taken:\n\s*todo = \[t for t in todo if t\.line not in taken\]",
+        "",
+        ("tests/test_rollback_record.py",),
+    ),
+    Mutant(
+        "backup-records-after-a-failed-sync",
+        "a backup whose sync failed goes on recording: its count passes the records on disk",
+        r"raise LocalFault\(self\.path, self\._broken\)",
+        "pass",
         ("tests/test_rollback_record.py",),
     ),
     Mutant(

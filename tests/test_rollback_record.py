@@ -8,8 +8,13 @@ domain left with no config by a Delete-then-Add whose Add failed.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import errno
+import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -20,6 +25,7 @@ from support import (
     new_key,
     notify_fleet,
     old_key,
+    run_engine,
     settle,
     simulator,
     start_bulk,
@@ -28,12 +34,17 @@ from support import (
 from support import ROLLBACK_NEW_URL as NEW_URL
 from support import ROLLBACK_OLD_URL as OLD_URL
 
-from bulk.checkpoint import Checkpoint
+import bulk.backup as backup_module
+from bulk.backup import Backup, new_identity
+from bulk.checkpoint import Checkpoint, RowState
 from bulk.credentials import fingerprint
+from bulk.files import LocalFault
+from bulk.jobs import apply as apply_module
 from bulk.paths import backup_path, rollback_checkpoint, rollback_input
 from bulk.sim import Simulator
 
 THIRD_URL = "https://cb.example.com/third-party"
+SETS = {"NotifyUrl": NEW_URL, "NotifyReqAuth": "yes"}
 
 
 def domain(i: int) -> str:
@@ -70,16 +81,20 @@ async def _refused_then_changed_by_another(
     return src, ckpt, url_domain, {**seeded[url_domain], "NotifyUrl": THIRD_URL}, seeded
 
 
-@pytest.mark.parametrize("dead_run", [False, True], ids=["resumed", "claimed-by-a-dead-run"])
+@pytest.mark.parametrize(("dead_run", "to_ours"), [(False, False), (True, False), (True, True)],
+                         ids=["resumed", "claimed-by-a-dead-run", "claimed-by-a-dead-run-then-set-as-ours"])
 async def test_a_backup_is_read_again_when_the_earlier_write_provably_did_not_land(
-    tmp_path: Path, dead_run: bool
+    tmp_path: Path, dead_run: bool, to_ours: bool
 ) -> None:
     """The issue's scenario: a conflict records A, another client sets B, a resume sets C: rollback gives B back.
 
     Also when a run killed after claiming the row, before its read, came in between: no record since the
-    claim proves it sent nothing, so the resume records the domain again (chaos seed 57)."""
+    claim proves it sent nothing, so the resume records the domain again (chaos seed 57); even when the other
+    client set the very config the row sets, so that the resume sends nothing: the rollback leaves theirs."""
     async with simulator() as sim:
         src, ckpt, url_domain, third, seeded = await _refused_then_changed_by_another(tmp_path, sim)
+        if to_ours:
+            third = {**third, "NotifyUrl": NEW_URL}
         if dead_run:
             _claimed_by_a_dead_run(ckpt, url_domain)
         sim.notify_configs[url_domain] = dict(third)  # another team changes it meanwhile
@@ -110,6 +125,103 @@ async def test_a_row_a_dead_run_recorded_after_its_claim_keeps_that_record(tmp_p
         code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet")
         assert code == 0, out + err
         assert sim.notify_configs[url_domain] == third
+
+
+async def test_a_dead_runs_record_whose_write_was_never_sent_is_not_restored_over_another_clients_change(
+    tmp_path: Path,
+) -> None:
+    """Killed after the row's record, before its write went out (waiting for its admission): the record is past
+    the claim's mark, so the row may have been written; another client changes the domain meanwhile. The resume
+    reads a state that is neither the recorded one nor ours, records it again before its write, and the
+    rollback gives the other client's change back, not the dead run's record."""
+    src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
+    async with simulator() as sim:
+        seeded = notify_fleet(sim, src, 10)
+        first = add_args(src, sim, "--checkpoint", str(ckpt))
+        first[first.index("--if-exists") + 1] = "fail"
+        code, _, err = await bulk(*first)
+        assert code == 1, err  # ConfigAlreadyExists: recorded, nothing written
+        url_domain = domain(2)
+        lines = backup_path(ckpt).read_bytes().splitlines()
+        with Checkpoint.open(ckpt) as c:  # the dead run: the claim, then the record of what it read
+            line = next(r["line"] for r in c.rows() if r["domain"] == url_domain)
+            c.claim([(line, False)], mark=len(lines) - 1)
+        earlier = next(x for x in lines[1:] if orjson.loads(x)["DomainName"] == url_domain)
+        with backup_path(ckpt).open("ab") as f:
+            f.write(earlier + b"\n")  # ... and its write never went out
+        third = {**seeded[url_domain], "NotifyUrl": THIRD_URL}
+        sim.notify_configs[url_domain] = dict(third)  # another client, between the runs
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--retry-failed"))
+        assert code == 0, err
+        assert sim.notify_configs[url_domain]["NotifyUrl"] == NEW_URL
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet")
+        assert code == 0, out + err
+        assert sim.notify_configs[url_domain] == third
+
+
+async def test_more_unknown_rows_than_a_claim_chunk_are_each_sent_once_and_rolled_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows whose read was refused (unknown, nothing sent), more than a claim chunk of them. The resume sends
+    them first, then its pass over pending and sending rows met the ones already claimed ('sending' now) and
+    sent them a second time, taken for never written (no record of theirs synced yet): that second send read
+    and recorded our own change as the prior state, and the rollback left the domain as we set it."""
+    dispatched: collections.Counter[int] = collections.Counter()
+    run = apply_module.ApplyJob.run
+
+    async def counting(self: apply_module.ApplyJob, row: Any, calls: Any) -> Any:
+        dispatched[row.line] += 1
+        return await run(self, row, calls)
+
+    src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
+    async with simulator() as sim:
+        seeded = notify_fleet(sim, src, 60)
+        sim.config.forbidden_actions = ("DescribeLiveSnapshotNotifyConfig",)
+        await run_engine(sim, src, checkpoint=ckpt, if_exists="update", overrides=SETS, max_failure_rate=1.0)
+        with Checkpoint.open_readonly(ckpt) as c:
+            assert c.counts()[RowState.UNKNOWN] == 60  # each read refused: nothing was sent
+        sim.config.forbidden_actions = ()
+        monkeypatch.setattr(apply_module.ApplyJob, "run", counting)
+        result = await run_engine(sim, src, checkpoint=ckpt, if_exists="update", overrides=SETS)
+        assert result.counts[RowState.DONE] == 60, result.counts
+        assert [line for line, n in dispatched.items() if n > 1] == []
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet")
+        assert code == 0, out + err
+        assert sim.notify_configs == seeded
+
+
+@pytest.mark.parametrize("cut", [0, 10], ids=["nothing-written", "cut-short"])
+async def test_a_record_after_a_failed_sync_never_passes_the_records_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut: int
+) -> None:
+    """A sync that fails drops its records; a row recording after it (its read was in flight) used to have its
+    own synced and counted with them: the checkpoint then counted more records than the file holds, and every
+    resume was refused (BackupError, "not the whole backup"); the marks claims carry passed the file too. A
+    failed write cut short mid-line, with a record appended after it, was a broken line in the middle."""
+    path, kept = tmp_path / "c.backup.jsonl", {}
+    identity = new_identity()
+    backup = Backup.open(path, complete=True, identity=identity, claimed=False, keep=kept.update)
+    real = backup_module._write_and_sync
+
+    def full(fd: int, data: bytes) -> None:
+        os.write(fd, data[:cut])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    state, wrote = {"NotifyUrl": "https://a.example.com/x"}, {"NotifyUrl": NEW_URL}
+    await backup.record("a.example.com", state, region=None, wrote=wrote)
+    monkeypatch.setattr(backup_module, "_write_and_sync", full)
+    with pytest.raises(LocalFault):
+        await backup.record("b.example.com", state, region=None, wrote=wrote)
+    monkeypatch.setattr(backup_module, "_write_and_sync", real)  # the disk has room again
+    with contextlib.suppress(LocalFault):  # a row whose read was in flight (the run is stopping)
+        await backup.record("c.example.com", state, region=None, wrote=wrote)
+    on_disk = path.read_bytes().count(b"\n") - 1  # whole records (the first line is the id)
+    assert backup.mark == on_disk
+    await backup.close()
+    assert kept["records"] == on_disk
+    again = Backup.open(path, complete=True, identity=kept, claimed=True, keep=kept.update)  # not refused
+    assert again.mark == on_disk and again.written_since("a.example.com", 0)
+    await again.close()
 
 
 async def test_a_domain_changed_since_our_write_is_left_as_a_conflict_and_force_restores_it(tmp_path: Path) -> None:

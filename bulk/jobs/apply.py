@@ -71,6 +71,8 @@ class ApplyJob:
                     return verdict
                 if action is not self._planned:
                     params = _as_update(self._planned, params)
+            if backup is None and row.reached and action.differences(params, current):
+                backup = _wanting(self._backup, row, current)  # another client changed it since its record
             if backup is not None:
                 await backup.record(row.domain, current, region=calls.region, wrote=_expected(action, params),
                                     profile=row.profile)

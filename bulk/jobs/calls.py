@@ -109,9 +109,10 @@ def _exists(action: Action, current: Mapping[str, str]) -> bool:
     return _reader(action).exists(current)
 
 
-def _wanting(backup: Backup | None, row: WorkRow) -> Backup | None:
-    """``backup`` if it wants ``row``'s state recorded before the row's first write, else None."""
-    return backup if backup is not None and backup.wants(row.domain, reached=row.reached) else None
+def _wanting(backup: Backup | None, row: WorkRow, current: Mapping[str, str] | None = None) -> Backup | None:
+    """``backup`` if it wants ``row``'s state recorded before the row's first write, else None
+    (``current``: the state a read shows, without the row's change: ``Backup.wants``)."""
+    return backup if backup is not None and backup.wants(row.domain, reached=row.reached, current=current) else None
 
 
 def _reader(action: Action) -> Action:
