@@ -87,6 +87,7 @@ def main() -> int:
                     else:
                         time.sleep(0.005)
                 proc.wait()
+                whole = time.monotonic() - launched
                 stats = sim.stats()
                 # Each row left: a backup read of its prior state, then the Add.
                 calls, adds = stats["total"], stats["applied"].get(ACTION, 0)
@@ -99,7 +100,8 @@ def main() -> int:
                                  f"{args.left} of {2 * args.left}), {counts}")
             firsts.append(first)
             print(f"  round {i + 1}: first call after {first:.2f} s; all {valid} valid rows done after "
-                  f"{calls} calls", flush=True)
+                  f"{calls} calls; the command ended after {whole:.2f} s (its report and failures file included)",
+                  flush=True)
     median = statistics.median(firsts)
     ok = median <= GOAL_SECONDS
     print(f"resume rows={args.rows} left={args.left}: first call after {median:.2f} s (median of {args.repeat}; "

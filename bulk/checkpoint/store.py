@@ -12,7 +12,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -384,6 +384,17 @@ class Checkpoint:
         found = self._db.execute(
             "SELECT DISTINCT profile FROM rows WHERE state IN ('pending', 'sending', 'unknown')").fetchall()
         return sorted((p for (p,) in found), key=profile_order)
+
+    def done_domains(self, among: Collection[str], *, batch: int = 20000) -> set[str]:
+        """Which of the domains ``among`` (lower case) a row done lists: one pass over the column, in short
+        batches, without making a dict of every row."""
+        found: set[str] = set()
+        after = 0
+        while got := self._db.execute("SELECT line, domain FROM rows WHERE state = 'done' AND line > ?"
+                                      " ORDER BY line LIMIT ?", (after, batch)).fetchall():
+            found.update(low for _, domain in got if domain and (low := domain.lower()) in among)
+            after = got[-1][0]
+        return found
 
     def counts_by_profile(self) -> dict[str | None, dict[str, int]]:
         """``counts()`` per profile (None: rows that name none); empty when no row names one."""
