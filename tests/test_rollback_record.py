@@ -384,3 +384,34 @@ async def test_status_says_whether_a_run_still_has_its_backup(tmp_path: Path) ->
         assert code == 0, err
         code, out, _ = await bulk("status", str(bare), "--json")
         assert orjson.loads(out)["backup"]["state"] == "none"
+
+
+async def test_a_domain_recorded_again_after_our_write_landed_gets_back_what_that_write_replaced(
+    tmp_path: Path,
+) -> None:
+    """A dead run recorded the domain (old key) and its write landed (our new key); another client then changed
+    only the NotifyUrl. The resume reads neither the record nor the row's change and records the domain again:
+    that state holds the other client's URL and our own new key. The rollback must give back their URL and
+    the old key, not leave our key in place and call it done."""
+    async with simulator() as sim:
+        src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
+        seeded = notify_fleet(sim, src, 10)
+        first = add_args(src, sim, "--checkpoint", str(ckpt))
+        first[first.index("--if-exists") + 1] = "fail"
+        code, _, err = await bulk(*first)
+        assert code == 1, err  # ConfigAlreadyExists: recorded, nothing written
+        key_domain = domain(3)  # seeded with the row's URL and an old key
+        _claimed_by_a_dead_run(ckpt, key_domain)
+        lines = backup_path(ckpt).read_bytes().splitlines()
+        earlier = next(x for x in lines[1:] if orjson.loads(x)["DomainName"] == key_domain)
+        with backup_path(ckpt).open("ab") as f:  # the dead run's record, then its write landed
+            f.write(earlier + b"\n")
+        sim.notify_configs[key_domain] = {**seeded[key_domain], "NotifyAuthKey": new_key(3)}
+        # Another client moves the callback, and leaves the key as it found it (ours).
+        sim.notify_configs[key_domain]["NotifyUrl"] = THIRD_URL
+        code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--retry-failed"))
+        assert code == 0, err
+        assert sim.notify_configs[key_domain]["NotifyAuthKey"] == new_key(3)
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet")
+        assert code == 0, out + err
+        assert sim.notify_configs[key_domain] == {**seeded[key_domain], "NotifyUrl": THIRD_URL}
