@@ -191,6 +191,19 @@ class Backup:
             return self._complete
         return current is not None and latest[1] != _seen(current)
 
+    async def theirs(self, domain: str, current: Mapping[str, str]) -> dict[str, str]:
+        """``current`` with our own change taken out, to record once ``wants`` saw another client's change
+        after a write of ours that may have landed: each field that still holds what the write after
+        ``domain``'s latest record set gets that record's value back (their fields stay theirs, ours go back
+        to what we replaced). Reads the file, off the event loop: only such rows call it."""
+        _, records = await asyncio.to_thread(_scan, self._fd, self.path, truncate=False)
+        prior = next((r for r in reversed(records) if r.domain == domain), None)
+        if prior is None:
+            return dict(current)
+        ours = {f: v for f, v in prior.wrote.items()
+                if (fingerprint(now) if (now := current.get(f, "")) and f in SECRET_NAMES else now) == v}
+        return {**current, **{f: prior.state.get(f, "") for f in ours}}
+
     @property
     def mark(self) -> int:
         """The records on disk now; a row claimed at this mark goes with it (``written_since``)."""

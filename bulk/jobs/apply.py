@@ -71,10 +71,13 @@ class ApplyJob:
                     return verdict
                 if action is not self._planned:
                     params = _as_update(self._planned, params)
+            before: Mapping[str, str] = current
             if backup is None and row.reached and action.differences(params, current):
                 backup = _wanting(self._backup, row, current)  # another client changed it since its record
+                if backup is not None:  # what of it our earlier write set is not theirs: it goes back
+                    before = await backup.theirs(row.domain, current)
             if backup is not None:
-                await backup.record(row.domain, current, region=calls.region, wrote=_expected(action, params),
+                await backup.record(row.domain, before, region=calls.region, wrote=_expected(action, params),
                                     profile=row.profile)
             if row.reached or row.unknown:
                 diffs = action.differences(params, current)
