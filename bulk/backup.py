@@ -195,13 +195,16 @@ class Backup:
         """``current`` with our own change taken out, to record once ``wants`` saw another client's change
         after a write of ours that may have landed: each field that still holds what the write after
         ``domain``'s latest record set gets that record's value back (their fields stay theirs, ours go back
-        to what we replaced). Reads the file, off the event loop: only such rows call it."""
+        to what we replaced), once the new key that write set proves it landed. Reads the file, off the event
+        loop: only such rows call it."""
         _, records = await asyncio.to_thread(_scan, self._fd, self.path, truncate=False)
         prior = next((r for r in reversed(records) if r.domain == domain), None)
         if prior is None:
             return dict(current)
-        ours = {f: v for f, v in prior.wrote.items()
-                if (fingerprint(now) if (now := current.get(f, "")) and f in SECRET_NAMES else now) == v}
+        ours = [f for f, v in prior.wrote.items()
+                if (fingerprint(now) if (now := current.get(f, "")) and f in SECRET_NAMES else now) == v]
+        if not any(f in SECRET_NAMES and prior.wrote[f] for f in ours):
+            return dict(current)  # nothing proves our write landed: a field alike (a yes, a URL) may be theirs
         return {**current, **{f: prior.state.get(f, "") for f in ours}}
 
     @property

@@ -386,13 +386,15 @@ async def test_status_says_whether_a_run_still_has_its_backup(tmp_path: Path) ->
         assert orjson.loads(out)["backup"]["state"] == "none"
 
 
-async def test_a_domain_recorded_again_after_our_write_landed_gets_back_what_that_write_replaced(
-    tmp_path: Path,
+@pytest.mark.parametrize("landed", [True, False], ids=["ours-landed-then-url-moved", "never-landed-theirs-alike"])
+async def test_a_domain_recorded_again_gives_back_what_our_write_replaced_and_nothing_of_theirs(
+    tmp_path: Path, landed: bool
 ) -> None:
-    """A dead run recorded the domain (old key) and its write landed (our new key); another client then changed
-    only the NotifyUrl. The resume reads neither the record nor the row's change and records the domain again:
-    that state holds the other client's URL and our own new key. The rollback must give back their URL and
-    the old key, not leave our key in place and call it done."""
+    """A dead run recorded the domain, then (``landed``) its write landed: our new key; another client then
+    changed only the NotifyUrl. The resume reads neither the record nor the row's change and records the
+    domain again: that state holds their URL and our new key, and the rollback must give back their URL with
+    the old key, not leave our key in place and call it done. Where the write never landed, another client's
+    whole config that merely shares our NotifyReqAuth=yes is theirs alike, and comes back as it was."""
     async with simulator() as sim:
         src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
         seeded = notify_fleet(sim, src, 10)
@@ -400,18 +402,23 @@ async def test_a_domain_recorded_again_after_our_write_landed_gets_back_what_tha
         first[first.index("--if-exists") + 1] = "fail"
         code, _, err = await bulk(*first)
         assert code == 1, err  # ConfigAlreadyExists: recorded, nothing written
-        key_domain = domain(3)  # seeded with the row's URL and an old key
-        _claimed_by_a_dead_run(ckpt, key_domain)
+        # "key": the row's URL and an old key; "off": another URL, auth off, no key
+        target = domain(3) if landed else domain(4)
+        _claimed_by_a_dead_run(ckpt, target)
         lines = backup_path(ckpt).read_bytes().splitlines()
-        earlier = next(x for x in lines[1:] if orjson.loads(x)["DomainName"] == key_domain)
-        with backup_path(ckpt).open("ab") as f:  # the dead run's record, then its write landed
+        earlier = next(x for x in lines[1:] if orjson.loads(x)["DomainName"] == target)
+        with backup_path(ckpt).open("ab") as f:  # the dead run's record, before its write
             f.write(earlier + b"\n")
-        sim.notify_configs[key_domain] = {**seeded[key_domain], "NotifyAuthKey": new_key(3)}
-        # Another client moves the callback, and leaves the key as it found it (ours).
-        sim.notify_configs[key_domain]["NotifyUrl"] = THIRD_URL
+        if landed:
+            sim.notify_configs[target] = {**seeded[target], "NotifyAuthKey": new_key(3), "NotifyUrl": THIRD_URL}
+            theirs = {**seeded[target], "NotifyUrl": THIRD_URL}  # their URL, the key as before our write
+        else:
+            theirs = {**seeded[target], "NotifyUrl": THIRD_URL, "NotifyReqAuth": "yes",
+                      "NotifyAuthKey": "Their0004abcdefghijklm"}
+            sim.notify_configs[target] = dict(theirs)
         code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--retry-failed"))
         assert code == 0, err
-        assert sim.notify_configs[key_domain]["NotifyAuthKey"] == new_key(3)
+        assert sim.notify_configs[target]["NotifyUrl"] == NEW_URL
         code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet")
         assert code == 0, out + err
-        assert sim.notify_configs[key_domain] == {**seeded[key_domain], "NotifyUrl": THIRD_URL}
+        assert sim.notify_configs[target] == theirs
