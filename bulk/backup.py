@@ -197,7 +197,10 @@ class Backup:
         ``domain``'s latest record set gets that record's value back (their fields stay theirs, ours go back
         to what we replaced), once the new key that write set proves it landed. Reads the file, off the event
         loop: only such rows call it."""
-        _, records = await asyncio.to_thread(_scan, self._fd, self.path, truncate=False)
+        try:
+            _, records = await asyncio.to_thread(_scan, self._fd, self.path, truncate=False)
+        except OSError as exc:
+            raise LocalFault(self.path, exc) from None
         prior = next((r for r in reversed(records) if r.domain == domain), None)
         if prior is None:
             return dict(current)
