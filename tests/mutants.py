@@ -163,6 +163,20 @@ MUTANTS = (
         ("tests/test_rollback_record.py",),
     ),
     Mutant(
+        "own-change-recorded-as-theirs",
+        "a domain recorded again after our write landed keeps our new key as its prior state: the rollback leaves it",
+        r"return \{\*\*current, \*\*\{f: prior\.state\.get\(f, \"\"\) for f in ours\}\}",
+        "return dict(current)",
+        ("tests/test_rollback_record.py",),
+    ),
+    Mutant(
+        "their-alike-field-taken-for-ours",
+        "a field of another client's config alike to ours is taken for ours, and the rollback overwrites it",
+        r"if not any\(f in SECRET_NAMES and prior\.wrote\[f\] for f in ours\):",
+        "if False:",
+        ("tests/test_rollback_record.py",),
+    ),
+    Mutant(
         "unknown-rows-sent-twice",
         "a resume's second pass sends again the unknown rows its first pass claimed",
         r"\n\s*if taken:\n\s*todo = \[t for t in todo if t\.line not in taken\]",
