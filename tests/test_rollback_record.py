@@ -224,6 +224,31 @@ async def test_a_record_after_a_failed_sync_never_passes_the_records_on_disk(
     await again.close()
 
 
+async def test_a_field_the_run_did_not_set_changed_since_is_a_conflict_too(tmp_path: Path) -> None:
+    """An Update set only NotifyUrl; another client then changed the key: restoring the record would undo
+    their change, so the domain is left as it is (conflict, exit 1), and --force restores it anyway."""
+    d = "a.example.com"
+    old = {"DomainName": d, "NotifyUrl": OLD_URL, "NotifyReqAuth": "yes", "NotifyAuthKey": "Old00001abcdefghijklmn"}
+    src, ckpt = tmp_path / "f.csv", tmp_path / "f.ckpt"
+    src.write_text(f"DomainName\n{d}\n")
+    async with simulator() as sim:
+        sim.notify_configs[d] = dict(old)
+        code, out, err = await bulk("run", str(src), "--action", "UpdateLiveSnapshotNotifyConfig", "--set",
+                                    f"NotifyUrl={NEW_URL}", "--endpoint", sim.url, "--quiet", "--checkpoint", str(ckpt))
+        assert code == 0, out + err
+        theirs = {**old, "NotifyUrl": NEW_URL, "NotifyAuthKey": "Their0001abcdefghijklm"}
+        sim.notify_configs[d] = dict(theirs)  # another client, another field
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet")
+        assert code == 1, out + err
+        assert sim.notify_configs[d] == theirs
+        row = rollback_rows(ckpt)[d]
+        assert row["state"] == "conflict" and "NotifyAuthKey: the run did not set it" in str(row["message"])
+        assert "Their0001" not in str(row["message"]) and "Old00001" not in str(row["message"])
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet", "--force")
+        assert code == 0, out + err
+        assert sim.notify_configs[d] == old
+
+
 async def test_a_domain_changed_since_our_write_is_left_as_a_conflict_and_force_restores_it(tmp_path: Path) -> None:
     src, ckpt = tmp_path / "fleet.csv", tmp_path / "fleet.ckpt"
     async with simulator() as sim:

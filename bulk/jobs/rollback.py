@@ -64,10 +64,14 @@ class RollbackJob:
         wrote = self._undo.get(row.domain)
         if wrote is not None and not self._force and not ours_midway:
             changed = [f for f, v in wrote.items() if _as_kept(f, current.get(f, "")) != v]
+            if any(wrote.values()):  # not a Delete, which clears the fields it does not name as well
+                # A field the run did not set that no longer holds what was recorded: another client's change.
+                changed += [f for f in reader.returns[1:]
+                            if f not in wrote and current.get(f, "") != row.params.get(f, "")]
             if changed:
                 return RowOutcome(RowState.CONFLICT, reader.name, "ChangedSince",
                                   "changed by another client since the run wrote it "
-                                  f"({_compared(changed, wrote, current)});"
+                                  f"({_compared(changed, wrote, row.params, current)});"
                                   " left as it is (bulk rollback --force restores it anyway)")
         if (backup := _wanting(self._backup, row)) is not None:  # the rollback's own way back
             await backup.record(row.domain, current, region=calls.region, wrote=_expected(row.action, row.params),
@@ -115,10 +119,16 @@ def _as_kept(field: str, value: str) -> str:
     return fingerprint(value) if value and field in SECRET_NAMES else value
 
 
-def _compared(fields: list[str], wrote: Mapping[str, str], current: Mapping[str, str]) -> str:
-    """Per field, what the run set and what the domain holds now; secrets as fingerprints."""
-    return "; ".join(f"{f}: the run set {wrote[f] or '(none)'}, now {_as_kept(f, current.get(f, '')) or '(none)'}"
-                     for f in fields)
+def _compared(fields: list[str], wrote: Mapping[str, str], prior: Mapping[str, str],
+              current: Mapping[str, str]) -> str:
+    """Per field, what the run set (or, for a field it did not set, what was recorded) and what the domain
+    holds now; secrets as fingerprints."""
+    def then(f: str) -> str:
+        if f in wrote:
+            return f"the run set {wrote[f] or '(none)'}"
+        return f"the run did not set it, recorded {_as_kept(f, prior.get(f, '')) or '(none)'}"
+
+    return "; ".join(f"{f}: {then(f)}, now {_as_kept(f, current.get(f, '')) or '(none)'}" for f in fields)
 
 
 def _spelled(state: Mapping[str, str]) -> str:
