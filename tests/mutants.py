@@ -191,6 +191,13 @@ MUTANTS = (
         ("tests/test_rollback_record.py",),
     ),
     Mutant(
+        "rollback-ignores-fields-the-run-did-not-set",
+        "a rollback restores the record over another client's change to a field the run did not set",
+        r"if any\(wrote\.values\(\)\):  # not a Delete",
+        "if False:",
+        ("tests/test_rollback_record.py",),
+    ),
+    Mutant(
         "stale-callback-accepted",
         "the receiver's signature check no longer refuses an old timestamp",
         r"if -skew > max_skew:",
