@@ -123,7 +123,7 @@ MUTANTS = (
     Mutant(
         "claim-skipped",
         "rows are sent without first being claimed 'sending' in the checkpoint",
-        r"self\._ckpt\.claim\(\[row\.line for row in chunk\]\)",
+        r"self\._ckpt\.claim\(\[\(row\.line, row\.reached\) for row in chunk\],\n\s*mark=[^\n]*\)",
         "pass",
         (f"{OPS}::test_status_and_report_answer_while_a_run_writes_the_checkpoint",),
     ),
