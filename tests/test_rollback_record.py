@@ -177,15 +177,16 @@ async def test_more_unknown_rows_than_a_claim_chunk_are_each_sent_once_and_rolle
     async with simulator() as sim:
         seeded = notify_fleet(sim, src, 60)
         sim.config.forbidden_actions = ("DescribeLiveSnapshotNotifyConfig",)
-        await run_engine(sim, src, checkpoint=ckpt, if_exists="update", overrides=SETS, max_failure_rate=1.0)
+        await run_engine(sim, src, checkpoint=ckpt, if_exists="update", overrides=SETS, max_failure_rate=1.0,
+                         qps=500)
         with Checkpoint.open_readonly(ckpt) as c:
             assert c.counts()[RowState.UNKNOWN] == 60  # each read refused: nothing was sent
         sim.config.forbidden_actions = ()
         monkeypatch.setattr(apply_module.ApplyJob, "run", counting)
-        result = await run_engine(sim, src, checkpoint=ckpt, if_exists="update", overrides=SETS)
+        result = await run_engine(sim, src, checkpoint=ckpt, if_exists="update", overrides=SETS, qps=500)
         assert result.counts[RowState.DONE] == 60, result.counts
         assert [line for line, n in dispatched.items() if n > 1] == []
-        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet")
+        code, out, err = await bulk("rollback", str(ckpt), "--endpoint", sim.url, "--quiet", "--qps", "500")
         assert code == 0, out + err
         assert sim.notify_configs == seeded
 
@@ -333,7 +334,7 @@ async def test_a_rollback_holds_the_run_and_a_later_forward_run_is_refused(tmp_p
         code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--qps", "500", "--canary", "30"))
         assert code == 0, err
         before = dict(sim.applied)
-        rollback = await start_bulk("rollback", str(ckpt), "--endpoint", sim.url, "--qps", "4", "--quiet")
+        rollback = await start_bulk("rollback", str(ckpt), "--endpoint", sim.url, "--qps", "6", "--quiet")
         await wait_until(lambda: sum(sim.applied.values()) - sum(before.values()) >= 3)
         code, _, err = await bulk(*add_args(src, sim, "--checkpoint", str(ckpt), "--qps", "500"))
         assert rollback.returncode is None  # still rolling back
