@@ -42,6 +42,7 @@ twice over (``covering_seeds``); `make test-slow` runs seeds 0-119, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import multiprocessing.process
 import multiprocessing.synchronize
@@ -142,7 +143,10 @@ async def _run(argv: list[str], interruption: str | None, after: float) -> int |
         # Signals go to bulk, not to the child's start-up (an operator's Ctrl-C reaches a running command).
         assert await asyncio.to_thread(started.wait, 30)
         if not await _exited(proc, after):
-            os.kill(proc.pid, signal.SIGKILL if interruption == "kill" else signal.SIGINT)
+            # It may end on its own between the check and the signal (its forkserver reaps it at once): it is
+            # then a run that ended just before it was interrupted.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL if interruption == "kill" else signal.SIGINT)
     assert await _exited(proc, 60), "bulk did not stop"
     return proc.exitcode
 
