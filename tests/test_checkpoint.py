@@ -134,6 +134,23 @@ def test_a_claim_keeps_what_the_run_knew_of_each_row_and_the_backups_mark(tmp_pa
     assert todo == {2: (RowState.SENDING, True, 7), 3: (RowState.SENDING, False, 7), 4: (RowState.SENDING, False, None)}
 
 
+def test_a_read_only_view_sees_one_snapshot_while_a_run_commits(tmp_path: Path) -> None:
+    """``bulk status`` and ``bulk report`` read counts, then rows: a commit in between must not make them
+    disagree (a report whose totals are not those of its rows)."""
+    path = tmp_path / "c.ckpt"
+    with Checkpoint.open(path) as run:
+        run.add_rows([Row(i, f"d{i}.example.com", {}, {}) for i in range(2, 12)])
+        with Checkpoint.open_readonly(path) as view:
+            before = view.counts()
+            run.claim([(line, False) for line in range(2, 7)])
+            run.record(RowOutcome(RowState.DONE, request_id="R", line=2, attempts=1))
+            run.flush()
+            states = [r["state"] for r in view.rows()]
+            assert before["pending"] == states.count("pending") == 10 and view.counts() == before
+        with Checkpoint.open_readonly(path) as later:
+            assert later.counts()["sending"] == 4 and later.counts()["done"] == 1
+
+
 def test_not_a_checkpoint(tmp_path: Path) -> None:
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(os.urandom(4096))

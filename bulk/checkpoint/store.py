@@ -147,11 +147,16 @@ class Checkpoint:
 
     @classmethod
     def open_readonly(cls, path: Path) -> Checkpoint:
-        """Open an existing checkpoint for reading, even while a run writes it."""
+        """Open an existing checkpoint for reading, even while a run writes it.
+
+        The view reads one snapshot, taken as it opens: its counts and its rows agree, though the run
+        commits meanwhile (a report's totals are those of its rows). Views are short-lived (``with``).
+        """
         if not path.is_file():
             raise CheckpointError(f"no checkpoint at {path}")
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db.execute("BEGIN")  # one read transaction for the view: its first read fixes the snapshot
             db.execute("SELECT 1 FROM meta LIMIT 1")
             present = {r[1] for r in db.execute("PRAGMA table_info(rows)")}
         except sqlite3.DatabaseError as exc:
