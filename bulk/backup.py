@@ -62,8 +62,8 @@ from .credentials import fingerprint
 from .files import LocalFault
 from .redact import SECRET_NAMES
 
-__all__ = ["IDENTITY_KEY", "KEEP", "META_KEY", "Backup", "BackupError", "BackupState", "Prior", "backup_state",
-           "check_backup", "new_identity", "read_backup"]
+__all__ = ["IDENTITY_KEY", "KEEP", "META_KEY", "Backup", "BackupError", "BackupState", "Prior", "as_kept",
+           "backup_state", "check_backup", "new_identity", "read_backup"]
 
 #: checkpoint metadata: True while every run of the checkpoint kept a backup
 META_KEY = "backup_complete"
@@ -204,8 +204,7 @@ class Backup:
         prior = next((r for r in reversed(records) if r.domain == domain), None)
         if prior is None:
             return dict(current)
-        ours = [f for f, v in prior.wrote.items()
-                if (fingerprint(now) if (now := current.get(f, "")) and f in SECRET_NAMES else now) == v]
+        ours = [f for f, v in prior.wrote.items() if as_kept(f, current.get(f, "")) == v]
         if not any(f in SECRET_NAMES and prior.wrote[f] for f in ours):
             return dict(current)  # nothing proves our write landed: a field alike (a yes, a URL) may be theirs
         return {**current, **{f: prior.state.get(f, "") for f in ours}}
@@ -237,7 +236,7 @@ class Backup:
         if profile is not None:
             entry["Profile"] = profile
         # What our write set, each secret as its fingerprint: enough to tell it apart, and no new key kept here.
-        entry["Wrote"] = {k: fingerprint(v) if v and k in SECRET_NAMES else v for k, v in wrote.items()}
+        entry["Wrote"] = {k: as_kept(k, v) for k, v in wrote.items()}
         self._queued.append(orjson.dumps(entry))
         self._written += 1
         mine = self._written
@@ -362,6 +361,11 @@ def _head(path: Path) -> bytes:
             os.close(fd)
     except OSError as exc:
         raise LocalFault(path, exc) from None
+
+
+def as_kept(field: str, value: str) -> str:
+    """A value as a backup keeps what a write set: a secret as its fingerprint."""
+    return fingerprint(value) if value and field in SECRET_NAMES else value
 
 
 def _seen(state: Mapping[str, str]) -> int:

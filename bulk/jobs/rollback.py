@@ -10,11 +10,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from ..actions import Action
-from ..backup import Backup
+from ..backup import Backup, as_kept
 from ..checkpoint import RowOutcome, RowState
-from ..credentials import fingerprint
 from ..options import IfExists
-from ..redact import SECRET_NAMES
 from ..rows import WorkRow
 from .apply import ApplyJob
 from .calls import RowCalls, _expected, _reader, _unread, _wanting
@@ -63,7 +61,7 @@ class RollbackJob:
         ours_midway = row.reached and not reader.exists(current)
         wrote = self._undo.get(row.domain)
         if wrote is not None and not self._force and not ours_midway:
-            changed = [f for f, v in wrote.items() if _as_kept(f, current.get(f, "")) != v]
+            changed = [f for f, v in wrote.items() if as_kept(f, current.get(f, "")) != v]
             if any(wrote.values()):  # not a Delete, which clears the fields it does not name as well
                 # A field the run did not set that no longer holds what was recorded: another client's change.
                 changed += [f for f in reader.returns[1:]
@@ -114,11 +112,6 @@ def _restore_steps(
     return [(family.update, prior)]
 
 
-def _as_kept(field: str, value: str) -> str:
-    """A value as a backup keeps what a write set: a secret as its fingerprint."""
-    return fingerprint(value) if value and field in SECRET_NAMES else value
-
-
 def _compared(fields: list[str], wrote: Mapping[str, str], prior: Mapping[str, str],
               current: Mapping[str, str]) -> str:
     """Per field, what the run set (or, for a field it did not set, what was recorded) and what the domain
@@ -126,11 +119,11 @@ def _compared(fields: list[str], wrote: Mapping[str, str], prior: Mapping[str, s
     def then(f: str) -> str:
         if f in wrote:
             return f"the run set {wrote[f] or '(none)'}"
-        return f"the run did not set it, recorded {_as_kept(f, prior.get(f, '')) or '(none)'}"
+        return f"the run did not set it, recorded {as_kept(f, prior.get(f, '')) or '(none)'}"
 
-    return "; ".join(f"{f}: {then(f)}, now {_as_kept(f, current.get(f, '')) or '(none)'}" for f in fields)
+    return "; ".join(f"{f}: {then(f)}, now {as_kept(f, current.get(f, '')) or '(none)'}" for f in fields)
 
 
 def _spelled(state: Mapping[str, str]) -> str:
     """A recorded state in full, secrets as fingerprints."""
-    return ", ".join(f"{k}={_as_kept(k, v)}" for k, v in state.items() if k != "DomainName" and v)
+    return ", ".join(f"{k}={as_kept(k, v)}" for k, v in state.items() if k != "DomainName" and v)
