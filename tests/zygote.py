@@ -35,8 +35,8 @@ import socket
 import sys
 import traceback
 
-import click
 import typer.main
+from typer import _click  # typer's own copy of click: the lock installs no other
 
 import bulk.cli  # imports everything the commands need, once
 from bulk.cli import common
@@ -50,7 +50,7 @@ _COMMAND = typer.main.get_command(bulk.cli.app)
 _build = typer.main.get_command
 
 
-def _get_command(app: typer.Typer) -> click.Command:
+def _get_command(app: typer.Typer) -> _click.Command:
     """The tree built above for bulk's app; any other app's, built as typer builds it."""
     return _COMMAND if app is bulk.cli.app else _build(app)
 
