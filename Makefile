@@ -21,12 +21,14 @@ $(STAMP): pyproject.toml requirements.lock
 
 # Lint and types first; then two phases: everything else on four workers (the tests spend much of their time waiting
 # on sockets and backoff, so four keep two cores busy), then the tests that time the wall clock, alone, so that nothing
-# shares their CPU. Chaos: the seeds that reach every scenario kind twice.
+# shares their CPU (only the files that name the marker are collected again for it). Chaos: the seeds that reach every
+# scenario kind twice.
+REALTIME_FILES = $(shell grep -l realtime tests/test_*.py)
 test: $(STAMP)
 	$(PY) -m ruff check bulk tests benchmarks samples
 	$(PY) -m mypy
 	$(PY) -m pytest -q -n 4 -m "not realtime and not slow and not e2e"
-	$(PY) -m pytest -q -p no:xdist -m "realtime and not slow and not e2e"
+	$(PY) -m pytest -q -p no:xdist -m "realtime and not slow and not e2e" $(REALTIME_FILES)
 
 # Tests that need system tools: promtool (Debian's prometheus package has it; no smaller package does) and
 # chromium, installed through apt when missing (CI runs as root; elsewhere through sudo).
