@@ -73,7 +73,7 @@ DEFAULT_REGION = "cn-shanghai"
 
 @dataclass(frozen=True, slots=True)
 class Success:
-    """A 2xx answer with a JSON object body; ``latency`` is the call's seconds."""
+    """A 2xx answer with a JSON object body that has a RequestId and no Code; ``latency`` is the call's seconds."""
 
     request_id: str
     body: dict[str, Any] = field(repr=False)
@@ -118,8 +118,9 @@ class Failure:
         A 4xx and a throttling answer (``Throttling*``, on a 400 or a 503) are
         refusals. Any other 5xx (a 503 ServiceUnavailable too, and a 503
         without an API error body, as a gateway may answer after forwarding),
-        a 2xx whose body cannot be read, a timeout or a dropped connection
-        after sending could have come after the change was made.
+        a 2xx that is not the service's success (a body that cannot be read,
+        an error code, no RequestId), a timeout or a dropped connection after
+        sending could have come after the change was made.
         """
         if not self.sent or self.throttled:
             return False
@@ -305,9 +306,16 @@ def _classify(status: int, raw: bytes, latency: float, sent: Mapping[str, str]) 
         return Failure("BadResponse", f"HTTP {status} with a body that is not a JSON object", status, None, True,
                        latency)
     request_id = str(body.get("RequestId") or "") or None
+    said = redact(str(body.get("Code") or ""), secrets=secret_values(sent))
     if status < 300:
-        return Success(request_id or "", body, status, latency)
-    code = str(body.get("Code") or f"HTTP{status}")
+        if request_id is not None and not said:
+            return Success(request_id, body, status, latency)
+        # Not the service's success (which carries a RequestId and no Code): an error body at a 2xx, or a
+        # proxy's answer. It proves nothing, either way.
+        what = f"the error code {said}" if said else "no RequestId"
+        return Failure("BadResponse", f"HTTP {status} with {what}: not the service's answer of success", status,
+                       request_id, True, latency)
+    code = said or f"HTTP{status}"
     message = redact(str(body.get("Message") or ""), secrets=secret_values(sent))
     return Failure(code, message, status, request_id, is_transient(status, code), latency)
 

@@ -1,0 +1,91 @@
+"""The record against answers that are not the service's documented ones: each odd answer proves nothing.
+
+A service (or what stands in front of it) may answer a 200 that carries an
+error code, a 200 that is no API answer at all, or a read about another
+domain. Each test answers so once per domain, from a simulator that keeps
+the truth, and compares what bulk recorded with what the service holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+from conftest import TEST_AK_ID, TEST_AK_SECRET
+from support import URL, bulk, run_engine
+
+from bulk.checkpoint import Checkpoint
+from bulk.sim import SimConfig, Simulator
+
+SET, QUERY = "SetSnapshotCallbackAuth", "QuerySnapshotCallbackAuth"
+UPDATE, DESCRIBE = "UpdateLiveSnapshotNotifyConfig", "DescribeLiveSnapshotNotifyConfig"
+OLD_URL = "https://old.example.com/snap"
+
+
+def rows_of(path: Path) -> dict[str, dict[str, object]]:
+    with Checkpoint.open_readonly(path) as ckpt:
+        return {str(r["domain"]): dict(r) for r in ckpt.rows() if r["domain"]}
+
+
+def _json(body: object, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+class _OddOnce(Simulator):
+    """Answers each domain's first call of ``action`` with ``odd(domain)``, without carrying it out."""
+
+    action = ""
+    seen: set[str]
+
+    def odd(self, domain: str) -> web.Response:
+        raise NotImplementedError
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        domain = request.query.get("DomainName", "")
+        if request.headers.get("x-acs-action") == self.action and domain not in self.seen:
+            self.seen.add(domain)
+            return self.odd(domain)
+        return await super()._answer(request)
+
+
+def _odd(action: str, answer: object) -> _OddOnce:
+    class Odd(_OddOnce):
+        def odd(self, domain: str) -> web.Response:
+            return _json(answer(domain) if callable(answer) else answer)
+
+    sim = Odd(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=1000))
+    sim.action, sim.seen = action, set()
+    return sim
+
+
+def _set_rows(path: Path, n: int, *, key: str | None = None) -> Path:
+    path.write_text("DomainName,CallbackReqAuth,CallbackAuthKey\n"
+                    + "".join(f"s{i}.example.com,yes,{key or f'Key{i:04d}abcdefghijklm'}\n" for i in range(n)))
+    return path
+
+
+# -- a 200 that is not the service's OK --------------------------------------------------------------------
+
+
+async def test_a_200_carrying_an_error_code_is_no_proof_that_a_write_landed(tmp_path: Path) -> None:
+    """Each first Set is answered 200 with an error body and not carried out: no row may be done for it."""
+    error = {"RequestId": "R", "HostId": "live.aliyuncs.com", "Code": "InternalError", "Message": "try later"}
+    async with _odd(SET, error) as sim:
+        result = await run_engine(sim, _set_rows(tmp_path / "s.csv", 4), action=SET, overrides={}, qps=500,
+                                  backup=False, max_attempts=1)
+        held = {d for d, c in sim.callback_auth.items() if c.get("CallbackReqAuth") == "yes"}
+    rows = rows_of(result.checkpoint)
+    assert all((r["state"] == "done") == (d in held) for d, r in rows.items()), (rows, held)
+    assert result.counts["done"] == len(held) and result.exit_code != 0, result.counts
+
+
+async def test_a_200_without_a_request_id_is_no_proof_that_a_write_landed(tmp_path: Path) -> None:
+    """``{}`` (a proxy's answer, not the API's: its every answer has a RequestId) after a Set not carried out."""
+    async with _odd(SET, {}) as sim:
+        result = await run_engine(sim, _set_rows(tmp_path / "s.csv", 4), action=SET, overrides={}, qps=500,
+                                  backup=False, max_attempts=1)
+        held = {d for d, c in sim.callback_auth.items() if c.get("CallbackReqAuth") == "yes"}
+    rows = rows_of(result.checkpoint)
+    assert all((r["state"] == "done") == (d in held) for d, r in rows.items()), (rows, held)
+    assert result.exit_code != 0, result.counts
