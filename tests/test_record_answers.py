@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 from aiohttp import web
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import URL, bulk, run_engine
@@ -89,3 +90,36 @@ async def test_a_200_without_a_request_id_is_no_proof_that_a_write_landed(tmp_pa
     rows = rows_of(result.checkpoint)
     assert all((r["state"] == "done") == (d in held) for d, r in rows.items()), (rows, held)
     assert result.exit_code != 0, result.counts
+
+
+# -- a read that is not this domain's state ----------------------------------------------------------------
+
+
+def _old(i: int) -> dict[str, str]:
+    return {"DomainName": f"u{i}.example.com", "NotifyUrl": f"https://old{i}.example.com/snap",
+            "NotifyReqAuth": "yes", "NotifyAuthKey": f"Old{i:04d}abcdefghijklm"}
+
+
+@pytest.mark.parametrize("answer", ["another domain", "a boolean switch"])
+async def test_a_read_that_is_not_the_domains_state_is_never_recorded_as_its_prior_state(
+    tmp_path: Path, answer: str
+) -> None:
+    """Each domain's first Describe (the backup's read) answers with another domain's config, or with
+    NotifyReqAuth as a JSON true: a rollback must still give every domain back its own config."""
+    def odd(domain: str) -> dict[str, object]:
+        i = int(domain[1])
+        if answer == "another domain":
+            return {"RequestId": "R", **_old((i + 1) % 3)}
+        return {"RequestId": "R", **_old(i), "NotifyReqAuth": True}
+
+    src = tmp_path / "u.csv"
+    src.write_text("DomainName\n" + "".join(f"u{i}.example.com\n" for i in range(3)))
+    async with _odd(DESCRIBE, odd) as sim:
+        for i in range(3):
+            sim.notify_configs[f"u{i}.example.com"] = _old(i)
+        result = await run_engine(sim, src, action=UPDATE, overrides={"NotifyUrl": URL}, qps=500)
+        assert result.exit_code == 0 and result.counts["done"] == 3, result.counts
+        code, out, err = await bulk("rollback", str(result.checkpoint), "--endpoint", sim.url, "--quiet")
+        held = {d: dict(c) for d, c in sim.notify_configs.items()}
+    assert code == 0, out + err
+    assert held == {f"u{i}.example.com": _old(i) for i in range(3)}

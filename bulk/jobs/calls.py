@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from ..actions import Action
+from ..actions import Action, normalize_domain
 from ..attempts import Caller, Prepaid, Tried
 from ..backup import Backup
 from ..checkpoint import RowOutcome, RowState
-from ..client import Failure
+from ..client import Failure, Success
 from ..rows import WorkRow
 
 __all__ = ["Job", "RowCalls"]
@@ -74,14 +74,22 @@ class RowCalls:
         return await self.state(_reader(action))
 
     async def state(self, reader: Action) -> dict[str, str] | Failure | None:
-        """The row's domain as the read-only ``reader`` shows it; the Failure if unreadable; None if stopped."""
+        """The row's domain as the read-only ``reader`` shows it; the Failure if unreadable; None if stopped.
+
+        An answer that cannot be the domain's state (``_state_of``) is read again while the policy allows.
+        """
         params = {"DomainName": self.row.domain}
         if region := self.row.params.get("RegionId"):
             params["RegionId"] = region  # the row's region, for its read as for its change
-        tried = await self.call(reader, params)
-        if tried.outcome is None or isinstance(tried.outcome, Failure):
-            return tried.outcome
-        return reader.read(tried.outcome.body)
+        tries = 0
+        while True:
+            tried = await self.call(reader, params, tried_before=tries)
+            tries += tried.attempts
+            if tried.outcome is None or isinstance(tried.outcome, Failure):
+                return tried.outcome
+            state = _state_of(reader, tried.outcome, self.row.domain)
+            if isinstance(state, dict) or not self._caller.may_retry(state, tries):
+                return state
 
 
 class Job(Protocol):
@@ -103,6 +111,22 @@ def _expected(action: Action, params: Mapping[str, str]) -> dict[str, str]:
     if action.expect is None:
         raise ValueError(f"{action.name} has no read-back")
     return action.expect(params)
+
+
+def _state_of(reader: Action, answer: Success, domain: str) -> dict[str, str] | Failure:
+    """The state ``reader``'s answer shows of ``domain``; a transient BadResponse for an answer that cannot
+    be it: another domain's, or a field that is neither a string nor null (never its value: it may be a key)."""
+    body = answer.body
+    named = body.get("DomainName")
+    odd = [f for f in reader.returns if body.get(f) is not None and not isinstance(body[f], str)]
+    if odd:
+        why = f"{', '.join(odd)} not a string"
+    elif named and normalize_domain(str(named)) != domain:
+        why = f"answered for another domain ({str(named)[:253]!r})"
+    else:
+        return reader.read(body)
+    return Failure("BadResponse", f"{reader.name} of {domain}: {why}; not taken for its state", answer.status,
+                   answer.request_id, True, answer.latency)
 
 
 def _exists(action: Action, current: Mapping[str, str]) -> bool:
