@@ -123,3 +123,40 @@ async def test_a_read_that_is_not_the_domains_state_is_never_recorded_as_its_pri
         held = {d: dict(c) for d, c in sim.notify_configs.items()}
     assert code == 0, out + err
     assert held == {f"u{i}.example.com": _old(i) for i in range(3)}
+
+
+# -- a read that does not show the key -----------------------------------------------------------------------
+
+
+class _HidesKeys(Simulator):
+    """Shows each NotifyAuthKey masked (``mask``) or leaves it out (``None``) in Describe answers."""
+
+    mask: str | None = None
+
+    def _ok(self, action: str, fields: dict[str, object]) -> web.Response:
+        if action == DESCRIBE and fields.get("NotifyAuthKey"):
+            fields = {k: v for k, v in fields.items() if k != "NotifyAuthKey"}
+            if self.mask is not None:
+                fields["NotifyAuthKey"] = self.mask
+        return super()._ok(action, fields)
+
+
+@pytest.mark.parametrize("mask", ["****", None])
+async def test_a_read_back_that_hides_the_key_settles_no_row_that_sets_one(tmp_path: Path, mask: str | None) -> None:
+    """Each Update lands and answers 500; its read-back shows the key masked, or not at all: bulk cannot tell
+    whether the key is the row's, so no row is failed (nor done) on that read."""
+    src = tmp_path / "u.csv"
+    src.write_text("DomainName,NotifyReqAuth,NotifyAuthKey\n"
+                   + "".join(f"u{i}.example.com,yes,New{i:04d}abcdefghijklm\n" for i in range(3)))
+    config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=1000, error_rate=1.0,
+                       fault_kinds=("internal_after",), fault_actions=(UPDATE,))
+    async with _HidesKeys(config) as sim:
+        sim.mask = mask
+        for i in range(3):
+            sim.notify_configs[f"u{i}.example.com"] = _old(i)
+        result = await run_engine(sim, src, action=UPDATE, overrides={}, qps=500, backup=False, max_attempts=1)
+        held = {d for d, c in sim.notify_configs.items() if c["NotifyAuthKey"].startswith("New")}
+    rows = rows_of(result.checkpoint)
+    assert held == set(rows)  # every Update landed
+    assert {r["state"] for r in rows.values()} == {"unknown"}, rows
+    assert result.exit_code in (3, 5), result

@@ -21,6 +21,9 @@ from ..rows import WorkRow
 
 __all__ = ["Job", "RowCalls"]
 
+#: a read that does not show the domain's key: whether it holds the row's cannot be learnt from it
+KEY_NOT_SHOWN = "KeyNotShown"
+
 #: answers that prove the service cannot hold the row's change: no read-back needed to say failed
 _CANNOT_HOLD = frozenset({"InvalidDomain.NotFound", "MissingParam", "MalformedParam"})
 
@@ -124,9 +127,28 @@ def _state_of(reader: Action, answer: Success, domain: str) -> dict[str, str] | 
     elif named and normalize_domain(str(named)) != domain:
         why = f"answered for another domain ({str(named)[:253]!r})"
     else:
-        return reader.read(body)
+        state = reader.read(body)
+        if (hidden := _hidden_key(reader, state)) is None:
+            return state
+        # The service does not show the key (masked, or left out while auth is on): no read of it can tell
+        # whether a key is ours, so it is no transient fault either.
+        return Failure(KEY_NOT_SHOWN, f"{reader.name} of {domain} does not show {hidden} (masked or left out): "
+                       "bulk cannot tell which key the domain holds", answer.status, answer.request_id, False,
+                       answer.latency)
     return Failure("BadResponse", f"{reader.name} of {domain}: {why}; not taken for its state", answer.status,
                    answer.request_id, True, answer.latency)
+
+
+def _hidden_key(reader: Action, state: Mapping[str, str]) -> str | None:
+    """The key field ``state`` does not show, if any: a value that is no key (``****``), or none while its
+    switch is on (the docs require a key then)."""
+    family = reader.family
+    if family is None or (rotation := family.rotation) is None:
+        return None
+    if key := state.get(rotation.key, ""):
+        param = next(p for p in family.create.params if p.name == rotation.key)
+        return rotation.key if param.check(key) is not None else None
+    return rotation.key if state.get(rotation.switch) == "yes" else None
 
 
 def _exists(action: Action, current: Mapping[str, str]) -> bool:
@@ -183,6 +205,7 @@ def _unknown(action: Action, failure: Failure, read: Failure | None) -> RowOutco
     if read.code in _CANNOT_HOLD:
         return RowOutcome.failed(_reader(action).name, read, "the read-back shows the service cannot hold it")
     said = f"{action.name} answered {failure.code}" if failure is not read else "an earlier write may have landed"
+    how = "could not tell" if read.code == KEY_NOT_SHOWN else "was refused"
     return RowOutcome(RowState.UNKNOWN, _reader(action).name, read.code,
-                      f"{said}, and the read-back was refused ({read.message}): whether the service holds the "
+                      f"{said}, and the read-back {how} ({read.message}): whether the service holds the "
                       "change is unknown", read.status, read.request_id)
