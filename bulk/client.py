@@ -127,6 +127,13 @@ class Failure:
         return self.status is None or self.status >= 500 or self.status < 300
 
     @property
+    def unanswered(self) -> bool:
+        """Whether the service itself never answered a call that may have changed it (every answer of its own
+        carries a RequestId): a timeout, a dropped connection, a gateway's page. The call may still be under
+        way there."""
+        return self.maybe_applied and self.request_id is None
+
+    @property
     def local(self) -> str | None:
         """"credentials" or "connect" for a failure on our side before sending, else None."""
         if self.sent:

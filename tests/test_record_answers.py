@@ -8,6 +8,7 @@ the truth, and compares what bulk recorded with what the service holds.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
@@ -16,8 +17,10 @@ from aiohttp import web
 from conftest import TEST_AK_ID, TEST_AK_SECRET
 from support import URL, bulk, run_engine
 
+from bulk.actions import API_VERSION
 from bulk.checkpoint import Checkpoint
 from bulk.sim import SimConfig, Simulator
+from bulk.sim.constraints import resolve as sim_resolve
 
 SET, QUERY = "SetSnapshotCallbackAuth", "QuerySnapshotCallbackAuth"
 UPDATE, DESCRIBE = "UpdateLiveSnapshotNotifyConfig", "DescribeLiveSnapshotNotifyConfig"
@@ -85,7 +88,7 @@ async def test_a_200_without_a_request_id_is_no_proof_that_a_write_landed(tmp_pa
     """``{}`` (a proxy's answer, not the API's: its every answer has a RequestId) after a Set not carried out."""
     async with _odd(SET, {}) as sim:
         result = await run_engine(sim, _set_rows(tmp_path / "s.csv", 4), action=SET, overrides={}, qps=500,
-                                  backup=False, max_attempts=1)
+                                  backup=False, max_attempts=1, timeout=0.5)
         held = {d for d, c in sim.callback_auth.items() if c.get("CallbackReqAuth") == "yes"}
     rows = rows_of(result.checkpoint)
     assert all((r["state"] == "done") == (d in held) for d, r in rows.items()), (rows, held)
@@ -160,3 +163,53 @@ async def test_a_read_back_that_hides_the_key_settles_no_row_that_sets_one(tmp_p
     assert held == set(rows)  # every Update landed
     assert {r["state"] for r in rows.values()} == {"unknown"}, rows
     assert result.exit_code in (3, 5), result
+
+
+# -- a write still under way when the gateway gave up ------------------------------------------------------
+
+
+class _LandsLater(Simulator):
+    """Each domain's first Set: a gateway answers ``answer`` at once, and the service carries it out a little
+    later (its upstream was still working on it)."""
+
+    answer = ""
+    seen: set[str]
+    landing: set[asyncio.Task[None]]
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        domain = request.query.get("DomainName", "")
+        if request.headers.get("x-acs-action") != SET or domain in self.seen:
+            return await super()._answer(request)
+        self.seen.add(domain)
+        task = asyncio.create_task(self._land(dict(request.query)))
+        self.landing.add(task)
+        task.add_done_callback(self.landing.discard)
+        if self.answer == "reset":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)  # never sent: the connection is gone
+        return web.Response(status=504, text="<html><body>504 Gateway Time-out</body></html>",
+                            content_type="text/html")
+
+    async def _land(self, params: dict[str, str]) -> None:
+        await asyncio.sleep(0.3)
+        self._apply(sim_resolve(SET, API_VERSION), params)
+
+
+@pytest.mark.parametrize("answer", ["gateway 504", "reset"])
+async def test_a_write_the_service_never_answered_is_not_failed_while_it_may_still_land(
+    tmp_path: Path, answer: str
+) -> None:
+    """A 504 from a gateway, or a connection reset after the request went out: the upstream may still be
+    carrying the write out, as after a timeout. Read back at once it is absent; it lands 0.3 s later."""
+    sim = _LandsLater(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=1000))
+    sim.answer, sim.seen, sim.landing = answer, set(), set()
+    async with sim:
+        result = await run_engine(sim, _set_rows(tmp_path / "s.csv", 3), action=SET, overrides={}, qps=500,
+                                  backup=False, max_attempts=1, timeout=1.0)
+        await asyncio.gather(*sim.landing)
+        held = {d for d, c in sim.callback_auth.items() if c.get("CallbackReqAuth") == "yes"}
+    rows = rows_of(result.checkpoint)
+    assert held == set(rows)
+    assert {r["state"] for r in rows.values()} == {"done"}, rows
+    assert result.exit_code == 0
