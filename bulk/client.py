@@ -73,7 +73,7 @@ DEFAULT_REGION = "cn-shanghai"
 
 @dataclass(frozen=True, slots=True)
 class Success:
-    """A 2xx answer with a JSON object body that has a RequestId and no Code; ``latency`` is the call's seconds."""
+    """A 200 answer with a JSON object body that has a RequestId and no Code; ``latency`` is the call's seconds."""
 
     request_id: str
     body: dict[str, Any] = field(repr=False)
@@ -128,10 +128,10 @@ class Failure:
 
     @property
     def unanswered(self) -> bool:
-        """Whether the service itself never answered a call that may have changed it (every answer of its own
-        carries a RequestId): a timeout, a dropped connection, a gateway's page. The call may still be under
-        way there."""
-        return self.maybe_applied and self.request_id is None
+        """Whether no answer says the service is done with a call that may have changed it: a timeout, a
+        dropped connection, a gateway's page (every answer of the service's own carries a RequestId), a 2xx
+        that is not its success (a 202 taken for later). The call may still be under way there."""
+        return self.maybe_applied and (self.request_id is None or (self.status is not None and self.status < 300))
 
     @property
     def local(self) -> str | None:
@@ -315,11 +315,11 @@ def _classify(status: int, raw: bytes, latency: float, sent: Mapping[str, str]) 
     request_id = str(body.get("RequestId") or "") or None
     said = redact(str(body.get("Code") or ""), secrets=secret_values(sent))
     if status < 300:
-        if request_id is not None and not said:
+        if status == 200 and request_id is not None and not said:
             return Success(request_id, body, status, latency)
-        # Not the service's success (which carries a RequestId and no Code): an error body at a 2xx, or a
-        # proxy's answer. It proves nothing, either way.
-        what = f"the error code {said}" if said else "no RequestId"
+        # Not the service's success (a 200 with a RequestId and no Code): an error body at a 2xx, a proxy's
+        # answer, a write taken for later (202). It proves nothing, either way.
+        what = f"the error code {said}" if said else "no RequestId" if request_id is None else "no 200"
         return Failure("BadResponse", f"HTTP {status} with {what}: not the service's answer of success", status,
                        request_id, True, latency)
     code = said or f"HTTP{status}"

@@ -77,7 +77,7 @@ async def test_a_200_carrying_an_error_code_is_no_proof_that_a_write_landed(tmp_
     error = {"RequestId": "R", "HostId": "live.aliyuncs.com", "Code": "InternalError", "Message": "try later"}
     async with _odd(SET, error) as sim:
         result = await run_engine(sim, _set_rows(tmp_path / "s.csv", 4), action=SET, overrides={}, qps=500,
-                                  backup=False, max_attempts=1)
+                                  backup=False, max_attempts=1, timeout=0.5)
         held = {d for d, c in sim.callback_auth.items() if c.get("CallbackReqAuth") == "yes"}
     rows = rows_of(result.checkpoint)
     assert all((r["state"] == "done") == (d in held) for d, r in rows.items()), (rows, held)
@@ -213,3 +213,21 @@ async def test_a_write_the_service_never_answered_is_not_failed_while_it_may_sti
     assert held == set(rows)
     assert {r["state"] for r in rows.values()} == {"done"}, rows
     assert result.exit_code == 0
+
+
+async def test_a_202_accepted_is_no_proof_that_a_write_landed(tmp_path: Path) -> None:
+    """Each first Set is answered 202 (taken for later, as a queue in front of the service may say) and then
+    lost: the service's success is a 200, so no row may be done for it."""
+    class Accepted(_OddOnce):
+        def odd(self, domain: str) -> web.Response:
+            return _json({"RequestId": "R"}, status=202)
+
+    sim = Accepted(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=1000))
+    sim.action, sim.seen = SET, set()
+    async with sim:
+        result = await run_engine(sim, _set_rows(tmp_path / "s.csv", 3), action=SET, overrides={}, qps=500,
+                                  backup=False, max_attempts=1, timeout=0.5)
+        held = {d for d, c in sim.callback_auth.items() if c.get("CallbackReqAuth") == "yes"}
+    rows = rows_of(result.checkpoint)
+    assert not held and {r["state"] for r in rows.values()} == {"unknown"}, rows
+    assert result.exit_code == 3
