@@ -231,3 +231,32 @@ async def test_a_202_accepted_is_no_proof_that_a_write_landed(tmp_path: Path) ->
     rows = rows_of(result.checkpoint)
     assert not held and {r["state"] for r in rows.values()} == {"unknown"}, rows
     assert result.exit_code == 3
+
+
+# -- a read that leaves out a field at its documented default ----------------------------------------------
+
+
+class _LeavesOutDefaults(Simulator):
+    """Describe leaves NotifyReqAuth out where it is ``no``, its documented default (and an unset key)."""
+
+    def _ok(self, action: str, fields: dict[str, object]) -> web.Response:
+        if action == DESCRIBE:
+            fields = {k: v for k, v in fields.items() if v not in ("", "no")}
+        return super()._ok(action, fields)
+
+
+async def test_a_read_that_leaves_out_a_default_field_still_shows_the_rows_config(tmp_path: Path) -> None:
+    """Each Add lands and answers 500: the read-back shows the URL and no NotifyReqAuth, which is the config
+    the row makes (auth off by default). The rows are done, and verify finds them in sync."""
+    src = tmp_path / "d.csv"
+    src.write_text("DomainName\n" + "".join(f"d{i}.example.com\n" for i in range(3)))
+    config = SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=1000, error_rate=1.0,
+                       fault_kinds=("internal_after",), fault_actions=("AddLiveSnapshotNotifyConfig",))
+    async with _LeavesOutDefaults(config) as sim:
+        result = await run_engine(sim, src, qps=500, max_attempts=2)
+        held = {d for d, c in sim.notify_configs.items() if c["NotifyUrl"] == URL}
+        sim.config.error_rate = 0
+        code, out, err = await bulk("verify", str(result.checkpoint), "--endpoint", sim.url, "--quiet")
+    rows = rows_of(result.checkpoint)
+    assert held == set(rows) and {r["state"] for r in rows.values()} == {"done"}, rows
+    assert code == 0 and "in sync" in out, out + err

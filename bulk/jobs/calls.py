@@ -127,7 +127,7 @@ def _state_of(reader: Action, answer: Success, domain: str) -> dict[str, str] | 
     elif named and normalize_domain(str(named)) != domain:
         why = f"answered for another domain ({str(named)[:253]!r})"
     else:
-        state = reader.read(body)
+        state = _with_default(reader, reader.read(body))
         if (hidden := _hidden_key(reader, state)) is None:
             return state
         # The service does not show the key (masked, or left out while auth is on): no read of it can tell
@@ -137,6 +137,15 @@ def _state_of(reader: Action, answer: Success, domain: str) -> dict[str, str] | 
                        answer.latency)
     return Failure("BadResponse", f"{reader.name} of {domain}: {why}; not taken for its state", answer.status,
                    answer.request_id, True, answer.latency)
+
+
+def _with_default(reader: Action, state: dict[str, str]) -> dict[str, str]:
+    """``state`` with the auth switch of an existing config at its documented default (``no``) where the
+    answer leaves it out: the config a create without it makes, as the comparison expects it."""
+    pair = reader.family.create.auth_pair if reader.family is not None else None
+    if pair is not None and not state.get(pair[0]) and reader.exists(state):
+        state[pair[0]] = "no"
+    return state
 
 
 def _hidden_key(reader: Action, state: Mapping[str, str]) -> str | None:
