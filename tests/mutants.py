@@ -240,6 +240,13 @@ MUTANTS = (
         ("tests/test_record_answers.py",),
     ),
     Mutant(
+        "malformed-read-back-fails-the-write",
+        "a read-back refused as malformed after a write that may have landed fails the row (the write landed)",
+        r"if read\.code == _NO_DOMAIN:",
+        "if read.code in _CANNOT_HOLD:",
+        ("tests/test_record_answers.py",),
+    ),
+    Mutant(
         "stale-callback-accepted",
         "the receiver's signature check no longer refuses an old timestamp",
         r"if -skew > max_skew:",

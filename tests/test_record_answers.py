@@ -260,3 +260,29 @@ async def test_a_read_that_leaves_out_a_default_field_still_shows_the_rows_confi
     rows = rows_of(result.checkpoint)
     assert held == set(rows) and {r["state"] for r in rows.values()} == {"done"}, rows
     assert code == 0 and "in sync" in out, out + err
+
+
+# -- a read-back refused for its own parameters -------------------------------------------------------------
+
+
+class _LandsThenReadRefused(Simulator):
+    """Each Set is carried out and answered 500; each Query is refused 400 MalformedParam (its own rules)."""
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("x-acs-action") == QUERY:
+            return _json({"RequestId": "R", "Code": "MalformedParam", "Message": "RegionId is malformed"}, 400)
+        answer = await super()._answer(request)
+        if request.headers.get("x-acs-action") == SET:
+            return _json({"RequestId": "R", "Code": "InternalError", "Message": "try later"}, 500)
+        return answer
+
+
+async def test_a_read_back_refused_as_malformed_says_nothing_of_the_write_it_follows(tmp_path: Path) -> None:
+    """The write may have landed (it did): a read refused for its own parameters cannot show it absent."""
+    async with _LandsThenReadRefused(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=1000)) as sim:
+        result = await run_engine(sim, _set_rows(tmp_path / "s.csv", 3), action=SET, overrides={}, qps=500,
+                                  backup=False, max_attempts=1, max_failure_rate=1.0)
+        held = {d for d, c in sim.callback_auth.items() if c.get("CallbackReqAuth") == "yes"}
+    rows = rows_of(result.checkpoint)
+    assert held == set(rows) and {r["state"] for r in rows.values()} == {"unknown"}, rows
+    assert result.exit_code == 3

@@ -24,8 +24,10 @@ __all__ = ["Job", "RowCalls"]
 #: a read that does not show the domain's key: whether it holds the row's cannot be learnt from it
 KEY_NOT_SHOWN = "KeyNotShown"
 
+#: the domain is not the account's (or not in the region asked): nothing of it can be held
+_NO_DOMAIN = "InvalidDomain.NotFound"
 #: answers that prove the service cannot hold the row's change: no read-back needed to say failed
-_CANNOT_HOLD = frozenset({"InvalidDomain.NotFound", "MissingParam", "MalformedParam"})
+_CANNOT_HOLD = frozenset({_NO_DOMAIN, "MissingParam", "MalformedParam"})
 
 
 class RowCalls:
@@ -208,10 +210,13 @@ def _unknown(action: Action, failure: Failure, read: Failure | None) -> RowOutco
     read again. A refused read (say, no permission to Describe) cannot settle
     it: the row is ``unknown``, recorded with the refusal (the read action and
     its code), which counts towards the safety stop like any other refusal.
+    Only a domain the service does not know (InvalidDomain.NotFound) shows it
+    cannot hold the change: a read refused for its own parameters says
+    nothing of the write.
     """
     if read is None or read.transient:
         return None
-    if read.code in _CANNOT_HOLD:
+    if read.code == _NO_DOMAIN:  # a read refused for its own parameters says nothing of the write
         return RowOutcome.failed(_reader(action).name, read, "the read-back shows the service cannot hold it")
     said = f"{action.name} answered {failure.code}" if failure is not read else "an earlier write may have landed"
     how = "could not tell" if read.code == KEY_NOT_SHOWN else "was refused"
