@@ -135,8 +135,8 @@ class ApplyJob:
             if not (outcome.maybe_applied and calls.may_retry(outcome, tries)):
                 if late:
                     return RowOutcome(RowState.UNKNOWN, action.name, outcome.code,
-                                      "no answer from the service, and not applied when read back "
-                                      f"{self._settle_after:g} s later: "
+                                      f"no answer from the service ({outcome.message}), and not applied when "
+                                      f"read back {self._settle_after:g} s later: "
                                       "the write may still land; the next run reads it back first",
                                       transient=True)
                 note = "read back: not applied" if calls.may_have_landed else None
