@@ -247,6 +247,13 @@ MUTANTS = (
         ("tests/test_record_answers.py",),
     ),
     Mutant(
+        "late-delete-not-awaited",
+        "a rollback's Delete answered by a gateway is sent again at once, and lands after the config added back",
+        r"outcome\.code == \"Timeout\" or action\.deletes",
+        'outcome.code == "Timeout"',
+        ("tests/test_record_answers.py",),
+    ),
+    Mutant(
         "stale-callback-accepted",
         "the receiver's signature check no longer refuses an old timestamp",
         r"if -skew > max_skew:",

@@ -286,3 +286,45 @@ async def test_a_read_back_refused_as_malformed_says_nothing_of_the_write_it_fol
     rows = rows_of(result.checkpoint)
     assert held == set(rows) and {r["state"] for r in rows.values()} == {"unknown"}, rows
     assert result.exit_code == 3
+
+
+class _DeleteLandsLater(_LandsLater):
+    """Each domain's first Delete: a gateway's 504 at once, carried out 0.3 s later."""
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        domain = request.query.get("DomainName", "")
+        if request.headers.get("x-acs-action") != "DeleteLiveSnapshotNotifyConfig" or domain in self.seen:
+            return await Simulator._answer(self, request)
+        self.seen.add(domain)
+        task = asyncio.create_task(self._land(dict(request.query)))
+        self.landing.add(task)
+        task.add_done_callback(self.landing.discard)
+        return web.Response(status=504, text="504 Gateway Time-out", content_type="text/plain")
+
+    async def _land(self, params: dict[str, str]) -> None:
+        await asyncio.sleep(0.3)
+        self._apply(sim_resolve("DeleteLiveSnapshotNotifyConfig", API_VERSION), params)
+
+
+async def test_a_late_delete_never_lands_after_the_config_the_rollback_adds_back(tmp_path: Path) -> None:
+    """The run turned auth on; its rollback must clear the key, so it deletes the config and adds the recorded
+    one. The Delete is answered by a gateway and lands later: the Add must not go before it, or the late
+    Delete takes the restored config away from a row recorded done."""
+    src = tmp_path / "u.csv"
+    src.write_text("DomainName,NotifyReqAuth,NotifyAuthKey\n"
+                   + "".join(f"u{i}.example.com,yes,New{i:04d}abcdefghijklm\n" for i in range(2)))
+    before = {f"u{i}.example.com": {"DomainName": f"u{i}.example.com", "NotifyUrl": OLD_URL,
+                                    "NotifyReqAuth": "no", "NotifyAuthKey": ""} for i in range(2)}
+    sim = _DeleteLandsLater(SimConfig(access_keys={TEST_AK_ID: TEST_AK_SECRET}, qps=1000))
+    sim.seen, sim.landing = set(), set()
+    async with sim:
+        for domain, config in before.items():
+            sim.notify_configs[domain] = dict(config)
+        result = await run_engine(sim, src, action=UPDATE, overrides={}, qps=500)
+        assert result.exit_code == 0, result.counts
+        code, out, err = await bulk("rollback", str(result.checkpoint), "--endpoint", sim.url, "--quiet",
+                                    "--timeout", "1")
+        await asyncio.gather(*sim.landing)
+        held = {d: {k: v for k, v in c.items() if v} for d, c in sim.notify_configs.items()}
+    assert code == 0, out + err
+    assert held == {d: {k: v for k, v in c.items() if v} for d, c in before.items()}
