@@ -73,7 +73,7 @@ DEFAULT_REGION = "cn-shanghai"
 
 @dataclass(frozen=True, slots=True)
 class Success:
-    """A 2xx answer with a JSON object body; ``latency`` is the call's seconds."""
+    """A 200 answer with a JSON object body that has a RequestId and no Code; ``latency`` is the call's seconds."""
 
     request_id: str
     body: dict[str, Any] = field(repr=False)
@@ -118,12 +118,20 @@ class Failure:
         A 4xx and a throttling answer (``Throttling*``, on a 400 or a 503) are
         refusals. Any other 5xx (a 503 ServiceUnavailable too, and a 503
         without an API error body, as a gateway may answer after forwarding),
-        a 2xx whose body cannot be read, a timeout or a dropped connection
-        after sending could have come after the change was made.
+        a 2xx that is not the service's success (a body that cannot be read,
+        an error code, no RequestId), a timeout or a dropped connection after
+        sending could have come after the change was made.
         """
         if not self.sent or self.throttled:
             return False
         return self.status is None or self.status >= 500 or self.status < 300
+
+    @property
+    def unanswered(self) -> bool:
+        """Whether no answer says the service is done with a call that may have changed it: a timeout, a
+        dropped connection, a gateway's page (every answer of the service's own carries a RequestId), a 2xx
+        that is not its success (a 202 taken for later). The call may still be under way there."""
+        return self.maybe_applied and (self.request_id is None or (self.status is not None and self.status < 300))
 
     @property
     def local(self) -> str | None:
@@ -305,9 +313,16 @@ def _classify(status: int, raw: bytes, latency: float, sent: Mapping[str, str]) 
         return Failure("BadResponse", f"HTTP {status} with a body that is not a JSON object", status, None, True,
                        latency)
     request_id = str(body.get("RequestId") or "") or None
+    said = redact(str(body.get("Code") or ""), secrets=secret_values(sent))
     if status < 300:
-        return Success(request_id or "", body, status, latency)
-    code = str(body.get("Code") or f"HTTP{status}")
+        if status == 200 and request_id is not None and not said:
+            return Success(request_id, body, status, latency)
+        # Not the service's success (a 200 with a RequestId and no Code): an error body at a 2xx, a proxy's
+        # answer, a write taken for later (202). It proves nothing, either way.
+        what = f"the error code {said}" if said else "no RequestId" if request_id is None else "no 200"
+        return Failure("BadResponse", f"HTTP {status} with {what}: not the service's answer of success", status,
+                       request_id, True, latency)
+    code = said or f"HTTP{status}"
     message = redact(str(body.get("Message") or ""), secrets=secret_values(sent))
     return Failure(code, message, status, request_id, is_transient(status, code), latency)
 

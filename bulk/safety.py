@@ -57,6 +57,8 @@ _FIXES: dict[str, str] = {
     "InvalidParameter": "the service rejects a value every row shares: check the --set values against its message",
     "InvalidAction.NotFound": "the endpoint does not offer this action: check --endpoint",
     "InvalidVersion": "the endpoint does not speak the Live API 2016-11-01: check --endpoint",
+    "KeyNotShown": "the endpoint's reads do not show the auth keys (the Live API's do), so no key can be read "
+                   "back: check --endpoint and any proxy in between",
 }
 _DEFAULT_FIX = "look the code up in the Live API documentation and fix the cause"
 

@@ -94,9 +94,11 @@ class ApplyJob:
         A create that got an answer proving nothing is sent again while the
         policy allows, without a read first (``_resend_reads``): the service
         refuses a second create, and that refusal is read back.
-        A write that timed out may still be under way at the service: a
+        A write the service itself never answered (a timeout, a dropped
+        connection, a gateway's page) may still be under way there: a
         read-back that finds nothing is made again once ``settle_after`` has
-        passed, and if the write is still absent when no attempt is left, its
+        passed (after a timeout or a Delete's; after another such answer when
+        no attempt is left), and if the write is still absent when no attempt is left, its
         outcome is unknown, not failed.
         """
         tries = 0
@@ -114,7 +116,11 @@ class ApplyJob:
             if outcome.maybe_applied and _resend_reads(action, outcome) and calls.may_retry(outcome, tries):
                 continue  # the resend's answer is the read-back: OK, or 409 and read back below
             # Whatever else went wrong, the row is failed only if the service does not hold its change.
-            late = outcome.code == "Timeout"  # no answer in time: the write may still be under way
+            # No answer of the service's own: the write may still be under way. After a timeout, or a Delete (a
+            # rollback adds the config back after it: a late Delete would take that away), it is read again once
+            # it has had time; after another such answer, before the row would be called failed.
+            late = outcome.unanswered and (outcome.code == "Timeout" or action.deletes
+                                           or not calls.may_retry(outcome, tries))
             for reading in range(2 if late else 1):
                 if reading and await calls.wait(self._settle_after):
                     return None
@@ -131,8 +137,8 @@ class ApplyJob:
             if not (outcome.maybe_applied and calls.may_retry(outcome, tries)):
                 if late:
                     return RowOutcome(RowState.UNKNOWN, action.name, outcome.code,
-                                      "no answer in time, and not applied when read back "
-                                      f"{self._settle_after:g} s later: "
+                                      f"no answer from the service ({outcome.message}), and not applied when "
+                                      f"read back {self._settle_after:g} s later: "
                                       "the write may still land; the next run reads it back first",
                                       transient=True)
                 note = "read back: not applied" if calls.may_have_landed else None

@@ -12,17 +12,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from ..actions import Action
+from ..actions import Action, normalize_domain
 from ..attempts import Caller, Prepaid, Tried
 from ..backup import Backup
 from ..checkpoint import RowOutcome, RowState
-from ..client import Failure
+from ..client import Failure, Success
 from ..rows import WorkRow
 
 __all__ = ["Job", "RowCalls"]
 
+#: a read that does not show the domain's key: whether it holds the row's cannot be learnt from it
+KEY_NOT_SHOWN = "KeyNotShown"
+
+#: the domain is not the account's (or not in the region asked): nothing of it can be held
+_NO_DOMAIN = "InvalidDomain.NotFound"
 #: answers that prove the service cannot hold the row's change: no read-back needed to say failed
-_CANNOT_HOLD = frozenset({"InvalidDomain.NotFound", "MissingParam", "MalformedParam"})
+_CANNOT_HOLD = frozenset({_NO_DOMAIN, "MissingParam", "MalformedParam"})
 
 
 class RowCalls:
@@ -74,14 +79,22 @@ class RowCalls:
         return await self.state(_reader(action))
 
     async def state(self, reader: Action) -> dict[str, str] | Failure | None:
-        """The row's domain as the read-only ``reader`` shows it; the Failure if unreadable; None if stopped."""
+        """The row's domain as the read-only ``reader`` shows it; the Failure if unreadable; None if stopped.
+
+        An answer that cannot be the domain's state (``_state_of``) is read again while the policy allows.
+        """
         params = {"DomainName": self.row.domain}
         if region := self.row.params.get("RegionId"):
             params["RegionId"] = region  # the row's region, for its read as for its change
-        tried = await self.call(reader, params)
-        if tried.outcome is None or isinstance(tried.outcome, Failure):
-            return tried.outcome
-        return reader.read(tried.outcome.body)
+        tries = 0
+        while True:
+            tried = await self.call(reader, params, tried_before=tries)
+            tries += tried.attempts
+            if tried.outcome is None or isinstance(tried.outcome, Failure):
+                return tried.outcome
+            state = _state_of(reader, tried.outcome, self.row.domain)
+            if isinstance(state, dict) or not self._caller.may_retry(state, tries):
+                return state
 
 
 class Job(Protocol):
@@ -103,6 +116,50 @@ def _expected(action: Action, params: Mapping[str, str]) -> dict[str, str]:
     if action.expect is None:
         raise ValueError(f"{action.name} has no read-back")
     return action.expect(params)
+
+
+def _state_of(reader: Action, answer: Success, domain: str) -> dict[str, str] | Failure:
+    """The state ``reader``'s answer shows of ``domain``; a transient BadResponse for an answer that cannot
+    be it: another domain's, or a field that is neither a string nor null (never its value: it may be a key)."""
+    body = answer.body
+    named = body.get("DomainName")
+    odd = [f for f in reader.returns if body.get(f) is not None and not isinstance(body[f], str)]
+    if odd:
+        why = f"{', '.join(odd)} not a string"
+    elif named and normalize_domain(str(named)) != domain:
+        why = f"answered for another domain ({str(named)[:253]!r})"
+    else:
+        state = _with_default(reader, reader.read(body))
+        if (hidden := _hidden_key(reader, state)) is None:
+            return state
+        # The service does not show the key (masked, or left out while auth is on): no read of it can tell
+        # whether a key is ours, so it is no transient fault either.
+        return Failure(KEY_NOT_SHOWN, f"{reader.name} of {domain} does not show {hidden} (masked or left out): "
+                       "bulk cannot tell which key the domain holds", answer.status, answer.request_id, False,
+                       answer.latency)
+    return Failure("BadResponse", f"{reader.name} of {domain}: {why}; not taken for its state", answer.status,
+                   answer.request_id, True, answer.latency)
+
+
+def _with_default(reader: Action, state: dict[str, str]) -> dict[str, str]:
+    """``state`` with the auth switch of an existing config at its documented default (``no``) where the
+    answer leaves it out: the config a create without it makes, as the comparison expects it."""
+    pair = reader.family.create.auth_pair if reader.family is not None else None
+    if pair is not None and not state.get(pair[0]) and reader.exists(state):
+        state[pair[0]] = "no"
+    return state
+
+
+def _hidden_key(reader: Action, state: Mapping[str, str]) -> str | None:
+    """The key field ``state`` does not show, if any: a value that is no key (``****``), or none while its
+    switch is on (the docs require a key then)."""
+    family = reader.family
+    if family is None or (rotation := family.rotation) is None:
+        return None
+    if key := state.get(rotation.key, ""):
+        param = next(p for p in family.create.params if p.name == rotation.key)
+        return rotation.key if param.check(key) is not None else None
+    return rotation.key if state.get(rotation.switch) == "yes" else None
 
 
 def _exists(action: Action, current: Mapping[str, str]) -> bool:
@@ -153,12 +210,16 @@ def _unknown(action: Action, failure: Failure, read: Failure | None) -> RowOutco
     read again. A refused read (say, no permission to Describe) cannot settle
     it: the row is ``unknown``, recorded with the refusal (the read action and
     its code), which counts towards the safety stop like any other refusal.
+    Only a domain the service does not know (InvalidDomain.NotFound) shows it
+    cannot hold the change: a read refused for its own parameters says
+    nothing of the write.
     """
     if read is None or read.transient:
         return None
-    if read.code in _CANNOT_HOLD:
+    if read.code == _NO_DOMAIN:  # a read refused for its own parameters says nothing of the write
         return RowOutcome.failed(_reader(action).name, read, "the read-back shows the service cannot hold it")
     said = f"{action.name} answered {failure.code}" if failure is not read else "an earlier write may have landed"
+    how = "could not tell" if read.code == KEY_NOT_SHOWN else "was refused"
     return RowOutcome(RowState.UNKNOWN, _reader(action).name, read.code,
-                      f"{said}, and the read-back was refused ({read.message}): whether the service holds the "
+                      f"{said}, and the read-back {how} ({read.message}): whether the service holds the "
                       "change is unknown", read.status, read.request_id)
