@@ -9,18 +9,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulk.actions import Kind, Param, check_region, normalize_domain, resolve
+from bulk.actions import InvalidParams, Kind, Param, check_region, normalize_domain, resolve
+from bulk.sim.constraints import OPERATIONS, Reject
+from bulk.sim.constraints import check as sim_check
 
 URL = Param("NotifyUrl", Kind.URL, required=True)
 NAME_253 = ".".join(["a" * 63] * 3 + ["b" * 61])
 
 
 def url_check_before(value: str) -> str | None:
-    """Param.check for a URL as it was before the quick path (which also let urlsplit's ValueError out)."""
+    """Param.check for a URL as it was before the quick path (which also let urlsplit's ValueError out), with
+    the rule added since: no character that is not printable (a control or format character)."""
     if len(value) > 500:
         return "is longer than 500 characters"
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+    if (parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value)
+            or not value.isprintable()):
         return "is not a valid http(s) URL"
     return None
 
@@ -125,3 +129,22 @@ def test_a_row_is_sent_with_its_domain_in_dns_form() -> None:
 ])
 def test_region_ids(value: str, ok: bool) -> None:
     assert (check_region(value) is None) == ok
+
+
+@pytest.mark.parametrize("value", [
+    "https://cb.example.com/a\x01b", "https://cb.example.com/a\x7fb",
+    "https://cb.example.com/a\u200bb", "https://cb.example.com/\u00ad", "https://cb.example.com/\ud800",
+])
+def test_a_notify_url_with_a_character_no_url_holds_is_refused_as_the_service_does(value: str) -> None:
+    # "The URL must be valid": a control or format character (or a lone surrogate, which no UTF-8 can carry) is
+    # no part of one. The service refuses it (the simulator's table as its reading of the page), so bulk must not
+    # send it: the row is refused before any call.
+    row = {"DomainName": "a.example.com", "NotifyUrl": value}
+    with pytest.raises(Reject) as refused:
+        sim_check(OPERATIONS["AddLiveSnapshotNotifyConfig"], row)
+    assert refused.value.code == "MalformedParam"
+    for name in ("AddLiveSnapshotNotifyConfig", "UpdateLiveSnapshotNotifyConfig"):
+        with pytest.raises(InvalidParams, match="NotifyUrl is not a valid http") as mine:
+            resolve(name).validate(row)
+        assert mine.value.code == "MalformedParam"
+    assert URL.check("https://cb.example.com/\u00e9t\u00e9/\u4e2d") is None  # printable text beyond ASCII is fine
