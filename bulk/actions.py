@@ -162,9 +162,8 @@ def _clean_url(value: str) -> str:
             host = parts.hostname
         except ValueError:  # a bracketed host that is not an IP address, or NFKC tricks in the host
             raise _Malformed("is not a valid http(s) URL") from None
-        # No white space, control or format character (nor a lone surrogate) is part of a valid URL.
         if parts.scheme not in ("http", "https") or not host or not value.isprintable() or " " in value:
-            raise _Malformed("is not a valid http(s) URL")
+            raise _Malformed("is not a valid http(s) URL")  # no white space, control or format character
     return value
 
 
