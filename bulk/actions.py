@@ -33,9 +33,7 @@ __all__ = [
 
 API_VERSION = "2016-11-01"
 
-_DOMAIN = re.compile(
-    r"^(?=.{1,253}$)(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$"
-)
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$")
 _KEY = re.compile(r"^[A-Za-z0-9]{16,32}$")
 _URL_MAX = 500
 # Region IDs as the service names them: cn-shanghai, ap-southeast-1, cn-shanghai-finance-1.
@@ -63,7 +61,7 @@ def plain_values(action: Action) -> dict[str, str]:
     Such a value is sent unchanged and holds no comma, quote or white space:
     a CSV line made only of them needs no check value by value.
     """
-    return {**{p.name: _PLAIN[p.kind] for p in action.params}, "RegionId": _REGION.pattern}
+    return {**{p.name: p.shape or _PLAIN[p.kind] for p in action.params}, "RegionId": _REGION.pattern}
 
 
 def check_region(value: str) -> str | None:
@@ -119,11 +117,13 @@ class Param:
     kind: Kind
     required: bool = False
     secret: bool = False
+    #: a regex of the documented values, where they are fewer than the kind's (a choice, a count up to a bound)
+    shape: str | None = None
 
     def check(self, value: str) -> str | None:
         """Return why ``value`` is malformed, or None when it is fine (a domain in any DNS-equal form)."""
         try:
-            _CLEAN[self.kind](value)
+            _clean(self)(value)
         except _Malformed as exc:
             return str(exc)
         return None
@@ -143,11 +143,8 @@ def _clean_domain(value: str) -> str:
             value = idna.encode(value[2:] if wildcard else value, uts46=True).decode("ascii")
         except (idna.IDNAError, UnicodeError):
             raise _Malformed("is not a valid domain name") from None
-        if wildcard:
-            value = "*." + value
-    value = value.lower()
-    if value.endswith("."):
-        value = value[:-1]
+        value = "*." + value if wildcard else value
+    value = value.lower().removesuffix(".")
     if _DOMAIN.match(value) is None:
         raise _Malformed("is not a valid domain name")
     return value
@@ -162,14 +159,8 @@ def _clean_url(value: str) -> str:
             host = parts.hostname
         except ValueError:  # a bracketed host that is not an IP address, or NFKC tricks in the host
             raise _Malformed("is not a valid http(s) URL") from None
-        if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in value):
-            raise _Malformed("is not a valid http(s) URL")
-    return value
-
-
-def _clean_yesno(value: str) -> str:
-    if value != "yes" and value != "no":
-        raise _Malformed("must be yes or no")
+        if parts.scheme not in ("http", "https") or not host or not value.isprintable() or " " in value:
+            raise _Malformed("is not a valid http(s) URL")  # no white space, control or format character
     return value
 
 
@@ -177,6 +168,12 @@ def _clean_key(value: str) -> str:
     if _KEY.match(value) is None:
         raise _Malformed("must be 16 to 32 letters or digits")  # never the key itself: it is a secret
     return value
+
+
+def _clean(param: Param) -> Callable[[str], str]:
+    """``param``'s kind's clean, narrowed to its shape (the documented values) if it has one."""
+    clean, shape, why = _CLEAN[param.kind], param.shape, f"is none of {str(param.shape).replace('|', ', ')}"
+    return clean if shape is None else lambda v: v if re.fullmatch(shape, clean(v)) else _refuse(why)
 
 
 def _shaped(kind: Kind, why: str) -> Callable[[str], str]:
@@ -191,7 +188,7 @@ def _refuse(why: str) -> str:
 _CLEAN: dict[Kind, Callable[[str], str]] = {
     Kind.DOMAIN: _clean_domain,
     Kind.URL: _clean_url,
-    Kind.YESNO: _clean_yesno,
+    Kind.YESNO: _shaped(Kind.YESNO, "must be yes or no"),
     Kind.KEY: _clean_key,
     Kind.TEXT: _shaped(Kind.TEXT, "must be 1 to 253 letters, digits or punctuation, without quotes or commas"),
     Kind.COUNT: _shaped(Kind.COUNT, "must be a whole number from 1"),
@@ -229,7 +226,7 @@ class Action:
     _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_rules", tuple((p.name, p.required, _CLEAN[p.kind]) for p in self.params))
+        object.__setattr__(self, "_rules", tuple((p.name, p.required, _clean(p)) for p in self.params))
         # RegionId is a common parameter of every call, not one of the action's.
         object.__setattr__(self, "_allowed", frozenset((*self.param_names, "RegionId")))
 
@@ -395,8 +392,11 @@ _DELETE_CALLBACK = Action(
 #: the account's live domains, a page at a time (``bulk domains``); every parameter is an optional filter
 LIST_DOMAINS = Action(
     "DescribeLiveUserDomains",
-    (Param("PageSize", Kind.COUNT), Param("PageNumber", Kind.COUNT), *(Param(name, Kind.TEXT) for name in (
-        "LiveDomainType", "DomainStatus", "DomainName", "DomainSearchType", "RegionName", "ResourceGroupId"))),
+    (Param("PageSize", Kind.COUNT, shape="[1-9]|[1-4][0-9]|50"), Param("PageNumber", Kind.COUNT,
+     shape="[1-9][0-9]{0,4}|100000"), Param("LiveDomainType", Kind.TEXT, shape="liveVideo|liveEdge"),
+     Param("DomainStatus", Kind.TEXT, shape="online|offline|configuring"), Param("DomainName", Kind.TEXT),
+     Param("DomainSearchType", Kind.TEXT, shape="fuzzy_match|pre_match|suf_match|full_match"),
+     *(Param(name, Kind.TEXT) for name in ("RegionName", "ResourceGroupId"))),
     idempotent=True, read_only=True, returns=("PageNumber", "PageSize", "TotalCount"), quota=100, page_max=50,
 )
 

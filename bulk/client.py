@@ -196,6 +196,9 @@ class LiveClient:
     ) -> None:
         """``ssl_context`` replaces the system's trust store (a private CA; a TLS test server)."""
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        if parts.username is not None or parts.password is not None:
+            # Never echoed: the user info may hold a password.
+            raise UsageError("endpoint must be a host (such as live.aliyuncs.com), without user info")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"endpoint must be an http(s) URL, got {endpoint!r}")
         if signature not in ("v3", "v1"):

@@ -100,8 +100,9 @@ class DomainList:
     """What a listing found: its domains (each once), the service's TotalCount, and why it stopped early, if it did.
 
     ``halt`` (stopped: a signal, refused credentials) or ``failure`` (a page
-    the service refused, or one still failing after every retry) means the
-    list is incomplete and must not be used as the fleet.
+    the service refused, one still failing after every retry, or pages that
+    never added up to TotalCount) means the list is incomplete and must not
+    be used as the fleet. ``pages``: the pages read, every read counted.
     """
 
     domains: tuple[ListedDomain, ...]
@@ -127,13 +128,19 @@ async def list_domains(
 ) -> DomainList:
     """Every page of DescribeLiveUserDomains under ``filters``, through the engine's Caller (paced, retried).
 
-    Pages are read in order until one is short or TotalCount is reached; a
-    domain that moves from one page to the next while the list is read is
-    kept once. ``page_size`` defaults to the most a page may hold.
+    TotalCount says where the list ends: pages are read in order until they
+    cover it, whatever their length (a short or empty page before the end is
+    not the end; only an answer without a TotalCount ends at a short page).
+    A read whose pages held fewer entries than the total, or whose total
+    changed from one page to the next (a domain added or deleted meanwhile
+    shifts the others across pages), is made again, up to ``_READS`` times;
+    a domain seen twice is kept once. A list that never adds up is returned
+    with an ``IncompleteListing`` failure: it must not stand for the fleet.
+    ``page_size`` defaults to the most a page may hold.
     """
     size = page_size or LIST_DOMAINS.page_max or 50
     found: dict[str, ListedDomain] = {}
-    total = page = 0
+    total = pages = 0
     with Lane().following(stop) as lane:
         try:
             account = await client.access_key_id()
@@ -142,24 +149,43 @@ async def list_domains(
         caller = Caller(client=client, pacers=Pacers(LIST_DOMAINS.quota or 30.0), account=account,
                         retry=retry or RetryPolicy(), lane=lane, stats=RunStats(),
                         health=Health(endpoint=client.endpoint), log=log)
-        while True:
-            page += 1
-            params = {**filters.params(), "PageSize": str(size), "PageNumber": str(page)}
-            tried = await caller.call(LIST_DOMAINS, params, line=page, domain="")
-            outcome = tried.outcome
-            if outcome is None:
-                halt = lane.halt or Halt(HaltKind.INTERRUPTED, "interrupted")
-                return DomainList(tuple(found.values()), total, page - 1, halt=halt)
-            if isinstance(outcome, Failure):
-                return DomainList(tuple(found.values()), total, page - 1, failure=outcome)
-            entries = _page_data(outcome.body)
-            total = _count(outcome.body.get("TotalCount"))
-            for entry in entries:
-                name = normalize_domain(entry.get("DomainName", "")) or entry.get("DomainName", "")
-                if name and name not in found:
-                    found[name] = ListedDomain(name, entry)
-            if len(entries) < size or page * size >= total:
-                return DomainList(tuple(found.values()), total, page)
+        for _ in range(_READS):
+            totals: set[int | None] = set()
+            entries = page = 0
+            while page < _PAGE_NUMBER_MAX:
+                page += 1
+                params = {**filters.params(), "PageSize": str(size), "PageNumber": str(page)}
+                tried = await caller.call(LIST_DOMAINS, params, line=page, domain="")
+                outcome = tried.outcome
+                if outcome is None:
+                    halt = lane.halt or Halt(HaltKind.INTERRUPTED, "interrupted")
+                    return DomainList(tuple(found.values()), total, pages, halt=halt)
+                if isinstance(outcome, Failure):
+                    return DomainList(tuple(found.values()), total, pages, failure=outcome)
+                pages += 1
+                data = _page_data(outcome.body)
+                said = _count(outcome.body.get("TotalCount"))
+                totals.add(said)
+                total = said if said is not None else total
+                entries += len(data)
+                for entry in data:
+                    name = normalize_domain(entry.get("DomainName", "")) or entry.get("DomainName", "")
+                    if name and name not in found:
+                        found[name] = ListedDomain(name, entry)
+                if page * size >= said if said is not None else len(data) < size:
+                    break
+            if len(totals) == 1 and entries >= (next(iter(totals)) or 0):
+                return DomainList(tuple(found.values()), total, pages)
+        short = Failure("IncompleteListing", f"{_READS} reads of the list never held TotalCount's {total} domains "
+                        "with a total that stayed put; nothing is missing from a list only once they do", None, None,
+                        True, 0.0)
+        return DomainList(tuple(found.values()), total, pages, failure=short)
+
+
+#: how many times a listing whose pages do not add up to its TotalCount is read
+_READS = 3
+#: the largest PageNumber the service takes
+_PAGE_NUMBER_MAX = 100_000
 
 
 def export_options(input_path: Path, *, checkpoint: Path, tuning: Tuning | None = None,
@@ -201,8 +227,11 @@ def _page_data(body: Mapping[str, object]) -> list[dict[str, str]]:
     return [{k: "" if v is None else str(v) for k, v in entry.items()} for entry in data if isinstance(entry, dict)]
 
 
-def _count(value: object) -> int:
+def _count(value: object) -> int | None:
+    """A count the answer gives as a number or as text; None when it gives none."""
+    if isinstance(value, bool):
+        return None
     try:
-        return int(str(value))
+        return int(value) if isinstance(value, int) else int(str(value).strip())
     except ValueError:
-        return 0
+        return None

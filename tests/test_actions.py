@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import run_engine, simulator
 
-from bulk.actions import Kind, Param, check_region, normalize_domain, resolve
+from bulk.actions import InvalidParams, Kind, Param, check_region, normalize_domain, resolve
+from bulk.sim.constraints import OPERATIONS, Reject, check_listing
+from bulk.sim.constraints import check as sim_check
 
 URL = Param("NotifyUrl", Kind.URL, required=True)
 NAME_253 = ".".join(["a" * 63] * 3 + ["b" * 61])
 
 
 def url_check_before(value: str) -> str | None:
-    """Param.check for a URL as it was before the quick path (which also let urlsplit's ValueError out)."""
+    """Param.check for a URL as it was before the quick path (which also let urlsplit's ValueError out), with
+    the rule added since: no character that is not printable (a control or format character)."""
     if len(value) > 500:
         return "is longer than 500 characters"
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+    if (parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value)
+            or not value.isprintable()):
         return "is not a valid http(s) URL"
     return None
 
@@ -125,3 +131,61 @@ def test_a_row_is_sent_with_its_domain_in_dns_form() -> None:
 ])
 def test_region_ids(value: str, ok: bool) -> None:
     assert (check_region(value) is None) == ok
+
+
+@pytest.mark.parametrize("value", [
+    "https://cb.example.com/a\x01b", "https://cb.example.com/a\x7fb",
+    "https://cb.example.com/a\u200bb", "https://cb.example.com/\u00ad", "https://cb.example.com/\ud800",
+])
+def test_a_notify_url_with_a_character_no_url_holds_is_refused_as_the_service_does(value: str) -> None:
+    # "The URL must be valid": a control or format character (or a lone surrogate, which no UTF-8 can carry) is
+    # no part of one. The service refuses it (the simulator's table as its reading of the page), so bulk must not
+    # send it: the row is refused before any call.
+    row = {"DomainName": "a.example.com", "NotifyUrl": value}
+    with pytest.raises(Reject) as refused:
+        sim_check(OPERATIONS["AddLiveSnapshotNotifyConfig"], row)
+    assert refused.value.code == "MalformedParam"
+    for name in ("AddLiveSnapshotNotifyConfig", "UpdateLiveSnapshotNotifyConfig"):
+        with pytest.raises(InvalidParams, match="NotifyUrl is not a valid http") as mine:
+            resolve(name).validate(row)
+        assert mine.value.code == "MalformedParam"
+    assert URL.check("https://cb.example.com/\u00e9t\u00e9/\u4e2d") is None  # printable text beyond ASCII is fine
+
+
+LISTING_VALUES = [  # (parameter, value, documented): DescribeLiveUserDomains' documented ranges and choices
+    ("PageSize", "1", True), ("PageSize", "50", True), ("PageSize", "51", False), ("PageSize", "100", False),
+    ("PageNumber", "100000", True), ("PageNumber", "100001", False),
+    ("LiveDomainType", "liveEdge", True), ("LiveDomainType", "LiveVideo", False), ("LiveDomainType", "edge", False),
+    ("DomainStatus", "configuring", True), ("DomainStatus", "Online", False), ("DomainStatus", "stopped", False),
+    ("DomainSearchType", "suf_match", True), ("DomainSearchType", "exact_match", False),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "documented"), LISTING_VALUES)
+def test_listing_parameters_take_the_documented_values_only(name: str, value: str, documented: bool) -> None:
+    # PageSize 1 to 50, PageNumber 1 to 100000, and the documented choices: bulk sends nothing else (the service
+    # refuses it; the simulator's table as its reading of the reference) and refuses none of them.
+    try:
+        check_listing({name: value})
+        refused = None
+    except Reject as exc:
+        refused = exc.code
+    assert refused == (None if documented else "MalformedParam")
+    listing = resolve("describe-live-user-domains")
+    if documented:
+        assert listing.validate({name: value}) == {name: value}
+    else:
+        with pytest.raises(InvalidParams, match=name) as mine:
+            listing.validate({name: value})
+        assert mine.value.code == "MalformedParam"
+
+
+async def test_a_listing_row_outside_the_documented_values_is_refused_before_sending(tmp_path: Path) -> None:
+    # Through the input's quick path for plain CSV values too: the row is invalid, and never sent.
+    rows = tmp_path / "listing.csv"
+    rows.write_text("DomainName,PageSize,DomainStatus\nexample,51,online\nexample.net,50,Online\nexample.org,50,online\n")
+    async with simulator() as sim:
+        result = await run_engine(sim, rows, action="DescribeLiveUserDomains", overrides={})
+        answers = sim.stats()["calls"]["DescribeLiveUserDomains"]
+    assert result.counts["invalid"] == 2 and result.counts["done"] == 1
+    assert answers == {"OK": 1}

@@ -14,6 +14,7 @@ from yarl import URL
 
 from bulk.client import Failure, LiveClient, Success
 from bulk.credentials import Credentials, StaticCredentials
+from bulk.errors import UsageError
 from bulk.proxies import proxy_for
 from bulk.sim import Simulator
 
@@ -105,6 +106,17 @@ def test_endpoint_and_signature_are_checked() -> None:
     with pytest.raises(ValueError):
         LiveClient(credentials=creds, signature="v2")
 
+
+
+async def test_an_endpoint_with_user_credentials_is_refused_without_showing_them(sim: Simulator) -> None:
+    # The service's endpoint is a host (live.aliyuncs.com): user:password@ in it is no form of it. Taken, it went
+    # into the signed host header and aiohttp refused the call with an exception instead of an outcome.
+    creds = StaticCredentials(Credentials(TEST_AK_ID, TEST_AK_SECRET))
+    endpoint = sim.url.replace("http://", "http://user:pa55word@")
+    for signature in ("v3", "v1"):
+        with pytest.raises(UsageError) as refused:
+            LiveClient(credentials=creds, endpoint=endpoint, signature=signature)
+        assert "pa55word" not in str(refused.value) and "user info" in str(refused.value)
 
 # -- proxies ----------------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from conftest import TEST_AK_ID, TEST_AK_SECRET
+from aiohttp import web
+from conftest import TEST_AK_ID, TEST_AK_SECRET, serving
 from support import KEY, NEW_URL, OLD_KEY, URL, bulk, fleet, fleet_csv, run_engine, simulator
 
 from bulk.actions import LIST_DOMAINS
@@ -17,6 +18,7 @@ from bulk.engine import run
 from bulk.inventory import DomainFilter, export_options, export_rows, list_domains
 from bulk.jobs import ExportJob
 from bulk.options import Mode
+from bulk.retry import RetryPolicy
 from bulk.sim import Simulator
 from bulk.verify import verify_options
 
@@ -210,3 +212,82 @@ async def test_verify_shows_live_and_wanted_values(tmp_path: Path) -> None:
     assert f"NotifyAuthKey {fingerprint(OLD_KEY)} -> {fingerprint(KEY)}" in messages["key.example.com"]
     assert all(KEY not in m and OLD_KEY not in m for m in messages.values())
 
+
+
+class _Listing:
+    """A DescribeLiveUserDomains of ``count`` domains; ``answer(call, page, size, names)`` may break any page."""
+
+    def __init__(self, count: int, answer: object = None) -> None:
+        self.domains = [f"p{i:03d}.example.com" for i in range(count)]
+        self.calls = 0
+        self._answer = answer
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        page, size = int(request.query["PageNumber"]), int(request.query["PageSize"])
+        names = self.domains[(page - 1) * size:page * size]
+        body: dict[str, object] = {"RequestId": f"r{self.calls}", "PageNumber": page, "PageSize": size,
+                                   "TotalCount": len(self.domains)}
+        if self._answer is not None:
+            names = self._answer(self.calls, page, names, body)  # type: ignore[operator]
+        body["Domains"] = {"PageData": [{"DomainName": n, "RegionName": "cn-shanghai"} for n in names]}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def _list(listing: _Listing) -> object:
+    async with serving(listing.handle) as endpoint, LiveClient(credentials=CREDS, endpoint=f"http://{endpoint}",
+                                                               timeout=5) as client:
+        return await list_domains(client, retry=RetryPolicy(max_attempts=1))
+
+
+async def test_listing_reads_past_a_short_or_empty_page_up_to_the_total() -> None:
+    # TotalCount is the contract: a page shorter than PageSize (here the second of three, once empty, once short)
+    # is not the end, and a listing that stopped there would pass a partial fleet off as the account's.
+    for broken in ([], lambda names: names[:7]):
+        def answer(call: int, page: int, names: list[str], body: dict[str, object], broken: object = broken) -> object:
+            if call == 2:
+                return broken if isinstance(broken, list) else broken(names)  # type: ignore[operator]
+            return names
+
+        listing = _Listing(130, answer)
+        listed = await _list(listing)
+        assert listed.complete, listed.failure  # type: ignore[attr-defined]
+        assert _names(listed) == set(listing.domains) and listed.total == 130  # type: ignore[attr-defined]
+
+
+async def test_listing_that_never_adds_up_is_incomplete() -> None:
+    # A page that stays short on every read: the list is reported incomplete, never written as the fleet.
+    def answer(call: int, page: int, names: list[str], body: dict[str, object]) -> object:
+        return names[:-1] if page == 2 else names
+
+    listing = _Listing(130, answer)
+    listed = await _list(listing)
+    assert not listed.complete and listed.failure.code == "IncompleteListing"  # type: ignore[attr-defined]
+    assert listing.calls == 9  # three reads of the three pages, then it gives up
+
+
+async def test_listing_that_changes_while_read_is_read_again() -> None:
+    # A domain deleted between the first and the second page shifts the next one back onto the page already read;
+    # the changed TotalCount says so, and the list is read again rather than losing that domain.
+    def answer(call: int, page: int, names: list[str], body: dict[str, object]) -> object:
+        if call == 1:
+            listing.domains.remove("p010.example.com")
+        return names
+
+    listing = _Listing(130, answer)
+    listed = await _list(listing)
+    assert listed.complete and _names(listed) >= set(listing.domains)  # type: ignore[attr-defined]
+    assert "p050.example.com" in _names(listed)
+
+
+async def test_listing_takes_a_total_as_text_and_pages_on_without_one() -> None:
+    for total in ("130", None):
+        def answer(call: int, page: int, names: list[str], body: dict[str, object], total: object = total) -> object:
+            if total is None:
+                del body["TotalCount"]
+            else:
+                body["TotalCount"] = total
+            return names
+
+        listed = await _list(_Listing(130, answer))
+        assert listed.complete and len(_names(listed)) == 130, total  # type: ignore[attr-defined]

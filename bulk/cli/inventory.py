@@ -138,8 +138,8 @@ def domains_cmd(
             return listed.halt.kind.exit_code
         if listed.failure is not None:
             f = listed.failure
-            fail(f"DescribeLiveUserDomains page {listed.pages + 1} failed: {f.code}: {f.message}; nothing was written",
-                 Exit.FAILED)
+            fail(f"DescribeLiveUserDomains failed after {listed.pages} page(s): {f.code}: {f.message}; "
+                 "nothing was written", Exit.FAILED)
         rows = [d.details if columns != DOMAIN_COLUMNS else d.row for d in listed.domains]
         with errors():
             _emit(rows, columns, out=out, fmt=format, json_=json_, document={"total": listed.total})
