@@ -172,13 +172,16 @@ def _clean_key(value: str) -> str:
 
 def _clean(param: Param) -> Callable[[str], str]:
     """``param``'s kind's clean, narrowed to its shape (the documented values) if it has one."""
-    clean, shape, why = _CLEAN[param.kind], param.shape, f"is none of {str(param.shape).replace('|', ', ')}"
-    return clean if shape is None else lambda v: v if re.fullmatch(shape, clean(v)) else _refuse(why)
+    clean = _CLEAN[param.kind]
+    if param.shape is None:
+        return clean
+    narrow = _shaped(param.shape, f"is none of {param.shape.replace('|', ', ')}")
+    return lambda value: narrow(clean(value))
 
 
-def _shaped(kind: Kind, why: str) -> Callable[[str], str]:
-    """A clean that takes, unchanged, exactly the values ``kind``'s plain pattern matches."""
-    return lambda value: value if re.fullmatch(_PLAIN[kind], value) else _refuse(why)
+def _shaped(pattern: str, why: str) -> Callable[[str], str]:
+    """A clean that takes, unchanged, exactly the values ``pattern`` matches in full."""
+    return lambda value: value if re.fullmatch(pattern, value) else _refuse(why)
 
 
 def _refuse(why: str) -> str:
@@ -188,10 +191,10 @@ def _refuse(why: str) -> str:
 _CLEAN: dict[Kind, Callable[[str], str]] = {
     Kind.DOMAIN: _clean_domain,
     Kind.URL: _clean_url,
-    Kind.YESNO: _shaped(Kind.YESNO, "must be yes or no"),
+    Kind.YESNO: _shaped(_PLAIN[Kind.YESNO], "must be yes or no"),
     Kind.KEY: _clean_key,
-    Kind.TEXT: _shaped(Kind.TEXT, "must be 1 to 253 letters, digits or punctuation, without quotes or commas"),
-    Kind.COUNT: _shaped(Kind.COUNT, "must be a whole number from 1"),
+    Kind.TEXT: _shaped(_PLAIN[Kind.TEXT], "must be 1 to 253 letters, digits or punctuation, without quotes or commas"),
+    Kind.COUNT: _shaped(_PLAIN[Kind.COUNT], "must be a whole number from 1"),
 }
 
 
