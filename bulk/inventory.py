@@ -172,7 +172,7 @@ async def list_domains(
                     name = normalize_domain(entry.get("DomainName", "")) or entry.get("DomainName", "")
                     if name and name not in found:
                         found[name] = ListedDomain(name, entry)
-                if page * size >= said if said is not None else len(data) < size:
+                if (page * size >= said) if said is not None else (len(data) < size):
                     break
             if len(totals) == 1 and entries >= (next(iter(totals)) or 0):
                 return DomainList(tuple(found.values()), total, pages)
